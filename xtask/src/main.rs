@@ -1,0 +1,161 @@
+//! Project automation for WxLink: `cargo xtask <command>`.
+//!
+//! Every command is plain Rust run through `xshell`, so nothing here needs a
+//! shell script. Run `cargo xtask help` for the list.
+
+mod flags;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use xshell::{Shell, cmd};
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let sh = Shell::new()?;
+    sh.change_dir(project_root());
+    let (command, rest) = match args.split_first() {
+        Some((c, rest)) => (c.as_str(), rest),
+        None => ("help", &[][..]),
+    };
+    match command {
+        "lint" => lint(&sh),
+        "deps" => deps(&sh),
+        "test" => test(&sh, rest),
+        "ci" => ci(&sh),
+        "help" | "--help" | "-h" => {
+            print!("{}", flags::HELP);
+            Ok(())
+        }
+        other => bail!("unknown command `{other}`\n\n{}", flags::HELP),
+    }
+}
+
+/// The workspace root: the parent of this crate's manifest directory.
+pub fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// `cargo fmt --check` and clippy with every warning an error.
+fn lint(sh: &Shell) -> Result<()> {
+    cmd!(sh, "cargo fmt --all -- --check")
+        .run()
+        .context("code is not formatted; run `cargo fmt --all`")?;
+    cmd!(
+        sh,
+        "cargo clippy --workspace --all-targets --locked -- -D warnings"
+    )
+    .run()
+    .context("clippy found problems")?;
+    Ok(())
+}
+
+/// Checks the dependency edges between our crates (DESIGN.md): each crate
+/// may depend only on the crates listed for it.
+fn deps(sh: &Shell) -> Result<()> {
+    let allowed: &[(&str, &[&str])] = &[
+        ("wxlink-proto", &[]),
+        ("wxlink-transport", &["wxlink-proto"]),
+        ("wxlink-media", &["wxlink-proto", "wxlink-transport"]),
+        (
+            "wxlink-client",
+            &["wxlink-proto", "wxlink-transport", "wxlink-media"],
+        ),
+        ("wxlink-sim", &["wxlink-proto", "wxlink-media"]),
+        (
+            "wxlink-cli",
+            &[
+                "wxlink-proto",
+                "wxlink-transport",
+                "wxlink-media",
+                "wxlink-client",
+                "wxlink-sim",
+            ],
+        ),
+        ("xtask", &[]),
+    ];
+    let fmt = "{p}";
+    let mut bad = Vec::new();
+    for (krate, ok) in allowed {
+        let tree = cmd!(
+            sh,
+            "cargo tree --locked -p {krate} -e normal --prefix none --format {fmt}"
+        )
+        .quiet()
+        .read()?;
+        for line in tree.lines().skip(1) {
+            let name = line.split_whitespace().next().unwrap_or("");
+            if name.starts_with("wxlink-") && name != *krate && !ok.contains(&name) {
+                bad.push(format!("{krate} -> {name}"));
+            }
+        }
+    }
+    // The sim must not pull the media crate's transport feature.
+    let sim = cmd!(
+        sh,
+        "cargo tree --locked -p wxlink-sim -e normal --prefix none --format {fmt}"
+    )
+    .quiet()
+    .read()?;
+    if sim.lines().any(|l| l.starts_with("wxlink-transport ")) {
+        bad.push("wxlink-sim -> wxlink-transport (through wxlink-media's default feature)".into());
+    }
+    if !bad.is_empty() {
+        bail!("forbidden crate edges:\n  {}", bad.join("\n  "));
+    }
+    println!("crate edges ok");
+    Ok(())
+}
+
+/// The whole test suite: nextest when installed (else `cargo test`), then
+/// the doc tests, which nextest does not run.
+fn test(sh: &Shell, extra: &[String]) -> Result<()> {
+    let have_nextest = cmd!(sh, "cargo nextest --version")
+        .quiet()
+        .ignore_stdout()
+        .ignore_stderr()
+        .run()
+        .is_ok();
+    if have_nextest {
+        cmd!(
+            sh,
+            "cargo nextest run --workspace --locked --no-fail-fast {extra...}"
+        )
+        .run()?;
+    } else {
+        cmd!(
+            sh,
+            "cargo test --workspace --locked --no-fail-fast {extra...}"
+        )
+        .run()?;
+    }
+    cmd!(sh, "cargo test --workspace --locked --doc").run()?;
+    Ok(())
+}
+
+/// Everything CI checks, in the order that fails fastest.
+fn ci(sh: &Shell) -> Result<()> {
+    lint(sh)?;
+    deps(sh)?;
+    test(sh, &[])?;
+    let _doc = sh.push_env("RUSTDOCFLAGS", "-D warnings");
+    cmd!(sh, "cargo doc --workspace --no-deps --locked").run()?;
+    println!("xtask ci: all checks passed");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn project_root_is_the_workspace_root() {
+        let manifest = std::fs::read_to_string(project_root().join("Cargo.toml"))
+            .expect("the root manifest is readable");
+        assert!(manifest.contains("[workspace]"));
+        assert!(manifest.contains("\"wxlink-proto\""));
+    }
+}

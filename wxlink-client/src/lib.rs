@@ -2,3 +2,7 @@
 //!
 //! It offers every call of the reference API page (polling, text, typing,
 //! media, config), QR login and the helpers bot authors need.
+
+pub mod chunk;
+
+pub use chunk::{DEFAULT_MAX_CHARS, chunk_text};

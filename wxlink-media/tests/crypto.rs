@@ -1,0 +1,180 @@
+//! AES-128-ECB against the protocol's vectors, and properties of the
+//! whole-buffer and streaming paths.
+#![allow(clippy::unwrap_used)]
+
+use proptest::prelude::*;
+use wxlink_media::crypto::{self, Decryptor, Encryptor};
+use wxlink_media::{AesKey, KeyEncoding, MediaError};
+
+fn vectors() -> serde_json::Value {
+    let text = include_str!("data/media.crypto-vectors.json");
+    serde_json::from_str(text).unwrap()
+}
+
+#[test]
+fn protocol_vectors_encrypt_and_decrypt() {
+    let v = vectors();
+    let key = AesKey::from_hex(v["key_hex"].as_str().unwrap()).unwrap();
+    let cases = v["vectors"].as_array().unwrap();
+    assert_eq!(cases.len(), 3);
+    for case in cases {
+        let plain = case["plaintext_utf8"].as_str().unwrap().as_bytes();
+        let want = hex::decode(case["ciphertext_hex"].as_str().unwrap()).unwrap();
+        assert_eq!(plain.len() as u64, case["rawsize"].as_u64().unwrap());
+        assert_eq!(crypto::encrypt(&key, plain), want);
+        assert_eq!(
+            crypto::ciphertext_len(plain.len() as u64),
+            case["filesize"].as_u64().unwrap()
+        );
+        assert_eq!(crypto::decrypt(&key, &want).unwrap(), plain);
+    }
+}
+
+#[test]
+fn protocol_key_encodings_parse_to_the_vector_key() {
+    let v = vectors();
+    let key = AesKey::from_hex(v["key_hex"].as_str().unwrap()).unwrap();
+    let encodings = v["key_encodings"].as_object().unwrap();
+    assert_eq!(encodings.len(), 4);
+    for (what, text) in encodings {
+        let (parsed, enc) = AesKey::parse_inbound(text.as_str().unwrap()).unwrap();
+        assert_eq!(parsed, key, "{what}");
+        let expected = if what.contains("raw bytes") {
+            KeyEncoding::Base64Raw
+        } else if what.contains("base64") {
+            KeyEncoding::Base64Hex
+        } else {
+            KeyEncoding::Hex
+        };
+        assert_eq!(enc, expected, "{what}");
+        assert_eq!(key.encode(enc), text.as_str().unwrap());
+    }
+}
+
+#[test]
+fn corrupt_last_block_is_bad_padding() {
+    let key = AesKey::from_bytes([3; 16]);
+    let mut ct = crypto::encrypt(&key, &[1u8; 100]);
+    let n = ct.len();
+    ct[n - 1] ^= 0x55;
+    assert!(matches!(
+        crypto::decrypt(&key, &ct),
+        Err(MediaError::BadPadding)
+    ));
+    let mut dec = Decryptor::new(&key);
+    let mut out = Vec::new();
+    dec.update(&ct, &mut out);
+    assert!(matches!(dec.finish(), Err(MediaError::BadPadding)));
+}
+
+/// Splits `data` at the given cut points (taken modulo the length).
+fn chunked<'a>(data: &'a [u8], cuts: &[usize]) -> Vec<&'a [u8]> {
+    let mut points: Vec<usize> = cuts
+        .iter()
+        .map(|c| {
+            if data.is_empty() {
+                0
+            } else {
+                c % (data.len() + 1)
+            }
+        })
+        .collect();
+    points.push(0);
+    points.push(data.len());
+    points.sort_unstable();
+    // Repeated points give empty chunks on purpose.
+    points.windows(2).map(|w| &data[w[0]..w[1]]).collect()
+}
+
+fn stream_encrypt(key: &AesKey, chunks: &[&[u8]]) -> Vec<u8> {
+    let mut enc = Encryptor::new(key);
+    let mut out = Vec::new();
+    for chunk in chunks {
+        let before = out.len();
+        enc.update(chunk, &mut out);
+        assert_eq!((out.len() - before) % 16, 0);
+        // The encryptor never holds back a full block.
+        assert!(enc.consumed() - out.len() as u64 <= 15);
+    }
+    out.extend_from_slice(&enc.finish());
+    out
+}
+
+fn stream_decrypt(key: &AesKey, chunks: &[&[u8]]) -> Result<Vec<u8>, MediaError> {
+    let mut dec = Decryptor::new(key);
+    let mut out = Vec::new();
+    for chunk in chunks {
+        dec.update(chunk, &mut out);
+        // At most one block is held back.
+        assert!(dec.consumed() - out.len() as u64 <= 16);
+    }
+    out.extend_from_slice(&dec.finish()?);
+    Ok(out)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn round_trip_any_length(key in any::<[u8; 16]>(), data in proptest::collection::vec(any::<u8>(), 0..2048)) {
+        let key = AesKey::from_bytes(key);
+        let ct = crypto::encrypt(&key, &data);
+        prop_assert_eq!(ct.len() as u64, crypto::ciphertext_len(data.len() as u64));
+        prop_assert_eq!(crypto::decrypt(&key, &ct).unwrap(), data);
+    }
+
+    #[test]
+    fn streaming_equals_whole_buffer_for_any_chunking(
+        key in any::<[u8; 16]>(),
+        data in proptest::collection::vec(any::<u8>(), 0..1200),
+        enc_cuts in proptest::collection::vec(any::<usize>(), 0..12),
+        dec_cuts in proptest::collection::vec(any::<usize>(), 0..12),
+    ) {
+        let key = AesKey::from_bytes(key);
+        let whole = crypto::encrypt(&key, &data);
+        let streamed = stream_encrypt(&key, &chunked(&data, &enc_cuts));
+        prop_assert_eq!(&streamed, &whole);
+        let back = stream_decrypt(&key, &chunked(&whole, &dec_cuts)).unwrap();
+        prop_assert_eq!(back, data);
+    }
+
+    #[test]
+    fn one_byte_chunks_round_trip(data in proptest::collection::vec(any::<u8>(), 0..100)) {
+        let key = AesKey::from_bytes([9; 16]);
+        let singles: Vec<&[u8]> = data.chunks(1).collect();
+        let ct = stream_encrypt(&key, &singles);
+        prop_assert_eq!(&ct, &crypto::encrypt(&key, &data));
+        let ct_singles: Vec<&[u8]> = ct.chunks(1).collect();
+        prop_assert_eq!(stream_decrypt(&key, &ct_singles).unwrap(), data);
+    }
+
+    #[test]
+    fn size_formula_equals_real_ciphertext_length(len in 0usize..4096) {
+        let key = AesKey::from_bytes([1; 16]);
+        let ct = crypto::encrypt(&key, &vec![0xAB; len]);
+        prop_assert_eq!(ct.len() as u64, crypto::ciphertext_len(len as u64));
+        // PKCS#7 adds 1 to 16 bytes and ends on a block boundary.
+        prop_assert!(ct.len() > len && ct.len() - len <= 16 && ct.len() % 16 == 0);
+    }
+
+    #[test]
+    fn truncated_ciphertext_is_a_length_error(
+        data in proptest::collection::vec(any::<u8>(), 0..300),
+        cut in 1usize..16,
+    ) {
+        let key = AesKey::from_bytes([5; 16]);
+        let ct = crypto::encrypt(&key, &data);
+        let short = &ct[..ct.len() - cut];
+        let whole_err = crypto::decrypt(&key, short).unwrap_err();
+        let whole_is_length = matches!(whole_err, MediaError::CiphertextLength { .. });
+        prop_assert!(whole_is_length);
+        let stream_err = stream_decrypt(&key, &[short]).unwrap_err();
+        let stream_is_length = matches!(stream_err, MediaError::CiphertextLength { .. });
+        prop_assert!(stream_is_length);
+    }
+
+    #[test]
+    fn parse_inbound_never_panics(text in ".{0,64}") {
+        let _ = AesKey::parse_inbound(&text);
+    }
+}

@@ -5,9 +5,11 @@ pub const HELP: &str = "\
 cargo xtask <command>
 
 commands:
+  codegen [--check]    regenerate wxlink-proto/src/generated and docs/protocol.md
+                       from the schema, or with --check fail if they are stale
   lint                 cargo fmt --check, then clippy with -D warnings
   deps                 check the dependency edges between our crates
   test [ARGS...]       the whole test suite (nextest or cargo test), then doc tests
-  ci                   lint, deps, test, cargo doc with -D warnings
+  ci                   codegen --check, lint, deps, test, cargo doc with -D warnings
   help                 this text
 ";

@@ -3,6 +3,7 @@
 //! Every command is plain Rust run through `xshell`, so nothing here needs a
 //! shell script. Run `cargo xtask help` for the list.
 
+mod codegen;
 mod flags;
 
 use std::path::{Path, PathBuf};
@@ -19,6 +20,7 @@ fn main() -> Result<()> {
         None => ("help", &[][..]),
     };
     match command {
+        "codegen" => codegen::run(&sh, codegen_check_flag(rest)?),
         "lint" => lint(&sh),
         "deps" => deps(&sh),
         "test" => test(&sh, rest),
@@ -28,6 +30,15 @@ fn main() -> Result<()> {
             Ok(())
         }
         other => bail!("unknown command `{other}`\n\n{}", flags::HELP),
+    }
+}
+
+/// Reads the arguments of `codegen`: nothing, or `--check`.
+fn codegen_check_flag(args: &[String]) -> Result<bool> {
+    match args {
+        [] => Ok(false),
+        [flag] if flag == "--check" => Ok(true),
+        _ => bail!("usage: cargo xtask codegen [--check]"),
     }
 }
 
@@ -138,6 +149,7 @@ fn test(sh: &Shell, extra: &[String]) -> Result<()> {
 
 /// Everything CI checks, in the order that fails fastest.
 fn ci(sh: &Shell) -> Result<()> {
+    codegen::run(sh, true)?;
     lint(sh)?;
     deps(sh)?;
     test(sh, &[])?;

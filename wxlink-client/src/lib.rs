@@ -4,5 +4,6 @@
 //! media, config), QR login and the helpers bot authors need.
 
 pub mod chunk;
+pub mod runtime;
 
 pub use chunk::{DEFAULT_MAX_CHARS, chunk_text};

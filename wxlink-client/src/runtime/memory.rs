@@ -75,18 +75,9 @@ impl Store for MemoryStore {
 
     fn commit_batch(&self, batch: &InboundBatch) -> Result<CommitOutcome, StoreError> {
         let mut guard = self.lock()?;
-        // Work on a copy so that the batch is all-or-nothing even though
-        // nothing below can fail today; the SQLite store has the same shape.
-        let mut next = Inner {
-            cursor: guard.cursor.clone(),
-            next_key: guard.next_key,
-            journal: guard.journal.clone(),
-            seen_ids: guard.seen_ids.clone(),
-            seen_order: guard.seen_order.clone(),
-            fingerprints: guard.fingerprints.clone(),
-            contexts: guard.contexts.clone(),
-            turns: guard.turns.clone(),
-        };
+        // Nothing below can fail, so mutating in place keeps the batch
+        // all-or-nothing, as the SQLite store's transaction does.
+        let next = &mut *guard;
         let mut outcome = CommitOutcome::default();
         let now = batch.now_ms;
         if let Some(ttl) = batch.dedupe.fingerprint_ttl_ms {
@@ -109,9 +100,11 @@ impl Store for MemoryStore {
                     },
                 );
             }
-            if let (Some(ttl), Some(fp)) = (batch.dedupe.fingerprint_ttl_ms, &message.fingerprint)
-            {
-                let fresh = next.fingerprints.get(fp).is_some_and(|seen| now - *seen < ttl);
+            if let (Some(ttl), Some(fp)) = (batch.dedupe.fingerprint_ttl_ms, &message.fingerprint) {
+                let fresh = next
+                    .fingerprints
+                    .get(fp)
+                    .is_some_and(|seen| now - *seen < ttl);
                 if fresh {
                     outcome.duplicates += 1;
                     continue;
@@ -139,7 +132,6 @@ impl Store for MemoryStore {
         if let Some(cursor) = batch.cursor.as_deref().filter(|c| !c.is_empty()) {
             next.cursor = Some(cursor.to_owned());
         }
-        *guard = next;
         Ok(outcome)
     }
 

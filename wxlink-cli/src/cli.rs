@@ -1,0 +1,357 @@
+//! The command tree of `wxlink`, declared with clap's derive API.
+//!
+//! Every command carries a short description, a longer one for `--help`
+//! and a few examples, so that `wxlink <command> --help` is enough to use
+//! it. Usage errors are reported by clap itself, which exits with code 2.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// The parsed command line: global options and one command.
+#[derive(Debug, Parser)]
+#[command(
+    name = "wxlink",
+    version,
+    about = "Talk to the WeChat iLink bot API (WeChat ClawBot) from the command line.",
+    long_about = "Talk to the WeChat iLink bot API (WeChat ClawBot) from the command line.\n\n\
+        `wxlink demo` runs a complete echo bot against an embedded simulator: no account and \
+        no network needed. The other commands talk to whatever server the account points at: \
+        the real service after `wxlink login`, or a simulator started with `wxlink sim`.",
+    after_help = "Examples:\n  \
+        wxlink demo                                  # an echo bot against the embedded simulator\n  \
+        wxlink login --out bot.json                  # QR login, saves the account\n  \
+        wxlink --account bot.json send --to USER@im.wechat --text hello\n  \
+        wxlink --account bot.json listen --cursor-file bot.cursor\n\n\
+        Account: --account FILE (default ./wxlink-account.json when it exists), overridden field \
+        by field by WXLINK_TOKEN, WXLINK_BASE_URL and WXLINK_CDN_BASE_URL, which are overridden \
+        by --token, --base-url and --cdn-base-url.\n\n\
+        Exit codes: 0 success, 1 failure, 2 usage error."
+)]
+pub struct Cli {
+    /// Options shared by every command.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options accepted before or after any command.
+#[derive(Debug, Args, Clone, Default)]
+pub struct GlobalArgs {
+    /// Account file written by `wxlink login` (JSON: token, base_url, cdn_base_url, account_id, user_id).
+    #[arg(long, global = true, value_name = "FILE", env = "WXLINK_ACCOUNT")]
+    pub account: Option<PathBuf>,
+
+    /// Bot token; overrides WXLINK_TOKEN and the account file.
+    #[arg(
+        long,
+        global = true,
+        value_name = "TOKEN",
+        env = "WXLINK_TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+
+    /// API base URL; overrides WXLINK_BASE_URL and the account file. For `login`, the server that issues the QR code.
+    #[arg(long, global = true, value_name = "URL", env = "WXLINK_BASE_URL")]
+    pub base_url: Option<String>,
+
+    /// CDN base URL for media; overrides WXLINK_CDN_BASE_URL and the account file.
+    #[arg(long, global = true, value_name = "URL", env = "WXLINK_CDN_BASE_URL")]
+    pub cdn_base_url: Option<String>,
+
+    /// More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG is used when absent.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+/// The commands of `wxlink`.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run an echo bot against the embedded simulator and show a scripted conversation.
+    #[command(
+        long_about = "Run an echo bot against the embedded simulator and show a scripted conversation.\n\n\
+            Starts the simulator in this process, logs in with the QR flow (the QR code is drawn \
+            in the terminal and the simulated phone scans it), starts an echo bot built on \
+            WxLinkClient, then plays a user who sends a text, a long text, an image and a file. \
+            The bot shows a typing indicator and echoes each one back; media goes back through a \
+            real encrypted upload. Every reply is checked against what the simulator received. \
+            Needs no account and no network; exits 0 only when every check passed.",
+        after_help = "Examples:\n  \
+            wxlink demo\n  \
+            cargo run --release -p wxlink-cli -- demo\n  \
+            wxlink -v demo          # with the client's logs on stderr"
+    )]
+    Demo(DemoArgs),
+
+    /// Run the simulator standalone and print its URLs and bot token as one JSON line.
+    #[command(
+        long_about = "Run the simulated iLink API server and CDN on 127.0.0.1 until interrupted.\n\n\
+            Prints one JSON line on stdout, {\"base_url\":…,\"cdn_base_url\":…,\"token\":…,\"user_id\":…}, \
+            then serves until Ctrl-C. Point other wxlink commands (or any iLink client) at it.",
+        after_help = "Examples:\n  \
+            wxlink sim\n  \
+            wxlink sim --port 8787\n  \
+            eval $(wxlink sim | jq -r '\"export WXLINK_TOKEN=\\(.token) WXLINK_BASE_URL=\\(.base_url) WXLINK_CDN_BASE_URL=\\(.cdn_base_url)\"')"
+    )]
+    Sim(SimArgs),
+
+    /// Log in by scanning a QR code with WeChat and save the account file.
+    #[command(
+        long_about = "Log in by scanning a QR code with WeChat and save the account file.\n\n\
+            Draws the QR code in the terminal and prints its URL, reports each step (scanned, \
+            confirmed), asks for the pairing code when the server wants one, and writes the \
+            account as JSON (token, base_url, cdn_base_url when known, account_id, user_id) with \
+            file mode 0600. The global --base-url chooses the server that issues the QR code \
+            (default: the official iLink host).",
+        after_help = "Examples:\n  \
+            wxlink login\n  \
+            wxlink login --out ~/.config/wxlink/bot.json\n  \
+            wxlink login --base-url http://127.0.0.1:8787 --out sim.json   # against `wxlink sim`"
+    )]
+    Login(LoginArgs),
+
+    /// Send a text, a file or a URL's content to a user.
+    #[command(
+        long_about = "Send a text, a file or a URL's content to a user.\n\n\
+            Text longer than --chunk characters is split on character boundaries (preferring line \
+            breaks) and sent as several messages. A file or URL is uploaded encrypted to the CDN \
+            and sent as an image, video or file message (kind inferred from its content and \
+            name); --caption sends a text first. Prints the id of each message sent, one a line.",
+        after_help = "Examples:\n  \
+            wxlink send --to USER@im.wechat --text 'hello'\n  \
+            wxlink send --to USER@im.wechat --context-token \"$CTX\" --file photo.jpg --caption 'look'\n  \
+            wxlink send --to USER@im.wechat --url https://example.com/report.pdf\n  \
+            wxlink send --to USER@im.wechat --text \"$(cat long.txt)\" --chunk 2000"
+    )]
+    Send(SendArgs),
+
+    /// Long-poll for inbound messages and print each as one JSON line.
+    #[command(
+        long_about = "Long-poll for inbound messages and print each as one JSON line on stdout.\n\n\
+            Logs go to stderr, so stdout can be piped into jq or a program. With --cursor-file the \
+            poll cursor is saved after every poll (atomically: a crash never loses or rewinds it) \
+            and resumed on the next start. With --download-dir inbound media is downloaded and \
+            decrypted there, and the line gets a \"downloaded\" field with the paths. Runs until \
+            Ctrl-C, or for a single poll with --once.",
+        after_help = "Examples:\n  \
+            wxlink listen\n  \
+            wxlink listen --cursor-file bot.cursor --download-dir inbox/\n  \
+            wxlink listen --once | jq -r '.item_list[0].text_item.text'"
+    )]
+    Listen(ListenArgs),
+
+    /// Show or cancel the \"typing…\" indicator for a user.
+    #[command(
+        long_about = "Show or cancel the \"typing…\" indicator for a user.\n\n\
+            Fetches the user's typing ticket (getconfig) and sends the typing status. WeChat \
+            shows the indicator for a few seconds; send it again to keep it up.",
+        after_help = "Examples:\n  \
+            wxlink typing --to USER@im.wechat --context-token \"$CTX\"\n  \
+            wxlink typing --to USER@im.wechat --cancel"
+    )]
+    Typing(TypingArgs),
+
+    /// Load-test the server the account points at and print one JSON object of figures.
+    #[command(
+        long_about = "Load-test the server the account points at and print one JSON object of figures.\n\n\
+            Like redis-benchmark: runs --count operations with --concurrency in flight and prints \
+            requests/s, p50 and p99 latency in ms, MB/s for uploads and the process's peak RSS. \
+            `upload` streams a generated payload of --size bytes (never held in memory). `poll` \
+            holds --count idle long polls at once and reports the memory each one costs.",
+        after_help = "Examples:\n  \
+            wxlink bench send-text --count 5000 --concurrency 32\n  \
+            wxlink bench upload --size 268435456 --count 3\n  \
+            wxlink bench poll --count 10000"
+    )]
+    Bench(BenchArgs),
+}
+
+/// Options of `wxlink demo`.
+#[derive(Debug, Args, Clone)]
+pub struct DemoArgs {
+    /// Give up on any single step after this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub step_timeout: u64,
+}
+
+/// Options of `wxlink sim`.
+#[derive(Debug, Args, Clone)]
+pub struct SimArgs {
+    /// Port for the API server on 127.0.0.1 (0 picks a free one).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub port: u16,
+}
+
+/// Options of `wxlink login`.
+#[derive(Debug, Args, Clone)]
+pub struct LoginArgs {
+    /// Where to write the account file (default: --account, else ./wxlink-account.json).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+
+    /// Give up after this many seconds without a confirmed login.
+    #[arg(long, value_name = "SECS", default_value_t = 480)]
+    pub timeout: u64,
+}
+
+/// Options of `wxlink send`.
+#[derive(Debug, Args, Clone)]
+#[command(group(clap::ArgGroup::new("content").required(true).args(["text", "file", "url"])))]
+pub struct SendArgs {
+    /// The recipient's user id (…@im.wechat).
+    #[arg(long, value_name = "USER")]
+    pub to: String,
+
+    /// The context token of the user's latest message (echoed so that the reply is delivered).
+    #[arg(long, value_name = "T")]
+    pub context_token: Option<String>,
+
+    /// Send this text.
+    #[arg(long, value_name = "TEXT")]
+    pub text: Option<String>,
+
+    /// Upload and send this file.
+    #[arg(long, value_name = "PATH")]
+    pub file: Option<PathBuf>,
+
+    /// Download this http(s) URL, then upload and send it.
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+
+    /// A text sent before the media (with --file or --url).
+    #[arg(long, value_name = "TEXT", conflicts_with = "text")]
+    pub caption: Option<String>,
+
+    /// Split texts longer than this many characters into several messages.
+    #[arg(long, value_name = "N", default_value_t = 4000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub chunk: u32,
+}
+
+/// Options of `wxlink listen`.
+#[derive(Debug, Args, Clone)]
+pub struct ListenArgs {
+    /// Load the poll cursor from this file and save it after every poll.
+    #[arg(long, value_name = "F")]
+    pub cursor_file: Option<PathBuf>,
+
+    /// Poll once (returns when messages arrive or the server's hold ends), then exit.
+    #[arg(long)]
+    pub once: bool,
+
+    /// Download and decrypt inbound media into this directory.
+    #[arg(long, value_name = "DIR")]
+    pub download_dir: Option<PathBuf>,
+}
+
+/// Options of `wxlink typing`.
+#[derive(Debug, Args, Clone)]
+pub struct TypingArgs {
+    /// The user who sees the indicator (…@im.wechat).
+    #[arg(long, value_name = "USER")]
+    pub to: String,
+
+    /// The context token of the user's latest message.
+    #[arg(long, value_name = "T")]
+    pub context_token: Option<String>,
+
+    /// Cancel the indicator instead of showing it.
+    #[arg(long)]
+    pub cancel: bool,
+}
+
+/// What `wxlink bench` measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BenchKind {
+    /// `sendmessage` with a short text: requests/s and latency.
+    SendText,
+    /// Media upload of --size bytes (getuploadurl + CDN + sendmessage): MB/s and peak RSS.
+    Upload,
+    /// --count idle long polls held at once: memory per poll.
+    Poll,
+}
+
+/// Options of `wxlink bench`.
+#[derive(Debug, Args, Clone)]
+pub struct BenchArgs {
+    /// What to measure.
+    #[arg(value_enum)]
+    pub kind: BenchKind,
+
+    /// Number of operations (for `poll`: long polls held at once).
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: u64,
+
+    /// Operations in flight at once (ignored by `poll`).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub concurrency: u64,
+
+    /// Payload size in bytes for `upload`.
+    #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub size: u64,
+
+    /// Recipient (default: the user who logged the account in).
+    #[arg(long, value_name = "USER")]
+    pub to: Option<String>,
+
+    /// Warm-up operations before measuring (not counted).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub warmup: u64,
+
+    /// For `poll`: how long to hold the polls before measuring, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 2000)]
+    pub hold_ms: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_tree_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn send_requires_exactly_one_content() {
+        let none = Cli::try_parse_from(["wxlink", "send", "--to", "u"]);
+        assert!(none.is_err());
+        let two = Cli::try_parse_from(["wxlink", "send", "--to", "u", "--text", "a", "--url", "b"]);
+        assert!(two.is_err());
+        let one = Cli::try_parse_from(["wxlink", "send", "--to", "u", "--text", "a"]);
+        assert!(one.is_ok());
+    }
+
+    #[test]
+    fn global_flags_work_after_the_command() {
+        let cli = Cli::try_parse_from([
+            "wxlink",
+            "typing",
+            "--to",
+            "u",
+            "--token",
+            "t",
+            "--base-url",
+            "http://h",
+        ])
+        .unwrap();
+        assert_eq!(cli.global.token.as_deref(), Some("t"));
+        assert_eq!(cli.global.base_url.as_deref(), Some("http://h"));
+    }
+
+    #[test]
+    fn every_command_has_examples_in_its_help() {
+        let mut cmd = Cli::command();
+        for sub in cmd.get_subcommands_mut() {
+            let help = sub.render_long_help().to_string();
+            assert!(
+                help.contains("Examples:"),
+                "`{}` has no examples",
+                sub.get_name()
+            );
+        }
+    }
+}

@@ -11,6 +11,23 @@ pub const DEFAULT_BOT_AGENT: &str = concat!("WxLink/", env!("CARGO_PKG_VERSION")
 /// The longest accepted result in UTF-8 bytes.
 pub const MAX_BOT_AGENT_BYTES: usize = 256;
 
+impl crate::BaseInfo {
+    /// A `base_info` with the given `channel_version` and the sanitised
+    /// `bot_agent` (ILINK.md §3.1), falling back to [`DEFAULT_BOT_AGENT`].
+    ///
+    /// ```
+    /// use wxlink_proto::{BaseInfo, DEFAULT_CHANNEL_VERSION};
+    /// let info = BaseInfo::new(DEFAULT_CHANNEL_VERSION, Some("MyBot/1.0  (prod)"));
+    /// assert_eq!(info.bot_agent.as_deref(), Some("MyBot/1.0 (prod)"));
+    /// ```
+    pub fn new(channel_version: impl Into<String>, bot_agent: Option<&str>) -> Self {
+        Self {
+            channel_version: Some(channel_version.into()),
+            bot_agent: Some(sanitize_bot_agent(bot_agent, DEFAULT_BOT_AGENT)),
+        }
+    }
+}
+
 /// Cleans `input` into a valid `bot_agent` (ILINK.md §3.2), or returns
 /// `fallback` when nothing in it is usable.
 ///

@@ -532,8 +532,18 @@ impl Schema {
             doc(
                 &mut s,
                 &format!(
-                    "{}\n\n`{} {}`; auth {}, timeout class {}, retry {}.",
-                    e.doc, e.method, e.path, e.auth, e.timeout, e.retry
+                    "{}\n\n`{} {}`: [`Auth::{}`], [`TimeoutClass::{}`], [`RetrySafety::{}`]{}.",
+                    e.doc,
+                    e.method,
+                    e.path,
+                    auth_variant(&e.auth)?,
+                    timeout_variant(&e.timeout)?,
+                    retry_variant(&e.retry)?,
+                    if e.base_info {
+                        ", with `base_info`"
+                    } else {
+                        ", no `base_info`"
+                    }
                 ),
             );
             s.push_str("#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]\n");
@@ -641,8 +651,12 @@ impl Schema {
             let _ = writeln!(s, "\n### `{}`\n\n{}\n", e.wire_name, e.doc);
             let _ = writeln!(
                 s,
-                "Rust: `wxlink_proto::{}` (`{} {}`).",
-                e.name, e.method, e.path
+                "Rust: `wxlink_proto::{}`, request [`{}`](#{}), response [`{}`](#{}).",
+                e.name,
+                e.request,
+                anchor(&e.request),
+                e.response,
+                anchor(&e.response)
             );
             if let Ok(req) = self.message(&e.request) {
                 let q: Vec<String> = req
@@ -652,7 +666,7 @@ impl Schema {
                     .map(|f| format!("`{}`", f.wire))
                     .collect();
                 if !q.is_empty() {
-                    let _ = writeln!(s, "Query parameters: {}.", q.join(", "));
+                    let _ = writeln!(s, "\nQuery parameters: {}.", q.join(", "));
                 }
             }
         }

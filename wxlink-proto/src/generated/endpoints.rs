@@ -14,7 +14,7 @@ use crate::endpoint::{Auth, Endpoint, EndpointInfo, HttpMethod, RetrySafety, Tim
 
 /// Starts a QR login: returns a QR code to show (§4.1). Always sent to the default host.
 ///
-/// `POST ilink/bot/get_bot_qrcode`; auth none, timeout class api, retry always.
+/// `POST ilink/bot/get_bot_qrcode`: [`Auth::None`], [`TimeoutClass::Api`], [`RetrySafety::Always`], no `base_info`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct GetBotQrcode;
 
@@ -47,7 +47,7 @@ impl Endpoint for GetBotQrcode {
 
 /// Polls the QR login state (§4.2); a long poll. A failed poll counts as `wait`.
 ///
-/// `GET ilink/bot/get_qrcode_status`; auth none, timeout class long_poll, retry always.
+/// `GET ilink/bot/get_qrcode_status`: [`Auth::None`], [`TimeoutClass::LongPoll`], [`RetrySafety::Always`], no `base_info`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct GetQrcodeStatus;
 
@@ -75,7 +75,7 @@ impl Endpoint for GetQrcodeStatus {
 
 /// Long-polls for inbound messages (§4.4). A client timeout is an empty success, not an error.
 ///
-/// `POST ilink/bot/getupdates`; auth bearer, timeout class long_poll, retry before_send.
+/// `POST ilink/bot/getupdates`: [`Auth::Bearer`], [`TimeoutClass::LongPoll`], [`RetrySafety::BeforeSend`], with `base_info`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct GetUpdates;
 
@@ -93,7 +93,7 @@ impl Endpoint for GetUpdates {
 
 /// Sends one message (§4.5). Never re-sent once it may have reached the server.
 ///
-/// `POST ilink/bot/sendmessage`; auth bearer, timeout class api, retry before_send.
+/// `POST ilink/bot/sendmessage`: [`Auth::Bearer`], [`TimeoutClass::Api`], [`RetrySafety::BeforeSend`], with `base_info`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct SendMessage;
 
@@ -111,7 +111,7 @@ impl Endpoint for SendMessage {
 
 /// Reads the typing ticket for a user (§4.6).
 ///
-/// `POST ilink/bot/getconfig`; auth bearer, timeout class config, retry always.
+/// `POST ilink/bot/getconfig`: [`Auth::Bearer`], [`TimeoutClass::Config`], [`RetrySafety::Always`], with `base_info`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct GetConfig;
 
@@ -129,7 +129,7 @@ impl Endpoint for GetConfig {
 
 /// Shows or hides the typing indicator (§4.7).
 ///
-/// `POST ilink/bot/sendtyping`; auth bearer, timeout class config, retry always.
+/// `POST ilink/bot/sendtyping`: [`Auth::Bearer`], [`TimeoutClass::Config`], [`RetrySafety::Always`], with `base_info`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct SendTyping;
 
@@ -147,7 +147,7 @@ impl Endpoint for SendTyping {
 
 /// Gets CDN upload parameters for one file (§4.8).
 ///
-/// `POST ilink/bot/getuploadurl`; auth bearer, timeout class api, retry always.
+/// `POST ilink/bot/getuploadurl`: [`Auth::Bearer`], [`TimeoutClass::Api`], [`RetrySafety::Always`], with `base_info`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct GetUploadUrl;
 
@@ -165,7 +165,7 @@ impl Endpoint for GetUploadUrl {
 
 /// Reports the bot online, before the first poll (§4.9). Best effort.
 ///
-/// `POST ilink/bot/msg/notifystart`; auth bearer, timeout class config, retry always.
+/// `POST ilink/bot/msg/notifystart`: [`Auth::Bearer`], [`TimeoutClass::Config`], [`RetrySafety::Always`], with `base_info`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct NotifyStart;
 
@@ -183,7 +183,7 @@ impl Endpoint for NotifyStart {
 
 /// Reports the bot offline at shutdown (§4.9). Best effort.
 ///
-/// `POST ilink/bot/msg/notifystop`; auth bearer, timeout class config, retry always.
+/// `POST ilink/bot/msg/notifystop`: [`Auth::Bearer`], [`TimeoutClass::Config`], [`RetrySafety::Always`], with `base_info`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct NotifyStop;
 

@@ -11,5 +11,7 @@ commands:
   deps                 check the dependency edges between our crates
   test [ARGS...]       the whole test suite (nextest or cargo test), then doc tests
   ci                   codegen --check, lint, deps, test, cargo doc with -D warnings
+  bench                media throughput (encrypt, MD5, 256 MiB upload) next to
+                       this machine's openssl speed ceilings, as ratios
   help                 this text
 ";

@@ -3,6 +3,7 @@
 //! Every command is plain Rust run through `xshell`, so nothing here needs a
 //! shell script. Run `cargo xtask help` for the list.
 
+mod bench;
 mod codegen;
 mod flags;
 
@@ -25,6 +26,7 @@ fn main() -> Result<()> {
         "deps" => deps(&sh),
         "test" => test(&sh, rest),
         "ci" => ci(&sh),
+        "bench" => bench::run(&sh),
         "help" | "--help" | "-h" => {
             print!("{}", flags::HELP);
             Ok(())

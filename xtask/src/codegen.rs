@@ -823,9 +823,16 @@ mod tests {
 
     /// Fails when someone edited the schema (or the generator) without
     /// running `cargo xtask codegen`.
+    /// A shell in the workspace root, where `cargo xtask` itself runs.
+    fn root_shell() -> Shell {
+        let sh = Shell::new().unwrap();
+        sh.change_dir(crate::project_root());
+        sh
+    }
+
     #[test]
     fn generated_files_are_up_to_date() {
-        let sh = Shell::new().unwrap();
+        let sh = root_shell();
         let root = crate::project_root();
         let files = generate(&sh, &root).unwrap();
         let stale = stale_files(&root, &files);
@@ -837,7 +844,7 @@ mod tests {
 
     #[test]
     fn every_generated_rust_file_starts_with_the_header() {
-        let sh = Shell::new().unwrap();
+        let sh = root_shell();
         let files = generate(&sh, &crate::project_root()).unwrap();
         for (path, text) in &files {
             if path.extension().is_some_and(|e| e == "rs") {

@@ -19,10 +19,12 @@
 //!   dependency.
 
 pub mod crypto;
+pub mod item;
 pub mod key;
 pub mod kind;
 
 pub use crypto::{Decryptor, Encryptor, ciphertext_len};
+pub use item::{UploadedMedia, VoiceMeta};
 pub use key::{AesKey, KeyEncoding, resolve_item_key};
 pub use kind::{Inferred, MediaKind, infer_kind};
 

@@ -1,0 +1,218 @@
+//! The iLink request headers: [`IlinkHeadersLayer`] (ILINK.md §2.1).
+
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::header::{AUTHORIZATION, CONTENT_TYPE};
+use http::{HeaderName, HeaderValue, Method, Request};
+use tower::{Layer, Service};
+
+use crate::body::Body;
+use crate::error::Error;
+use crate::meta::CallMeta;
+use crate::proto::{self, Auth, BotToken};
+
+/// `AuthorizationType: ilink_bot_token`, on every POST.
+pub const AUTHORIZATION_TYPE: HeaderName = HeaderName::from_static("authorizationtype");
+/// `X-WECHAT-UIN`: a fresh random value per request, on every POST.
+pub const X_WECHAT_UIN: HeaderName = HeaderName::from_static("x-wechat-uin");
+/// `iLink-App-Id`, on every request.
+pub const ILINK_APP_ID: HeaderName = HeaderName::from_static("ilink-app-id");
+/// `iLink-App-ClientVersion`, on every request.
+pub const ILINK_APP_CLIENT_VERSION: HeaderName = HeaderName::from_static("ilink-app-clientversion");
+/// `SKRouteTag`, on every request when configured.
+pub const SK_ROUTE_TAG: HeaderName = HeaderName::from_static("skroutetag");
+
+const JSON: HeaderValue = HeaderValue::from_static("application/json");
+const ILINK_BOT_TOKEN: HeaderValue = HeaderValue::from_static("ilink_bot_token");
+
+/// The header values of one account, computed once and shared by clones.
+///
+/// ```
+/// use wxlink_transport::layers::IlinkHeaderValues;
+///
+/// let headers = IlinkHeaderValues::new("bot", "2.4.3")?.with_route_tag(Some("1001"))?;
+/// # drop(headers);
+/// # Ok::<(), wxlink_transport::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct IlinkHeaderValues {
+    inner: Arc<Values>,
+}
+
+#[derive(Clone)]
+struct Values {
+    app_id: HeaderValue,
+    client_version: HeaderValue,
+    route_tag: Option<HeaderValue>,
+    authorization: Option<HeaderValue>,
+}
+
+impl IlinkHeaderValues {
+    /// Headers for app id `app_id` (`"bot"` for the official plugin) and a
+    /// client version string such as `"2.4.3"`, sent encoded as ILINK.md
+    /// §2.3 says (`132099`). No token, no route tag.
+    pub fn new(app_id: &str, client_version: &str) -> Result<Self, Error> {
+        let encoded = proto::encode_client_version(client_version);
+        Ok(Self {
+            inner: Arc::new(Values {
+                app_id: header_value(app_id)?,
+                client_version: HeaderValue::from(encoded),
+                route_tag: None,
+                authorization: None,
+            }),
+        })
+    }
+
+    /// Sets the bot token sent as `Authorization: Bearer <token>` on
+    /// authenticated POSTs. The token is trimmed; a blank token counts as
+    /// none. The header value is marked sensitive.
+    pub fn with_token(mut self, token: Option<&BotToken>) -> Result<Self, Error> {
+        let authorization = match token.map(|t| t.expose_secret().trim()) {
+            Some(t) if !t.is_empty() => {
+                let mut value = HeaderValue::try_from(format!("Bearer {t}")).map_err(|_| {
+                    // The value is not shown: it holds the token.
+                    Error::InvalidRequest {
+                        source: "the bot token is not a valid header value".into(),
+                    }
+                })?;
+                value.set_sensitive(true);
+                Some(value)
+            }
+            _ => None,
+        };
+        Arc::make_mut(&mut self.inner).authorization = authorization;
+        Ok(self)
+    }
+
+    /// Sets the `SKRouteTag` value sent on every request, or none.
+    pub fn with_route_tag(mut self, tag: Option<&str>) -> Result<Self, Error> {
+        let tag = match tag.map(str::trim) {
+            Some(t) if !t.is_empty() => Some(header_value(t)?),
+            _ => None,
+        };
+        Arc::make_mut(&mut self.inner).route_tag = tag;
+        Ok(self)
+    }
+
+    /// Whether a token is set.
+    pub fn has_token(&self) -> bool {
+        self.inner.authorization.is_some()
+    }
+
+    /// Adds the headers to `req`: on `POST`, `Content-Type`,
+    /// `AuthorizationType`, a fresh `X-WECHAT-UIN`, the app headers, the
+    /// route tag and, when the call is authenticated and a token is set,
+    /// `Authorization`; on any other method only the app headers and the
+    /// route tag. `Content-Length` is left to the HTTP client.
+    pub fn apply<B>(&self, req: &mut Request<B>) {
+        let auth = req
+            .extensions()
+            .get::<CallMeta>()
+            .map_or(Auth::Bearer, |m| m.auth);
+        let post = req.method() == Method::POST;
+        let values = &*self.inner;
+        let headers = req.headers_mut();
+        headers.reserve(if post { 7 } else { 3 });
+        if post {
+            headers.insert(CONTENT_TYPE, JSON);
+            headers.insert(AUTHORIZATION_TYPE, ILINK_BOT_TOKEN);
+            headers.insert(X_WECHAT_UIN, fresh_uin());
+        }
+        headers.insert(ILINK_APP_ID, values.app_id.clone());
+        headers.insert(ILINK_APP_CLIENT_VERSION, values.client_version.clone());
+        if let Some(tag) = &values.route_tag {
+            headers.insert(SK_ROUTE_TAG, tag.clone());
+        }
+        match (&values.authorization, post && auth == Auth::Bearer) {
+            (Some(value), true) => {
+                headers.insert(AUTHORIZATION, value.clone());
+            }
+            _ => {
+                headers.remove(AUTHORIZATION);
+            }
+        }
+    }
+}
+
+impl fmt::Debug for IlinkHeaderValues {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IlinkHeaderValues")
+            .field("app_id", &self.inner.app_id)
+            .field("client_version", &self.inner.client_version)
+            .field("route_tag", &self.inner.route_tag)
+            .field("token", &self.has_token().then_some("** redacted **"))
+            .finish()
+    }
+}
+
+fn header_value(text: &str) -> Result<HeaderValue, Error> {
+    HeaderValue::from_str(text).map_err(|e| Error::InvalidRequest {
+        source: Box::new(e),
+    })
+}
+
+/// A fresh `X-WECHAT-UIN` (ILINK.md §2.2).
+fn fresh_uin() -> HeaderValue {
+    let uin = proto::random_wechat_uin();
+    // Base64 output is always a valid header value; the fallback is never
+    // taken.
+    HeaderValue::try_from(uin).unwrap_or(HeaderValue::from_static("MA=="))
+}
+
+/// Adds the iLink headers ([`IlinkHeaderValues`]) to every request.
+#[derive(Debug, Clone)]
+pub struct IlinkHeadersLayer {
+    headers: IlinkHeaderValues,
+}
+
+impl IlinkHeadersLayer {
+    /// A layer adding `headers`.
+    pub const fn new(headers: IlinkHeaderValues) -> Self {
+        Self { headers }
+    }
+}
+
+impl<S> Layer<S> for IlinkHeadersLayer {
+    type Service = IlinkHeaders<S>;
+
+    fn layer(&self, inner: S) -> IlinkHeaders<S> {
+        IlinkHeaders {
+            inner,
+            headers: self.headers.clone(),
+        }
+    }
+}
+
+/// The service of [`IlinkHeadersLayer`].
+#[derive(Debug, Clone)]
+pub struct IlinkHeaders<S> {
+    inner: S,
+    headers: IlinkHeaderValues,
+}
+
+impl<S> IlinkHeaders<S> {
+    /// Wraps `inner`.
+    pub const fn new(inner: S, headers: IlinkHeaderValues) -> Self {
+        Self { inner, headers }
+    }
+}
+
+impl<S> Service<Request<Body>> for IlinkHeaders<S>
+where
+    S: Service<Request<Body>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<Body>) -> S::Future {
+        self.headers.apply(&mut req);
+        self.inner.call(req)
+    }
+}

@@ -1,0 +1,27 @@
+//! The tower layers of the WxLink stack.
+//!
+//! Each layer is public and usable on its own, named like tower's own
+//! middleware (`Foo<S>`, `FooLayer`, `foo::ResponseFuture`). Every layer
+//! reads the per-call [`CallMeta`](crate::CallMeta) from the request
+//! extensions. [`ApiClient`](crate::ApiClient) stacks them, outermost
+//! first:
+//!
+//! | layer | what it does |
+//! |---|---|
+//! | [`TraceLayer`] | one span per call: endpoint, method, redacted URL, status, attempts, latency |
+//! | [`IlinkHeadersLayer`] | the iLink headers of ILINK.md §2.1, POST set or GET set |
+//! | [`RetryLayer`] | retries with backoff and jitter where [`RetryPolicy`] and the call's retry safety allow |
+//! | [`TimeoutLayer`] | one deadline per attempt, by [`Timeouts`] class or per-call override |
+//! | [`BodyLimitLayer`] | fails responses larger than a limit with `BodyTooLarge` |
+
+pub mod headers;
+pub mod limit;
+pub mod retry;
+pub mod timeout;
+pub mod trace;
+
+pub use headers::{IlinkHeaderValues, IlinkHeaders, IlinkHeadersLayer};
+pub use limit::{BodyLimit, BodyLimitLayer};
+pub use retry::{Retry, RetryLayer, RetryPolicy};
+pub use timeout::{Timeout, TimeoutLayer, Timeouts};
+pub use trace::{Trace, TraceLayer};

@@ -1,0 +1,356 @@
+//! Retries with exponential backoff and jitter: [`RetryLayer`] and
+//! [`RetryPolicy`].
+//!
+//! What is retried depends on the call's [`RetrySafety`] (from its
+//! [`CallMeta`]):
+//!
+//! - [`RetrySafety::Always`]: connect failures, timeouts, connections lost
+//!   midway, and HTTP 502, 503 and 504.
+//! - [`RetrySafety::BeforeSend`]: only failures where the request certainly
+//!   never left (connection refused, DNS, TLS, proxy). A `sendmessage` that
+//!   may have reached the server is never sent again (ILINK.md §6.7).
+//!
+//! A request whose body is a one-shot stream is never retried, and no new
+//! attempt starts once the policy's total deadline would be passed.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::{Request, Response, StatusCode};
+use tokio::time::Instant;
+use tower::{Layer, Service, ServiceExt};
+
+use crate::body::Body;
+use crate::error::{BoxError, Failure, classify};
+use crate::meta::CallMeta;
+use crate::proto::RetrySafety;
+
+/// How often and how fast to retry.
+///
+/// The delay before attempt `n + 1` is `initial_backoff * 2^(n - 1)`, capped
+/// at `max_backoff`, then shortened by a random fraction of up to `jitter`
+/// (0.0 keeps the exact delay, 1.0 is "full jitter").
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub struct RetryPolicy {
+    /// Attempts in total, the first included; 1 disables retries.
+    pub max_attempts: u32,
+    /// The delay before the second attempt.
+    pub initial_backoff: Duration,
+    /// The longest delay between two attempts.
+    pub max_backoff: Duration,
+    /// The largest fraction (0.0 to 1.0) randomly taken off each delay.
+    pub jitter: f64,
+    /// No attempt starts later than this after the first one began.
+    pub total_deadline: Option<Duration>,
+}
+
+impl Default for RetryPolicy {
+    /// Three attempts, 200 ms then 400 ms apart (minus up to half as
+    /// jitter), within 60 s.
+    fn default() -> Self {
+        Self {
+            max_attempts: 3,
+            initial_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(5),
+            jitter: 0.5,
+            total_deadline: Some(Duration::from_secs(60)),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// A policy that never retries.
+    pub const fn none() -> Self {
+        Self {
+            max_attempts: 1,
+            initial_backoff: Duration::ZERO,
+            max_backoff: Duration::ZERO,
+            jitter: 0.0,
+            total_deadline: None,
+        }
+    }
+
+    /// Sets the number of attempts in total.
+    #[must_use]
+    pub const fn with_max_attempts(mut self, max_attempts: u32) -> Self {
+        self.max_attempts = max_attempts;
+        self
+    }
+
+    /// Sets the first and the longest backoff.
+    #[must_use]
+    pub const fn with_backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.initial_backoff = initial;
+        self.max_backoff = max;
+        self
+    }
+
+    /// Sets the jitter fraction (clamped to 0.0..=1.0).
+    #[must_use]
+    pub fn with_jitter(mut self, jitter: f64) -> Self {
+        self.jitter = jitter.clamp(0.0, 1.0);
+        self
+    }
+
+    /// Sets the total deadline.
+    #[must_use]
+    pub const fn with_total_deadline(mut self, deadline: Option<Duration>) -> Self {
+        self.total_deadline = deadline;
+        self
+    }
+
+    /// The delay after failed attempt number `attempt` (1-based).
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let exp = attempt.saturating_sub(1).min(31);
+        let base = self
+            .initial_backoff
+            .saturating_mul(1u32 << exp)
+            .min(self.max_backoff);
+        let jitter = if self.jitter.is_finite() {
+            self.jitter.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        if jitter == 0.0 {
+            return base;
+        }
+        let cut = jitter * rand::random::<f64>();
+        base.mul_f64(1.0 - cut)
+    }
+
+    /// Whether an attempt that ended in `result` may be retried for a call
+    /// of the given safety.
+    fn should_retry(&self, safety: RetrySafety, result: &Result<Response<Body>, BoxError>) -> bool {
+        match result {
+            Ok(resp) => {
+                safety == RetrySafety::Always
+                    && matches!(
+                        resp.status(),
+                        StatusCode::BAD_GATEWAY
+                            | StatusCode::SERVICE_UNAVAILABLE
+                            | StatusCode::GATEWAY_TIMEOUT
+                    )
+            }
+            Err(err) => match classify(err.as_ref()) {
+                Failure::NotSent => true,
+                Failure::Timeout | Failure::MaybeSent => safety == RetrySafety::Always,
+            },
+        }
+    }
+}
+
+/// Retries requests as a [`RetryPolicy`] allows.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RetryLayer {
+    policy: RetryPolicy,
+}
+
+impl RetryLayer {
+    /// A layer with the given policy.
+    pub const fn new(policy: RetryPolicy) -> Self {
+        Self { policy }
+    }
+}
+
+impl<S> Layer<S> for RetryLayer {
+    type Service = Retry<S>;
+
+    fn layer(&self, inner: S) -> Retry<S> {
+        Retry {
+            inner,
+            policy: self.policy,
+        }
+    }
+}
+
+/// The service of [`RetryLayer`].
+#[derive(Debug, Clone)]
+pub struct Retry<S> {
+    inner: S,
+    policy: RetryPolicy,
+}
+
+impl<S> Retry<S> {
+    /// Wraps `inner`.
+    pub const fn new(inner: S, policy: RetryPolicy) -> Self {
+        Self { inner, policy }
+    }
+}
+
+type BoxFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, BoxError>> + Send>>;
+
+impl<S> Service<Request<Body>> for Retry<S>
+where
+    S: Service<Request<Body>, Response = Response<Body>, Error = BoxError> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = BoxError;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<Body>) -> Self::Future {
+        let policy = self.policy;
+        let backup = if policy.max_attempts > 1 {
+            clone_request(&req)
+        } else {
+            None
+        };
+        let Some(backup) = backup else {
+            // Nothing to retry with: call straight through, no allocation.
+            return ResponseFuture {
+                kind: Kind::Direct {
+                    fut: self.inner.call(req),
+                },
+            };
+        };
+        // Use the service that was polled ready for the first attempt and
+        // keep a fresh clone in its place.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let first = inner.call(req);
+        ResponseFuture {
+            kind: Kind::Retrying {
+                fut: Box::pin(retry_loop(inner, policy, first, backup)),
+            },
+        }
+    }
+}
+
+async fn retry_loop<S>(
+    mut inner: S,
+    policy: RetryPolicy,
+    first: S::Future,
+    backup: Request<Body>,
+) -> Result<Response<Body>, BoxError>
+where
+    S: Service<Request<Body>, Response = Response<Body>, Error = BoxError>,
+{
+    let started = Instant::now();
+    let meta = CallMeta::of(&backup);
+    let mut attempt: u32 = 1;
+    let mut result = first.await;
+    let mut next = Some(backup);
+    loop {
+        let Some(req) = next.take() else {
+            return result;
+        };
+        if attempt >= policy.max_attempts || !policy.should_retry(meta.retry, &result) {
+            return result;
+        }
+        let delay = policy.backoff(attempt);
+        if let Some(total) = policy.total_deadline
+            && started.elapsed() + delay >= total
+        {
+            return result;
+        }
+        let reason = match &result {
+            Ok(resp) => format!("http status {}", resp.status().as_u16()),
+            Err(err) => match classify(err.as_ref()) {
+                Failure::NotSent => "connect failure".to_owned(),
+                Failure::Timeout => "timeout".to_owned(),
+                Failure::MaybeSent => "connection lost".to_owned(),
+            },
+        };
+        tracing::debug!(
+            endpoint = meta.endpoint,
+            attempt,
+            delay_ms = delay.as_millis() as u64,
+            reason = %reason,
+            "retrying"
+        );
+        drop(result);
+        tokio::time::sleep(delay).await;
+        attempt += 1;
+        tracing::Span::current().record("attempts", attempt);
+        if attempt < policy.max_attempts {
+            next = clone_request(&req);
+        }
+        result = match inner.ready().await {
+            Ok(svc) => svc.call(req).await,
+            Err(err) => Err(err),
+        };
+    }
+}
+
+/// A copy of `req` for another attempt, or `None` when its body is one-shot.
+fn clone_request(req: &Request<Body>) -> Option<Request<Body>> {
+    let body = req.body().try_clone()?;
+    let mut copy = Request::new(body);
+    *copy.method_mut() = req.method().clone();
+    *copy.uri_mut() = req.uri().clone();
+    *copy.version_mut() = req.version();
+    *copy.headers_mut() = req.headers().clone();
+    *copy.extensions_mut() = req.extensions().clone();
+    Some(copy)
+}
+
+pin_project_lite::pin_project! {
+    /// The response future of [`Retry`].
+    pub struct ResponseFuture<F> {
+        #[pin]
+        kind: Kind<F>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = KindProj]
+    enum Kind<F> {
+        Direct { #[pin] fut: F },
+        Retrying { fut: BoxFuture },
+    }
+}
+
+impl<F> fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl<F> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<Body>, BoxError>>,
+{
+    type Output = Result<Response<Body>, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().kind.project() {
+            KindProj::Direct { fut } => fut.poll(cx),
+            KindProj::Retrying { fut } => fut.as_mut().poll(cx),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_without_jitter() {
+        let policy = RetryPolicy::default()
+            .with_backoff(Duration::from_millis(100), Duration::from_millis(350))
+            .with_jitter(0.0);
+        assert_eq!(policy.backoff(1), Duration::from_millis(100));
+        assert_eq!(policy.backoff(2), Duration::from_millis(200));
+        assert_eq!(policy.backoff(3), Duration::from_millis(350));
+        assert_eq!(policy.backoff(40), Duration::from_millis(350));
+    }
+
+    #[test]
+    fn jitter_only_shortens_the_delay() {
+        let policy = RetryPolicy::default()
+            .with_backoff(Duration::from_millis(100), Duration::from_secs(1))
+            .with_jitter(1.0);
+        for _ in 0..100 {
+            let d = policy.backoff(2);
+            assert!(d <= Duration::from_millis(200), "{d:?}");
+        }
+    }
+}

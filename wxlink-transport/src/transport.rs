@@ -1,0 +1,498 @@
+//! The default transport: hyper-util's pooled client over hyper-rustls.
+//!
+//! [`HttpsTransport`] speaks `http://` and `https://`, negotiates HTTP/2 or
+//! HTTP/1.1 by ALPN on TLS connections (plain `http://` uses HTTP/1.1), keeps
+//! connections alive in a pool shared by every clone, and can go through an
+//! HTTP proxy ([`Proxy`]).
+//!
+//! TLS uses rustls with the `ring` crypto provider and the Mozilla root
+//! certificates compiled in from `webpki-roots`: both build from source with
+//! only a C compiler, need no system OpenSSL or CMake, and need no system
+//! certificate store at run time, so the crate builds and works on a fresh
+//! machine or a minimal container image.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::uri::Scheme;
+use http::{Request, Response, Uri};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::proxy::Tunnel;
+use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
+use hyper_util::client::proxy::matcher::Matcher;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tower::Service;
+
+use crate::body::Body;
+use crate::error::{BoxError, Error};
+
+/// Settings of the default transport.
+///
+/// ```
+/// use std::time::Duration;
+/// use wxlink_transport::{HttpsTransport, TransportOptions};
+///
+/// let mut options = TransportOptions::default();
+/// options.connect_timeout = Some(Duration::from_secs(5));
+/// let transport = HttpsTransport::with_options(options);
+/// # drop(transport);
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct TransportOptions {
+    /// An HTTP proxy for outgoing connections; `None` connects directly.
+    pub proxy: Option<Proxy>,
+    /// How long an idle pooled connection is kept (default 90 s).
+    pub pool_idle_timeout: Option<Duration>,
+    /// How many idle connections are kept per host (default 64).
+    pub pool_max_idle_per_host: usize,
+    /// How long establishing a TCP connection may take (default 10 s).
+    /// A connect that runs out of time is a connect error: the request was
+    /// never sent.
+    pub connect_timeout: Option<Duration>,
+    /// TCP keep-alive probe interval on open connections (default 60 s).
+    pub tcp_keepalive: Option<Duration>,
+    /// HTTP/2 PING interval on idle connections (default none).
+    pub http2_keep_alive_interval: Option<Duration>,
+}
+
+impl Default for TransportOptions {
+    fn default() -> Self {
+        Self {
+            proxy: None,
+            pool_idle_timeout: Some(Duration::from_secs(90)),
+            pool_max_idle_per_host: 64,
+            connect_timeout: Some(Duration::from_secs(10)),
+            tcp_keepalive: Some(Duration::from_secs(60)),
+            http2_keep_alive_interval: None,
+        }
+    }
+}
+
+impl TransportOptions {
+    /// The defaults, with the proxy taken from the environment
+    /// (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY` and their
+    /// lower-case forms; see [`Proxy::from_env`]).
+    pub fn from_env() -> Self {
+        Self {
+            proxy: Proxy::from_env(),
+            ..Self::default()
+        }
+    }
+}
+
+/// An HTTP proxy setting.
+///
+/// Plain `http://` targets are sent to the proxy as absolute-form requests
+/// (a forward proxy); `https://` targets go through a `CONNECT` tunnel, so
+/// TLS runs end to end. Credentials in the proxy URL
+/// (`http://user:pass@proxy:3128`) are sent as `Proxy-Authorization: Basic`.
+///
+/// Not supported: a proxy reached over TLS (`https://` proxy URL), SOCKS
+/// proxies, and system proxy settings other than environment variables.
+#[derive(Clone)]
+pub struct Proxy {
+    matcher: Arc<Matcher>,
+    shown: String,
+}
+
+impl Proxy {
+    /// Sends every request through the proxy at `url` (`http://host:port`).
+    pub fn all(url: &str) -> Result<Self, Error> {
+        Self::build(url, "")
+    }
+
+    /// Sends every request through the proxy at `url`, except to the hosts
+    /// in `no_proxy` (comma-separated, `NO_PROXY` syntax: domains match
+    /// their subdomains, IP addresses and CIDR ranges, `*` for all).
+    pub fn all_except(url: &str, no_proxy: &str) -> Result<Self, Error> {
+        Self::build(url, no_proxy)
+    }
+
+    fn build(url: &str, no_proxy: &str) -> Result<Self, Error> {
+        let shown = validate_proxy_url(url)?;
+        let matcher = Matcher::builder()
+            .all(url.to_owned())
+            .no(no_proxy.to_owned())
+            .build();
+        Ok(Self {
+            matcher: Arc::new(matcher),
+            shown,
+        })
+    }
+
+    /// The proxy configured in the environment, if any: `HTTPS_PROXY` for
+    /// `https://` targets, `HTTP_PROXY` for `http://` targets, `ALL_PROXY`
+    /// for both, minus the hosts in `NO_PROXY` (curl's rules; lower-case
+    /// names are read too). Returns `None` when no usable proxy is set, or
+    /// when the proxy URL uses TLS or SOCKS, which are not supported.
+    pub fn from_env() -> Option<Self> {
+        let vars = [
+            "HTTPS_PROXY",
+            "https_proxy",
+            "HTTP_PROXY",
+            "http_proxy",
+            "ALL_PROXY",
+            "all_proxy",
+        ];
+        let mut shown = None;
+        for var in vars {
+            if let Ok(value) = std::env::var(var)
+                && !value.trim().is_empty()
+            {
+                match validate_proxy_url(value.trim()) {
+                    Ok(s) => {
+                        shown.get_or_insert(s);
+                    }
+                    Err(_) => {
+                        tracing::warn!(variable = var, "ignoring unsupported proxy setting");
+                        return None;
+                    }
+                }
+            }
+        }
+        let shown = shown?;
+        Some(Self {
+            matcher: Arc::new(Matcher::from_env()),
+            shown,
+        })
+    }
+
+    /// The proxy for `uri`, with its `Proxy-Authorization` value, or `None`
+    /// when `uri` is reached directly.
+    fn intercept(&self, uri: &Uri) -> Option<hyper_util::client::proxy::matcher::Intercept> {
+        self.matcher.intercept(uri)
+    }
+}
+
+impl fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Only scheme, host and port: the URL may carry credentials.
+        f.debug_tuple("Proxy").field(&self.shown).finish()
+    }
+}
+
+/// Checks that `url` is an `http://` proxy URL and returns it without
+/// credentials, for display.
+fn validate_proxy_url(url: &str) -> Result<String, Error> {
+    let with_scheme = if url.contains("://") {
+        url.to_owned()
+    } else {
+        format!("http://{url}")
+    };
+    let uri: Uri = with_scheme
+        .parse()
+        .map_err(|e: http::uri::InvalidUri| Error::InvalidUrl {
+            source: Box::new(e),
+        })?;
+    if uri.scheme() != Some(&Scheme::HTTP) {
+        return Err(Error::InvalidRequest {
+            source: "only http:// proxies are supported".into(),
+        });
+    }
+    let Some(authority) = uri.authority() else {
+        return Err(Error::InvalidUrl {
+            source: "proxy url has no host".into(),
+        });
+    };
+    let host = authority
+        .as_str()
+        .rsplit_once('@')
+        .map_or(authority.as_str(), |(_, h)| h);
+    Ok(format!("http://{host}"))
+}
+
+/// The default transport: a pooled hyper client over rustls.
+///
+/// Cloning is cheap and every clone shares one connection pool, so build one
+/// per process (or per proxy setting) and clone it. As a
+/// `Service<Request<Body>>` it answers with the response head and a
+/// streaming [`Body`]; its errors are [`Error`]s boxed as
+/// [`BoxError`](crate::BoxError): [`Error::Connect`] when the request never
+/// left, [`Error::Transport`] when the connection failed after that.
+///
+/// ```no_run
+/// use tower::ServiceExt;
+/// use wxlink_transport::{Body, HttpsTransport};
+///
+/// # async fn run() -> Result<(), wxlink_transport::BoxError> {
+/// let transport = HttpsTransport::new();
+/// let request = http::Request::get("https://example.com/").body(Body::empty())?;
+/// let response = transport.oneshot(request).await?;
+/// let bytes = response.into_body().collect_limited(1 << 20).await?;
+/// # drop(bytes);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct HttpsTransport {
+    client: Client<HttpsConnector<ProxyConnector>, Body>,
+    proxy: Option<Proxy>,
+}
+
+impl HttpsTransport {
+    /// A transport with the default [`TransportOptions`] (no proxy).
+    pub fn new() -> Self {
+        Self::with_options(TransportOptions::default())
+    }
+
+    /// A transport with the given options.
+    pub fn with_options(options: TransportOptions) -> Self {
+        let mut http = HttpConnector::new();
+        // TLS is layered on top by hyper-rustls, which needs the inner
+        // connector to accept `https://` URIs.
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(options.connect_timeout);
+        http.set_keepalive(options.tcp_keepalive);
+
+        let proxy_connector = ProxyConnector {
+            http,
+            proxy: options.proxy.clone(),
+        };
+        let tls = tls_config();
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(proxy_connector);
+
+        let mut builder = Client::builder(TokioExecutor::new());
+        builder
+            .pool_idle_timeout(options.pool_idle_timeout)
+            .pool_max_idle_per_host(options.pool_max_idle_per_host)
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new());
+        if let Some(interval) = options.http2_keep_alive_interval {
+            builder.http2_keep_alive_interval(interval);
+        }
+        Self {
+            client: builder.build(connector),
+            proxy: options.proxy,
+        }
+    }
+}
+
+impl Default for HttpsTransport {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for HttpsTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpsTransport")
+            .field("proxy", &self.proxy)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The rustls client configuration: `ring` provider, safe default protocol
+/// versions, Mozilla roots from `webpki-roots`; hyper-rustls adds ALPN.
+fn tls_config() -> rustls::ClientConfig {
+    use hyper_rustls::ConfigBuilderExt;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        // A constant fact about the bundled provider, not input we read.
+        .expect("the ring provider supports the default TLS versions")
+        .with_webpki_roots()
+        .with_no_client_auth()
+}
+
+impl Service<Request<Body>> for HttpsTransport {
+    type Response = Response<Body>;
+    type Error = BoxError;
+    type Future = TransportFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        // The pooled client has no back-pressure of its own.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, mut req: Request<Body>) -> TransportFuture {
+        if let Some(proxy) = &self.proxy
+            && req.uri().scheme() == Some(&Scheme::HTTP)
+            && let Some(intercept) = proxy.intercept(req.uri())
+            && let Some(auth) = intercept.basic_auth()
+        {
+            // A forward proxy reads its credentials from each request.
+            let mut auth = auth.clone();
+            auth.set_sensitive(true);
+            req.headers_mut()
+                .insert(http::header::PROXY_AUTHORIZATION, auth);
+        }
+        TransportFuture {
+            inner: self.client.request(req),
+        }
+    }
+}
+
+/// The response future of [`HttpsTransport`].
+pub struct TransportFuture {
+    inner: hyper_util::client::legacy::ResponseFuture,
+}
+
+impl fmt::Debug for TransportFuture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TransportFuture").finish_non_exhaustive()
+    }
+}
+
+impl Future for TransportFuture {
+    type Output = Result<Response<Body>, BoxError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match Pin::new(&mut self.inner).poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(resp)) => Poll::Ready(Ok(resp.map(Body::from_incoming))),
+            Poll::Ready(Err(err)) => Poll::Ready(Err(Box::new(map_client_error(err)))),
+        }
+    }
+}
+
+fn map_client_error(err: hyper_util::client::legacy::Error) -> Error {
+    if err.is_connect() {
+        Error::Connect {
+            source: Box::new(err),
+        }
+    } else {
+        Error::Transport {
+            source: Box::new(err),
+            may_have_been_sent: true,
+        }
+    }
+}
+
+/// Connects directly, through a `CONNECT` tunnel (https targets behind a
+/// proxy) or to a forward proxy (http targets behind a proxy).
+#[derive(Clone)]
+struct ProxyConnector {
+    http: HttpConnector,
+    proxy: Option<Proxy>,
+}
+
+type ConnectFuture = Pin<Box<dyn Future<Output = Result<ProxyStream, BoxError>> + Send>>;
+
+impl Service<Uri> for ProxyConnector {
+    type Response = ProxyStream;
+    type Error = BoxError;
+    type Future = ConnectFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.http.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, dst: Uri) -> ConnectFuture {
+        let intercept = self.proxy.as_ref().and_then(|p| p.intercept(&dst));
+        let mut http = self.http.clone();
+        match intercept {
+            None => Box::pin(async move {
+                let io = http.call(dst).await?;
+                Ok(ProxyStream { io, forward: false })
+            }),
+            Some(intercept) if dst.scheme() == Some(&Scheme::HTTPS) => {
+                let mut tunnel = Tunnel::new(intercept.uri().clone(), http);
+                if let Some(auth) = intercept.basic_auth() {
+                    tunnel = tunnel.with_auth(auth.clone());
+                }
+                Box::pin(async move {
+                    let io = tunnel.call(dst).await?;
+                    Ok(ProxyStream { io, forward: false })
+                })
+            }
+            Some(intercept) => {
+                let proxy_uri = intercept.uri().clone();
+                Box::pin(async move {
+                    let io = http.call(proxy_uri).await?;
+                    Ok(ProxyStream { io, forward: true })
+                })
+            }
+        }
+    }
+}
+
+/// A TCP stream that remembers whether it leads to a forward proxy, so hyper
+/// writes absolute-form request targets on it.
+struct ProxyStream {
+    io: TokioIo<tokio::net::TcpStream>,
+    forward: bool,
+}
+
+impl Connection for ProxyStream {
+    fn connected(&self) -> Connected {
+        self.io.connected().proxy(self.forward)
+    }
+}
+
+impl hyper::rt::Read for ProxyStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl hyper::rt::Write for ProxyStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proxy_debug_hides_credentials() {
+        let proxy = Proxy::all("http://user:hunter2@proxy.example:3128").unwrap();
+        let shown = format!("{proxy:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("proxy.example:3128"), "{shown}");
+    }
+
+    #[test]
+    fn tls_and_socks_proxies_are_rejected() {
+        assert!(Proxy::all("https://proxy.example:443").is_err());
+        assert!(Proxy::all("socks5://proxy.example:1080").is_err());
+        assert!(Proxy::all("proxy.example:3128").is_ok());
+    }
+
+    #[test]
+    fn transport_is_clone_send_sync() {
+        fn check<T: Clone + Send + Sync + 'static>() {}
+        check::<HttpsTransport>();
+    }
+}

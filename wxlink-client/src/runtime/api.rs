@@ -1,0 +1,80 @@
+//! The narrow view of the iLink API the runtime is built on.
+//!
+//! The runtime needs seven calls of the facade. Going through this private
+//! trait keeps the stream, the sends and the typing guard independent of how
+//! the facade spells them, and lets the unit tests script the server.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use wxlink_proto::{ContextToken, GetUpdatesResponse, TypingTicket};
+
+/// The boxed cause of a failed call.
+pub(crate) type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// A failed API call, classified the way the runtime reacts to it.
+pub(crate) struct ApiError {
+    /// The server answered `-14`.
+    pub(crate) session_expired: bool,
+    /// The cause.
+    pub(crate) source: BoxError,
+}
+
+impl fmt::Debug for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiError")
+            .field("session_expired", &self.session_expired)
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.source, f)
+    }
+}
+
+/// The calls the runtime makes. Every future is `'static` so that the
+/// runtime can race it against a shutdown signal and drop it (which aborts
+/// the request).
+pub(crate) trait RuntimeApi: Send + Sync + 'static {
+    /// One long poll from `cursor`, with `timeout` as the client-side limit
+    /// when the facade lets the caller choose one.
+    fn poll(
+        &self,
+        cursor: String,
+        timeout: Duration,
+    ) -> BoxFuture<'static, Result<GetUpdatesResponse, ApiError>>;
+
+    /// Sends one text message.
+    fn send_text(
+        &self,
+        to: String,
+        text: String,
+        context: Option<ContextToken>,
+    ) -> BoxFuture<'static, Result<(), ApiError>>;
+
+    /// Fetches the typing ticket of `user` (empty when the server has none).
+    fn get_config(
+        &self,
+        user: String,
+        context: Option<ContextToken>,
+    ) -> BoxFuture<'static, Result<TypingTicket, ApiError>>;
+
+    /// Starts (`typing == true`) or cancels the typing indicator.
+    fn send_typing(
+        &self,
+        user: String,
+        ticket: TypingTicket,
+        typing: bool,
+    ) -> BoxFuture<'static, Result<(), ApiError>>;
+
+    /// `msg/notifystart`.
+    fn notify_start(&self) -> BoxFuture<'static, Result<(), ApiError>>;
+
+    /// `msg/notifystop`.
+    fn notify_stop(&self) -> BoxFuture<'static, Result<(), ApiError>>;
+}

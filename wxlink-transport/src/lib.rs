@@ -17,5 +17,6 @@ pub use client::{
     ApiClient, ApiConfig, ApiStack, CallOptions, CdnService, DEFAULT_MAX_RESPONSE_BYTES,
 };
 pub use error::{BoxError, Error};
+pub use layers::{RetryPolicy, Timeouts};
 pub use meta::CallMeta;
 pub use transport::{HttpsTransport, Proxy, TransportFuture, TransportOptions};

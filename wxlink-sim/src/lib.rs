@@ -1,2 +1,147 @@
 //! A simulated iLink API server and CDN, in-process or standalone, for
 //! tests, the demo and bot authors' own tests.
+//!
+//! No test can reach WeChat, so this crate serves the next best thing: a
+//! server that behaves as the protocol reference (ILINK.md) says the real
+//! one does. It is strict where the real server is strict, lenient where it
+//! is lenient, and it fails on demand.
+//!
+//! - **API**: every iLink endpoint under any base path, bearer auth with
+//!   the real `-14` answer (HTTP 200, `errcode` without `ret`), a real long
+//!   poll for `getupdates` with opaque cursors that never replay, message
+//!   ids above 2^53, a fresh context token per message, the reply-shape
+//!   checks of `sendmessage`, `getconfig`/`sendtyping` tickets and
+//!   `getuploadurl` size and key checks.
+//! - **CDN**: uploads are decrypted and hashed while they stream in and
+//!   refused (4xx with `x-error-message`) on a wrong size, key, padding or
+//!   MD5; stored ciphertext stays in memory up to a bound and spills to a
+//!   temporary directory beyond it (or only digests are kept, for load
+//!   tests); downloads stream the ciphertext.
+//! - **Login**: QR codes and scripted status sequences, including the
+//!   redirect host (a second listener), pairing codes and expiry.
+//! - **Control**: inject inbound messages of every item type, read what
+//!   bots sent, typing and presence calls, uploads and the request log,
+//!   inject faults, expire the session, reset. The same controls are JSON
+//!   endpoints under `/_sim/` (see the `control` module docs) for the
+//!   standalone `wxlink-sim` binary and clients in other languages.
+//! - **Fidelity switches** ([`Fidelity`], all off by default): the 16 KiB
+//!   text limit, the reply limit per inbound message, the burst throttle,
+//!   the 24 h reply window (with a fake clock) and one binding per user.
+//!
+//! # Example: testing a bot
+//!
+//! The bot below is written with nothing but an HTTP client; yours would
+//! use its SDK, pointed at [`Simulator::base_url`] with
+//! [`Simulator::token`].
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use wxlink_sim::Simulator;
+//!
+//! # async fn bot_under_test(_base: String, _token: String) {}
+//! # async fn demo() -> Result<(), wxlink_sim::SimError> {
+//! // Hold long polls for 200 ms so the test stays fast.
+//! let sim = Simulator::builder().hold(Duration::from_millis(200)).start().await?;
+//!
+//! // Start the bot against the simulator.
+//! let bot = tokio::spawn(bot_under_test(
+//!     sim.base_url(),
+//!     sim.token().expose_secret().to_owned(),
+//! ));
+//!
+//! // A user writes; the bot's next getupdates returns this message.
+//! let incoming = sim.inject_text(sim.user_id(), "ping");
+//!
+//! // Wait for the bot's reply and check it.
+//! let sent = sim.wait_for_sent(1, Duration::from_secs(5)).await?;
+//! assert_eq!(sent[0].text(), Some("pong"));
+//! assert_eq!(sent[0].to_user_id(), sim.user_id());
+//! assert_eq!(
+//!     sent[0].msg.context_token.as_ref().map(|t| t.expose_secret()),
+//!     Some(incoming.context_token.expose_secret()),
+//! );
+//!
+//! // Make the next poll fail the way a Cloudflare gateway does.
+//! sim.inject_fault("getupdates", wxlink_sim::Fault::HttpStatus(524, "timeout".into()), 1)?;
+//!
+//! sim.shutdown().await;
+//! bot.abort();
+//! # Ok(()) }
+//! ```
+//!
+//! # Faults
+//!
+//! [`Simulator::inject_fault`] makes the next N calls of one endpoint fail.
+//!
+//! | [`Fault`] | What the client sees | Does the call take effect? |
+//! |---|---|---|
+//! | `HttpStatus(code, body)` | that status and body text (the CDN adds `x-error-message: body`) | no |
+//! | `Delay(d)` | the normal answer, `d` later | yes |
+//! | `Delayed(d, fault)` / `fault.after(d)` | `fault`, `d` later (e.g. a 524 after 17 s) | as `fault` |
+//! | `DropConnection` | the request is read, then the connection closes with no response | no |
+//! | `TruncatedBody` | a 200 that announces its full length but stops half way | yes |
+//! | `InvalidJson` | HTTP 200 with a body that is not JSON | no |
+//! | `SessionExpired` | HTTP 200 `{"errcode":-14,"errmsg":"session timeout"}` | no |
+//!
+//! Endpoint names are those of [`FAULT_TARGETS`]: `get_bot_qrcode`,
+//! `get_qrcode_status`, `getupdates`, `sendmessage`, `getconfig`,
+//! `sendtyping`, `getuploadurl`, `notifystart`, `notifystop`, `cdn_upload`
+//! and `cdn_download`.
+//!
+//! # Behaviour worth knowing
+//!
+//! - Delivery is at most once, as on the real server: a `getupdates` answer
+//!   takes its messages off the queue whether or not the client reads it,
+//!   and an old cursor never brings them back.
+//! - Every other injected message id is above 2^53.
+//! - A successful `getupdates` leaves out `ret` with the probability
+//!   [`SimConfig::omit_ret_probability`] (seeded, so runs repeat).
+//! - `sendmessage` refusals answer `{"ret":-2,"errmsg":"invalid
+//!   arguments"}`; the request log's [`RequestRecord::note`] says why.
+//! - `scaned_but_redirect` names `127.0.0.1:PORT2` without a scheme, as the
+//!   real server names a bare host; the second listener speaks plain HTTP.
+
+mod api;
+mod body;
+mod cdn;
+mod config;
+pub mod control;
+mod fault;
+mod inbound;
+mod login;
+mod records;
+mod server;
+mod sim;
+mod state;
+
+pub use config::{
+    CdnStorage, Fidelity, SendOkBody, SimBuilder, SimConfig, Throttle, UploadUrlMode,
+};
+pub use fault::{FAULT_TARGETS, Fault};
+pub use inbound::{InboundMessage, InjectedMessage, quoting, text_item, voice_transcript_item};
+pub use login::{LoginPath, LoginScript};
+pub use records::{AuthSeen, NotifyCall, RequestRecord, SentMessage, TypingCall, UploadRecord};
+pub use sim::Simulator;
+
+/// Re-exported so tests can name media kinds and key encodings without a
+/// direct dependency on `wxlink-media`.
+pub use wxlink_media::{KeyEncoding, MediaKind};
+
+/// Errors of the simulator's own API (never of the simulated protocol,
+/// which answers on the wire).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SimError {
+    /// A listener could not be bound.
+    #[error("cannot bind a loopback listener")]
+    Bind(#[source] std::io::Error),
+    /// A `wait_for_*` helper ran out of time.
+    #[error("timed out waiting for the simulator")]
+    Timeout,
+    /// A fault named an endpoint the simulator does not serve.
+    #[error("unknown endpoint name {0:?}")]
+    UnknownEndpoint(String),
+    /// An argument was not usable.
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+}

@@ -1,0 +1,399 @@
+//! The simulated C2C CDN: upload slots issued by `getuploadurl`, streaming
+//! verification of uploads (size, key, padding, plaintext size, MD5),
+//! bounded storage and ciphertext downloads (ILINK.md §7, §11.8).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+use http_body_util::BodyExt as _;
+use hyper::body::Incoming;
+use md5::{Digest as _, Md5};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
+use tokio::io::AsyncWriteExt as _;
+use wxlink_media::{AesKey, Decryptor};
+
+use crate::body::SimBody;
+use crate::config::CdnStorage;
+use crate::records::UploadRecord;
+use crate::server::{Answer, status};
+use crate::state::Shared;
+
+/// Characters `encodeURIComponent` leaves alone besides alphanumerics.
+const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'!')
+    .remove(b'~')
+    .remove(b'*')
+    .remove(b'\'')
+    .remove(b'(')
+    .remove(b')');
+
+/// Percent-encodes a query value as JavaScript's `encodeURIComponent` does.
+pub(crate) fn encode_component(s: &str) -> String {
+    utf8_percent_encode(s, COMPONENT).to_string()
+}
+
+/// The value of query parameter `name`, percent-decoded.
+pub(crate) fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+    query?.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (k == name).then(|| {
+            percent_decode_str(&v.replace('+', " "))
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+    })
+}
+
+/// An upload announced by `getuploadurl`.
+#[derive(Debug, Clone)]
+pub(crate) struct UploadSlot {
+    pub(crate) filekey: String,
+    pub(crate) key: AesKey,
+    pub(crate) rawsize: u64,
+    pub(crate) rawfilemd5: String,
+    pub(crate) filesize: u64,
+    pub(crate) media_type: i64,
+    pub(crate) to_user_id: String,
+}
+
+/// Where one stored object's ciphertext lives.
+#[derive(Debug, Clone)]
+pub(crate) enum Stored {
+    Memory(Bytes),
+    Disk(PathBuf),
+    DigestOnly,
+}
+
+/// A finished upload (or injected media), addressable by its download
+/// parameter.
+#[derive(Debug, Clone)]
+pub(crate) struct StoredMedia {
+    pub(crate) key: AesKey,
+    pub(crate) filesize: u64,
+    /// The user the media was uploaded for; `None` for injected media.
+    pub(crate) to_user_id: Option<String>,
+    pub(crate) data: Stored,
+}
+
+/// The CDN's part of the simulator state.
+pub(crate) struct CdnState {
+    pub(crate) mode: CdnStorage,
+    pub(crate) slots: HashMap<String, UploadSlot>,
+    pub(crate) media: HashMap<String, StoredMedia>,
+    pub(crate) memory_used: u64,
+    dir: Option<tempfile::TempDir>,
+    files: u64,
+}
+
+impl CdnState {
+    pub(crate) fn new(mode: CdnStorage) -> Self {
+        Self {
+            mode,
+            slots: HashMap::new(),
+            media: HashMap::new(),
+            memory_used: 0,
+            dir: None,
+            files: 0,
+        }
+    }
+
+    /// Forgets every slot and stored object (spilled files are deleted).
+    pub(crate) fn clear(&mut self) {
+        for media in self.media.values() {
+            if let Stored::Disk(path) = &media.data {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+        self.slots.clear();
+        self.media.clear();
+        self.memory_used = 0;
+    }
+
+    /// A fresh path in the spill directory, creating the directory first.
+    fn spill_path(&mut self) -> std::io::Result<PathBuf> {
+        if self.dir.is_none() {
+            self.dir = Some(
+                tempfile::Builder::new()
+                    .prefix("wxlink-sim-cdn")
+                    .tempdir()?,
+            );
+        }
+        self.files += 1;
+        let dir = self
+            .dir
+            .as_ref()
+            .ok_or_else(|| std::io::Error::other("no spill directory"))?;
+        Ok(dir.path().join(format!("{}.bin", self.files)))
+    }
+
+    /// The directory spilled uploads go to, once one has been spilled.
+    pub(crate) fn spill_dir(&self) -> Option<PathBuf> {
+        self.dir.as_ref().map(|d| d.path().to_path_buf())
+    }
+}
+
+/// Where an upload in progress writes its ciphertext.
+enum Sink {
+    Memory(Vec<u8>),
+    Disk(PathBuf, tokio::io::BufWriter<tokio::fs::File>),
+    Digest,
+}
+
+/// A 4xx answer carrying `x-error-message`, as the real CDN does.
+fn cdn_error(code: StatusCode, message: &str) -> Response<SimBody> {
+    let mut resp = status(code, message);
+    if let Ok(v) = HeaderValue::from_str(message) {
+        resp.headers_mut().insert("x-error-message", v);
+    }
+    resp
+}
+
+/// `POST <cdn>/upload?encrypted_query_param=…&filekey=…`: streams the body
+/// through the decryptor and MD5, never holding more than the storage
+/// policy allows. Returns the answer and the bytes read.
+pub(crate) async fn upload(
+    shared: &Arc<Shared>,
+    query: Option<&str>,
+    headers: &http::HeaderMap,
+    mut body: Incoming,
+) -> (Answer, u64) {
+    let param = query_param(query, "encrypted_query_param").unwrap_or_default();
+    let filekey = query_param(query, "filekey");
+    let slot = shared.state().cdn.slots.get(&param).cloned();
+    let Some(slot) = slot else {
+        let msg = "invalid encrypted_query_param";
+        return (
+            Answer::refused(cdn_error(StatusCode::BAD_REQUEST, msg), msg),
+            0,
+        );
+    };
+    let mut record = UploadRecord {
+        at: SystemTime::now(),
+        filekey: slot.filekey.clone(),
+        media_type: slot.media_type,
+        to_user_id: slot.to_user_id.clone(),
+        rawsize: slot.rawsize,
+        filesize: slot.filesize,
+        received: 0,
+        download_param: None,
+        error: None,
+        stored: None,
+    };
+    let refuse = |shared: &Arc<Shared>, mut record: UploadRecord, msg: &str, received: u64| {
+        record.received = received;
+        record.error = Some(msg.to_owned());
+        record.at = SystemTime::now();
+        shared.state().uploads.push(record);
+        shared.touch();
+        (
+            Answer::refused(cdn_error(StatusCode::BAD_REQUEST, msg), msg.to_owned()),
+            received,
+        )
+    };
+    if filekey.as_deref().is_some_and(|k| k != slot.filekey) {
+        return refuse(shared, record, "filekey mismatch", 0);
+    }
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n != slot.filesize) {
+        return refuse(shared, record, "file size mismatch", 0);
+    }
+
+    // Choose where the ciphertext goes, reserving memory up front.
+    enum Choice {
+        Memory,
+        Disk(std::io::Result<PathBuf>),
+        Digest,
+    }
+    let choice = {
+        let mut st = shared.state();
+        match st.cdn.mode {
+            CdnStorage::DigestOnly => Choice::Digest,
+            CdnStorage::Spill { memory_limit } => {
+                if st.cdn.memory_used + slot.filesize <= memory_limit {
+                    st.cdn.memory_used += slot.filesize;
+                    Choice::Memory
+                } else {
+                    Choice::Disk(st.cdn.spill_path())
+                }
+            }
+        }
+    };
+    let mut sink = match choice {
+        Choice::Digest => Sink::Digest,
+        Choice::Memory => Sink::Memory(Vec::with_capacity(
+            usize::try_from(slot.filesize).unwrap_or(0),
+        )),
+        Choice::Disk(Ok(path)) => match tokio::fs::File::create(&path).await {
+            Ok(f) => Sink::Disk(path, tokio::io::BufWriter::new(f)),
+            Err(_) => return refuse(shared, record, "cdn storage unavailable", 0),
+        },
+        Choice::Disk(Err(_)) => return refuse(shared, record, "cdn storage unavailable", 0),
+    };
+
+    let mut decryptor = Decryptor::new(&slot.key);
+    let mut md5 = Md5::new();
+    let mut plain = Vec::with_capacity(64 * 1024);
+    let mut received = 0u64;
+    let mut plain_len = 0u64;
+    let mut failure: Option<&str> = None;
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            failure = Some("upload interrupted");
+            break;
+        };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        received += data.len() as u64;
+        if received > slot.filesize {
+            failure = Some("file size mismatch");
+            break;
+        }
+        decryptor.update(&data, &mut plain);
+        md5.update(&plain);
+        plain_len += plain.len() as u64;
+        plain.clear();
+        let written = match &mut sink {
+            Sink::Memory(buf) => {
+                buf.extend_from_slice(&data);
+                true
+            }
+            Sink::Disk(_, file) => file.write_all(&data).await.is_ok(),
+            Sink::Digest => true,
+        };
+        if !written {
+            failure = Some("cdn storage unavailable");
+            break;
+        }
+    }
+    if failure.is_none() && received != slot.filesize {
+        failure = Some("file size mismatch");
+    }
+    if failure.is_none() {
+        match decryptor.finish() {
+            Ok(tail) => {
+                md5.update(&tail);
+                plain_len += tail.len() as u64;
+                if plain_len != slot.rawsize {
+                    failure = Some("raw size mismatch");
+                } else if hex::encode(md5.finalize()) != slot.rawfilemd5 {
+                    failure = Some("md5 mismatch");
+                }
+            }
+            Err(_) => failure = Some("decrypt failed: wrong aes key or bad padding"),
+        }
+    }
+    let data = match sink {
+        Sink::Memory(buf) => {
+            if failure.is_some() {
+                let mut st = shared.state();
+                st.cdn.memory_used = st.cdn.memory_used.saturating_sub(slot.filesize);
+            }
+            Stored::Memory(Bytes::from(buf))
+        }
+        Sink::Disk(path, mut file) => {
+            if file.flush().await.is_err() && failure.is_none() {
+                failure = Some("cdn storage unavailable");
+            }
+            if failure.is_some() {
+                let _ = tokio::fs::remove_file(&path).await;
+            }
+            Stored::Disk(path)
+        }
+        Sink::Digest => Stored::DigestOnly,
+    };
+    if let Some(msg) = failure {
+        return refuse(shared, record, msg, received);
+    }
+    let stored_in = match &data {
+        Stored::Memory(_) => "memory",
+        Stored::Disk(_) => "disk",
+        Stored::DigestOnly => "digest",
+    };
+    let mut st = shared.state();
+    let download = st.random_param(48);
+    st.cdn.media.insert(
+        download.clone(),
+        StoredMedia {
+            key: slot.key.clone(),
+            filesize: slot.filesize,
+            to_user_id: Some(slot.to_user_id.clone()),
+            data,
+        },
+    );
+    record.at = SystemTime::now();
+    record.received = received;
+    record.download_param = Some(download.clone());
+    record.stored = Some(stored_in);
+    st.uploads.push(record);
+    drop(st);
+    shared.touch();
+    let mut resp = Response::new(SimBody::empty());
+    if let Ok(v) = HeaderValue::from_str(&download) {
+        resp.headers_mut().insert("x-encrypted-param", v);
+    }
+    (Answer::ok(resp), received)
+}
+
+/// `GET <cdn>/download?encrypted_query_param=…`: streams the stored
+/// ciphertext.
+pub(crate) async fn download(shared: &Arc<Shared>, query: Option<&str>) -> Answer {
+    let param = query_param(query, "encrypted_query_param").unwrap_or_default();
+    let media = shared.state().cdn.media.get(&param).cloned();
+    let Some(media) = media else {
+        let msg = "unknown encrypted_query_param";
+        return Answer::refused(cdn_error(StatusCode::NOT_FOUND, msg), msg);
+    };
+    let body = match media.data {
+        Stored::Memory(bytes) => SimBody::Bytes(bytes),
+        Stored::Disk(path) => match tokio::fs::File::open(&path).await {
+            Ok(file) => SimBody::File {
+                file,
+                remaining: media.filesize,
+                buf: bytes::BytesMut::new(),
+            },
+            Err(_) => {
+                let msg = "stored media unreadable";
+                return Answer::refused(cdn_error(StatusCode::INTERNAL_SERVER_ERROR, msg), msg);
+            }
+        },
+        Stored::DigestOnly => {
+            let msg = "media not retained (digest-only storage)";
+            return Answer::refused(cdn_error(StatusCode::NOT_FOUND, msg), msg);
+        }
+    };
+    let mut resp = Response::new(body);
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    resp.headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(media.filesize));
+    Answer::ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_values_round_trip_through_component_encoding() {
+        let raw = "a+b/c=d&e f";
+        let q = format!("x=1&encrypted_query_param={}", encode_component(raw));
+        assert_eq!(
+            query_param(Some(&q), "encrypted_query_param").as_deref(),
+            Some(raw)
+        );
+        assert_eq!(query_param(Some(&q), "missing"), None);
+    }
+}

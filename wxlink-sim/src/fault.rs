@@ -1,0 +1,111 @@
+//! Faults injected into the next calls of an endpoint.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+
+/// Names of every endpoint a fault can target: the iLink API calls (named as
+/// in `wxlink_proto::ENDPOINTS`) and the two CDN calls.
+pub const FAULT_TARGETS: &[&str] = &[
+    "get_bot_qrcode",
+    "get_qrcode_status",
+    "getupdates",
+    "sendmessage",
+    "getconfig",
+    "sendtyping",
+    "getuploadurl",
+    "notifystart",
+    "notifystop",
+    "cdn_upload",
+    "cdn_download",
+];
+
+/// Something that goes wrong with one call, injected with
+/// [`Simulator::inject_fault`](crate::Simulator::inject_fault).
+///
+/// | Fault | What the client sees | Does the call take effect? |
+/// |---|---|---|
+/// | `HttpStatus(code, body)` | that status and body (on the CDN also `x-error-message: body`) | no |
+/// | `Delay(d)` | the normal answer, `d` later | yes |
+/// | `Delayed(d, fault)` | `fault`, `d` later (e.g. a 524 after 17 s) | as `fault` |
+/// | `DropConnection` | the connection closes after the request is read, with no response | no |
+/// | `TruncatedBody` | a 200 whose body stops half way (the declared length is not reached) | yes |
+/// | `InvalidJson` | a 200 whose body is not JSON | no |
+/// | `SessionExpired` | HTTP 200 `{"errcode":-14,"errmsg":"session timeout"}` | no |
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Fault {
+    /// Answer with this HTTP status and body text.
+    HttpStatus(u16, String),
+    /// Wait this long, then handle the call normally.
+    Delay(Duration),
+    /// Wait this long, then apply the inner fault.
+    Delayed(Duration, Box<Fault>),
+    /// Read the request, then close the connection without answering.
+    DropConnection,
+    /// Handle the call, then cut the response body short.
+    TruncatedBody,
+    /// Answer HTTP 200 with a body that is not valid JSON.
+    InvalidJson,
+    /// Answer the `-14` session-expired error.
+    SessionExpired,
+}
+
+impl Fault {
+    /// A fault that waits `delay` and then applies `self`.
+    pub fn after(self, delay: Duration) -> Self {
+        Self::Delayed(delay, Box::new(self))
+    }
+}
+
+/// Pending faults per endpoint, consumed in order.
+#[derive(Debug, Default)]
+pub(crate) struct FaultQueue {
+    pending: HashMap<String, VecDeque<(Fault, u32)>>,
+}
+
+impl FaultQueue {
+    /// Queues `fault` for the next `times` calls of `endpoint`.
+    pub(crate) fn push(&mut self, endpoint: &str, fault: Fault, times: u32) {
+        if times == 0 {
+            return;
+        }
+        self.pending
+            .entry(endpoint.to_owned())
+            .or_default()
+            .push_back((fault, times));
+    }
+
+    /// Takes the fault for one call of `endpoint`, if any is queued.
+    pub(crate) fn take(&mut self, endpoint: &str) -> Option<Fault> {
+        let queue = self.pending.get_mut(endpoint)?;
+        let (fault, left) = queue.front_mut()?;
+        let out = fault.clone();
+        *left -= 1;
+        if *left == 0 {
+            queue.pop_front();
+        }
+        Some(out)
+    }
+
+    /// Removes every queued fault.
+    pub(crate) fn clear(&mut self) {
+        self.pending.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn faults_are_used_in_order_and_counted() {
+        let mut q = FaultQueue::default();
+        q.push("sendmessage", Fault::InvalidJson, 2);
+        q.push("sendmessage", Fault::DropConnection, 1);
+        assert_eq!(q.take("getupdates"), None);
+        assert_eq!(q.take("sendmessage"), Some(Fault::InvalidJson));
+        assert_eq!(q.take("sendmessage"), Some(Fault::InvalidJson));
+        assert_eq!(q.take("sendmessage"), Some(Fault::DropConnection));
+        assert_eq!(q.take("sendmessage"), None);
+    }
+}

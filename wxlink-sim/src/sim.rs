@@ -1,0 +1,549 @@
+//! The [`Simulator`] handle: starting, addresses, credentials, the control
+//! methods tests call, and shutdown.
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use md5::{Digest as _, Md5};
+use rand::Rng as _;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+use wxlink_media::{AesKey, KeyEncoding, MediaKind};
+use wxlink_proto::{
+    AesKeyText, BotToken, CdnMedia, ContextToken, EncryptType, FileItem, ImageItem, MessageItem,
+    MessageItemType, MessageState, MessageType, VideoItem, VoiceEncodeType, VoiceItem,
+};
+
+use crate::SimError;
+use crate::cdn::{Stored, StoredMedia};
+use crate::config::{Fidelity, SimBuilder, SimConfig};
+use crate::fault::{FAULT_TARGETS, Fault};
+use crate::inbound::{InboundMessage, InjectedMessage};
+use crate::login::LoginScript;
+use crate::records::{NotifyCall, RequestRecord, SentMessage, TypingCall, UploadRecord};
+use crate::state::{Shared, State};
+
+/// Message ids at or above this are beyond JavaScript's exact integers
+/// (2^53); every other injected message gets one.
+const BIG_ID_BASE: u64 = 7_423_198_823_477_151_811;
+/// Base of the ordinary-sized message ids.
+const SMALL_ID_BASE: u64 = 1_000_000_000_000;
+
+/// A running simulated iLink server and CDN.
+///
+/// Cheap to clone; every clone drives the same server. The server stops
+/// when [`shutdown`](Self::shutdown) is called or the last clone is
+/// dropped.
+#[derive(Clone)]
+pub struct Simulator {
+    shared: Arc<Shared>,
+    /// `None` only for the short-lived views the control endpoints build.
+    life: Option<Arc<Lifetime>>,
+}
+
+/// Owns the shutdown signal and the listener tasks; dropping the last
+/// handle stops the server.
+struct Lifetime {
+    stop: watch::Sender<bool>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Drop for Lifetime {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+impl fmt::Debug for Simulator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Simulator")
+            .field("base_url", &self.shared.base_url)
+            .field("cdn_base_url", &self.shared.cdn_base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Simulator {
+    /// Starts a simulator with [`SimConfig::default`] on a free port.
+    ///
+    /// # Errors
+    ///
+    /// [`SimError::Bind`] when no loopback port can be bound.
+    pub async fn start() -> Result<Self, SimError> {
+        Self::start_with(SimConfig::default()).await
+    }
+
+    /// A builder for a configured simulator.
+    pub fn builder() -> SimBuilder {
+        SimBuilder::new()
+    }
+
+    /// Starts a simulator with `config`.
+    ///
+    /// # Errors
+    ///
+    /// [`SimError::Bind`] when the port cannot be bound.
+    pub async fn start_with(config: SimConfig) -> Result<Self, SimError> {
+        let main = TcpListener::bind(("127.0.0.1", config.port))
+            .await
+            .map_err(SimError::Bind)?;
+        let second = TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .map_err(SimError::Bind)?;
+        let port = main.local_addr().map_err(SimError::Bind)?.port();
+        let port2 = second.local_addr().map_err(SimError::Bind)?.port();
+        let base_url = format!("http://127.0.0.1:{port}");
+        let (stop, stop_rx) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::new(&config)),
+            config,
+            inbound: Notify::new(),
+            activity: Notify::new(),
+            shutdown: stop_rx,
+            cdn_base_url: format!("{base_url}/c2c"),
+            base_url,
+            redirect_host: format!("127.0.0.1:{port2}"),
+        });
+        let tasks = vec![
+            crate::server::serve(shared.clone(), main, false),
+            crate::server::serve(shared.clone(), second, true),
+        ];
+        Ok(Self {
+            shared,
+            life: Some(Arc::new(Lifetime {
+                stop,
+                tasks: Mutex::new(tasks),
+            })),
+        })
+    }
+
+    /// Stops accepting connections, answers held long polls, and waits
+    /// (up to a couple of seconds) for open connections to finish.
+    pub async fn shutdown(&self) {
+        let Some(life) = &self.life else { return };
+        let _ = life.stop.send(true);
+        let tasks: Vec<_> = life
+            .tasks
+            .lock()
+            .map(|mut t| t.drain(..).collect())
+            .unwrap_or_default();
+        for task in tasks {
+            let _ = task.await;
+        }
+    }
+
+    /// The API base URL, e.g. `http://127.0.0.1:PORT`.
+    pub fn base_url(&self) -> String {
+        self.shared.base_url.clone()
+    }
+
+    /// The CDN base URL, e.g. `http://127.0.0.1:PORT/c2c` (no trailing
+    /// slash).
+    pub fn cdn_base_url(&self) -> String {
+        self.shared.cdn_base_url.clone()
+    }
+
+    /// The `host:port` that `scaned_but_redirect` names: a second listener
+    /// serving the same state. It speaks plain HTTP.
+    pub fn redirect_host(&self) -> String {
+        self.shared.redirect_host.clone()
+    }
+
+    /// The bot token of the current session (the one started with the
+    /// simulator, or the last confirmed login).
+    pub fn token(&self) -> BotToken {
+        BotToken::new(self.shared.state().current().token.clone())
+    }
+
+    /// The current bot's id, `<12 hex>@im.bot`.
+    pub fn bot_id(&self) -> String {
+        self.shared.state().current().bot_id.clone()
+    }
+
+    /// The default WeChat user (`…@im.wechat`): the one who "scanned" the
+    /// initial session and who logs in when a script names nobody.
+    pub fn user_id(&self) -> String {
+        let st = self.shared.state();
+        st.bindings
+            .first()
+            .map(|b| b.user_id.clone())
+            .unwrap_or_default()
+    }
+
+    /// The configuration the simulator started with.
+    pub fn config(&self) -> &SimConfig {
+        &self.shared.config
+    }
+
+    /// Makes `user_id` a known user (one `getuploadurl` accepts as
+    /// `to_user_id`). Users who sent a message are known already.
+    pub fn add_user(&self, user_id: impl Into<String>) {
+        self.shared.state().users.insert(user_id.into());
+    }
+
+    /// Queues a text message from `from_user` and wakes a held long poll.
+    pub fn inject_text(
+        &self,
+        from_user: impl Into<String>,
+        text: impl Into<String>,
+    ) -> InjectedMessage {
+        self.inject_message(InboundMessage::text(from_user, text))
+    }
+
+    /// Queues an inbound message, completing it as the real server would
+    /// (see [`InboundMessage`]), and wakes a held long poll.
+    pub fn inject_message(&self, message: impl Into<InboundMessage>) -> InjectedMessage {
+        let mut msg = message.into().msg;
+        let mut st = self.shared.state();
+        let n = st.injected;
+        st.injected += 1;
+        let seq = st.next_seq;
+        st.next_seq += 1;
+        let from = msg
+            .from_user_id
+            .clone()
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| {
+                st.bindings
+                    .first()
+                    .map(|b| b.user_id.clone())
+                    .unwrap_or_default()
+            });
+        let message_id = msg.message_id.unwrap_or(if n % 2 == 0 {
+            BIG_ID_BASE + n
+        } else {
+            SMALL_ID_BASE + n
+        });
+        let token = match &msg.context_token {
+            Some(t) if !t.is_empty() => t.clone(),
+            _ => ContextToken::new(format!("AARzJWAF{}", st.random_b64(48))),
+        };
+        let now = st.now_ms();
+        msg.seq = Some(seq);
+        msg.message_id = Some(message_id);
+        msg.from_user_id = Some(from.clone());
+        msg.to_user_id = Some(st.current().bot_id.clone());
+        msg.create_time_ms.get_or_insert(now);
+        msg.message_type.get_or_insert(MessageType::User);
+        msg.message_state.get_or_insert(MessageState::Finish);
+        msg.context_token = Some(token.clone());
+        st.users.insert(from.clone());
+        let conv = st.conversations.entry(from).or_default();
+        conv.last_inbound_ms = Some(now);
+        conv.replies_since = 0;
+        st.queue.push_back(msg.clone());
+        drop(st);
+        self.shared.inbound.notify_waiters();
+        InjectedMessage {
+            message_id,
+            seq,
+            context_token: token,
+            message: msg,
+        }
+    }
+
+    /// Encrypts `plaintext` with a fresh key, stores the ciphertext on the
+    /// CDN and returns a message item of `kind` pointing at it, with the
+    /// key in `encoding` as real inbound items carry it (ILINK.md §7.5):
+    ///
+    /// - image: [`KeyEncoding::Base64Raw`] gives `image_item.aeskey` (hex)
+    ///   plus `media.aes_key` (raw-byte base64), like official inbound
+    ///   images; [`KeyEncoding::Hex`] gives only `image_item.aeskey`;
+    ///   [`KeyEncoding::Base64Hex`] gives only `media.aes_key`;
+    /// - voice (SILK, with no transcript), file (`file.bin`, `len` as a
+    ///   string) and video: `media.aes_key` in `encoding`, normally
+    ///   [`KeyEncoding::Base64Hex`]; `Hex` is refused, since those items have
+    ///   no hex key field.
+    ///
+    /// # Errors
+    ///
+    /// [`SimError::InvalidInput`] for an unsupported kind or encoding.
+    pub fn media_item(
+        &self,
+        kind: MediaKind,
+        plaintext: &[u8],
+        encoding: KeyEncoding,
+    ) -> Result<MessageItem, SimError> {
+        let non_image_hex = kind != MediaKind::Image && encoding == KeyEncoding::Hex;
+        if non_image_hex {
+            return Err(SimError::InvalidInput(
+                "only images carry a hex key (image_item.aeskey)".into(),
+            ));
+        }
+        let mut st = self.shared.state();
+        let key = AesKey::from_bytes(st.rng.random());
+        let ciphertext = wxlink_media::crypto::encrypt(&key, plaintext);
+        let filesize = ciphertext.len() as u64;
+        let param = st.random_param(48);
+        st.cdn.media.insert(
+            param.clone(),
+            StoredMedia {
+                key: key.clone(),
+                filesize,
+                to_user_id: None,
+                data: Stored::Memory(Bytes::from(ciphertext)),
+            },
+        );
+        drop(st);
+        let md5 = hex::encode(Md5::digest(plaintext));
+        let size = i64::try_from(filesize).unwrap_or(i64::MAX);
+        let media = |with_key: bool| CdnMedia {
+            encrypt_query_param: Some(param.clone()),
+            aes_key: with_key.then(|| AesKeyText::new(key.encode(encoding))),
+            encrypt_type: Some(EncryptType::Packed),
+            full_url: None,
+        };
+        let item = match kind {
+            MediaKind::Image => MessageItem {
+                item_type: Some(MessageItemType::Image),
+                image_item: Some(ImageItem {
+                    aeskey: (encoding != KeyEncoding::Base64Hex)
+                        .then(|| AesKeyText::new(key.to_hex())),
+                    media: Some(media(encoding != KeyEncoding::Hex)),
+                    mid_size: Some(size),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            MediaKind::Voice => MessageItem {
+                item_type: Some(MessageItemType::Voice),
+                voice_item: Some(VoiceItem {
+                    media: Some(media(true)),
+                    encode_type: Some(VoiceEncodeType::Silk),
+                    bits_per_sample: Some(16),
+                    sample_rate: Some(24_000),
+                    playtime: Some(1500),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            MediaKind::File => MessageItem {
+                item_type: Some(MessageItemType::File),
+                file_item: Some(FileItem {
+                    media: Some(media(true)),
+                    file_name: Some("file.bin".into()),
+                    md5: Some(md5),
+                    len: Some(plaintext.len().to_string()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            MediaKind::Video => MessageItem {
+                item_type: Some(MessageItemType::Video),
+                video_item: Some(VideoItem {
+                    media: Some(media(true)),
+                    video_size: Some(size),
+                    video_md5: Some(md5),
+                    play_length: Some(1),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            other => {
+                return Err(SimError::InvalidInput(format!(
+                    "unsupported media kind {}",
+                    other.as_str()
+                )));
+            }
+        };
+        Ok(item)
+    }
+
+    /// Stores `plaintext` on the CDN as media of `kind` and queues a
+    /// one-item message from `from_user` carrying it (see
+    /// [`media_item`](Self::media_item) for the key encodings).
+    ///
+    /// # Errors
+    ///
+    /// As [`media_item`](Self::media_item).
+    pub fn inject_media(
+        &self,
+        from_user: impl Into<String>,
+        kind: MediaKind,
+        plaintext: &[u8],
+        encoding: KeyEncoding,
+    ) -> Result<InjectedMessage, SimError> {
+        let item = self.media_item(kind, plaintext, encoding)?;
+        Ok(self.inject_message(InboundMessage::new(from_user).item(item)))
+    }
+
+    /// Every message bots sent and the simulator accepted, oldest first.
+    pub fn sent_messages(&self) -> Vec<SentMessage> {
+        self.shared.state().sent.clone()
+    }
+
+    /// Every accepted `sendtyping` call, oldest first.
+    pub fn typing_calls(&self) -> Vec<TypingCall> {
+        self.shared.state().typing.clone()
+    }
+
+    /// Every `msg/notifystart` and `msg/notifystop` call, oldest first.
+    pub fn notify_calls(&self) -> Vec<NotifyCall> {
+        self.shared.state().notify_calls.clone()
+    }
+
+    /// Every CDN upload attempt that reached the checks, oldest first.
+    pub fn uploads(&self) -> Vec<UploadRecord> {
+        self.shared.state().uploads.clone()
+    }
+
+    /// Every request answered (except control calls), oldest first. The
+    /// `Authorization` header is never stored; see
+    /// [`RequestRecord::auth`].
+    pub fn request_log(&self) -> Vec<RequestRecord> {
+        self.shared.state().requests.iter().cloned().collect()
+    }
+
+    /// Makes the next `times` calls of `endpoint` fail with `fault`.
+    /// Faults for one endpoint queue up and are used in order.
+    ///
+    /// `endpoint` is one of [`FAULT_TARGETS`]: the API names
+    /// (`getupdates`, `sendmessage`, …) or `cdn_upload` / `cdn_download`.
+    ///
+    /// # Errors
+    ///
+    /// [`SimError::UnknownEndpoint`] for any other name.
+    pub fn inject_fault(&self, endpoint: &str, fault: Fault, times: u32) -> Result<(), SimError> {
+        if !FAULT_TARGETS.contains(&endpoint) {
+            return Err(SimError::UnknownEndpoint(endpoint.to_owned()));
+        }
+        self.shared.state().faults.push(endpoint, fault, times);
+        Ok(())
+    }
+
+    /// Expires the current session: every bot endpoint answers `-14` to its
+    /// token from now on (a held long poll too, when it wakes). A new QR
+    /// login gives a fresh token.
+    pub fn expire_session(&self) {
+        let mut st = self.shared.state();
+        let current = st.current;
+        if let Some(b) = st.bindings.get_mut(current) {
+            b.valid = false;
+        }
+        drop(st);
+        self.shared.inbound.notify_waiters();
+    }
+
+    /// Puts the simulator back as it started: the initial session (valid
+    /// again), no queued messages, records, faults, scripts, conversations
+    /// or stored media, the configured fidelity and the real clock.
+    pub fn reset(&self) {
+        self.shared.state().reset(&self.shared.config);
+        self.shared.inbound.notify_waiters();
+        self.shared.touch();
+    }
+
+    /// Queues a login script for the next QR code issued.
+    pub fn script_login(&self, script: LoginScript) {
+        self.shared.state().login.push_script(script);
+    }
+
+    /// Replaces the fidelity switches from now on.
+    pub fn set_fidelity(&self, fidelity: Fidelity) {
+        self.shared.state().fidelity = fidelity;
+    }
+
+    /// Moves the simulated clock forward: message timestamps and the reply
+    /// window see the time `by` later than it is.
+    pub fn advance_clock(&self, by: Duration) {
+        self.shared.state().clock_offset += by;
+    }
+
+    /// Number of messages queued and not yet delivered.
+    pub fn pending_messages(&self) -> usize {
+        self.shared.state().queue.len()
+    }
+
+    /// Waits until at least `n` messages have been sent and returns them all.
+    ///
+    /// # Errors
+    ///
+    /// [`SimError::Timeout`] when `timeout` passes first.
+    pub async fn wait_for_sent(
+        &self,
+        n: usize,
+        timeout: Duration,
+    ) -> Result<Vec<SentMessage>, SimError> {
+        self.shared
+            .wait_until(timeout, |st| (st.sent.len() >= n).then(|| st.sent.clone()))
+            .await
+            .ok_or(SimError::Timeout)
+    }
+
+    /// Waits until at least `n` typing calls have arrived and returns them.
+    ///
+    /// # Errors
+    ///
+    /// [`SimError::Timeout`] when `timeout` passes first.
+    pub async fn wait_for_typing(
+        &self,
+        n: usize,
+        timeout: Duration,
+    ) -> Result<Vec<TypingCall>, SimError> {
+        self.shared
+            .wait_until(timeout, |st| {
+                (st.typing.len() >= n).then(|| st.typing.clone())
+            })
+            .await
+            .ok_or(SimError::Timeout)
+    }
+
+    /// Waits until at least `n` upload attempts have finished and returns
+    /// them.
+    ///
+    /// # Errors
+    ///
+    /// [`SimError::Timeout`] when `timeout` passes first.
+    pub async fn wait_for_uploads(
+        &self,
+        n: usize,
+        timeout: Duration,
+    ) -> Result<Vec<UploadRecord>, SimError> {
+        self.shared
+            .wait_until(timeout, |st| {
+                (st.uploads.len() >= n).then(|| st.uploads.clone())
+            })
+            .await
+            .ok_or(SimError::Timeout)
+    }
+
+    /// Waits until at least `n` requests to `endpoint` have been answered
+    /// and returns those requests.
+    ///
+    /// # Errors
+    ///
+    /// [`SimError::Timeout`] when `timeout` passes first.
+    pub async fn wait_for_requests(
+        &self,
+        endpoint: &str,
+        n: usize,
+        timeout: Duration,
+    ) -> Result<Vec<RequestRecord>, SimError> {
+        self.shared
+            .wait_until(timeout, |st| {
+                let hits: Vec<_> = st
+                    .requests
+                    .iter()
+                    .filter(|r| r.endpoint == Some(endpoint))
+                    .cloned()
+                    .collect();
+                (hits.len() >= n).then_some(hits)
+            })
+            .await
+            .ok_or(SimError::Timeout)
+    }
+
+    /// The directory spilled CDN uploads are written to, once one spilled.
+    pub fn spill_dir(&self) -> Option<std::path::PathBuf> {
+        self.shared.state().cdn.spill_dir()
+    }
+
+    /// A handle on `shared` for the control endpoints; it does not keep
+    /// the server alive and cannot shut it down.
+    pub(crate) fn view(shared: Arc<Shared>) -> Self {
+        Self { shared, life: None }
+    }
+}

@@ -19,14 +19,36 @@
 //!   dependency.
 
 pub mod crypto;
+#[cfg(feature = "transport")]
+pub mod download;
+#[cfg(feature = "transport")]
+mod fetch;
+#[cfg(feature = "transport")]
+mod http;
 pub mod item;
 pub mod key;
 pub mod kind;
+pub mod progress;
+#[cfg(feature = "transport")]
+mod source;
+#[cfg(feature = "transport")]
+pub mod upload;
+
+#[cfg(feature = "transport")]
+pub use download::{
+    Downloaded, DownloadedFile, InboundMedia, download, download_to_file, resolve_item,
+    resolve_thumbnail,
+};
+#[cfg(feature = "transport")]
+pub use http::{HttpService, cdn_download_url, cdn_upload_url};
+#[cfg(feature = "transport")]
+pub use upload::{UploadOptions, UploadSource, UploadUrlApi, upload};
 
 pub use crypto::{Decryptor, Encryptor, ciphertext_len};
 pub use item::{UploadedMedia, VoiceMeta};
 pub use key::{AesKey, KeyEncoding, resolve_item_key};
 pub use kind::{Inferred, MediaKind, infer_kind};
+pub use progress::{Phase, Progress, ProgressHook};
 
 /// Errors of the media layer.
 #[derive(Debug, thiserror::Error)]
@@ -55,4 +77,156 @@ pub enum MediaError {
         /// The item's kind.
         kind: MediaKind,
     },
+    /// The item is not media (text, or an unknown type).
+    #[error("item is not media")]
+    NotMedia,
+    /// The media item has no CDN reference to download from.
+    #[error("{kind} item has no cdn reference")]
+    NoMedia {
+        /// The item's kind.
+        kind: MediaKind,
+    },
+    /// Reading the source or writing the destination failed.
+    #[error("media i/o failed")]
+    Io {
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The source yielded a different number of bytes than announced, or
+    /// than the first pass read (the file changed in between).
+    #[error("source length changed: expected {expected} bytes, got {actual}")]
+    SourceChanged {
+        /// The length announced or measured first.
+        expected: u64,
+        /// The length actually read.
+        actual: u64,
+    },
+    /// The media is larger than the configured limit.
+    #[error("media larger than {limit} bytes")]
+    TooLarge {
+        /// The limit in bytes.
+        limit: u64,
+    },
+    /// Fewer bytes arrived than the response announced.
+    #[error("download truncated: {received} of {expected} bytes")]
+    Truncated {
+        /// The announced `Content-Length`.
+        expected: u64,
+        /// The bytes received.
+        received: u64,
+    },
+    /// A URL was not usable: not `http`/`https`, or malformed.
+    #[error("unsupported url: {reason}")]
+    UnsupportedUrl {
+        /// Why.
+        reason: String,
+    },
+    /// A URL fetch followed more redirects than allowed.
+    #[error("more than {limit} redirects")]
+    TooManyRedirects {
+        /// The redirect limit.
+        limit: u32,
+    },
+    /// A URL fetch got a status other than 200.
+    #[error("url fetch failed with http status {status}")]
+    FetchStatus {
+        /// The HTTP status.
+        status: u16,
+    },
+    /// A transfer took longer than its time limit.
+    #[error("media transfer timed out after {} ms", .after.as_millis())]
+    Timeout {
+        /// The limit that fired.
+        after: std::time::Duration,
+    },
+    /// The HTTP exchange failed (connect, network, body). Retried for CDN
+    /// uploads.
+    #[error("media http request failed")]
+    Http {
+        /// The underlying error.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// `getuploadurl` failed.
+    #[cfg(feature = "transport")]
+    #[error("getuploadurl failed")]
+    Api {
+        /// The API error.
+        source: wxlink_transport::Error,
+    },
+    /// `getuploadurl` returned neither `upload_full_url` nor `upload_param`.
+    #[error("getuploadurl returned no upload url")]
+    NoUploadUrl,
+    /// The CDN refused the upload with a 4xx status; not retried.
+    #[error("cdn rejected upload with status {status}: {message}")]
+    CdnRejected {
+        /// The HTTP status.
+        status: u16,
+        /// `x-error-message`, else the start of the body.
+        message: String,
+    },
+    /// The CDN answered with a non-200, non-4xx status; retried.
+    #[error("cdn upload server error: {message}")]
+    CdnServer {
+        /// The HTTP status.
+        status: u16,
+        /// `x-error-message`, else `status N`.
+        message: String,
+    },
+    /// The CDN answered 200 without the `x-encrypted-param` header; retried.
+    #[error("cdn upload response missing x-encrypted-param header")]
+    CdnMissingParam,
+    /// A retry was needed but the source is a one-shot reader that was
+    /// already consumed.
+    #[error("upload source is one-shot and cannot be sent again")]
+    NotReplayable {
+        /// The failure that called for the retry.
+        #[source]
+        last: Option<Box<MediaError>>,
+    },
+    /// The CDN answered a download with a status other than 200.
+    #[error("cdn download failed with http status {status}")]
+    DownloadStatus {
+        /// The HTTP status.
+        status: u16,
+        /// The start of the response body.
+        message: String,
+    },
+}
+
+#[cfg(all(test, feature = "transport"))]
+mod send_tests {
+    use wxlink_transport::{ApiClient, CdnService, HttpsTransport};
+
+    fn assert_send<T: Send>(_: &T) {}
+
+    /// Uploads and downloads must be spawnable on a multi-threaded runtime.
+    #[test]
+    fn transfer_futures_are_send() {
+        let api: ApiClient<HttpsTransport> = ApiClient::new(Default::default());
+        let cdn: CdnService<HttpsTransport> = api.cdn_service();
+        let options = crate::UploadOptions::default();
+        let fut = crate::upload(
+            &api,
+            &cdn,
+            "user",
+            crate::UploadSource::bytes(&b"x"[..]),
+            &options,
+        );
+        assert_send(&fut);
+        drop(fut);
+        let media = crate::InboundMedia {
+            kind: crate::MediaKind::File,
+            url: "http://127.0.0.1:1/".to_owned(),
+            key: None,
+            key_encoding: None,
+            file_name: None,
+            md5: None,
+            thumbnail: false,
+        };
+        let dl_options = crate::download::DownloadOptions::default();
+        let fut = crate::download(&cdn, &media, &dl_options);
+        assert_send(&fut);
+        let fut2 = crate::download_to_file(&cdn, &media, "/nonexistent/x", &dl_options);
+        assert_send(&fut2);
+    }
 }

@@ -1,0 +1,300 @@
+//! Fetching an `http(s)` URL as an upload source.
+//!
+//! The response is streamed into a temporary spool file while its MD5 is
+//! computed, with a size bound, an overall timeout and a redirect limit.
+//! The content type comes from the response, and the file name from
+//! `Content-Disposition` or else the last segment of the final URL's path.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use http::{Request, StatusCode, header};
+use wxlink_proto::{Auth, RetrySafety, TimeoutClass};
+use wxlink_transport::{Body, CallMeta};
+
+use crate::MediaError;
+use crate::http::{HttpService, content_length};
+use crate::progress::{Phase, ProgressHook};
+use crate::source::{Digested, spool_reader};
+
+/// Limits of a URL fetch.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct FetchOptions {
+    /// The largest body accepted, in bytes (default 100 MiB).
+    pub max_bytes: u64,
+    /// The time the whole fetch may take, redirects included (default 120 s).
+    pub timeout: Duration,
+    /// How many redirects are followed (default 5).
+    pub max_redirects: u32,
+}
+
+impl Default for FetchOptions {
+    fn default() -> Self {
+        Self {
+            max_bytes: 100 * 1024 * 1024,
+            timeout: Duration::from_secs(120),
+            max_redirects: 5,
+        }
+    }
+}
+
+/// A fetched URL, spooled to disk.
+pub(crate) struct Fetched {
+    pub(crate) spool: tempfile::TempPath,
+    pub(crate) digest: Digested,
+    pub(crate) content_type: Option<String>,
+    pub(crate) file_name: Option<String>,
+}
+
+/// Parses `raw` and accepts only `http` and `https`.
+pub(crate) fn parse_http_url(raw: &str) -> Result<url::Url, MediaError> {
+    let parsed = url::Url::parse(raw.trim()).map_err(|_| MediaError::UnsupportedUrl {
+        reason: "not a valid absolute url".to_owned(),
+    })?;
+    match parsed.scheme() {
+        "http" | "https" => Ok(parsed),
+        other => Err(MediaError::UnsupportedUrl {
+            reason: format!("scheme `{other}` is not http or https"),
+        }),
+    }
+}
+
+/// Fetches `raw_url` through `http` within `options`.
+pub(crate) async fn fetch<H: HttpService>(
+    http: &H,
+    raw_url: &str,
+    options: &FetchOptions,
+    chunk: usize,
+    progress: Option<ProgressHook>,
+) -> Result<Fetched, MediaError> {
+    let work = fetch_inner(http, raw_url, options, chunk, progress);
+    tokio::time::timeout(options.timeout, work)
+        .await
+        .map_err(|_| MediaError::Timeout {
+            after: options.timeout,
+        })?
+}
+
+async fn fetch_inner<H: HttpService>(
+    http: &H,
+    raw_url: &str,
+    options: &FetchOptions,
+    chunk: usize,
+    progress: Option<ProgressHook>,
+) -> Result<Fetched, MediaError> {
+    let mut url = parse_http_url(raw_url)?;
+    let mut redirects = 0u32;
+    loop {
+        let mut req = Request::get(url.as_str())
+            .body(Body::empty())
+            .map_err(|_| MediaError::UnsupportedUrl {
+                reason: "url is not a valid request uri".to_owned(),
+            })?;
+        req.extensions_mut().insert(
+            CallMeta::new("fetch", TimeoutClass::Cdn, RetrySafety::BeforeSend)
+                .with_auth(Auth::None),
+        );
+        let resp = http
+            .send(req)
+            .await
+            .map_err(|source| MediaError::Http { source })?;
+        let status = resp.status();
+        if status.is_redirection() {
+            let location = resp
+                .headers()
+                .get(header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .ok_or(MediaError::FetchStatus {
+                    status: status.as_u16(),
+                })?;
+            redirects += 1;
+            if redirects > options.max_redirects {
+                return Err(MediaError::TooManyRedirects {
+                    limit: options.max_redirects,
+                });
+            }
+            let next = url.join(location).map_err(|_| MediaError::UnsupportedUrl {
+                reason: "redirect location is not a valid url".to_owned(),
+            })?;
+            url = parse_http_url(next.as_str())?;
+            continue;
+        }
+        if status != StatusCode::OK {
+            return Err(MediaError::FetchStatus {
+                status: status.as_u16(),
+            });
+        }
+        let announced = content_length(&resp);
+        if let Some(len) = announced
+            && len > options.max_bytes
+        {
+            return Err(MediaError::TooLarge {
+                limit: options.max_bytes,
+            });
+        }
+        let content_type = resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let file_name = resp
+            .headers()
+            .get(header::CONTENT_DISPOSITION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(disposition_file_name)
+            .or_else(|| url_file_name(&url));
+        let stream = resp
+            .into_body()
+            .into_data_stream()
+            .map(|chunk| chunk.map_err(std::io::Error::other));
+        let reader = tokio_util_stream_reader(stream);
+        let (spool, digest) = spool_reader(
+            reader,
+            announced,
+            options.max_bytes,
+            chunk,
+            Phase::Fetching,
+            progress,
+        )
+        .await?;
+        return Ok(Fetched {
+            spool,
+            digest,
+            content_type,
+            file_name,
+        });
+    }
+}
+
+/// Adapts a stream of byte chunks to `AsyncRead`.
+fn tokio_util_stream_reader<S>(stream: S) -> std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>>
+where
+    S: futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + 'static,
+{
+    Box::pin(StreamReader {
+        stream: Box::pin(stream),
+        current: bytes::Bytes::new(),
+    })
+}
+
+struct StreamReader<S> {
+    stream: std::pin::Pin<Box<S>>,
+    current: bytes::Bytes,
+}
+
+impl<S> tokio::io::AsyncRead for StreamReader<S>
+where
+    S: futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>>,
+{
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        use std::task::Poll;
+        loop {
+            if !self.current.is_empty() {
+                let n = self.current.len().min(buf.remaining());
+                let part = self.current.split_to(n);
+                buf.put_slice(&part);
+                return Poll::Ready(Ok(()));
+            }
+            match self.stream.as_mut().poll_next(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => return Poll::Ready(Ok(())),
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(e)),
+                Poll::Ready(Some(Ok(bytes))) => self.current = bytes,
+            }
+        }
+    }
+}
+
+/// The `filename` of a `Content-Disposition` header (`filename*=UTF-8''…`
+/// preferred, then `filename="…"`), reduced to a base name.
+fn disposition_file_name(value: &str) -> Option<String> {
+    let mut plain = None;
+    let mut extended = None;
+    for part in value.split(';') {
+        let part = part.trim();
+        let Some((name, val)) = part.split_once('=') else {
+            continue;
+        };
+        let name = name.trim().to_ascii_lowercase();
+        let val = val.trim();
+        if name == "filename*" {
+            let encoded = val.rsplit('\'').next().unwrap_or(val);
+            extended = percent_encoding::percent_decode_str(encoded)
+                .decode_utf8()
+                .ok()
+                .map(|s| s.into_owned());
+        } else if name == "filename" {
+            plain = Some(val.trim_matches('"').to_owned());
+        }
+    }
+    extended
+        .or(plain)
+        .map(|n| safe_base_name(&n))
+        .filter(|n| !n.is_empty())
+}
+
+/// The last non-empty segment of a URL's path, percent-decoded.
+fn url_file_name(url: &url::Url) -> Option<String> {
+    let last = url.path_segments()?.rev().find(|s| !s.is_empty())?;
+    let decoded = percent_encoding::percent_decode_str(last)
+        .decode_utf8_lossy()
+        .into_owned();
+    Some(safe_base_name(&decoded)).filter(|n| !n.is_empty())
+}
+
+/// Drops any directory part a server put into a file name.
+fn safe_base_name(name: &str) -> String {
+    name.rsplit(['/', '\\'])
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_http_and_https_are_accepted() {
+        assert!(parse_http_url("https://example.com/a.png").is_ok());
+        assert!(parse_http_url("http://127.0.0.1:8080/a").is_ok());
+        for bad in [
+            "file:///etc/passwd",
+            "ftp://example.com/x",
+            "data:,hi",
+            "/relative",
+        ] {
+            assert!(
+                matches!(parse_http_url(bad), Err(MediaError::UnsupportedUrl { .. })),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn file_names_come_from_disposition_then_path() {
+        assert_eq!(
+            disposition_file_name("attachment; filename=\"report.pdf\"").as_deref(),
+            Some("report.pdf")
+        );
+        assert_eq!(
+            disposition_file_name("attachment; filename=\"a.txt\"; filename*=UTF-8''%E5%9B%BE.png")
+                .as_deref(),
+            Some("图.png")
+        );
+        assert_eq!(
+            disposition_file_name("attachment; filename=\"../../etc/passwd\"").as_deref(),
+            Some("passwd")
+        );
+        let u = url::Url::parse("https://h/dir/my%20cat.jpg?x=1").unwrap();
+        assert_eq!(url_file_name(&u).as_deref(), Some("my cat.jpg"));
+        let u = url::Url::parse("https://h/").unwrap();
+        assert_eq!(url_file_name(&u), None);
+    }
+}

@@ -1,0 +1,421 @@
+//! Uploading media to the CDN (ILINK.md §7.2, §7.3).
+//!
+//! [`upload`] runs the whole flow: a first pass over the source for its
+//! size, MD5 and first bytes; kind inference; `getuploadurl` with a fresh
+//! file key and AES key; then the encrypted body streamed to the CDN, with
+//! the CDN's retry rules. The result, [`UploadedMedia`], builds the outbound
+//! message item. Memory stays at a few chunks whatever the file size.
+
+use std::future::Future;
+
+use http::{Request, StatusCode, header};
+use wxlink_proto::{AesKeyText, GetUploadUrlRequest, GetUploadUrlResponse};
+use wxlink_transport::{Body, CallMeta};
+
+use crate::MediaError;
+use crate::crypto::ciphertext_len;
+use crate::fetch::fetch;
+use crate::http::{HttpService, cdn_upload_url, excerpt, read_prefix};
+use crate::item::UploadedMedia;
+use crate::key::AesKey;
+use crate::kind::infer_kind;
+use crate::progress::ProgressHook;
+use crate::source::{
+    DEFAULT_CHUNK_SIZE, ErrorSlot, Origin, Prepared, Replay, base_name, digest_bytes, digest_path,
+    read_head, spool_reader, take_error,
+};
+
+pub use crate::fetch::FetchOptions;
+pub use crate::source::UploadSource;
+
+/// The most CDN POST attempts per upload, as the official client does.
+pub const MAX_ATTEMPTS: u32 = 3;
+
+/// The `getuploadurl` call an upload makes. Implemented by
+/// `wxlink_transport::ApiClient`; tests may implement it with a fake.
+pub trait UploadUrlApi: Sync {
+    /// Calls `getuploadurl`.
+    fn get_upload_url(
+        &self,
+        request: &GetUploadUrlRequest,
+    ) -> impl Future<Output = Result<GetUploadUrlResponse, wxlink_transport::Error>> + Send;
+}
+
+impl<S> UploadUrlApi for wxlink_transport::ApiClient<S>
+where
+    S: tower::Service<
+            http::Request<Body>,
+            Response = http::Response<Body>,
+            Error = wxlink_transport::BoxError,
+        > + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+{
+    fn get_upload_url(
+        &self,
+        request: &GetUploadUrlRequest,
+    ) -> impl Future<Output = Result<GetUploadUrlResponse, wxlink_transport::Error>> + Send {
+        self.call::<wxlink_proto::GetUploadUrl>(request)
+    }
+}
+
+/// Settings of an upload.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct UploadOptions {
+    /// The CDN base URL, used when `getuploadurl` returns no full upload URL
+    /// (default `https://novac2c.cdn.weixin.qq.com/c2c`).
+    pub cdn_base_url: String,
+    /// Receives hashing, fetching and uploading progress.
+    pub progress: Option<ProgressHook>,
+    /// The size of the chunks read and encrypted (default 256 KiB).
+    pub chunk_size: usize,
+    /// Limits for URL sources and for spooling readers.
+    pub fetch: FetchOptions,
+}
+
+impl Default for UploadOptions {
+    fn default() -> Self {
+        Self {
+            cdn_base_url: wxlink_proto::DEFAULT_CDN_BASE_URL.to_owned(),
+            progress: None,
+            chunk_size: DEFAULT_CHUNK_SIZE,
+            fetch: FetchOptions::default(),
+        }
+    }
+}
+
+impl UploadOptions {
+    /// Defaults with the given CDN base URL.
+    pub fn with_cdn_base_url(cdn_base_url: impl Into<String>) -> Self {
+        Self {
+            cdn_base_url: cdn_base_url.into(),
+            ..Self::default()
+        }
+    }
+
+    /// Sets the progress hook.
+    #[must_use]
+    pub fn progress(mut self, hook: ProgressHook) -> Self {
+        self.progress = Some(hook);
+        self
+    }
+}
+
+/// Uploads `source` for `to_user_id`: first pass, `getuploadurl` through
+/// `api`, then the encrypted POST to the CDN through `http`.
+///
+/// # Errors
+///
+/// [`MediaError::Io`] reading the source, the fetch errors of a URL source,
+/// [`MediaError::Api`] from `getuploadurl`, [`MediaError::NoUploadUrl`],
+/// [`MediaError::CdnRejected`] (a 4xx, never retried), and after
+/// [`MAX_ATTEMPTS`] the last of [`MediaError::CdnServer`],
+/// [`MediaError::CdnMissingParam`] or [`MediaError::Http`];
+/// [`MediaError::NotReplayable`] when a one-shot source needed a retry.
+pub async fn upload<A, H>(
+    api: &A,
+    http: &H,
+    to_user_id: &str,
+    source: UploadSource,
+    options: &UploadOptions,
+) -> Result<UploadedMedia, MediaError>
+where
+    A: UploadUrlApi,
+    H: HttpService,
+{
+    let kind_override = source.kind;
+    let mut prepared = prepare(http, source, options).await?;
+    let inferred = infer_kind(
+        prepared.content_type.as_deref(),
+        &prepared.head,
+        prepared.file_name.as_deref(),
+    );
+    let kind = kind_override.unwrap_or(inferred.kind);
+    let aes_key = AesKey::random();
+    let filekey = hex::encode(rand::random::<[u8; 16]>());
+    let filesize = ciphertext_len(prepared.rawsize);
+
+    let request = GetUploadUrlRequest {
+        filekey: Some(filekey.clone()),
+        media_type: Some(kind.upload_media_type()),
+        to_user_id: Some(to_user_id.to_owned()),
+        rawsize: Some(prepared.rawsize),
+        rawfilemd5: Some(prepared.md5.clone()),
+        filesize: Some(filesize),
+        no_need_thumb: Some(true),
+        aeskey: Some(AesKeyText::new(aes_key.to_hex())),
+        ..GetUploadUrlRequest::default()
+    };
+    let response = api
+        .get_upload_url(&request)
+        .await
+        .map_err(|source| MediaError::Api { source })?;
+    let url = upload_url(&response, &options.cdn_base_url, &filekey)?;
+
+    let download_param = post_with_retries(http, &url, &mut prepared, &aes_key, options).await?;
+    let mut uploaded = UploadedMedia::new(
+        filekey,
+        download_param,
+        aes_key,
+        prepared.rawsize,
+        prepared.md5,
+        kind,
+        inferred.mime,
+    );
+    uploaded.file_name = prepared.file_name;
+    Ok(uploaded)
+}
+
+/// The CDN upload URL: `upload_full_url` (trimmed) when non-blank, else one
+/// built from `upload_param` (ILINK.md §7.3).
+pub fn upload_url(
+    response: &GetUploadUrlResponse,
+    cdn_base_url: &str,
+    filekey: &str,
+) -> Result<String, MediaError> {
+    if let Some(full) = response
+        .upload_full_url
+        .as_deref()
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+    {
+        return Ok(full.to_owned());
+    }
+    match response
+        .upload_param
+        .as_deref()
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+    {
+        Some(param) => Ok(cdn_upload_url(cdn_base_url, param, filekey)),
+        None => Err(MediaError::NoUploadUrl),
+    }
+}
+
+/// The first pass over a source.
+async fn prepare<H: HttpService>(
+    http: &H,
+    source: UploadSource,
+    options: &UploadOptions,
+) -> Result<Prepared, MediaError> {
+    let chunk = options.chunk_size.max(16);
+    let progress = options.progress.clone();
+    let UploadSource {
+        origin,
+        file_name,
+        content_type,
+        md5,
+        ..
+    } = source;
+    let prepared = match origin {
+        Origin::Path(path) => {
+            let digest = digest_path(path.clone(), chunk, progress).await?;
+            Prepared {
+                file_name: file_name.or_else(|| base_name(&path)),
+                replay: Replay::Path(path),
+                rawsize: digest.len,
+                md5: digest.md5,
+                head: digest.head,
+                content_type,
+            }
+        }
+        Origin::Bytes(bytes) => {
+            let digest = digest_bytes(bytes.clone(), progress).await?;
+            Prepared {
+                replay: Replay::Bytes(bytes),
+                rawsize: digest.len,
+                md5: digest.md5,
+                head: digest.head,
+                file_name,
+                content_type,
+            }
+        }
+        Origin::Reader { mut reader, len } => match md5 {
+            Some(md5) => {
+                let head = read_head(&mut reader, len).await?;
+                Prepared {
+                    head: head.to_vec(),
+                    replay: Replay::OneShot(Some((head, reader))),
+                    rawsize: len,
+                    md5,
+                    file_name,
+                    content_type,
+                }
+            }
+            None => {
+                let (spool, digest) = spool_reader(
+                    reader,
+                    Some(len),
+                    len,
+                    chunk,
+                    crate::progress::Phase::Hashing,
+                    progress,
+                )
+                .await?;
+                Prepared {
+                    replay: Replay::Spool(spool),
+                    rawsize: digest.len,
+                    md5: digest.md5,
+                    head: digest.head,
+                    file_name,
+                    content_type,
+                }
+            }
+        },
+        Origin::Url(url) => {
+            let fetched = fetch(http, &url, &options.fetch, chunk, progress).await?;
+            Prepared {
+                replay: Replay::Spool(fetched.spool),
+                rawsize: fetched.digest.len,
+                md5: fetched.digest.md5,
+                head: fetched.digest.head,
+                file_name: file_name.or(fetched.file_name),
+                content_type: content_type.or(fetched.content_type),
+            }
+        }
+    };
+    Ok(prepared)
+}
+
+/// Whether the CDN rules allow another attempt after `err`.
+fn retryable(err: &MediaError) -> bool {
+    matches!(
+        err,
+        MediaError::CdnServer { .. } | MediaError::CdnMissingParam | MediaError::Http { .. }
+    )
+}
+
+async fn post_with_retries<H: HttpService>(
+    http: &H,
+    url: &str,
+    prepared: &mut Prepared,
+    key: &AesKey,
+    options: &UploadOptions,
+) -> Result<String, MediaError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let slot = ErrorSlot::default();
+        let Some(body) = prepared.replay.open(
+            key,
+            prepared.rawsize,
+            options.chunk_size,
+            options.progress.clone(),
+            &slot,
+        ) else {
+            // Only a one-shot source that was already sent gets here; the
+            // caller below turns this into NotReplayable with the cause.
+            return Err(MediaError::NotReplayable { last: None });
+        };
+        let result = post_once(http, url, body, ciphertext_len(prepared.rawsize)).await;
+        let err = match result {
+            Ok(param) => return Ok(param),
+            // A failure of the source itself (I/O, a file that shrank) is
+            // reported as such and not retried.
+            Err(err) => match take_error(&slot) {
+                Some(source_err) => return Err(source_err),
+                None => err,
+            },
+        };
+        if !retryable(&err) || attempt >= MAX_ATTEMPTS {
+            return Err(err);
+        }
+        if !prepared.replay.is_replayable() {
+            return Err(MediaError::NotReplayable {
+                last: Some(Box::new(err)),
+            });
+        }
+        tracing::debug!(attempt, error = %err, "cdn upload attempt failed; retrying");
+    }
+}
+
+/// One CDN POST, classified as ILINK.md §7.3 says.
+async fn post_once<H: HttpService>(
+    http: &H,
+    url: &str,
+    body: Body,
+    len: u64,
+) -> Result<String, MediaError> {
+    let mut req = Request::post(url)
+        .header(header::CONTENT_TYPE, "application/octet-stream")
+        .header(header::CONTENT_LENGTH, len)
+        .body(body)
+        .map_err(|_| MediaError::UnsupportedUrl {
+            reason: "cdn upload url is not a valid request uri".to_owned(),
+        })?;
+    req.extensions_mut().insert(CallMeta::cdn());
+    let resp = http
+        .send(req)
+        .await
+        .map_err(|source| MediaError::Http { source })?;
+    let status = resp.status();
+    let header_text = |name: &str| {
+        resp.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
+    if status == StatusCode::OK {
+        return header_text("x-encrypted-param").ok_or(MediaError::CdnMissingParam);
+    }
+    let header_message = header_text("x-error-message");
+    if status.is_client_error() {
+        let message = match header_message {
+            Some(m) => m,
+            None => excerpt(&read_prefix(resp.into_body(), 4096).await),
+        };
+        return Err(MediaError::CdnRejected {
+            status: status.as_u16(),
+            message,
+        });
+    }
+    Err(MediaError::CdnServer {
+        status: status.as_u16(),
+        message: header_message.unwrap_or_else(|| format!("status {}", status.as_u16())),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_url_wins_and_is_trimmed() {
+        let resp = GetUploadUrlResponse {
+            upload_full_url: Some("  https://cdn.example/c2c/upload?x=1 \n".to_owned()),
+            upload_param: Some("param".to_owned()),
+            ..GetUploadUrlResponse::default()
+        };
+        assert_eq!(
+            upload_url(&resp, "https://other/c2c", "fk").unwrap(),
+            "https://cdn.example/c2c/upload?x=1"
+        );
+    }
+
+    #[test]
+    fn blank_full_url_falls_back_to_the_param() {
+        let resp = GetUploadUrlResponse {
+            upload_full_url: Some("   ".to_owned()),
+            upload_param: Some("p/q".to_owned()),
+            ..GetUploadUrlResponse::default()
+        };
+        assert_eq!(
+            upload_url(&resp, "https://cdn.example/c2c/", "00ff").unwrap(),
+            "https://cdn.example/c2c/upload?encrypted_query_param=p%2Fq&filekey=00ff"
+        );
+    }
+
+    #[test]
+    fn no_url_at_all_is_an_error() {
+        let resp = GetUploadUrlResponse::default();
+        assert!(matches!(
+            upload_url(&resp, "https://cdn", "fk"),
+            Err(MediaError::NoUploadUrl)
+        ));
+    }
+}

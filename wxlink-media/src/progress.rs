@@ -75,6 +75,7 @@ impl fmt::Debug for ProgressHook {
 }
 
 /// Reports to an optional hook.
+#[cfg(feature = "transport")]
 pub(crate) fn report(hook: Option<&ProgressHook>, phase: Phase, done: u64, total: Option<u64>) {
     if let Some(hook) = hook {
         hook.report(Progress::new(phase, done, total));

@@ -1,0 +1,191 @@
+//! The facade's one handle on the transport: an `ApiClient` over the boxed
+//! HTTP service, plus the settings it was built from.
+//!
+//! The transport type is erased here, once, into [`BoxHttpService`], so
+//! that neither
+//! [`WxLinkClient`](crate::WxLinkClient) nor its futures carry a type
+//! parameter.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use wxlink_proto::{BotToken, Endpoint};
+use wxlink_transport::{ApiClient, ApiConfig, Body, BoxError, CallOptions, RetryPolicy, Timeouts};
+
+use crate::Error;
+use crate::login::LoginOptions;
+
+/// The erased HTTP service every client holds: any transport, boxed once.
+pub type BoxHttpService =
+    tower::util::BoxCloneSyncService<http::Request<Body>, http::Response<Body>, BoxError>;
+
+/// Everything a [`ClientBuilder`](crate::ClientBuilder) collects.
+#[derive(Clone, Default)]
+pub(crate) struct ApiSettings {
+    pub(crate) base_url: Option<String>,
+    pub(crate) token: Option<BotToken>,
+    pub(crate) cdn_base_url: Option<String>,
+    pub(crate) transport: Option<BoxHttpService>,
+    pub(crate) timeouts: Option<Timeouts>,
+    pub(crate) retry: Option<RetryPolicy>,
+    pub(crate) bot_agent: Option<String>,
+    pub(crate) route_tag: Option<String>,
+    pub(crate) channel_version: Option<String>,
+}
+
+/// Boxes any suitable service into the transport's erased service type.
+pub(crate) fn boxed<S>(service: S) -> BoxHttpService
+where
+    S: tower::Service<
+            http::Request<wxlink_transport::Body>,
+            Response = http::Response<wxlink_transport::Body>,
+        > + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Error: Into<wxlink_transport::BoxError>,
+    S::Future: Send + 'static,
+{
+    use tower::ServiceExt;
+    BoxHttpService::new(service.map_err(Into::<BoxError>::into))
+}
+
+/// An `ApiClient` over the erased service, with the URLs it uses.
+#[derive(Clone)]
+pub(crate) struct Api {
+    client: ApiClient<BoxHttpService>,
+    /// The raw (boxed) service, for CDN transfers.
+    #[allow(dead_code)]
+    service: BoxHttpService,
+    base_url: String,
+    cdn_base_url: String,
+    long_poll: Option<Duration>,
+}
+
+impl Api {
+    /// Builds the API client for an account.
+    pub(crate) fn new(settings: &ApiSettings) -> Result<Self, Error> {
+        let base_url = settings
+            .base_url
+            .clone()
+            .filter(|u| !u.trim().is_empty())
+            .unwrap_or_else(|| wxlink_proto::DEFAULT_BASE_URL.to_owned());
+        let cdn_base_url = settings
+            .cdn_base_url
+            .clone()
+            .filter(|u| !u.trim().is_empty())
+            .unwrap_or_else(|| wxlink_proto::DEFAULT_CDN_BASE_URL.to_owned())
+            .trim_end_matches('/')
+            .to_owned();
+        let service = settings
+            .transport
+            .clone()
+            .unwrap_or_else(|| boxed(wxlink_transport::HttpsTransport::new()));
+        let timeouts = settings.timeouts.unwrap_or_default();
+        let mut config = ApiConfig::default()
+            .base_url(base_url.clone())
+            .token(settings.token.clone())
+            .route_tag(settings.route_tag.clone())
+            .timeouts(timeouts)
+            .retry(settings.retry.unwrap_or_default());
+        if let Some(a) = &settings.bot_agent {
+            config = config.bot_agent(a.clone());
+        }
+        if let Some(v) = &settings.channel_version {
+            config = config.channel_version(v.clone());
+        }
+        let long_poll = timeouts.long_poll;
+        let client = ApiClient::with_service(config, service.clone());
+        Ok(Self {
+            client,
+            service,
+            base_url,
+            cdn_base_url,
+            long_poll,
+        })
+    }
+
+    /// Builds the unauthenticated API client a QR login uses.
+    pub(crate) fn for_login(options: &LoginOptions) -> Result<Self, Error> {
+        let mut settings = options
+            .client
+            .as_ref()
+            .map(|b| b.settings.clone())
+            .unwrap_or_default();
+        settings.token = None;
+        settings.base_url = Some(options.base_url.clone());
+        Self::new(&settings)
+    }
+
+    pub(crate) fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    pub(crate) fn cdn_base_url(&self) -> &str {
+        &self.cdn_base_url
+    }
+
+    #[allow(dead_code)]
+    pub(crate) fn service(&self) -> &BoxHttpService {
+        &self.service
+    }
+
+    /// The configured long-poll timeout (`None`: no client-side limit).
+    pub(crate) fn default_long_poll(&self) -> Option<Duration> {
+        self.long_poll
+    }
+
+    /// Calls `E` at the account's base URL.
+    pub(crate) async fn call<E: Endpoint>(
+        &self,
+        request: &E::Request,
+    ) -> Result<E::Response, Error> {
+        self.call_with::<E>(request, CallOptions::default())
+            .await
+            .map_err(Error::Transport)
+    }
+
+    /// The transport call, boxed as a `Send` future here, where its
+    /// lifetimes are concrete: proving `Send` for the transport's future
+    /// later, inside the request builders' futures, trips a compiler
+    /// limitation with higher-ranked lifetimes ("one type is more general
+    /// than the other").
+    #[allow(clippy::type_complexity)]
+    fn call_with<'a, E: Endpoint>(
+        &'a self,
+        request: &'a E::Request,
+        options: CallOptions,
+    ) -> Pin<Box<dyn Future<Output = Result<E::Response, wxlink_transport::Error>> + Send + 'a>>
+    {
+        Box::pin(self.client.call_with::<E>(request, options))
+    }
+
+    /// Calls `E` with a timeout of its own; the transport error is returned
+    /// as it is so that the caller can tell a long-poll timeout apart.
+    pub(crate) async fn call_with_timeout<E: Endpoint>(
+        &self,
+        request: &E::Request,
+        timeout: Option<Duration>,
+    ) -> Result<E::Response, wxlink_transport::Error> {
+        let mut options = CallOptions::default();
+        if let Some(t) = timeout {
+            options = options.timeout(t);
+        }
+        self.call_with::<E>(request, options).await
+    }
+
+    /// Calls `E` at another base URL (QR login), with an optional timeout.
+    pub(crate) async fn call_at<E: Endpoint>(
+        &self,
+        request: &E::Request,
+        base_url: &str,
+        timeout: Option<Duration>,
+    ) -> Result<E::Response, wxlink_transport::Error> {
+        let mut options = CallOptions::default().base_url(base_url);
+        if let Some(t) = timeout {
+            options = options.timeout(t);
+        }
+        self.call_with::<E>(request, options).await
+    }
+}

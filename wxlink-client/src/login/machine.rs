@@ -1,0 +1,522 @@
+//! The QR login state machine as pure logic, with no I/O and no clock of its
+//! own.
+//!
+//! The I/O layer ([`LoginSession`](super::LoginSession)) feeds it what each
+//! `get_qrcode_status` poll returned (or that the poll failed) and the
+//! current time, and does what the returned [`Step`] says: poll again after a
+//! delay, ask for a pairing code, fetch a new QR code or stop. Keeping the
+//! rules here makes every path of ILINK.md §4.2–§4.3 testable without a
+//! server.
+
+use std::time::{Duration, Instant};
+
+use wxlink_proto::BotToken;
+
+use super::{LoginError, LoginResult};
+
+/// What one status poll told us, reduced to what the machine needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Polled {
+    /// `wait`, an unknown status, or a poll that failed (timeout, network
+    /// error, non-2xx, bad JSON): ILINK.md §4.2 treats all of them as `wait`.
+    Wait,
+    /// `scaned`.
+    Scanned,
+    /// `scaned_but_redirect`, with the bare host name if the server sent one.
+    ScannedButRedirect(Option<String>),
+    /// `need_verifycode`.
+    NeedVerifyCode,
+    /// `verify_code_blocked`.
+    VerifyCodeBlocked,
+    /// `expired`.
+    Expired,
+    /// `binded_redirect`.
+    AlreadyBound,
+    /// `confirmed`, with whatever credentials came along.
+    Confirmed(Confirmation),
+}
+
+/// The fields of a `confirmed` response.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Confirmation {
+    /// `bot_token`.
+    pub(crate) bot_token: Option<BotToken>,
+    /// `ilink_bot_id`.
+    pub(crate) ilink_bot_id: Option<String>,
+    /// `baseurl`.
+    pub(crate) baseurl: Option<String>,
+    /// `ilink_user_id`.
+    pub(crate) ilink_user_id: Option<String>,
+}
+
+/// What the I/O layer must do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// Poll again after `delay`. `scanned` says whether the code has been
+    /// scanned (for status reports).
+    Poll {
+        /// How long to sleep first.
+        delay: Duration,
+        /// True once the user has scanned the code.
+        scanned: bool,
+    },
+    /// Ask the user for the pairing code shown on the phone, then call
+    /// [`Machine::submit_verify_code`] and poll at once. `retry` is true when
+    /// the previous code was wrong.
+    NeedVerifyCode {
+        /// True when a code was already sent and refused.
+        retry: bool,
+    },
+    /// Fetch a new QR code from [`Machine::qr_base`], show it, and call
+    /// [`Machine::qr_refreshed`].
+    RefreshQr,
+    /// The login succeeded.
+    Confirmed(LoginResult),
+    /// The bot is already bound to this client; keep the stored account.
+    AlreadyConnected,
+    /// The login failed for good.
+    Failed(LoginError),
+}
+
+/// Tunables of the machine; [`super::LoginOptions`] fills them.
+#[derive(Debug, Clone)]
+pub(crate) struct MachineConfig {
+    /// Where QR codes are fetched and status polling starts.
+    pub(crate) base_url: String,
+    /// The sleep between polls (1 s officially).
+    pub(crate) poll_interval: Duration,
+    /// How many QR codes may be shown in total (3 officially).
+    pub(crate) max_qr_codes: u32,
+    /// The overall deadline (480 s officially, at least 1 s).
+    pub(crate) deadline: Duration,
+}
+
+/// The login state machine of ILINK.md §4.2–§4.3.
+#[derive(Debug, Clone)]
+pub(crate) struct Machine {
+    config: MachineConfig,
+    /// Where the next status poll goes; changes on `scaned_but_redirect`.
+    poll_base: String,
+    /// QR codes shown so far, the first one included.
+    qr_codes: u32,
+    /// The pairing code the user typed and we have not seen accepted yet.
+    pending_code: Option<String>,
+    /// True while we wait for the user to type a pairing code.
+    awaiting_code: bool,
+    /// True after the user scanned the current code.
+    scanned: bool,
+    /// When the login gives up.
+    deadline_at: Instant,
+}
+
+impl Machine {
+    /// Starts a machine for a QR code that was just fetched at `now`.
+    pub(crate) fn new(mut config: MachineConfig, now: Instant) -> Self {
+        let min = Duration::from_millis(wxlink_proto::consts::MIN_LOGIN_DEADLINE_MS);
+        let deadline = config.deadline.max(min);
+        config.deadline = deadline;
+        Self {
+            poll_base: config.base_url.clone(),
+            qr_codes: 1,
+            pending_code: None,
+            awaiting_code: false,
+            scanned: false,
+            deadline_at: now + deadline,
+            config,
+        }
+    }
+
+    /// Where QR codes are fetched: always the login base, never a redirect
+    /// host (ILINK.md §1.2 rule 1).
+    pub(crate) fn qr_base(&self) -> &str {
+        &self.config.base_url
+    }
+
+    /// Where the next status poll goes.
+    pub(crate) fn poll_base(&self) -> &str {
+        &self.poll_base
+    }
+
+    /// The pause between polls.
+    pub(crate) fn poll_interval(&self) -> Duration {
+        self.config.poll_interval
+    }
+
+    /// The pairing code to send with the next poll, if one is pending.
+    pub(crate) fn verify_code(&self) -> Option<&str> {
+        self.pending_code.as_deref()
+    }
+
+    /// True while a pairing code is asked for and not yet given.
+    pub(crate) fn awaiting_verify_code(&self) -> bool {
+        self.awaiting_code
+    }
+
+    /// How many QR codes have been shown, the first one included.
+    pub(crate) fn qr_codes_shown(&self) -> u32 {
+        self.qr_codes
+    }
+
+    /// True once the user has scanned the current code.
+    #[cfg(test)]
+    pub(crate) fn scanned(&self) -> bool {
+        self.scanned
+    }
+
+    /// The time left before the deadline, zero once it has passed.
+    pub(crate) fn remaining(&self, now: Instant) -> Duration {
+        self.deadline_at.saturating_duration_since(now)
+    }
+
+    /// The failure to report when the deadline has passed at `now`.
+    pub(crate) fn check_deadline(&self, now: Instant) -> Option<LoginError> {
+        (now >= self.deadline_at).then_some(LoginError::Timeout {
+            after: self.config.deadline,
+        })
+    }
+
+    /// Records the pairing code the user typed; the next poll sends it and
+    /// goes out at once.
+    pub(crate) fn submit_verify_code(&mut self, code: String) {
+        self.pending_code = Some(code);
+        self.awaiting_code = false;
+    }
+
+    /// Records that a new QR code is being shown. Status polling restarts at
+    /// the login base: the new code was issued there, and a redirect belongs
+    /// to the scan of the old code (wx-link's choice; ILINK.md §12 item 9
+    /// says the official client keeps the redirected host and that neither is
+    /// known to be right).
+    pub(crate) fn qr_refreshed(&mut self) {
+        self.poll_base = self.config.base_url.clone();
+        self.pending_code = None;
+        self.awaiting_code = false;
+        self.scanned = false;
+    }
+
+    /// Feeds one poll result observed at `now` and returns what to do next.
+    pub(crate) fn on_polled(&mut self, polled: Polled, now: Instant) -> Step {
+        let interval = self.config.poll_interval;
+        let step = match polled {
+            Polled::Wait => Step::Poll {
+                delay: interval,
+                scanned: self.scanned,
+            },
+            Polled::Scanned => {
+                // The server accepted any pending pairing code.
+                self.pending_code = None;
+                self.scanned = true;
+                Step::Poll {
+                    delay: interval,
+                    scanned: true,
+                }
+            }
+            Polled::ScannedButRedirect(host) => {
+                if let Some(base) = host
+                    .as_deref()
+                    .and_then(|h| redirect_base(&self.poll_base, h))
+                {
+                    self.poll_base = base;
+                }
+                self.scanned = true;
+                Step::Poll {
+                    delay: interval,
+                    scanned: true,
+                }
+            }
+            Polled::NeedVerifyCode => {
+                let retry = self.pending_code.take().is_some();
+                self.awaiting_code = true;
+                Step::NeedVerifyCode { retry }
+            }
+            Polled::VerifyCodeBlocked | Polled::Expired => self.count_refresh(),
+            Polled::AlreadyBound => Step::AlreadyConnected,
+            Polled::Confirmed(c) => self.confirm(c),
+        };
+        // A terminal answer stands even at the deadline; anything that would
+        // keep the login going stops there.
+        match step {
+            Step::Poll { .. } | Step::NeedVerifyCode { .. } | Step::RefreshQr => {
+                self.check_deadline(now).map_or(step, Step::Failed)
+            }
+            terminal => terminal,
+        }
+    }
+
+    /// Counts one more QR code, failing once the limit is passed.
+    fn count_refresh(&mut self) -> Step {
+        self.pending_code = None;
+        self.awaiting_code = false;
+        if self.qr_codes >= self.config.max_qr_codes {
+            return Step::Failed(LoginError::QrExpired {
+                codes: self.qr_codes,
+            });
+        }
+        self.qr_codes += 1;
+        Step::RefreshQr
+    }
+
+    /// Checks a `confirmed` answer: both the bot id and the token are needed
+    /// (ILINK.md §4.2 and §12 item 10).
+    fn confirm(&mut self, c: Confirmation) -> Step {
+        let bot_id = c.ilink_bot_id.filter(|s| !s.trim().is_empty());
+        let token = c.bot_token.filter(|t| !t.expose_secret().trim().is_empty());
+        let (Some(account_id), Some(bot_token)) = (bot_id, token) else {
+            return Step::Failed(LoginError::IncompleteConfirmation);
+        };
+        let base_url = c
+            .baseurl
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| self.config.base_url.clone());
+        Step::Confirmed(LoginResult {
+            bot_token,
+            account_id,
+            base_url,
+            user_id: c.ilink_user_id.filter(|s| !s.is_empty()),
+        })
+    }
+}
+
+/// The polling base after a `scaned_but_redirect` to `host`, or `None` to
+/// keep the current one.
+///
+/// ILINK.md §1.2 says the client polls `https://` + `redirect_host`. When
+/// the current base uses plain `http://` (the simulator on loopback, or a
+/// test proxy), the scheme is kept, because a server reachable only over
+/// HTTP cannot redirect to HTTPS on the same footing. A host that already
+/// carries a scheme is used as given.
+pub(crate) fn redirect_base(current: &str, host: &str) -> Option<String> {
+    let host = host.trim().trim_end_matches('/');
+    if host.is_empty() {
+        return None;
+    }
+    if host.starts_with("http://") || host.starts_with("https://") {
+        return Some(host.to_owned());
+    }
+    let scheme = if current.trim_start().starts_with("http://") {
+        "http"
+    } else {
+        "https"
+    };
+    Some(format!("{scheme}://{host}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = "https://ilinkai.weixin.qq.com";
+
+    fn machine(now: Instant) -> Machine {
+        Machine::new(
+            MachineConfig {
+                base_url: BASE.to_owned(),
+                poll_interval: Duration::from_secs(1),
+                max_qr_codes: 3,
+                deadline: Duration::from_secs(480),
+            },
+            now,
+        )
+    }
+
+    fn confirmation() -> Confirmation {
+        Confirmation {
+            bot_token: Some(BotToken::new("tok")),
+            ilink_bot_id: Some("b0f5860fdecb@im.bot".into()),
+            baseurl: Some("https://other.example".into()),
+            ilink_user_id: Some("alice@im.wechat".into()),
+        }
+    }
+
+    #[test]
+    fn wait_scanned_confirmed_succeeds_with_the_returned_base() {
+        let t = Instant::now();
+        let mut m = machine(t);
+        let one = Duration::from_secs(1);
+        assert_eq!(
+            m.on_polled(Polled::Wait, t),
+            Step::Poll {
+                delay: one,
+                scanned: false
+            }
+        );
+        assert_eq!(
+            m.on_polled(Polled::Scanned, t),
+            Step::Poll {
+                delay: one,
+                scanned: true
+            }
+        );
+        let Step::Confirmed(r) = m.on_polled(Polled::Confirmed(confirmation()), t) else {
+            panic!("expected success");
+        };
+        assert_eq!(r.bot_token.expose_secret(), "tok");
+        assert_eq!(r.account_id, "b0f5860fdecb@im.bot");
+        assert_eq!(r.base_url, "https://other.example");
+        assert_eq!(r.user_id.as_deref(), Some("alice@im.wechat"));
+    }
+
+    #[test]
+    fn missing_baseurl_falls_back_to_the_login_base() {
+        let t = Instant::now();
+        let mut m = machine(t);
+        let c = Confirmation {
+            baseurl: Some("  ".into()),
+            ..confirmation()
+        };
+        let Step::Confirmed(r) = m.on_polled(Polled::Confirmed(c), t) else {
+            panic!("expected success");
+        };
+        assert_eq!(r.base_url, BASE);
+    }
+
+    #[test]
+    fn confirmed_needs_bot_id_and_token() {
+        let t = Instant::now();
+        for c in [
+            Confirmation {
+                ilink_bot_id: None,
+                ..confirmation()
+            },
+            Confirmation {
+                bot_token: None,
+                ..confirmation()
+            },
+            Confirmation {
+                bot_token: Some(BotToken::new(" ")),
+                ..confirmation()
+            },
+        ] {
+            assert_eq!(
+                machine(t).on_polled(Polled::Confirmed(c), t),
+                Step::Failed(LoginError::IncompleteConfirmation)
+            );
+        }
+    }
+
+    #[test]
+    fn redirect_switches_the_polling_host_keeping_plain_http() {
+        let t = Instant::now();
+        let mut m = machine(t);
+        m.on_polled(Polled::ScannedButRedirect(Some("dc2.example".into())), t);
+        assert_eq!(m.poll_base(), "https://dc2.example");
+        assert_eq!(m.qr_base(), BASE);
+        // A missing host keeps the current one.
+        m.on_polled(Polled::ScannedButRedirect(None), t);
+        assert_eq!(m.poll_base(), "https://dc2.example");
+
+        assert_eq!(
+            redirect_base("http://127.0.0.1:4000", "127.0.0.1:4001").as_deref(),
+            Some("http://127.0.0.1:4001")
+        );
+        assert_eq!(
+            redirect_base("https://a", "http://b/").as_deref(),
+            Some("http://b")
+        );
+        assert_eq!(redirect_base("https://a", " "), None);
+    }
+
+    #[test]
+    fn three_codes_in_total_then_failure() {
+        let t = Instant::now();
+        let mut m = machine(t);
+        assert_eq!(m.on_polled(Polled::Expired, t), Step::RefreshQr);
+        m.qr_refreshed();
+        assert_eq!(m.on_polled(Polled::VerifyCodeBlocked, t), Step::RefreshQr);
+        m.qr_refreshed();
+        assert_eq!(m.qr_codes_shown(), 3);
+        assert_eq!(
+            m.on_polled(Polled::Expired, t),
+            Step::Failed(LoginError::QrExpired { codes: 3 })
+        );
+    }
+
+    #[test]
+    fn refresh_resets_the_polling_host() {
+        let t = Instant::now();
+        let mut m = machine(t);
+        m.on_polled(Polled::ScannedButRedirect(Some("dc2.example".into())), t);
+        assert_eq!(m.on_polled(Polled::Expired, t), Step::RefreshQr);
+        m.qr_refreshed();
+        assert_eq!(m.poll_base(), BASE);
+        assert!(!m.scanned());
+    }
+
+    #[test]
+    fn pairing_code_flow_with_a_wrong_first_code() {
+        let t = Instant::now();
+        let mut m = machine(t);
+        m.on_polled(Polled::Scanned, t);
+        assert_eq!(
+            m.on_polled(Polled::NeedVerifyCode, t),
+            Step::NeedVerifyCode { retry: false }
+        );
+        assert!(m.awaiting_verify_code());
+        m.submit_verify_code("111111".into());
+        assert_eq!(m.verify_code(), Some("111111"));
+        // The server asks again: the code was wrong.
+        assert_eq!(
+            m.on_polled(Polled::NeedVerifyCode, t),
+            Step::NeedVerifyCode { retry: true }
+        );
+        assert_eq!(m.verify_code(), None);
+        m.submit_verify_code("482913".into());
+        // Accepted: `scaned` clears the pending code.
+        m.on_polled(Polled::Scanned, t);
+        assert_eq!(m.verify_code(), None);
+    }
+
+    #[test]
+    fn blocked_pairing_clears_the_code_and_refreshes() {
+        let t = Instant::now();
+        let mut m = machine(t);
+        m.on_polled(Polled::NeedVerifyCode, t);
+        m.submit_verify_code("1".into());
+        assert_eq!(m.on_polled(Polled::VerifyCodeBlocked, t), Step::RefreshQr);
+        assert_eq!(m.verify_code(), None);
+    }
+
+    #[test]
+    fn already_bound_is_success_without_credentials() {
+        let t = Instant::now();
+        assert_eq!(
+            machine(t).on_polled(Polled::AlreadyBound, t),
+            Step::AlreadyConnected
+        );
+    }
+
+    #[test]
+    fn the_deadline_stops_a_waiting_login_but_not_a_confirmed_one() {
+        let t = Instant::now();
+        let mut m = machine(t);
+        let late = t + Duration::from_secs(481);
+        assert_eq!(
+            m.on_polled(Polled::Wait, late),
+            Step::Failed(LoginError::Timeout {
+                after: Duration::from_secs(480)
+            })
+        );
+        assert!(matches!(
+            m.on_polled(Polled::Confirmed(confirmation()), late),
+            Step::Confirmed(_)
+        ));
+        assert_eq!(m.remaining(late), Duration::ZERO);
+        assert_eq!(m.remaining(t), Duration::from_secs(480));
+    }
+
+    #[test]
+    fn deadline_has_a_one_second_floor() {
+        let t = Instant::now();
+        let m = Machine::new(
+            MachineConfig {
+                base_url: BASE.into(),
+                poll_interval: Duration::ZERO,
+                max_qr_codes: 3,
+                deadline: Duration::from_millis(10),
+            },
+            t,
+        );
+        assert_eq!(m.remaining(t), Duration::from_secs(1));
+    }
+}

@@ -1,0 +1,256 @@
+//! QR-code login: the one way to obtain a bot token (ILINK.md §4.1–§4.3).
+//!
+//! Two ways to drive it:
+//!
+//! - [`login_with_qr`] runs the whole login and reports through
+//!   [`LoginCallbacks`]: the QR URL to show, status changes and, when the
+//!   server asks, the pairing code the user reads off the phone.
+//! - [`LoginSession`] is the same state machine one step at a time, for an
+//!   application that drives the login from a web page: start a session,
+//!   show [`LoginSession::qr_url`], call [`LoginSession::poll_once`] until it
+//!   returns a final [`LoginState`], and pass a pairing code in with
+//!   [`LoginSession::submit_verify_code`].
+//!
+//! The rules follow the official client: QR codes are fetched from the login
+//! base URL (the default host unless [`LoginOptions::base_url`] says
+//! otherwise); status polls follow `scaned_but_redirect` to the host the
+//! server names (keeping `http://` when the login base is plain HTTP, as the
+//! simulator is); at most three QR codes are shown; the whole wait ends after
+//! 480 s; a failed status poll counts as `wait`; `binded_redirect` means the
+//! bot is already connected; `confirmed` must carry both the bot id and the
+//! token. A successful login becomes an [`AccountRecord`] for storage.
+
+mod machine;
+mod session;
+
+use std::time::Duration;
+
+use wxlink_proto::BotToken;
+
+use crate::AccountRecord;
+
+pub use session::{LoginCallbacks, LoginOutcome, LoginSession, NoCallbacks, login_with_qr};
+
+/// Settings of a QR login.
+///
+/// ```
+/// use std::time::Duration;
+/// use wxlink_client::LoginOptions;
+///
+/// let options = LoginOptions::new()
+///     .base_url("http://127.0.0.1:8080")
+///     .deadline(Duration::from_secs(120));
+/// assert_eq!(options.max_qr_codes, 3);
+/// ```
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct LoginOptions {
+    /// Where QR codes are fetched and status polling starts; the default API
+    /// host unless set.
+    pub base_url: String,
+    /// Tokens of bots already logged in on this machine, newest first. At
+    /// most 10 are sent; they let the server answer "already connected"
+    /// instead of binding a second bot (ILINK.md §4.1).
+    pub local_tokens: Vec<BotToken>,
+    /// The overall deadline of the login (480 s; at least 1 s).
+    pub deadline: Duration,
+    /// The pause between status polls (1 s).
+    pub poll_interval: Duration,
+    /// How many QR codes may be shown in total, the first included (3).
+    pub max_qr_codes: u32,
+    /// The HTTP transport and client settings; the default HTTPS transport
+    /// when unset.
+    pub(crate) client: Option<crate::client::ClientBuilder>,
+}
+
+impl Default for LoginOptions {
+    fn default() -> Self {
+        Self {
+            base_url: wxlink_proto::DEFAULT_BASE_URL.to_owned(),
+            local_tokens: Vec::new(),
+            deadline: Duration::from_millis(wxlink_proto::consts::LOGIN_DEADLINE_MS),
+            poll_interval: Duration::from_millis(wxlink_proto::consts::QR_POLL_INTERVAL_MS),
+            max_qr_codes: wxlink_proto::consts::QR_REFRESH_LIMIT,
+            client: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for LoginOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginOptions")
+            .field("base_url", &self.base_url)
+            .field("local_tokens", &self.local_tokens.len())
+            .field("deadline", &self.deadline)
+            .field("poll_interval", &self.poll_interval)
+            .field("max_qr_codes", &self.max_qr_codes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LoginOptions {
+    /// The official defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets where QR codes are fetched and status polling starts.
+    #[must_use]
+    pub fn base_url(mut self, url: impl Into<String>) -> Self {
+        self.base_url = url.into();
+        self
+    }
+
+    /// Sets the tokens of bots already logged in here, newest first.
+    #[must_use]
+    pub fn local_tokens(mut self, tokens: impl IntoIterator<Item = BotToken>) -> Self {
+        self.local_tokens = tokens.into_iter().collect();
+        self
+    }
+
+    /// Sets the overall deadline.
+    #[must_use]
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = deadline;
+        self
+    }
+
+    /// Sets the pause between status polls.
+    #[must_use]
+    pub fn poll_interval(mut self, interval: Duration) -> Self {
+        self.poll_interval = interval;
+        self
+    }
+
+    /// Sets how many QR codes may be shown in total.
+    #[must_use]
+    pub fn max_qr_codes(mut self, codes: u32) -> Self {
+        self.max_qr_codes = codes.max(1);
+        self
+    }
+
+    /// Uses the transport, timeouts, retry policy and headers of `builder`
+    /// (its base URL and token are ignored: login has neither).
+    #[must_use]
+    pub fn client(mut self, builder: crate::client::ClientBuilder) -> Self {
+        self.client = Some(builder);
+        self
+    }
+}
+
+/// The credentials a confirmed login returned.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LoginResult {
+    /// The bearer token (`bot_token`).
+    pub bot_token: BotToken,
+    /// The bot id (`ilink_bot_id`, `…@im.bot`).
+    pub account_id: String,
+    /// The API base URL for this account: `baseurl`, or the login base when
+    /// the server sent none (ILINK.md §1.2).
+    pub base_url: String,
+    /// The WeChat user who scanned (`ilink_user_id`).
+    pub user_id: Option<String>,
+}
+
+impl LoginResult {
+    /// The record to store and build clients from.
+    pub fn to_account(&self) -> AccountRecord {
+        AccountRecord {
+            token: self.bot_token.clone(),
+            base_url: self.base_url.clone(),
+            cdn_base_url: None,
+            account_id: Some(self.account_id.clone()),
+            user_id: self.user_id.clone(),
+        }
+    }
+}
+
+impl From<LoginResult> for AccountRecord {
+    fn from(r: LoginResult) -> Self {
+        AccountRecord {
+            token: r.bot_token,
+            base_url: r.base_url,
+            cdn_base_url: None,
+            account_id: Some(r.account_id),
+            user_id: r.user_id,
+        }
+    }
+}
+
+impl std::fmt::Debug for LoginResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginResult")
+            .field("bot_token", &self.bot_token)
+            .field("account_id", &self.account_id)
+            .field("base_url", &self.base_url)
+            .field("user_id", &self.user_id)
+            .finish()
+    }
+}
+
+/// Where a login stands, as [`LoginSession::poll_once`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LoginState {
+    /// The QR code has not been scanned yet.
+    Waiting,
+    /// The user scanned the code and must confirm on the phone.
+    Scanned,
+    /// The server wants the pairing code shown on the user's phone; pass it
+    /// to [`LoginSession::submit_verify_code`]. `retry` is true when the
+    /// previous code was wrong.
+    NeedVerifyCode {
+        /// True when a code was sent and refused.
+        retry: bool,
+    },
+    /// The previous QR code expired (or pairing was blocked); show this new
+    /// one.
+    Refreshed {
+        /// The URL to put in the new QR image.
+        qr_url: String,
+    },
+    /// The login succeeded.
+    Confirmed(LoginResult),
+    /// The bot is already bound to this client; keep the stored account.
+    AlreadyConnected,
+    /// The login failed for good.
+    Failed(LoginError),
+}
+
+impl LoginState {
+    /// True for the states after which polling stops.
+    pub fn is_final(&self) -> bool {
+        matches!(
+            self,
+            Self::Confirmed(_) | Self::AlreadyConnected | Self::Failed(_)
+        )
+    }
+}
+
+/// Why a QR login failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoginError {
+    /// Every QR code allowed expired (or pairing was blocked) without a scan.
+    #[error("qr code expired {codes} times")]
+    QrExpired {
+        /// How many codes were shown.
+        codes: u32,
+    },
+    /// The overall deadline passed.
+    #[error("login timed out after {after:?}")]
+    Timeout {
+        /// The deadline that passed.
+        after: Duration,
+    },
+    /// The server asked for a pairing code and none was given.
+    #[error("pairing code required but none given")]
+    VerifyCodeRequired,
+    /// The server said `confirmed` without a bot id or token.
+    #[error("confirmed login without bot id or token")]
+    IncompleteConfirmation,
+    /// `get_bot_qrcode` answered without a QR code.
+    #[error("server returned no qr code")]
+    NoQrCode,
+}

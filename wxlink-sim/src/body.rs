@@ -1,6 +1,7 @@
 //! The response body type of the simulator: whole buffers, buffers cut
 //! short on purpose, and ciphertext streamed from memory or a file.
 
+use std::future::Future as _;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -21,8 +22,9 @@ pub struct BodyError(Option<std::io::Error>);
 pub(crate) enum SimBody {
     /// A whole buffer, sent in pieces of [`CHUNK`] bytes.
     Bytes(Bytes),
-    /// A prefix of a body, followed by an error so the connection is cut.
-    Truncated(Option<Bytes>),
+    /// A prefix of a body, then a short pause (so the prefix is flushed to
+    /// the client), then an error so the connection is cut.
+    Truncated(Option<Bytes>, Pin<Box<tokio::time::Sleep>>),
     /// A file read to its end, `remaining` bytes long.
     File {
         file: tokio::fs::File,
@@ -38,6 +40,12 @@ impl SimBody {
 
     pub(crate) fn full(data: impl Into<Bytes>) -> Self {
         Self::Bytes(data.into())
+    }
+
+    /// The first half of `data`, then a cut connection.
+    pub(crate) fn truncated(half: Bytes) -> Self {
+        let pause = tokio::time::sleep(std::time::Duration::from_millis(50));
+        Self::Truncated(Some(half), Box::pin(pause))
     }
 }
 
@@ -57,9 +65,12 @@ impl Body for SimBody {
                 let n = data.len().min(CHUNK);
                 Poll::Ready(Some(Ok(Frame::data(data.split_to(n)))))
             }
-            Self::Truncated(data) => match data.take() {
+            Self::Truncated(data, pause) => match data.take() {
                 Some(d) => Poll::Ready(Some(Ok(Frame::data(d)))),
-                None => Poll::Ready(Some(Err(BodyError(None)))),
+                None => match pause.as_mut().poll(cx) {
+                    Poll::Pending => Poll::Pending,
+                    Poll::Ready(()) => Poll::Ready(Some(Err(BodyError(None)))),
+                },
             },
             Self::File {
                 file,
@@ -94,7 +105,7 @@ impl Body for SimBody {
     fn is_end_stream(&self) -> bool {
         match self {
             Self::Bytes(d) => d.is_empty(),
-            Self::Truncated(_) => false,
+            Self::Truncated(..) => false,
             Self::File { remaining, .. } => *remaining == 0,
         }
     }
@@ -102,7 +113,7 @@ impl Body for SimBody {
     fn size_hint(&self) -> SizeHint {
         match self {
             Self::Bytes(d) => SizeHint::with_exact(d.len() as u64),
-            Self::Truncated(_) => SizeHint::default(),
+            Self::Truncated(..) => SizeHint::default(),
             Self::File { remaining, .. } => SizeHint::with_exact(*remaining),
         }
     }

@@ -450,5 +450,5 @@ async fn truncate_response(resp: Response<SimBody>) -> Response<SimBody> {
         .headers
         .insert(header::CONTENT_LENGTH, HeaderValue::from(full_len));
     let half = full.slice(..full.len() / 2);
-    Response::from_parts(parts, SimBody::Truncated(Some(half)))
+    Response::from_parts(parts, SimBody::truncated(half))
 }

@@ -1,0 +1,277 @@
+//! The QR login state machine, every path.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{api_with, get, send};
+use http::{Method, StatusCode};
+use serde_json::{Value, json};
+use wxlink_sim::{Fidelity, LoginScript, Simulator};
+
+const SESSION_TIMEOUT: &str = r#"{"errcode":-14,"errmsg":"session timeout"}"#;
+
+/// `POST get_bot_qrcode` as official 2.3.1+ does; returns the qrcode.
+async fn qrcode(sim: &Simulator, local_tokens: &[&str]) -> String {
+    let url = format!("{}/ilink/bot/get_bot_qrcode?bot_type=3", sim.base_url());
+    let body = json!({"local_token_list": local_tokens}).to_string();
+    let r = send(
+        Method::POST,
+        &url,
+        &[
+            ("content-type", "application/json"),
+            ("authorizationtype", "ilink_bot_token"),
+        ],
+        body,
+    )
+    .await
+    .unwrap();
+    let v = r.json();
+    assert!(
+        v["qrcode_img_content"]
+            .as_str()
+            .unwrap()
+            .starts_with("http")
+    );
+    v["qrcode"].as_str().unwrap().to_owned()
+}
+
+async fn status_at(base: &str, qrcode: &str, code: Option<&str>) -> Value {
+    let mut url = format!("{base}/ilink/bot/get_qrcode_status?qrcode={qrcode}");
+    if let Some(c) = code {
+        url.push_str(&format!("&verify_code={c}"));
+    }
+    let r = get(&url).await;
+    assert_eq!(r.status, StatusCode::OK);
+    r.json()
+}
+
+async fn status(sim: &Simulator, qrcode: &str, code: Option<&str>) -> Value {
+    status_at(&sim.base_url(), qrcode, code).await
+}
+
+fn check_confirmed(sim: &Simulator, v: &Value, user: &str) {
+    assert_eq!(v["status"], "confirmed");
+    let bot_id = v["ilink_bot_id"].as_str().unwrap();
+    let (hex, tail) = bot_id.split_once('@').unwrap();
+    assert_eq!(tail, "im.bot");
+    assert!(
+        hex.len() == 12 && hex.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{bot_id}"
+    );
+    assert_eq!(v["baseurl"], sim.base_url());
+    assert_eq!(v["ilink_user_id"], user);
+    assert!(!v["bot_token"].as_str().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn happy_path_goes_wait_scaned_confirmed_and_the_new_token_works() {
+    let sim = common::sim().await;
+    let old_token = sim.token().expose_secret().to_owned();
+    let q = qrcode(&sim, &[]).await;
+    assert_eq!(status(&sim, &q, None).await, json!({"status": "wait"}));
+    assert_eq!(status(&sim, &q, None).await, json!({"status": "scaned"}));
+    let confirmed = status(&sim, &q, None).await;
+    check_confirmed(&sim, &confirmed, &sim.user_id());
+    let token = confirmed["bot_token"].as_str().unwrap();
+    assert_ne!(token, old_token);
+    assert_eq!(sim.token().expose_secret(), token);
+    assert_eq!(sim.bot_id(), confirmed["ilink_bot_id"]);
+    // Polling again repeats the same credentials.
+    assert_eq!(status(&sim, &q, None).await, confirmed);
+    // The new token opens the bot endpoints; the old one still works
+    // while the one-binding switch is off.
+    for t in [token, old_token.as_str()] {
+        let r = api_with(
+            &sim,
+            "getconfig",
+            Some(t),
+            json!({"ilink_user_id": sim.user_id()}),
+        )
+        .await;
+        assert_eq!(r.json()["ret"], 0);
+    }
+}
+
+#[tokio::test]
+async fn get_bot_qrcode_also_answers_a_get_without_body() {
+    let sim = common::sim().await;
+    let r = get(&format!(
+        "{}/ilink/bot/get_bot_qrcode?bot_type=3",
+        sim.base_url()
+    ))
+    .await;
+    let v = r.json();
+    assert!(v["qrcode"].is_string() && v["qrcode_img_content"].is_string());
+    assert_eq!(
+        status(&sim, v["qrcode"].as_str().unwrap(), None).await["status"],
+        "wait"
+    );
+}
+
+#[tokio::test]
+async fn scaned_but_redirect_moves_progress_to_the_second_listener() {
+    let sim = common::sim().await;
+    sim.script_login(LoginScript::redirect().user("o9cq80redirected@im.wechat"));
+    let q = qrcode(&sim, &[]).await;
+    assert_eq!(status(&sim, &q, None).await["status"], "wait");
+    let redirect = status(&sim, &q, None).await;
+    assert_eq!(redirect["status"], "scaned_but_redirect");
+    let host = redirect["redirect_host"].as_str().unwrap();
+    assert_eq!(host, sim.redirect_host());
+    assert!(!host.contains("://"), "a bare host, like the real server's");
+    // The old host sees no progress any more.
+    assert_eq!(status(&sim, &q, None).await["status"], "wait");
+    let new_base = format!("http://{host}");
+    assert_eq!(status_at(&new_base, &q, None).await["status"], "scaned");
+    let confirmed = status_at(&new_base, &q, None).await;
+    check_confirmed(&sim, &confirmed, "o9cq80redirected@im.wechat");
+    assert!(sim.request_log().iter().any(|r| r.redirect_listener));
+}
+
+#[tokio::test]
+async fn need_verifycode_accepts_the_right_code_after_a_wrong_one() {
+    let sim = common::sim().await;
+    sim.script_login(LoginScript::verify_code("482913", 3));
+    let q = qrcode(&sim, &[]).await;
+    assert_eq!(status(&sim, &q, None).await["status"], "wait");
+    assert_eq!(status(&sim, &q, None).await["status"], "need_verifycode");
+    assert_eq!(
+        status(&sim, &q, None).await["status"],
+        "need_verifycode",
+        "no code yet"
+    );
+    assert_eq!(
+        status(&sim, &q, Some("111111")).await["status"],
+        "need_verifycode",
+        "wrong code"
+    );
+    assert_eq!(status(&sim, &q, Some("482913")).await["status"], "scaned");
+    check_confirmed(&sim, &status(&sim, &q, None).await, &sim.user_id());
+}
+
+#[tokio::test]
+async fn too_many_wrong_codes_end_in_verify_code_blocked() {
+    let sim = common::sim().await;
+    sim.script_login(LoginScript::verify_code("482913", 2));
+    let q = qrcode(&sim, &[]).await;
+    status(&sim, &q, None).await;
+    assert_eq!(status(&sim, &q, None).await["status"], "need_verifycode");
+    assert_eq!(
+        status(&sim, &q, Some("000001")).await["status"],
+        "need_verifycode"
+    );
+    assert_eq!(
+        status(&sim, &q, Some("000002")).await["status"],
+        "verify_code_blocked"
+    );
+    // Blocked for good, even with the right code.
+    assert_eq!(
+        status(&sim, &q, Some("482913")).await["status"],
+        "verify_code_blocked"
+    );
+}
+
+#[tokio::test]
+async fn expired_path_and_a_fresh_code_afterwards() {
+    let sim = common::sim().await;
+    sim.script_login(LoginScript::expired());
+    let q1 = qrcode(&sim, &[]).await;
+    assert_eq!(status(&sim, &q1, None).await["status"], "wait");
+    assert_eq!(status(&sim, &q1, None).await["status"], "expired");
+    assert_eq!(status(&sim, &q1, None).await["status"], "expired");
+    // The refresh gets the default (happy) path.
+    let q2 = qrcode(&sim, &[]).await;
+    assert_ne!(q1, q2);
+    status(&sim, &q2, None).await;
+    status(&sim, &q2, None).await;
+    assert_eq!(status(&sim, &q2, None).await["status"], "confirmed");
+}
+
+#[tokio::test]
+async fn a_qr_code_older_than_its_ttl_reports_expired() {
+    let sim = Simulator::builder()
+        .hold(Duration::from_millis(100))
+        .qr_ttl(Duration::from_millis(100))
+        .start()
+        .await
+        .unwrap();
+    let q = qrcode(&sim, &[]).await;
+    assert_eq!(status(&sim, &q, None).await["status"], "wait");
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(status(&sim, &q, None).await["status"], "expired");
+    assert_eq!(
+        status(&sim, "no-such-code", None).await["status"],
+        "expired"
+    );
+}
+
+#[tokio::test]
+async fn binded_redirect_when_scripted_or_when_a_local_token_is_live() {
+    let sim = common::sim().await;
+    sim.script_login(LoginScript::binded_redirect());
+    let q = qrcode(&sim, &[]).await;
+    status(&sim, &q, None).await;
+    status(&sim, &q, None).await;
+    let v = status(&sim, &q, None).await;
+    assert_eq!(v, json!({"status": "binded_redirect"}), "no credentials");
+
+    // Unscripted, a live token in local_token_list is recognised.
+    let token = sim.token().expose_secret().to_owned();
+    let q = qrcode(&sim, &[token.as_str()]).await;
+    status(&sim, &q, None).await;
+    status(&sim, &q, None).await;
+    assert_eq!(status(&sim, &q, None).await["status"], "binded_redirect");
+    // An unknown token does not count.
+    let q = qrcode(&sim, &["stale-token"]).await;
+    status(&sim, &q, None).await;
+    status(&sim, &q, None).await;
+    assert_eq!(status(&sim, &q, None).await["status"], "confirmed");
+}
+
+#[tokio::test]
+async fn status_polls_are_held_for_the_scripted_step_delay() {
+    let sim = common::sim().await;
+    sim.script_login(LoginScript::confirm().step_delay(Duration::from_millis(150)));
+    let q = qrcode(&sim, &[]).await;
+    let started = Instant::now();
+    assert_eq!(status(&sim, &q, None).await["status"], "wait");
+    assert!(started.elapsed() >= Duration::from_millis(140));
+}
+
+#[tokio::test]
+async fn a_new_binding_of_the_same_user_expires_the_old_token_when_switched_on() {
+    let sim = common::sim().await;
+    sim.set_fidelity(Fidelity::default().with_single_binding_per_user(true));
+    let old = sim.token().expose_secret().to_owned();
+    let q = qrcode(&sim, &[]).await;
+    for _ in 0..3 {
+        status(&sim, &q, None).await;
+    }
+    let new = sim.token().expose_secret().to_owned();
+    assert_ne!(old, new);
+    let r = api_with(
+        &sim,
+        "getupdates",
+        Some(&old),
+        json!({"get_updates_buf": ""}),
+    )
+    .await;
+    assert_eq!(r.body, SESSION_TIMEOUT);
+    let r = api_with(
+        &sim,
+        "getconfig",
+        Some(&new),
+        json!({"ilink_user_id": sim.user_id()}),
+    )
+    .await;
+    assert_eq!(r.json()["ret"], 0);
+    // Messages now go to the new bot.
+    sim.inject_text(sim.user_id(), "hi new bot");
+    assert_eq!(
+        common::poll(&sim, "").await["msgs"][0]["to_user_id"],
+        sim.bot_id()
+    );
+}

@@ -52,6 +52,28 @@ pub struct InboundMedia {
     pub thumbnail: bool,
 }
 
+impl InboundMedia {
+    /// A media reference from its parts, e.g. one stored by the caller.
+    pub fn new(kind: MediaKind, url: impl Into<String>, key: Option<AesKey>) -> Self {
+        Self {
+            kind,
+            url: url.into(),
+            key,
+            key_encoding: None,
+            file_name: None,
+            md5: None,
+            thumbnail: false,
+        }
+    }
+
+    /// Sets the file name.
+    #[must_use]
+    pub fn with_file_name(mut self, name: impl Into<String>) -> Self {
+        self.file_name = Some(name.into());
+        self
+    }
+}
+
 /// Where a `CdnMedia` can be downloaded from: `full_url` when present, else
 /// `<cdn base>/download?encrypted_query_param=…`.
 pub fn media_url(media: &CdnMedia, cdn_base_url: &str) -> Option<String> {

@@ -4,22 +4,18 @@
 //! trait keeps the stream, the sends and the typing guard independent of how
 //! the facade spells them, and lets the unit tests script the server.
 
-use std::error::Error as StdError;
 use std::fmt;
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use wxlink_proto::{ContextToken, GetUpdatesResponse, TypingTicket};
 
-/// The boxed cause of a failed call.
-pub(crate) type BoxError = Box<dyn StdError + Send + Sync + 'static>;
-
 /// A failed API call, classified the way the runtime reacts to it.
 pub(crate) struct ApiError {
     /// The server answered `-14`.
     pub(crate) session_expired: bool,
-    /// The cause.
-    pub(crate) source: BoxError,
+    /// The facade's error.
+    pub(crate) source: crate::Error,
 }
 
 impl fmt::Debug for ApiError {

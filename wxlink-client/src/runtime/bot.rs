@@ -158,8 +158,6 @@ where
 
 impl BotRuntime {
     /// A runtime over `api` and `store`.
-    // Used by the facade adapter and the unit tests.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn from_api(
         api: Arc<dyn RuntimeApi>,
         store: Arc<dyn Store>,

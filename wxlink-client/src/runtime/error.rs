@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::api::{ApiError, BoxError};
+use super::api::ApiError;
 use super::budget::ContextProblem;
 use super::store::StoreError;
 
@@ -53,9 +53,10 @@ pub enum RuntimeError {
     /// A journal entry could not be read back as a message.
     #[error("journal entry is not a valid message")]
     CorruptEntry(#[source] serde_json::Error),
-    /// An API call failed (other than with `-14`).
+    /// An API call failed (other than with `-14`); the facade's error says
+    /// how, including whether the message may have been sent.
     #[error("api call failed")]
-    Api(#[source] BoxError),
+    Api(#[source] crate::Error),
     /// A blocking store task could not run (the runtime is shutting down).
     #[error("store task failed")]
     TaskFailed(#[source] tokio::task::JoinError),

@@ -20,6 +20,7 @@ mod api;
 pub mod backoff;
 mod bot;
 pub mod budget;
+mod client_api;
 pub mod config_cache;
 mod error;
 mod memory;

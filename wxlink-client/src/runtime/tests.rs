@@ -46,7 +46,7 @@ impl Drop for InFlight {
 fn failure(session_expired: bool) -> ApiError {
     ApiError {
         session_expired,
-        source: "scripted failure".into(),
+        source: crate::Error::InvalidArgument("scripted failure".into()),
     }
 }
 

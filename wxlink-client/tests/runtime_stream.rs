@@ -1,0 +1,450 @@
+//! The bot runtime against the simulator: restarts, fault storms, session
+//! expiry, cancellation, typing and crashes between journaling and
+//! acknowledging.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use futures_util::StreamExt;
+use wxlink_client::WxLinkClient;
+use wxlink_client::runtime::{
+    BackoffPolicy, BotRuntime, CommitOutcome, ContextRecord, Delivery, InboundBatch, JournalEntry,
+    JournalKey, MemoryStore, RuntimeError, RuntimeOptions, SqliteStore, Store, StoreError,
+    TurnRecord, Updates, UpdatesOptions,
+};
+use wxlink_sim::{Fault, Simulator};
+
+/// How long the simulator holds an idle long poll.
+const HOLD: Duration = Duration::from_millis(300);
+
+async fn sim() -> Simulator {
+    Simulator::builder().hold(HOLD).start().await.unwrap()
+}
+
+fn client(sim: &Simulator) -> WxLinkClient {
+    WxLinkClient::builder()
+        .base_url(sim.base_url())
+        .token(sim.token())
+        .build()
+        .unwrap()
+}
+
+fn fast() -> UpdatesOptions {
+    UpdatesOptions::default()
+        .backoff(BackoffPolicy::with_delays(
+            Duration::from_millis(20),
+            Duration::from_millis(60),
+        ))
+        .poll_timeout(Duration::from_secs(5))
+        .poll_timeout_margin(Duration::from_millis(500))
+}
+
+async fn next(updates: &mut Updates) -> Delivery {
+    tokio::time::timeout(Duration::from_secs(10), updates.next())
+        .await
+        .expect("no message within 10 s")
+        .expect("stream ended")
+        .expect("stream error")
+}
+
+/// Collects `n` deliveries, acknowledging each, and returns their texts.
+async fn take_acked(updates: &mut Updates, n: usize) -> Vec<String> {
+    let mut texts = Vec::new();
+    for _ in 0..n {
+        let d = next(updates).await;
+        texts.push(d.text().unwrap().to_owned());
+        d.ack().await.unwrap();
+    }
+    texts
+}
+
+#[tokio::test]
+async fn restart_mid_stream_loses_nothing_and_repeats_nothing() {
+    let sim = sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bot.db");
+    let user = sim.user_id();
+    for i in 0..5 {
+        sim.inject_text(&user, format!("m{i}"));
+    }
+
+    let mut seen = Vec::new();
+    {
+        let bot = BotRuntime::new(client(&sim), SqliteStore::open(&path).unwrap());
+        let mut updates = bot.updates(fast());
+        seen.extend(take_acked(&mut updates, 2).await);
+        // Taken but not acknowledged when the process "dies".
+        let unacked = next(&mut updates).await;
+        assert_eq!(unacked.text(), Some("m2"));
+        drop(updates);
+    }
+    // Let the simulator finish the poll the old stream abandoned.
+    tokio::time::sleep(HOLD * 2).await;
+    for i in 5..8 {
+        sim.inject_text(&user, format!("m{i}"));
+    }
+
+    let bot = BotRuntime::new(client(&sim), SqliteStore::open(&path).unwrap());
+    let mut updates = bot.updates(fast());
+    let first = next(&mut updates).await;
+    assert!(first.is_replay(), "the unacknowledged message comes first");
+    seen.push(first.text().unwrap().to_owned());
+    first.ack().await.unwrap();
+    seen.extend(take_acked(&mut updates, 5).await);
+
+    let expected: Vec<String> = (0..8).map(|i| format!("m{i}")).collect();
+    assert_eq!(seen, expected);
+    // Nothing else is pending: the next item does not come.
+    assert!(
+        tokio::time::timeout(HOLD * 3, updates.next())
+            .await
+            .is_err(),
+        "no message is delivered twice"
+    );
+}
+
+#[tokio::test]
+async fn fault_storm_delivers_every_message_exactly_once() {
+    let sim = sim().await;
+    let user = sim.user_id();
+    let bot = BotRuntime::new(client(&sim), MemoryStore::new());
+    let mut updates = bot.updates(fast());
+
+    let faults = [
+        Fault::HttpStatus(502, "bad gateway".into()),
+        Fault::DropConnection,
+        Fault::Delay(Duration::from_millis(200)),
+        Fault::HttpStatus(524, "origin timeout".into()),
+        Fault::InvalidJson,
+        Fault::HttpStatus(500, "oops".into()),
+    ];
+    let faults_len = faults.len();
+    // Faults and messages arrive while the stream is polling: each round
+    // queues two faults, then three messages, then waits a little.
+    let injector = tokio::spawn({
+        let sim = sim.clone();
+        let user = user.clone();
+        async move {
+            let mut injected = Vec::new();
+            for (round, fault) in faults.iter().enumerate() {
+                sim.inject_fault("getupdates", fault.clone(), 2).unwrap();
+                for k in 0..3 {
+                    let text = format!("r{round}-{k}");
+                    sim.inject_text(&user, &text);
+                    injected.push(text);
+                }
+                tokio::time::sleep(Duration::from_millis(80)).await;
+            }
+            injected
+        }
+    });
+    let received = take_acked(&mut updates, faults_len * 3).await;
+    let injected = injector.await.unwrap();
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for text in received {
+        *counts.entry(text).or_default() += 1;
+    }
+    for text in &injected {
+        assert_eq!(counts.get(text), Some(&1), "{text} delivered once");
+    }
+    assert!(
+        tokio::time::timeout(HOLD * 3, updates.next())
+            .await
+            .is_err(),
+        "nothing extra after the storm"
+    );
+    let failed = sim
+        .request_log()
+        .iter()
+        .filter(|r| r.endpoint == Some("getupdates") && r.status != 200)
+        .count();
+    assert!(
+        failed >= 6,
+        "the faults really happened ({failed} failed polls)"
+    );
+}
+
+#[tokio::test]
+async fn session_expiry_ends_the_stream_within_one_poll() {
+    let sim = sim().await;
+    let bot = BotRuntime::new(client(&sim), MemoryStore::new());
+    let mut updates = bot.updates(fast());
+    // Let the first poll start, then expire the session under it.
+    assert!(
+        tokio::time::timeout(HOLD / 2, updates.next())
+            .await
+            .is_err()
+    );
+    sim.expire_session();
+    let expired_at = Instant::now();
+    let item = tokio::time::timeout(HOLD * 3, updates.next())
+        .await
+        .expect("the stream reacts within one poll");
+    assert!(
+        matches!(item, Some(Err(RuntimeError::SessionExpired))),
+        "{item:?}"
+    );
+    assert!(expired_at.elapsed() < HOLD * 3);
+    assert!(updates.next().await.is_none(), "the stream ends");
+
+    let polls = |sim: &Simulator| {
+        sim.request_log()
+            .iter()
+            .filter(|r| r.endpoint == Some("getupdates"))
+            .count()
+    };
+    let after_end = polls(&sim);
+    tokio::time::sleep(HOLD * 2).await;
+    assert_eq!(polls(&sim), after_end, "no polling after the end");
+    assert!(after_end <= 2, "{after_end} polls: it did not spin");
+    let err = bot.send_to(&sim.user_id(), "hi").await.unwrap_err();
+    assert!(err.is_session_expired());
+}
+
+#[tokio::test]
+async fn cancellation_stops_within_a_second_with_nothing_in_flight() {
+    let sim = Simulator::builder()
+        .hold(Duration::from_secs(30))
+        .start()
+        .await
+        .unwrap();
+    let bot = BotRuntime::new(client(&sim), MemoryStore::new());
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let mut updates = bot.updates_until(fast(), async {
+        let _ = stop_rx.await;
+    });
+    let consumer = tokio::spawn(async move {
+        let mut items = 0;
+        while updates.next().await.is_some() {
+            items += 1;
+        }
+        items
+    });
+    // The stream is now inside a 30 s long poll.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stop_at = Instant::now();
+    stop_tx.send(()).unwrap();
+    let items = tokio::time::timeout(Duration::from_secs(1), consumer)
+        .await
+        .expect("stopped within a second")
+        .unwrap();
+    assert_eq!(items, 0);
+    assert!(stop_at.elapsed() < Duration::from_secs(1));
+    let ended = SystemTime::now();
+
+    let notify: Vec<bool> = sim.notify_calls().iter().map(|c| c.start).collect();
+    assert_eq!(notify, [true, false], "notifystart, then notifystop");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        sim.request_log().iter().all(|r| r.at <= ended),
+        "no request was made after the stream ended"
+    );
+}
+
+#[tokio::test]
+async fn replies_carry_the_users_latest_context_token() {
+    let sim = sim().await;
+    let user = sim.user_id();
+    let bot = BotRuntime::new(client(&sim), MemoryStore::new());
+    let mut updates = bot.updates(fast());
+    sim.inject_text(&user, "first");
+    let d1 = next(&mut updates).await;
+    d1.ack().await.unwrap();
+    let second = sim.inject_text(&user, "second");
+    let d2 = next(&mut updates).await;
+    // A proactive send after the second message uses its token.
+    bot.send_to(&user, "proactive").await.unwrap();
+    bot.reply(&d2, "reply").await.unwrap();
+    let sent = sim.sent_messages();
+    assert_eq!(sent.len(), 2);
+    for message in &sent {
+        assert_eq!(
+            message.msg.context_token.as_ref(),
+            Some(&second.context_token)
+        );
+        assert_eq!(message.to_user_id(), user);
+    }
+    let err = bot.send_to("stranger@im.wechat", "hi").await.unwrap_err();
+    assert!(
+        matches!(err, RuntimeError::UserMustWriteFirst { .. }),
+        "{err:?}"
+    );
+    assert_eq!(sim.sent_messages().len(), 2, "nothing sent to the stranger");
+}
+
+#[tokio::test]
+async fn typing_guard_starts_keeps_alive_and_cancels() {
+    let sim = sim().await;
+    let user = sim.user_id();
+    let options = RuntimeOptions::default().typing_keepalive(Duration::from_millis(100));
+    let bot = BotRuntime::with_options(client(&sim), MemoryStore::new(), options);
+    let mut updates = bot.updates(fast());
+    sim.inject_text(&user, "think about it");
+    let delivery = next(&mut updates).await;
+
+    let typing = bot.typing(delivery.sender());
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    bot.reply(&delivery, "done").await.unwrap();
+    typing.finish().await;
+
+    let calls: Vec<i64> = sim
+        .typing_calls()
+        .iter()
+        .filter(|c| c.ilink_user_id == user)
+        .map(|c| c.status)
+        .collect();
+    assert!(calls.len() >= 4, "start, keep-alives and cancel: {calls:?}");
+    assert_eq!(calls.last(), Some(&2), "cancelled last: {calls:?}");
+    assert!(
+        calls[..calls.len() - 1].iter().all(|s| *s == 1),
+        "{calls:?}"
+    );
+    let log = sim.request_log();
+    let getconfigs = log
+        .iter()
+        .filter(|r| r.endpoint == Some("getconfig"))
+        .count();
+    assert_eq!(getconfigs, 1, "one getconfig: the ticket is cached");
+
+    // Dropping a guard cancels too.
+    drop(bot.typing(&user));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(sim.typing_calls().last().map(|c| c.status), Some(2));
+}
+
+#[tokio::test]
+async fn typing_failures_never_fail_the_reply() {
+    let sim = sim().await;
+    let user = sim.user_id();
+    let bot = BotRuntime::new(client(&sim), MemoryStore::new());
+    let mut updates = bot.updates(fast());
+    sim.inject_text(&user, "hi");
+    let delivery = next(&mut updates).await;
+    sim.inject_fault("sendtyping", Fault::HttpStatus(500, "down".into()), 10)
+        .unwrap();
+    let typing = bot.typing(&user);
+    bot.reply(&delivery, "still answered").await.unwrap();
+    typing.finish().await;
+    assert_eq!(sim.sent_messages().len(), 1);
+}
+
+/// A store that fails chosen operations, to simulate a disk that errors
+/// between journaling and acknowledging.
+struct FailingStore {
+    inner: SqliteStore,
+    fail_commits: AtomicUsize,
+    fail_acks: AtomicUsize,
+}
+
+fn take_one(counter: &AtomicUsize) -> bool {
+    counter
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok()
+}
+
+impl Store for FailingStore {
+    fn cursor(&self) -> Result<Option<String>, StoreError> {
+        self.inner.cursor()
+    }
+    fn set_cursor(&self, cursor: &str) -> Result<(), StoreError> {
+        self.inner.set_cursor(cursor)
+    }
+    fn commit_batch(&self, batch: &InboundBatch) -> Result<CommitOutcome, StoreError> {
+        if take_one(&self.fail_commits) {
+            return Err(StoreError::new("commit a batch"));
+        }
+        self.inner.commit_batch(batch)
+    }
+    fn unacknowledged(&self) -> Result<Vec<JournalEntry>, StoreError> {
+        self.inner.unacknowledged()
+    }
+    fn acknowledge(&self, key: JournalKey) -> Result<bool, StoreError> {
+        if take_one(&self.fail_acks) {
+            return Err(StoreError::new("acknowledge a message"));
+        }
+        self.inner.acknowledge(key)
+    }
+    fn is_seen(&self, id: u64) -> Result<bool, StoreError> {
+        self.inner.is_seen(id)
+    }
+    fn context(&self, user: &str) -> Result<Option<ContextRecord>, StoreError> {
+        self.inner.context(user)
+    }
+    fn set_context(&self, user: &str, record: &ContextRecord) -> Result<(), StoreError> {
+        self.inner.set_context(user, record)
+    }
+    fn turn(&self, user: &str) -> Result<Option<TurnRecord>, StoreError> {
+        self.inner.turn(user)
+    }
+    fn set_turn(&self, user: &str, record: &TurnRecord) -> Result<(), StoreError> {
+        self.inner.set_turn(user, record)
+    }
+}
+
+#[tokio::test]
+async fn a_crash_between_journaling_and_acknowledging_loses_nothing() {
+    let sim = sim().await;
+    let user = sim.user_id();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bot.db");
+    for i in 0..4 {
+        sim.inject_text(&user, format!("m{i}"));
+    }
+    {
+        // The first two commits fail (the batch is held and retried), and
+        // the first acknowledgement fails.
+        let store = FailingStore {
+            inner: SqliteStore::open(&path).unwrap(),
+            fail_commits: AtomicUsize::new(2),
+            fail_acks: AtomicUsize::new(1),
+        };
+        let bot = BotRuntime::new(client(&sim), store);
+        let mut updates = bot.updates(fast());
+        let m0 = next(&mut updates).await;
+        assert_eq!(m0.text(), Some("m0"));
+        assert!(m0.ack().await.is_err(), "the acknowledgement failed");
+        let m1 = next(&mut updates).await;
+        assert_eq!(m1.text(), Some("m1"));
+        m1.ack().await.unwrap();
+        // m2 and m3 are journaled; the stream dies before handing them out.
+        drop(updates);
+    }
+    tokio::time::sleep(HOLD * 2).await;
+    sim.inject_text(&user, "m4");
+
+    let bot = BotRuntime::new(client(&sim), SqliteStore::open(&path).unwrap());
+    let mut updates = bot.updates(fast());
+    let texts = take_acked(&mut updates, 4).await;
+    assert_eq!(texts, ["m0", "m2", "m3", "m4"]);
+    assert!(
+        tokio::time::timeout(HOLD * 3, updates.next())
+            .await
+            .is_err(),
+        "each unacknowledged message came back once"
+    );
+}
+
+#[tokio::test]
+async fn messages_above_two_to_the_63_keep_their_exact_id_through_the_journal() {
+    let sim = sim().await;
+    let user = sim.user_id();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bot.db");
+    let big = u64::MAX - 7;
+    sim.inject_message(wxlink_sim::InboundMessage::text(&user, "big").message_id(big));
+    {
+        let bot = BotRuntime::new(client(&sim), SqliteStore::open(&path).unwrap());
+        let mut updates = bot.updates(fast());
+        assert_eq!(next(&mut updates).await.message().message_id, Some(big));
+    }
+    let store = Arc::new(SqliteStore::open(&path).unwrap());
+    assert!(store.is_seen(big).unwrap());
+    let bot = BotRuntime::with_shared_store(client(&sim), store, RuntimeOptions::default());
+    let mut updates = bot.updates(fast());
+    let replay = next(&mut updates).await;
+    assert!(replay.is_replay());
+    assert_eq!(replay.message().message_id, Some(big));
+}

@@ -12,7 +12,7 @@
 //! ```
 
 use std::collections::HashMap;
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -565,9 +565,9 @@ pub(crate) fn text_item(text: &str) -> MessageItem {
 /// Implements `IntoFuture` for a request builder through its `send` method.
 macro_rules! into_future {
     ($ty:ty => $out:ty) => {
-        impl IntoFuture for $ty {
-            type Output = Result<$out, Error>;
-            type IntoFuture = BoxFuture<Result<$out, Error>>;
+        impl ::std::future::IntoFuture for $ty {
+            type Output = Result<$out, $crate::Error>;
+            type IntoFuture = $crate::client::BoxFuture<Result<$out, $crate::Error>>;
 
             fn into_future(self) -> Self::IntoFuture {
                 Box::pin(self.send())

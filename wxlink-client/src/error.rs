@@ -67,10 +67,12 @@ pub enum Error {
 }
 
 impl Error {
-    /// The transport error inside, looking through wrappers.
+    /// The transport error inside, looking through wrappers (and through a
+    /// media error whose `getuploadurl` call failed).
     pub fn transport(&self) -> Option<&wxlink_transport::Error> {
         match self {
             Self::Transport(e) => Some(e),
+            Self::Media(e) => media_transport(e),
             Self::VoiceRejected { source } | Self::PartiallySent { source, .. } => {
                 source.transport()
             }
@@ -92,14 +94,13 @@ impl Error {
     pub fn is_session_expired(&self) -> bool {
         self.transport()
             .is_some_and(wxlink_transport::Error::is_session_expired)
-            || self.media().is_some_and(media_is_session_expired)
     }
 
     /// True when a call or transfer ran out of time.
     pub fn is_timeout(&self) -> bool {
         self.transport()
             .is_some_and(wxlink_transport::Error::is_timeout)
-            || self.media().is_some_and(media_is_timeout)
+            || matches!(self.media(), Some(wxlink_media::MediaError::Timeout { .. }))
     }
 
     /// The `ret`/`errcode`/`errmsg` the server returned, when the failure
@@ -107,7 +108,6 @@ impl Error {
     pub fn api_status(&self) -> Option<&ApiStatus> {
         self.transport()
             .and_then(wxlink_transport::Error::api_status)
-            .or_else(|| self.media().and_then(media_api_status))
     }
 
     /// Whether the server may have acted on the request, so that sending it
@@ -116,7 +116,9 @@ impl Error {
     pub fn may_have_been_sent(&self) -> bool {
         match self {
             Self::Transport(e) => e.may_have_been_sent(),
-            Self::Media(e) => media_may_have_been_sent(e),
+            // An upload alone delivers no message; a failure after a sent
+            // caption is wrapped in `PartiallySent`.
+            Self::Media(_) => false,
             Self::MissingToken
             | Self::EmptyText
             | Self::InvalidArgument(_)
@@ -153,28 +155,11 @@ impl From<AccountFileError> for Error {
     }
 }
 
-/// The media layer's view of a session expiry (its `getuploadurl` call can
-/// return `-14`).
-fn media_is_session_expired(e: &wxlink_media::MediaError) -> bool {
-    media_api_status(e).is_some_and(ApiStatus::is_session_expired)
-}
-
-/// Whether a media failure was a timeout.
-fn media_is_timeout(e: &wxlink_media::MediaError) -> bool {
-    let _ = e;
-    false
-}
-
-/// The API status behind a media failure, if any.
-fn media_api_status(e: &wxlink_media::MediaError) -> Option<&ApiStatus> {
-    let _ = e;
-    None
-}
-
-/// Whether a media failure may have delivered anything. Uploads alone send
-/// no message, so only the message itself counts; the facade wraps a
-/// failure after a sent caption in [`Error::PartiallySent`].
-fn media_may_have_been_sent(e: &wxlink_media::MediaError) -> bool {
-    let _ = e;
-    false
+/// The transport error behind a media failure (`getuploadurl` goes through
+/// the API client).
+fn media_transport(e: &wxlink_media::MediaError) -> Option<&wxlink_transport::Error> {
+    match e {
+        wxlink_media::MediaError::Api { source } => Some(source),
+        _ => None,
+    }
 }

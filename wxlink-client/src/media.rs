@@ -7,24 +7,26 @@
 //! carries `md5`, `len` and `file_name`; without `md5` files are known to
 //! arrive empty.
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use bytes::Bytes;
-use wxlink_proto::{ContextToken, MessageItem};
+use wxlink_media::{UploadOptions, UploadSource, UploadUrlApi, UploadedMedia, VoiceMeta};
+use wxlink_proto::{
+    ContextToken, GetUploadUrl, GetUploadUrlRequest, GetUploadUrlResponse, MessageItem,
+    VoiceEncodeType,
+};
 
 use crate::Error;
-use crate::client::{BoxFuture, SentMessage, WxLinkClient, into_future};
+use crate::api::Api;
+use crate::client::{SentMessage, WxLinkClient, into_future};
 
-pub use wxlink_media::MediaKind;
-
-/// A callback told how many plaintext bytes have been uploaded so far and
-/// the total, when known.
-pub type ProgressHook = Arc<dyn Fn(u64, Option<u64>) + Send + Sync>;
+pub use wxlink_media::{
+    Downloaded, DownloadedFile, InboundMedia, MediaError, MediaKind, Phase, Progress, ProgressHook,
+};
 
 /// Where the bytes of an outbound media message come from.
 #[derive(Clone)]
-#[allow(dead_code)]
 enum Source {
     Path(PathBuf),
     Bytes(Bytes),
@@ -299,9 +301,10 @@ impl SendMediaRequest {
         self
     }
 
-    /// Reports upload progress: bytes done and the total when known.
-    pub fn progress(mut self, hook: impl Fn(u64, Option<u64>) + Send + Sync + 'static) -> Self {
-        self.progress = Some(Arc::new(hook));
+    /// Reports progress while the source is read, hashed and uploaded:
+    /// the phase, bytes done and the total when known.
+    pub fn progress(mut self, hook: impl Fn(Progress) + Send + Sync + 'static) -> Self {
+        self.progress = Some(ProgressHook::new(hook));
         self
     }
 
@@ -312,22 +315,331 @@ impl SendMediaRequest {
 }
 into_future!(SendMediaRequest => SentMedia);
 
-/// Uploads the media and sends the caption and the media message.
-// The CDN upload lands with wxlink-media's upload module; until then this
-// refuses every media send.
-#[allow(dead_code)]
+/// Lets the media layer call `getuploadurl` through the facade's client.
+struct UploadApi<'a>(&'a Api);
+
+impl UploadUrlApi for UploadApi<'_> {
+    fn get_upload_url(
+        &self,
+        request: &GetUploadUrlRequest,
+    ) -> impl Future<Output = Result<GetUploadUrlResponse, wxlink_transport::Error>> + Send {
+        self.0.call_with_timeout::<GetUploadUrl>(request, None)
+    }
+}
+
+/// The facade's HTTP service as the media layer's [`HttpService`]
+/// (wxlink_media::HttpService), with each request's future boxed here, where
+/// its type is concrete: proving `Send` for the generic future later, inside
+/// the request builders' futures, trips a compiler limitation with
+/// higher-ranked lifetimes.
+#[derive(Clone)]
+pub(crate) struct CdnHttp(pub(crate) crate::client::BoxHttpService);
+
+impl wxlink_media::HttpService for CdnHttp {
+    fn send(
+        &self,
+        request: http::Request<wxlink_transport::Body>,
+    ) -> impl Future<
+        Output = Result<http::Response<wxlink_transport::Body>, wxlink_transport::BoxError>,
+    > + Send {
+        use tower::ServiceExt;
+        let fut: crate::client::BoxFuture<
+            Result<http::Response<wxlink_transport::Body>, wxlink_transport::BoxError>,
+        > = Box::pin(self.0.clone().oneshot(request));
+        fut
+    }
+}
+
+/// Uploads `source` for `to` and returns what the item builders need.
+async fn upload(
+    client: &WxLinkClient,
+    to: &str,
+    source: UploadSource,
+    progress: Option<ProgressHook>,
+) -> Result<UploadedMedia, Error> {
+    let mut options = UploadOptions::with_cdn_base_url(client.cdn_base_url());
+    if let Some(hook) = progress {
+        options = options.progress(hook);
+    }
+    let api = client.api();
+    let http = CdnHttp(api.service().clone());
+    wxlink_media::upload(&UploadApi(api), &http, to, source, &options)
+        .await
+        .map_err(Error::Media)
+}
+
+/// Checks the recipient of a media send.
+fn check_recipient(to: &str) -> Result<(), Error> {
+    if to.trim().is_empty() {
+        return Err(Error::InvalidArgument("recipient user id is empty".into()));
+    }
+    Ok(())
+}
+
+/// Uploads the media, then sends the caption (if any) and the media message.
+///
+/// The upload goes first so that a failed upload leaves no orphan caption
+/// behind; the caption then precedes the media as ILINK.md §5.6 rule 1 asks.
 async fn send_media(req: SendMediaRequest) -> Result<SentMedia, Error> {
-    let _ = (
+    check_recipient(&req.to)?;
+    let mut source = match req.source {
+        Source::Path(p) => UploadSource::path(p),
+        Source::Bytes(b) => UploadSource::bytes(b),
+        Source::Url(u) => UploadSource::url(u),
+    };
+    if let Some(name) = req.file_name {
+        source = source.file_name(name);
+    }
+    if let Some(ct) = req.content_type {
+        source = source.content_type(ct);
+    }
+    if let Some(kind) = req.kind {
+        source = source.kind(kind);
+    }
+    let uploaded = upload(&req.client, &req.to, source, req.progress).await?;
+    let item = uploaded.to_message_item();
+    deliver(
         &req.client,
         &req.to,
-        &req.source,
-        &req.kind,
-        &req.file_name,
-        &req.content_type,
-    );
-    let _ = (&req.caption, &req.context_token, &req.progress);
-    let _: Option<&MessageItem> = None;
-    Err(Error::InvalidArgument(
-        "media upload is not available yet".into(),
-    ))
+        req.caption.as_deref(),
+        item,
+        req.context_token.as_ref(),
+        &uploaded,
+    )
+    .await
+}
+
+/// Sends the caption (if any) and then the media item.
+async fn deliver(
+    client: &WxLinkClient,
+    to: &str,
+    caption: Option<&str>,
+    item: MessageItem,
+    context_token: Option<&ContextToken>,
+    uploaded: &UploadedMedia,
+) -> Result<SentMedia, Error> {
+    let caption_sent = match caption.filter(|c| !c.is_empty()) {
+        Some(text) => Some(client.send_text_now(to, text, context_token).await?),
+        None => None,
+    };
+    let message = match client.send_item(to, item, context_token).await {
+        Ok(m) => m,
+        Err(e) if caption_sent.is_some() => {
+            return Err(Error::PartiallySent {
+                sent: 1,
+                source: Box::new(e),
+            });
+        }
+        Err(e) => return Err(e),
+    };
+    Ok(SentMedia {
+        message,
+        caption: caption_sent,
+        kind: uploaded.kind,
+        size: uploaded.rawsize,
+        md5: uploaded.md5.clone(),
+    })
+}
+
+impl WxLinkClient {
+    /// Sends SILK audio as a native voice message (a voice bubble).
+    ///
+    /// The defaults are SILK (`encode_type` 6) at 24 000 Hz. WeChat is known
+    /// not to show outbound voice bubbles on every server (ILINK.md §7.6):
+    /// when the server refuses the voice upload or message, the error is
+    /// [`Error::VoiceRejected`]; with
+    /// [`fallback_to_file(true)`](SendVoiceRequest::fallback_to_file) the
+    /// audio is then sent as a file attachment instead.
+    ///
+    /// ```no_run
+    /// # async fn run(client: wxlink_client::WxLinkClient, silk: Vec<u8>) -> Result<(), wxlink_client::Error> {
+    /// let sent = client
+    ///     .send_voice("alice@im.wechat", silk)
+    ///     .playtime_ms(3_200)
+    ///     .sample_rate(24_000)
+    ///     .fallback_to_file(true)
+    ///     .await?;
+    /// println!("sent as {:?}", sent.kind);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn send_voice(&self, to: impl Into<String>, audio: impl Into<Bytes>) -> SendVoiceRequest {
+        SendVoiceRequest {
+            client: self.clone(),
+            to: to.into(),
+            audio: audio.into(),
+            meta: VoiceMeta::default(),
+            context_token: None,
+            fallback_to_file: false,
+            file_name: None,
+        }
+    }
+
+    /// Where an inbound media item can be downloaded and how to decrypt it
+    /// (ILINK.md §7.5), without downloading it.
+    ///
+    /// ```no_run
+    /// # fn run(client: wxlink_client::WxLinkClient, item: wxlink_proto::MessageItem) -> Result<(), wxlink_client::Error> {
+    /// let media = client.resolve_media(&item)?;
+    /// println!("{:?} at {}", media.kind, media.url);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn resolve_media(&self, item: &MessageItem) -> Result<InboundMedia, Error> {
+        wxlink_media::resolve_item(item, self.cdn_base_url()).map_err(Error::Media)
+    }
+
+    /// Downloads and decrypts an inbound media item into memory (at most
+    /// 100 MiB), detecting its real content type.
+    ///
+    /// ```no_run
+    /// # async fn run(client: wxlink_client::WxLinkClient, item: wxlink_proto::MessageItem) -> Result<(), wxlink_client::Error> {
+    /// let media = client.download_media(&item).await?;
+    /// println!("{} bytes of {}", media.bytes.len(), media.mime);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn download_media(&self, item: &MessageItem) -> Result<Downloaded, Error> {
+        let media = self.resolve_media(item)?;
+        let options = wxlink_media::download::DownloadOptions::default();
+        let http = CdnHttp(self.api().service().clone());
+        wxlink_media::download(&http, &media, &options)
+            .await
+            .map_err(Error::Media)
+    }
+
+    /// Downloads and decrypts an inbound media item into the file at
+    /// `path`, streaming; the file is removed again if the download fails.
+    ///
+    /// ```no_run
+    /// # async fn run(client: wxlink_client::WxLinkClient, item: wxlink_proto::MessageItem) -> Result<(), wxlink_client::Error> {
+    /// let file = client.download_media_to(&item, "/tmp/inbound.bin").await?;
+    /// println!("{} bytes of {}", file.size, file.mime);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn download_media_to(
+        &self,
+        item: &MessageItem,
+        path: impl AsRef<Path>,
+    ) -> Result<DownloadedFile, Error> {
+        let media = self.resolve_media(item)?;
+        let options = wxlink_media::download::DownloadOptions::default();
+        let http = CdnHttp(self.api().service().clone());
+        wxlink_media::download_to_file(&http, &media, path, &options)
+            .await
+            .map_err(Error::Media)
+    }
+}
+
+/// A pending [`WxLinkClient::send_voice`].
+#[must_use = "a request does nothing until it is awaited"]
+pub struct SendVoiceRequest {
+    client: WxLinkClient,
+    to: String,
+    audio: Bytes,
+    meta: VoiceMeta,
+    context_token: Option<ContextToken>,
+    fallback_to_file: bool,
+    file_name: Option<String>,
+}
+
+impl std::fmt::Debug for SendVoiceRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SendVoiceRequest")
+            .field("to", &self.to)
+            .field("audio_bytes", &self.audio.len())
+            .field("meta", &self.meta)
+            .field("fallback_to_file", &self.fallback_to_file)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SendVoiceRequest {
+    /// The duration of the audio in milliseconds (`playtime`).
+    pub fn playtime_ms(mut self, ms: u64) -> Self {
+        self.meta.playtime_ms = Some(ms);
+        self
+    }
+
+    /// The sample rate in Hz (24 000 by default).
+    pub fn sample_rate(mut self, hz: u32) -> Self {
+        self.meta.sample_rate = hz;
+        self
+    }
+
+    /// The audio encoding (SILK by default).
+    pub fn encode_type(mut self, encode_type: VoiceEncodeType) -> Self {
+        self.meta.encode_type = encode_type;
+        self
+    }
+
+    /// The context token of the conversation.
+    pub fn context_token(mut self, token: impl Into<Option<ContextToken>>) -> Self {
+        self.context_token = token.into();
+        self
+    }
+
+    /// When the server refuses the voice message, send the audio as a file
+    /// attachment instead of failing.
+    pub fn fallback_to_file(mut self, fallback: bool) -> Self {
+        self.fallback_to_file = fallback;
+        self
+    }
+
+    /// The file name used when falling back to a file (`voice.silk` by
+    /// default).
+    pub fn file_name(mut self, name: impl Into<String>) -> Self {
+        self.file_name = Some(name.into());
+        self
+    }
+
+    /// Uploads and sends.
+    pub async fn send(self) -> Result<SentMedia, Error> {
+        check_recipient(&self.to)?;
+        if self.audio.is_empty() {
+            return Err(Error::InvalidArgument("voice audio is empty".into()));
+        }
+        let file_name = self
+            .file_name
+            .clone()
+            .unwrap_or_else(|| "voice.silk".into());
+        let ctx = self.context_token.as_ref();
+        let source = UploadSource::bytes(self.audio.clone())
+            .file_name(file_name.clone())
+            .kind(MediaKind::Voice);
+        let attempt = async {
+            let uploaded = upload(&self.client, &self.to, source, None).await?;
+            let item = wxlink_media::item::voice_item(&uploaded, self.meta);
+            deliver(&self.client, &self.to, None, item, ctx, &uploaded).await
+        };
+        let err = match attempt.await {
+            Ok(sent) => return Ok(sent),
+            Err(e) if is_refusal(&e) => e,
+            Err(e) => return Err(e),
+        };
+        if !self.fallback_to_file {
+            return Err(Error::VoiceRejected {
+                source: Box::new(err),
+            });
+        }
+        tracing::debug!(error = %err, "server refused the voice message; sending a file");
+        let source = UploadSource::bytes(self.audio)
+            .file_name(file_name)
+            .content_type("audio/silk")
+            .kind(MediaKind::File);
+        let uploaded = upload(&self.client, &self.to, source, None).await?;
+        let item = uploaded.to_message_item();
+        deliver(&self.client, &self.to, None, item, ctx, &uploaded).await
+    }
+}
+into_future!(SendVoiceRequest => SentMedia);
+
+/// True when the server refused the request itself (a business error other
+/// than session expiry, or a CDN 4xx), as opposed to a transport failure.
+fn is_refusal(e: &Error) -> bool {
+    if e.is_session_expired() {
+        return false;
+    }
+    e.api_status().is_some() || matches!(e.media(), Some(MediaError::CdnRejected { .. }))
 }

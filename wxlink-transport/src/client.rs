@@ -2,6 +2,8 @@
 //! any transport service.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -9,6 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Method, Request, Response, Uri};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use tower::util::BoxCloneSyncService;
 use tower::{Layer, Service, ServiceExt};
 
 use crate::body::Body;
@@ -16,7 +19,6 @@ use crate::error::{BoxError, Error};
 use crate::layers::{
     BodyLimit, BodyLimitLayer, IlinkHeaderValues, IlinkHeaders, IlinkHeadersLayer, Retry,
     RetryLayer, RetryPolicy, Timeout, TimeoutLayer, Timeouts, Trace, TraceLayer,
-    timeout::ResponseFuture as TimeoutFuture, trace::ResponseFuture as TraceFuture,
 };
 use crate::meta::CallMeta;
 use crate::proto::{self, ApiResponse, BaseInfo, BotToken, Endpoint, HttpMethod};
@@ -326,11 +328,14 @@ where
     /// crate applies the CDN's own rule, ILINK.md §7.3) and no size limit
     /// (downloads stream). A request without a [`CallMeta`] is treated as
     /// [`CallMeta::cdn`].
-    pub fn cdn_service(&self) -> CdnService<S> {
+    pub fn cdn_service(&self) -> CdnService
+    where
+        S: Sync,
+    {
+        let stack = TraceLayer::new()
+            .layer(TimeoutLayer::new(self.shared.config.timeouts).layer(self.transport.clone()));
         CdnService {
-            inner: TraceLayer::new().layer(
-                TimeoutLayer::new(self.shared.config.timeouts).layer(self.transport.clone()),
-            ),
+            inner: BoxCloneSyncService::new(stack),
         }
     }
 
@@ -389,12 +394,15 @@ where
                 .with_timeout(options.timeout),
         );
 
-        let response = self
-            .stack
-            .clone()
-            .oneshot(request)
-            .await
-            .map_err(Error::from_box)?;
+        // The stack's future is boxed behind a concrete `dyn Future + Send`:
+        // with a type-erased transport (`BoxCloneSyncService<_, _,
+        // BoxError>`) rustc otherwise fails to prove this async fn `Send`
+        // ("one type is more general than the other"), because the
+        // layers' `Error = BoxError` bounds meet the erased `'static` of the
+        // transport's type parameter. One allocation per call.
+        let sending: Pin<Box<dyn Future<Output = Result<Response<Body>, BoxError>> + Send>> =
+            Box::pin(self.stack.clone().oneshot(request));
+        let response = sending.await.map_err(Error::from_box)?;
         let (parts, body) = response.into_parts();
         if !parts.status.is_success() {
             let head = read_head(body, redact::EXCERPT_SCAN_BYTES).await;
@@ -598,18 +606,26 @@ async fn read_head(body: Body, limit: usize) -> Bytes {
 
 /// The CDN-facing service of an [`ApiClient`]; see
 /// [`ApiClient::cdn_service`].
-#[derive(Debug, Clone)]
-pub struct CdnService<S> {
-    inner: Trace<Timeout<S>>,
+///
+/// The type is not generic: the stack inside is type-erased, so futures
+/// that hold this service stay `Send` whatever the transport is (rustc
+/// cannot always prove that for generic services over a boxed transport
+/// whose error type is [`BoxError`]).
+#[derive(Clone)]
+pub struct CdnService {
+    inner: BoxCloneSyncService<Request<Body>, Response<Body>, BoxError>,
 }
 
-impl<S> Service<Request<Body>> for CdnService<S>
-where
-    S: Service<Request<Body>, Response = Response<Body>, Error = BoxError>,
-{
+impl fmt::Debug for CdnService {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CdnService").finish_non_exhaustive()
+    }
+}
+
+impl Service<Request<Body>> for CdnService {
     type Response = Response<Body>;
     type Error = BoxError;
-    type Future = TraceFuture<TimeoutFuture<S::Future>>;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, BoxError>> + Send>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         self.inner.poll_ready(cx)

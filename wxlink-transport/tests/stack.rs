@@ -435,3 +435,45 @@ async fn hosts_listed_as_no_proxy_are_reached_directly() {
         .unwrap();
     assert_eq!(server.requests()[0].uri.path(), "/ilink/bot/sendmessage");
 }
+
+#[tokio::test]
+async fn calls_over_a_boxed_transport_can_be_spawned() {
+    fn check<T: Clone + Send + Sync + 'static>(_: &T) {}
+    let memory = tower::service_fn(|req: Request<Body>| async move {
+        let body = if req.uri().path().starts_with("/c2c") {
+            "cdn bytes"
+        } else {
+            r#"{"ret":0}"#
+        };
+        Ok::<_, BoxError>(json(body))
+    });
+    let boxed: wxlink_transport::BoxHttpService = tower::util::BoxCloneSyncService::new(memory);
+    let client = ApiClient::with_service(ApiConfig::default(), boxed);
+    check(&client);
+    check(&ApiClient::new(ApiConfig::default()));
+    // `tokio::spawn` needs the futures to be `Send`; this is how the facade
+    // uses a type-erased transport.
+    let api = tokio::spawn({
+        let client = client.clone();
+        async move {
+            client
+                .call::<SendMessage>(&SendMessageRequest::default())
+                .await
+        }
+    });
+    api.await.unwrap().unwrap();
+    let cdn = tokio::spawn({
+        let cdn = client.cdn_service();
+        async move {
+            let req = Request::get("https://cdn.example/c2c/download?x=1")
+                .body(Body::empty())
+                .unwrap();
+            let resp = cdn.oneshot(req).await?;
+            resp.into_body()
+                .collect_limited(64)
+                .await
+                .map_err(BoxError::from)
+        }
+    });
+    assert_eq!(cdn.await.unwrap().unwrap(), "cdn bytes");
+}

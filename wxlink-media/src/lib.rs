@@ -203,7 +203,7 @@ mod send_tests {
     #[test]
     fn transfer_futures_are_send() {
         let api: ApiClient<HttpsTransport> = ApiClient::new(Default::default());
-        let cdn: CdnService<HttpsTransport> = api.cdn_service();
+        let cdn: CdnService = api.cdn_service();
         let options = crate::UploadOptions::default();
         let fut = crate::upload(
             &api,

@@ -42,6 +42,8 @@ fn peak_rss_kib() -> i64 {
 }
 
 /// `getrusage(RUSAGE_SELF).ru_maxrss` (KiB on Linux, bytes on macOS).
+// `c_long` is `i64` on some targets and `i32` on others.
+#[allow(clippy::useless_conversion)]
 fn rusage_max_kib() -> i64 {
     let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
     // SAFETY: getrusage writes a complete rusage into the pointer it is given.
@@ -51,10 +53,8 @@ fn rusage_max_kib() -> i64 {
     // SAFETY: getrusage returned 0, so the struct is initialised.
     #[allow(unsafe_code)]
     let usage = unsafe { usage.assume_init() };
-    #[cfg(target_os = "macos")]
-    return i64::from(usage.ru_maxrss) / 1024;
-    #[cfg(not(target_os = "macos"))]
-    return i64::from(usage.ru_maxrss);
+    let unit = if cfg!(target_os = "macos") { 1024 } else { 1 };
+    i64::from(usage.ru_maxrss) / unit
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

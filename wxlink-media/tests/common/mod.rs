@@ -21,7 +21,7 @@ use wxlink_transport::{ApiClient, ApiConfig, CdnService, HttpsTransport};
 pub struct Env {
     pub sim: Simulator,
     pub api: ApiClient<HttpsTransport>,
-    pub cdn: CdnService<HttpsTransport>,
+    pub cdn: CdnService,
 }
 
 impl Env {

@@ -38,6 +38,13 @@ pub struct SimConfig {
     pub max_batch: usize,
     /// Largest JSON request body accepted, in bytes.
     pub max_json_body: usize,
+    /// Most request-log entries kept; the oldest go first. Keeps load tests
+    /// from growing the log without bound.
+    pub request_log_limit: usize,
+    /// Give injected media a `full_url` (a complete download URL on the
+    /// simulated CDN) besides `encrypt_query_param`, as some real inbound
+    /// items carry.
+    pub inbound_full_url: bool,
 }
 
 impl Default for SimConfig {
@@ -54,6 +61,8 @@ impl Default for SimConfig {
             qr_ttl: Duration::from_secs(300),
             max_batch: 32,
             max_json_body: 4 * 1024 * 1024,
+            request_log_limit: 10_000,
+            inbound_full_url: false,
         }
     }
 }
@@ -274,6 +283,18 @@ impl SimBuilder {
     /// Sets the most messages per `getupdates` answer (at least 1).
     pub fn max_batch(mut self, n: usize) -> Self {
         self.config.max_batch = n.max(1);
+        self
+    }
+
+    /// Sets how many request-log entries are kept.
+    pub fn request_log_limit(mut self, n: usize) -> Self {
+        self.config.request_log_limit = n;
+        self
+    }
+
+    /// Gives injected media a `full_url`.
+    pub fn inbound_full_url(mut self, on: bool) -> Self {
+        self.config.inbound_full_url = on;
         self
     }
 

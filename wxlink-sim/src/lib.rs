@@ -30,29 +30,73 @@
 //!
 //! # Example: testing a bot
 //!
-//! The bot below is written with nothing but an HTTP client; yours would
+//! The bot below is written with nothing but an HTTP client (yours would
 //! use its SDK, pointed at [`Simulator::base_url`] with
-//! [`Simulator::token`].
+//! [`Simulator::token`]): it long-polls `getupdates` and answers every text
+//! with `pong`, echoing the message's context token.
 //!
-//! ```no_run
+//! ```
 //! use std::time::Duration;
-//! use wxlink_sim::Simulator;
 //!
-//! # async fn bot_under_test(_base: String, _token: String) {}
-//! # async fn demo() -> Result<(), wxlink_sim::SimError> {
+//! use bytes::Bytes;
+//! use http_body_util::{BodyExt as _, Full};
+//! use hyper_util::client::legacy::Client;
+//! use hyper_util::rt::TokioExecutor;
+//! use serde_json::{Value, json};
+//! use wxlink_sim::{Fault, Simulator};
+//!
+//! /// The bot under test: one poll, one reply per text message.
+//! async fn bot(base: String, token: String) {
+//!     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+//!     let call = |endpoint: &str, body: Value| {
+//!         let req = http::Request::post(format!("{base}/ilink/bot/{endpoint}"))
+//!             .header("content-type", "application/json")
+//!             .header("authorization", format!("Bearer {token}"))
+//!             .body(Full::new(Bytes::from(body.to_string())))
+//!             .unwrap();
+//!         let client = client.clone();
+//!         async move {
+//!             let resp = client.request(req).await.ok()?;
+//!             let body = resp.into_body().collect().await.ok()?.to_bytes();
+//!             serde_json::from_slice::<Value>(&body).ok()
+//!         }
+//!     };
+//!     let mut cursor = String::new();
+//!     loop {
+//!         let Some(updates) = call("getupdates", json!({"get_updates_buf": cursor})).await else {
+//!             continue; // A failed poll is retried.
+//!         };
+//!         if let Some(next) = updates["get_updates_buf"].as_str() {
+//!             cursor = next.to_owned();
+//!         }
+//!         for msg in updates["msgs"].as_array().into_iter().flatten() {
+//!             let reply = json!({"msg": {
+//!                 "from_user_id": "",
+//!                 "to_user_id": msg["from_user_id"],
+//!                 "client_id": format!("doc-bot:{}", msg["seq"]),
+//!                 "message_type": 2,
+//!                 "message_state": 2,
+//!                 "item_list": [{"type": 1, "text_item": {"text": "pong"}}],
+//!                 "context_token": msg["context_token"],
+//!             }});
+//!             call("sendmessage", reply).await;
+//!         }
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), wxlink_sim::SimError> {
 //! // Hold long polls for 200 ms so the test stays fast.
 //! let sim = Simulator::builder().hold(Duration::from_millis(200)).start().await?;
+//! let running = tokio::spawn(bot(sim.base_url(), sim.token().expose_secret().to_owned()));
 //!
-//! // Start the bot against the simulator.
-//! let bot = tokio::spawn(bot_under_test(
-//!     sim.base_url(),
-//!     sim.token().expose_secret().to_owned(),
-//! ));
+//! // A gateway timeout on the first poll must not stop the bot.
+//! sim.inject_fault("getupdates", Fault::HttpStatus(524, "origin timeout".into()), 1)?;
 //!
-//! // A user writes; the bot's next getupdates returns this message.
+//! // A user writes; the bot's next poll returns the message.
 //! let incoming = sim.inject_text(sim.user_id(), "ping");
 //!
-//! // Wait for the bot's reply and check it.
+//! // Wait for the reply and check it.
 //! let sent = sim.wait_for_sent(1, Duration::from_secs(5)).await?;
 //! assert_eq!(sent[0].text(), Some("pong"));
 //! assert_eq!(sent[0].to_user_id(), sim.user_id());
@@ -61,11 +105,8 @@
 //!     Some(incoming.context_token.expose_secret()),
 //! );
 //!
-//! // Make the next poll fail the way a Cloudflare gateway does.
-//! sim.inject_fault("getupdates", wxlink_sim::Fault::HttpStatus(524, "timeout".into()), 1)?;
-//!
+//! running.abort();
 //! sim.shutdown().await;
-//! bot.abort();
 //! # Ok(()) }
 //! ```
 //!

@@ -395,7 +395,9 @@ async fn dispatch(shared: &Arc<Shared>, route: Route, call: Call) -> Answer {
 
 /// Adds the record to the log and wakes waiting test helpers.
 fn finish(shared: &Shared, record: RequestRecord) {
-    shared.state().log_request(record);
+    shared
+        .state()
+        .log_request(record, shared.config.request_log_limit);
     shared.touch();
 }
 

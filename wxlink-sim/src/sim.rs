@@ -290,11 +290,18 @@ impl Simulator {
         drop(st);
         let md5 = hex::encode(Md5::digest(plaintext));
         let size = i64::try_from(filesize).unwrap_or(i64::MAX);
+        let full_url = self.shared.config.inbound_full_url.then(|| {
+            format!(
+                "{}/download?encrypted_query_param={}",
+                self.shared.cdn_base_url,
+                crate::cdn::encode_component(&param)
+            )
+        });
         let media = |with_key: bool| CdnMedia {
             encrypt_query_param: Some(param.clone()),
             aes_key: with_key.then(|| AesKeyText::new(key.encode(encoding))),
             encrypt_type: Some(EncryptType::Packed),
-            full_url: None,
+            full_url: full_url.clone(),
         };
         let item = match kind {
             MediaKind::Image => MessageItem {

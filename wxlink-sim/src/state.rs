@@ -20,9 +20,6 @@ use crate::fault::FaultQueue;
 use crate::login::LoginState;
 use crate::records::{NotifyCall, RequestRecord, SentMessage, TypingCall, UploadRecord};
 
-/// Most request records kept; older ones are dropped first.
-const MAX_REQUEST_LOG: usize = 100_000;
-
 /// One bot session: a token bound to a bot id and the user who scanned.
 #[derive(Debug, Clone)]
 pub(crate) struct Binding {
@@ -155,8 +152,12 @@ impl State {
             .unwrap_or(0)
     }
 
-    pub(crate) fn log_request(&mut self, record: RequestRecord) {
-        if self.requests.len() >= MAX_REQUEST_LOG {
+    /// Appends to the request log, keeping at most `limit` entries.
+    pub(crate) fn log_request(&mut self, record: RequestRecord, limit: usize) {
+        if limit == 0 {
+            return;
+        }
+        while self.requests.len() >= limit {
             self.requests.pop_front();
         }
         self.requests.push_back(record);

@@ -475,3 +475,35 @@ async fn injected_media_uses_the_inbound_key_encodings_and_downloads() {
         .collect();
     assert_eq!(types, vec![json!(2), json!(4), json!(5), json!(3)]);
 }
+
+#[tokio::test]
+async fn injected_media_can_carry_a_full_url_that_downloads() {
+    let sim = Simulator::builder()
+        .hold(Duration::from_millis(100))
+        .inbound_full_url(true)
+        .start()
+        .await
+        .unwrap();
+    let injected = sim
+        .inject_media(
+            sim.user_id(),
+            MediaKind::Video,
+            b"video bytes",
+            KeyEncoding::Base64Hex,
+        )
+        .unwrap();
+    let media = injected.message.item_list[0]
+        .video_item
+        .clone()
+        .unwrap()
+        .media
+        .unwrap();
+    let url = media.full_url.unwrap();
+    assert!(url.starts_with(&format!("{}/download?", sim.cdn_base_url())));
+    let (key, _) = AesKey::parse_inbound(media.aes_key.unwrap().expose_secret()).unwrap();
+    let body = common::get(&url).await.body;
+    assert_eq!(
+        wxlink_media::crypto::decrypt(&key, &body).unwrap(),
+        b"video bytes"
+    );
+}

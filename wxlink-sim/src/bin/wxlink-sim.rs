@@ -1,15 +1,17 @@
 //! The standalone simulator: starts it on 127.0.0.1, prints one JSON line
 //! `{"base_url":…,"cdn_base_url":…,"token":…}` and serves until Ctrl-C.
 //!
-//! Usage: `wxlink-sim [--port N] [--hold-ms N] [--seed N]`. Drive it
-//! through the JSON control endpoints under `/_sim/`.
+//! Usage: `wxlink-sim [--port N] [--hold-ms N] [--seed N]
+//! [--cdn-memory-limit BYTES | --digest-only] [--full-upload-url]`. Drive
+//! it through the JSON control endpoints under `/_sim/`.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
-use wxlink_sim::Simulator;
+use wxlink_sim::{CdnStorage, Simulator, UploadUrlMode};
 
-const USAGE: &str = "usage: wxlink-sim [--port N] [--hold-ms N] [--seed N]";
+const USAGE: &str = "usage: wxlink-sim [--port N] [--hold-ms N] [--seed N] \
+                     [--cdn-memory-limit BYTES | --digest-only] [--full-upload-url]";
 
 fn parse_args() -> Result<wxlink_sim::SimBuilder, String> {
     let mut builder = Simulator::builder();
@@ -29,6 +31,11 @@ fn parse_args() -> Result<wxlink_sim::SimBuilder, String> {
             }
             "--hold-ms" => builder.hold(Duration::from_millis(value("--hold-ms")?)),
             "--seed" => builder.seed(value("--seed")?),
+            "--cdn-memory-limit" => builder.cdn_storage(CdnStorage::Spill {
+                memory_limit: value("--cdn-memory-limit")?,
+            }),
+            "--digest-only" => builder.cdn_storage(CdnStorage::DigestOnly),
+            "--full-upload-url" => builder.upload_url_mode(UploadUrlMode::FullUrl),
             "-h" | "--help" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown argument {other}\n{USAGE}")),
         };
@@ -58,7 +65,25 @@ async fn main() -> ExitCode {
         "token": sim.token().expose_secret(),
     });
     println!("{line}");
-    let _ = tokio::signal::ctrl_c().await;
+    stop_signal().await;
+    // Shutting down drops the state, which removes spilled CDN files.
     sim.shutdown().await;
+    drop(sim);
     ExitCode::SUCCESS
+}
+
+/// Resolves on Ctrl-C, or on SIGTERM where there is one.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }

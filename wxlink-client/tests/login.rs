@@ -1,0 +1,299 @@
+//! Every QR login path the simulator scripts, through `login_with_qr` and
+//! the step-wise `LoginSession`.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{WAIT, sim};
+use wxlink_client::{
+    AccountRecord, Error, LoginCallbacks, LoginError, LoginOptions, LoginOutcome, LoginSession,
+    LoginState, WxLinkClient, login_with_qr,
+};
+use wxlink_sim::{Fault, LoginScript, Simulator};
+
+/// Fast options against the simulator.
+fn options(sim: &Simulator) -> LoginOptions {
+    LoginOptions::new()
+        .base_url(sim.base_url())
+        .poll_interval(Duration::from_millis(5))
+        .deadline(Duration::from_secs(10))
+}
+
+/// Callbacks that record what they were told and answer pairing-code
+/// requests from a list.
+#[derive(Default)]
+struct Recorder {
+    qr_urls: Vec<String>,
+    states: Vec<LoginState>,
+    code_requests: Vec<bool>,
+    codes: Vec<String>,
+}
+
+impl LoginCallbacks for &mut Recorder {
+    fn on_qr(&mut self, url: &str) {
+        self.qr_urls.push(url.to_owned());
+    }
+
+    fn on_status(&mut self, state: &LoginState) {
+        self.states.push(state.clone());
+    }
+
+    fn verify_code(
+        &mut self,
+        retry: bool,
+    ) -> impl std::future::Future<Output = Option<String>> + Send {
+        self.code_requests.push(retry);
+        let code = (!self.codes.is_empty()).then(|| self.codes.remove(0));
+        std::future::ready(code)
+    }
+}
+
+/// Logs in and checks that the new credentials work against the simulator.
+async fn assert_usable(sim: &Simulator, outcome: LoginOutcome) -> AccountRecord {
+    let LoginOutcome::Confirmed(result) = outcome else {
+        panic!("expected new credentials, got {outcome:?}");
+    };
+    let record = result.to_account();
+    assert_eq!(record.account_id.as_deref(), Some(sim.bot_id().as_str()));
+    assert_eq!(record.token, sim.token());
+    assert_eq!(record.base_url, sim.base_url());
+    let client = WxLinkClient::from_account(&record).unwrap();
+    client.send_text(sim.user_id(), "logged in").await.unwrap();
+    let sent = sim.wait_for_sent(1, WAIT).await.unwrap();
+    assert_eq!(sent[0].bot_id, result.account_id);
+    record
+}
+
+#[tokio::test]
+async fn confirm_path_reports_qr_and_statuses_and_returns_working_credentials() {
+    let sim = sim().await;
+    sim.script_login(LoginScript::confirm().user("carol@im.wechat"));
+    let mut rec = Recorder::default();
+    let outcome = login_with_qr(options(&sim), &mut rec).await.unwrap();
+    let record = assert_usable(&sim, outcome).await;
+    assert_eq!(record.user_id.as_deref(), Some("carol@im.wechat"));
+
+    assert_eq!(rec.qr_urls.len(), 1);
+    assert!(
+        rec.qr_urls[0].contains("/_sim/qr?qrcode="),
+        "{}",
+        rec.qr_urls[0]
+    );
+    assert_eq!(rec.states[0], LoginState::Waiting);
+    assert_eq!(rec.states[1], LoginState::Scanned);
+    assert!(matches!(rec.states[2], LoginState::Confirmed(_)));
+    // The QR code was fetched by POST without a token.
+    let fetches = sim
+        .wait_for_requests("get_bot_qrcode", 1, WAIT)
+        .await
+        .unwrap();
+    assert_eq!(fetches[0].method, "POST");
+    assert_eq!(fetches[0].auth, wxlink_sim::AuthSeen::Missing);
+}
+
+#[tokio::test]
+async fn redirect_path_keeps_polling_on_the_named_host_over_plain_http() {
+    let sim = sim().await;
+    sim.script_login(LoginScript::redirect());
+    let mut session = LoginSession::start(options(&sim)).await.unwrap();
+    let mut states = Vec::new();
+    for _ in 0..20 {
+        let state = session.poll_once().await.unwrap();
+        states.push(state.clone());
+        if state.is_final() {
+            break;
+        }
+    }
+    assert!(
+        matches!(states.last(), Some(LoginState::Confirmed(_))),
+        "{states:?}"
+    );
+    // The simulator speaks plain HTTP on both listeners, so the scheme is kept.
+    assert_eq!(
+        session.poll_base_url(),
+        format!("http://{}", sim.redirect_host())
+    );
+    let polls = sim
+        .wait_for_requests("get_qrcode_status", 3, WAIT)
+        .await
+        .unwrap();
+    assert!(!polls[0].redirect_listener);
+    assert!(polls.last().unwrap().redirect_listener);
+}
+
+#[tokio::test]
+async fn pairing_code_path_asks_again_after_a_wrong_code() {
+    let sim = sim().await;
+    sim.script_login(LoginScript::verify_code("482913", 3));
+    let mut rec = Recorder {
+        codes: vec!["000000".into(), "482913".into()],
+        ..Recorder::default()
+    };
+    let outcome = login_with_qr(options(&sim), &mut rec).await.unwrap();
+    assert_usable(&sim, outcome).await;
+    assert_eq!(rec.code_requests, [false, true]);
+    // The code travelled in the status poll's query string.
+    let polls = sim
+        .wait_for_requests("get_qrcode_status", 1, WAIT)
+        .await
+        .unwrap();
+    assert!(polls.iter().any(|p| {
+        p.query
+            .as_deref()
+            .is_some_and(|q| q.contains("verify_code=482913"))
+    }));
+}
+
+#[tokio::test]
+async fn blocked_pairing_refreshes_the_qr_code() {
+    let sim = sim().await;
+    sim.script_login(LoginScript::verify_code("482913", 1));
+    // The second QR code takes the default path (confirm).
+    let mut rec = Recorder {
+        codes: vec!["111111".into()],
+        ..Recorder::default()
+    };
+    let outcome = login_with_qr(options(&sim), &mut rec).await.unwrap();
+    assert_usable(&sim, outcome).await;
+    assert_eq!(rec.qr_urls.len(), 2);
+    assert_ne!(rec.qr_urls[0], rec.qr_urls[1]);
+    assert!(
+        rec.states
+            .iter()
+            .any(|s| matches!(s, LoginState::Refreshed { .. }))
+    );
+}
+
+#[tokio::test]
+async fn no_pairing_code_ends_the_login() {
+    let sim = sim().await;
+    sim.script_login(LoginScript::verify_code("482913", 3));
+    let err = login_with_qr(options(&sim), wxlink_client::login::NoCallbacks)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Login(LoginError::VerifyCodeRequired)),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn three_expired_codes_fail_the_login() {
+    let sim = sim().await;
+    for _ in 0..3 {
+        sim.script_login(LoginScript::expired());
+    }
+    let mut rec = Recorder::default();
+    let err = login_with_qr(options(&sim), &mut rec).await.unwrap_err();
+    assert!(
+        matches!(err, Error::Login(LoginError::QrExpired { codes: 3 })),
+        "{err:?}"
+    );
+    assert_eq!(rec.qr_urls.len(), 3);
+    let fetches = sim
+        .wait_for_requests("get_bot_qrcode", 3, WAIT)
+        .await
+        .unwrap();
+    assert_eq!(fetches.len(), 3);
+}
+
+#[tokio::test]
+async fn an_expired_code_is_replaced_and_the_login_continues() {
+    let sim = sim().await;
+    sim.script_login(LoginScript::expired());
+    let mut rec = Recorder::default();
+    let outcome = login_with_qr(options(&sim), &mut rec).await.unwrap();
+    assert_usable(&sim, outcome).await;
+    assert_eq!(rec.qr_urls.len(), 2);
+}
+
+#[tokio::test]
+async fn a_known_local_token_means_already_connected() {
+    let sim = sim().await;
+    let outcome = login_with_qr(
+        options(&sim).local_tokens([sim.token()]),
+        wxlink_client::login::NoCallbacks,
+    )
+    .await
+    .unwrap();
+    assert_eq!(outcome, LoginOutcome::AlreadyConnected);
+}
+
+#[tokio::test]
+async fn the_deadline_ends_a_login_nobody_scans() {
+    let sim = sim().await;
+    sim.script_login(LoginScript::confirm().step_delay(Duration::from_secs(5)));
+    let started = Instant::now();
+    let err = login_with_qr(
+        options(&sim).deadline(Duration::from_secs(1)),
+        wxlink_client::login::NoCallbacks,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, Error::Login(LoginError::Timeout { .. })),
+        "{err:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn failed_status_polls_count_as_waiting() {
+    let sim = sim().await;
+    sim.inject_fault(
+        "get_qrcode_status",
+        Fault::HttpStatus(524, "origin timeout".into()),
+        2,
+    )
+    .unwrap();
+    sim.inject_fault("get_qrcode_status", Fault::InvalidJson, 1)
+        .unwrap();
+    let mut rec = Recorder::default();
+    let outcome = login_with_qr(options(&sim), &mut rec).await.unwrap();
+    assert_usable(&sim, outcome).await;
+    let waits = rec
+        .states
+        .iter()
+        .filter(|s| **s == LoginState::Waiting)
+        .count();
+    assert!(waits >= 1);
+}
+
+#[tokio::test]
+async fn step_wise_session_waits_for_a_submitted_code() {
+    let sim = sim().await;
+    sim.script_login(LoginScript::verify_code("7788", 3));
+    let mut session = LoginSession::start(options(&sim)).await.unwrap();
+    assert!(session.qr_url().contains(session.qrcode()));
+    assert_eq!(session.poll_once().await.unwrap(), LoginState::Waiting);
+    assert_eq!(
+        session.poll_once().await.unwrap(),
+        LoginState::NeedVerifyCode { retry: false }
+    );
+    // Until a code is submitted, polling does not reach the server.
+    let before = sim.request_log().len();
+    assert_eq!(
+        session.poll_once().await.unwrap(),
+        LoginState::NeedVerifyCode { retry: false }
+    );
+    assert_eq!(sim.request_log().len(), before);
+    session.submit_verify_code("7788");
+    assert_eq!(session.poll_once().await.unwrap(), LoginState::Scanned);
+    let LoginState::Confirmed(result) = session.poll_once().await.unwrap() else {
+        panic!("expected confirmation");
+    };
+    // A final state is returned again without polling.
+    assert_eq!(
+        session.poll_once().await.unwrap(),
+        LoginState::Confirmed(result.clone())
+    );
+    let record: AccountRecord = result.into();
+    assert_eq!(record.token, sim.token());
+}

@@ -94,6 +94,7 @@ pub enum Command {
         after_help = "Examples:\n  \
             wxlink sim\n  \
             wxlink sim --port 8787\n  \
+            wxlink sim --hold-ms 1000 --cdn-digest-only     # for `wxlink bench`\n  \
             eval $(wxlink sim | jq -r '\"export WXLINK_TOKEN=\\(.token) WXLINK_BASE_URL=\\(.base_url) WXLINK_CDN_BASE_URL=\\(.cdn_base_url)\"')"
     )]
     Sim(SimArgs),
@@ -164,7 +165,8 @@ pub enum Command {
         after_help = "Examples:\n  \
             wxlink bench send-text --count 5000 --concurrency 32\n  \
             wxlink bench upload --size 268435456 --count 3\n  \
-            wxlink bench poll --count 10000"
+            wxlink bench poll --count 10000\n  \
+            wxlink bench bare-post --count 5000 --concurrency 32   # the no-SDK ceiling"
     )]
     Bench(BenchArgs),
 }
@@ -183,6 +185,14 @@ pub struct SimArgs {
     /// Port for the API server on 127.0.0.1 (0 picks a free one).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub port: u16,
+
+    /// How long a `getupdates` with nothing to deliver is held, in milliseconds (the real server: about 35 000).
+    #[arg(long, value_name = "MS", default_value_t = 35_000)]
+    pub hold_ms: u64,
+
+    /// Keep only the size and digest of uploads (for load tests: no memory or disk grows; downloads of uploads answer 404).
+    #[arg(long)]
+    pub cdn_digest_only: bool,
 }
 
 /// Options of `wxlink login`.
@@ -271,6 +281,8 @@ pub enum BenchKind {
     Upload,
     /// --count idle long polls held at once: memory per poll.
     Poll,
+    /// The ceiling of a small call: the same sendmessage as a bare keep-alive hyper POST, no SDK (http:// servers only).
+    BarePost,
 }
 
 /// Options of `wxlink bench`.

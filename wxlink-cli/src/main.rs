@@ -6,13 +6,12 @@
 //! to stdout, logs and progress to stderr. Exit codes: 0 success, 1 failure,
 //! 2 usage error (reported by clap).
 
-// The helpers below are wired into the commands as the client crates land.
-#![allow(dead_code)]
-
 mod account;
 mod cli;
 mod commands;
 mod cursor;
+mod demo;
+mod http;
 mod payload;
 mod progress;
 mod qr;

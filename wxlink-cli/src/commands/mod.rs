@@ -1,26 +1,68 @@
-//! The commands of `wxlink`, one module each.
+//! The commands of `wxlink`, one module each, and what they share: the
+//! client built from the resolved account and the session-expiry check.
+
+mod bench;
+mod listen;
+mod login;
+mod send;
+mod sim;
+mod typing;
+
+pub use login::{describe as describe_login_state, print_qr};
 
 use std::process::ExitCode;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result};
+use wxlink_client::WxLinkClient;
+use wxlink_proto::BotToken;
 
+use crate::account::{self, Account};
 use crate::cli::{Cli, Command};
 
 /// Runs the parsed command and returns the process exit code.
 pub async fn run(cli: Cli) -> Result<ExitCode> {
-    let _ = &cli.global;
-    match cli.command {
-        Command::Demo(_)
-        | Command::Sim(_)
-        | Command::Login(_)
-        | Command::Send(_)
-        | Command::Listen(_)
-        | Command::Typing(_)
-        | Command::Bench(_) => bail!("this command is not built yet"),
+    let global = &cli.global;
+    match &cli.command {
+        Command::Demo(args) => crate::demo::run(args).await,
+        Command::Sim(args) => sim::run(args).await,
+        Command::Login(args) => login::run(global, args).await,
+        Command::Send(args) => {
+            let account = account::resolve(global)?;
+            send::run(&client_for(&account)?, args).await
+        }
+        Command::Listen(args) => {
+            let account = account::resolve(global)?;
+            listen::run(&client_for(&account)?, args).await
+        }
+        Command::Typing(args) => {
+            let account = account::resolve(global)?;
+            typing::run(&client_for(&account)?, args).await
+        }
+        Command::Bench(args) => {
+            let account = account::resolve(global)?;
+            bench::run(&account, &client_for(&account)?, args).await
+        }
     }
 }
 
+/// Builds the client for an account.
+pub fn client_for(account: &Account) -> Result<WxLinkClient> {
+    WxLinkClient::builder()
+        .base_url(account.base_url.clone())
+        .cdn_base_url(account.cdn_base_url.clone())
+        .token(BotToken::new(account.token.clone()))
+        .build()
+        .context("cannot set up the iLink client")
+}
+
 /// Whether an error (or any of its causes) is an iLink session expiry (-14).
-pub fn is_session_expired(_err: &anyhow::Error) -> bool {
-    false
+pub fn is_session_expired(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<wxlink_client::Error>()
+            .is_some_and(wxlink_client::Error::is_session_expired)
+            || cause
+                .downcast_ref::<wxlink_transport::Error>()
+                .is_some_and(wxlink_transport::Error::is_session_expired)
+    })
 }

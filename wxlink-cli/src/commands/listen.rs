@@ -1,0 +1,177 @@
+//! `wxlink listen`: long-poll and print each inbound message as JSON.
+//!
+//! The loop follows the official one (ILINK.md §6.5): `notifystart` first,
+//! then polls; a failed poll waits 2 s, or 30 s after three failures in a
+//! row; a session expiry (`-14`) stops the command, because only a new
+//! login can fix it. Each batch is printed (and its media downloaded)
+//! before the cursor is saved, so a crash in between repeats output rather
+//! than losing it on our side.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use wxlink_client::WxLinkClient;
+use wxlink_proto::{MessageItemType, MessageType, WeixinMessage};
+
+use crate::cli::ListenArgs;
+use crate::cursor;
+
+/// Runs the listener until Ctrl-C (or after one poll with `--once`).
+pub async fn run(client: &WxLinkClient, args: &ListenArgs) -> Result<ExitCode> {
+    let mut cursor = match &args.cursor_file {
+        Some(path) => cursor::load(path)
+            .with_context(|| format!("cannot read the cursor file {}", path.display()))?,
+        None => String::new(),
+    };
+    if let Some(dir) = &args.download_dir {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the download directory {}", dir.display()))?;
+    }
+    // Presence calls are best effort (ILINK.md §4.9).
+    if let Err(e) = client.notify_start().await {
+        tracing::warn!(error = %e, "notifystart failed; polling anyway");
+    }
+
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    let mut failures = 0u32;
+    let result = loop {
+        let polled = tokio::select! {
+            r = client.poll(cursor.clone()).send() => r,
+            _ = &mut ctrl_c => break Ok(()),
+        };
+        let batch = match polled {
+            Ok(batch) => batch,
+            Err(e) if args.once || e.is_session_expired() => {
+                break Err(anyhow::Error::new(e).context("polling for messages failed"));
+            }
+            Err(e) => {
+                failures += 1;
+                let pause = if failures >= wxlink_proto::consts::POLL_FAILURES_BEFORE_LONG_BACKOFF {
+                    failures = 0;
+                    Duration::from_millis(wxlink_proto::consts::POLL_LONG_BACKOFF_MS)
+                } else {
+                    Duration::from_millis(wxlink_proto::consts::POLL_BACKOFF_MS)
+                };
+                tracing::warn!(error = %e, retry_in = ?pause, "poll failed");
+                tokio::select! {
+                    () = tokio::time::sleep(pause) => continue,
+                    _ = &mut ctrl_c => break Ok(()),
+                }
+            }
+        };
+        failures = 0;
+        for msg in batch.messages() {
+            if msg.message_type == Some(MessageType::Bot) {
+                // The bot's own messages echoed back are not inbound
+                // (ILINK.md §5.7).
+                continue;
+            }
+            let downloaded = match &args.download_dir {
+                Some(dir) => download_media(client, msg, dir).await,
+                None => Vec::new(),
+            };
+            print_line(msg, &downloaded)?;
+        }
+        if let Some(path) = &args.cursor_file {
+            cursor::save(path, &batch.next_cursor)
+                .with_context(|| format!("cannot save the cursor file {}", path.display()))?;
+        }
+        cursor = batch.next_cursor;
+        if args.once {
+            break Ok(());
+        }
+    };
+    if let Err(e) = client.notify_stop().await {
+        tracing::debug!(error = %e, "notifystop failed");
+    }
+    result.map(|()| ExitCode::SUCCESS)
+}
+
+/// Prints one message as a JSON line, with a `downloaded` field listing the
+/// files its media was saved to.
+fn print_line(msg: &WeixinMessage, downloaded: &[PathBuf]) -> Result<()> {
+    let mut value = serde_json::to_value(msg).context("cannot encode a message as JSON")?;
+    if !downloaded.is_empty()
+        && let Some(obj) = value.as_object_mut()
+    {
+        obj.insert(
+            "downloaded".to_owned(),
+            downloaded
+                .iter()
+                .map(|p| serde_json::Value::String(p.display().to_string()))
+                .collect(),
+        );
+    }
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer(&mut out, &value)?;
+    out.write_all(b"\n")?;
+    out.flush()?;
+    Ok(())
+}
+
+/// Downloads and decrypts the media items of `msg` into `dir`; failures are
+/// logged and skipped so that one bad item does not stop the listener.
+async fn download_media(client: &WxLinkClient, msg: &WeixinMessage, dir: &Path) -> Vec<PathBuf> {
+    let mut saved = Vec::new();
+    let id = msg.message_id.unwrap_or_default();
+    for (i, item) in msg.item_list.iter().enumerate() {
+        let (kind, name) = match item.item_type {
+            Some(MessageItemType::Image) => ("image", None),
+            Some(MessageItemType::Video) => ("video", None),
+            Some(MessageItemType::Voice) => ("voice", None),
+            Some(MessageItemType::File) => (
+                "file",
+                item.file_item.as_ref().and_then(|f| f.file_name.clone()),
+            ),
+            _ => continue,
+        };
+        // A file keeps its own (sanitised) name after the message id; other
+        // media are named by kind. The extension follows the content.
+        let stem = match name.as_deref().map(safe_file_name) {
+            Some(n) if !n.is_empty() => format!("{id}-{i}-{n}"),
+            _ => format!("{id}-{i}-{kind}"),
+        };
+        let path = dir.join(&stem);
+        match client.download_media_to(item, &path).await {
+            Ok(_) => saved.push(path),
+            Err(e) => tracing::warn!(
+                "cannot download the {kind} of message {id}: {:#}",
+                anyhow::Error::new(e)
+            ),
+        }
+    }
+    saved
+}
+
+/// Keeps a sender-chosen file name from escaping the download directory:
+/// path separators and control characters become `_`, and leading dots go.
+fn safe_file_name(name: &str) -> String {
+    let cleaned: String = name
+        .chars()
+        .map(|c| {
+            if c == '/' || c == '\\' || c.is_control() {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    cleaned.trim_start_matches('.').chars().take(120).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_cannot_escape_the_directory() {
+        assert_eq!(safe_file_name("../../etc/passwd"), "_.._etc_passwd");
+        assert_eq!(safe_file_name("report 2.pdf"), "report 2.pdf");
+        assert_eq!(safe_file_name(".hidden"), "hidden");
+        assert_eq!(safe_file_name("a\nb"), "a_b");
+    }
+}

@@ -1,0 +1,64 @@
+//! `wxlink sim`: the simulator as a standalone server.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use serde_json::json;
+use wxlink_sim::{CdnStorage, Simulator};
+
+use crate::cli::SimArgs;
+use crate::stats;
+
+/// Starts the simulator, prints its addresses as one JSON line and serves
+/// until Ctrl-C (or SIGTERM).
+pub async fn run(args: &SimArgs) -> Result<ExitCode> {
+    // Load tests hold thousands of connections open at once.
+    stats::raise_open_file_limit();
+    let mut builder = Simulator::builder()
+        .port(args.port)
+        .hold(Duration::from_millis(args.hold_ms));
+    if args.cdn_digest_only {
+        builder = builder.cdn_storage(CdnStorage::DigestOnly);
+    }
+    let sim = builder
+        .start()
+        .await
+        .with_context(|| format!("cannot start the simulator on port {}", args.port))?;
+    let line = json!({
+        "base_url": sim.base_url(),
+        "cdn_base_url": sim.cdn_base_url(),
+        "token": sim.token().expose_secret(),
+        "bot_id": sim.bot_id(),
+        "user_id": sim.user_id(),
+    });
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{line}")?;
+        out.flush()?;
+    }
+    eprintln!(
+        "simulator running at {}; press Ctrl-C to stop",
+        sim.base_url()
+    );
+    wait_for_shutdown_signal().await;
+    sim.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on Ctrl-C, or on SIGTERM where there is one.
+async fn wait_for_shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

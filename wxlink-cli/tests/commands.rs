@@ -1,0 +1,627 @@
+//! The `wxlink` binary against a simulator: send, listen, typing, login,
+//! session expiry, bench and the standalone `wxlink sim`.
+//!
+//! Each test starts its own simulator in-process and points the binary at
+//! it through the WXLINK_* variables or flags, exactly as a user would
+//! point it at any iLink server.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::process::{Output, Stdio};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::Command;
+use wxlink_media::{AesKey, KeyEncoding, MediaKind};
+use wxlink_sim::{LoginScript, Simulator};
+
+/// A simulator whose idle long polls end after 300 ms.
+async fn sim() -> Simulator {
+    Simulator::builder()
+        .hold(Duration::from_millis(300))
+        .start()
+        .await
+        .unwrap()
+}
+
+/// The binary with no inherited account settings, run in `dir`.
+fn wxlink(dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wxlink"));
+    cmd.current_dir(dir)
+        .env_remove("WXLINK_TOKEN")
+        .env_remove("WXLINK_BASE_URL")
+        .env_remove("WXLINK_CDN_BASE_URL")
+        .env_remove("WXLINK_ACCOUNT")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    cmd
+}
+
+/// The binary pointed at `sim` through the environment.
+fn wxlink_at(sim: &Simulator, dir: &Path) -> Command {
+    let mut cmd = wxlink(dir);
+    cmd.env("WXLINK_TOKEN", sim.token().expose_secret())
+        .env("WXLINK_BASE_URL", sim.base_url())
+        .env("WXLINK_CDN_BASE_URL", sim.cdn_base_url());
+    cmd
+}
+
+/// Runs a command to completion, at most 30 s.
+async fn run(cmd: &mut Command) -> Output {
+    tokio::time::timeout(Duration::from_secs(30), cmd.output())
+        .await
+        .expect("wxlink did not finish within 30 s")
+        .unwrap()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn assert_ok(out: &Output) {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout:\n{}\nstderr:\n{}",
+        stdout(out),
+        stderr(out)
+    );
+}
+
+/// Fetches a media reference from the simulated CDN and decrypts it.
+async fn fetch_media(sim: &Simulator, media: &wxlink_proto::CdnMedia) -> Vec<u8> {
+    let param = media.encrypt_query_param.as_deref().unwrap();
+    let mut encoded = String::new();
+    for b in param.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            encoded.push(b as char);
+        } else {
+            encoded.push_str(&format!("%{b:02X}"));
+        }
+    }
+    let url = format!(
+        "{}/download?encrypted_query_param={encoded}",
+        sim.cdn_base_url()
+    );
+    let body = http_get(&url).await;
+    let (key, _) = AesKey::parse_inbound(media.aes_key.as_ref().unwrap().expose_secret()).unwrap();
+    wxlink_media::crypto::decrypt(&key, &body).unwrap()
+}
+
+/// A minimal HTTP/1.1 GET over a fresh connection (`Connection: close`).
+async fn http_get(url: &str) -> Vec<u8> {
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_at(rest.find('/').unwrap());
+    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    let body = &raw[split + 4..];
+    if head.contains("transfer-encoding: chunked") {
+        dechunk(body)
+    } else {
+        body.to_vec()
+    }
+}
+
+/// Decodes a chunked transfer-encoded body.
+fn dechunk(mut body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = body.windows(2).position(|w| w == b"\r\n").unwrap();
+        let size_text = String::from_utf8_lossy(&body[..line_end]);
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16).unwrap();
+        body = &body[line_end + 2..];
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&body[..size]);
+        body = &body[size + 2..];
+    }
+}
+
+/// Serves `body` with `content_type` at any path on 127.0.0.1 for as long
+/// as the returned task lives.
+async fn serve_bytes(
+    body: Vec<u8>,
+    content_type: &'static str,
+) -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((mut conn, _)) = listener.accept().await else {
+                return;
+            };
+            let body = body.clone();
+            tokio::spawn(async move {
+                // Read the request head, then answer and close.
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 1024];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = conn.write_all(head.as_bytes()).await;
+                let _ = conn.write_all(&body).await;
+                let _ = conn.shutdown().await;
+            });
+        }
+    });
+    (format!("http://{addr}/files/report.png"), task)
+}
+
+/// A small valid PNG (1×1, red), enough for magic-byte detection.
+fn tiny_png() -> Vec<u8> {
+    let mut v = b"\x89PNG\r\n\x1a\n".to_vec();
+    v.extend_from_slice(&[
+        0, 0, 0, 13, b'I', b'H', b'D', b'R', 0, 0, 0, 1, 0, 0, 0, 1, 8, 2, 0, 0, 0, 0x90, 0x77,
+        0x53, 0xDE, 0, 0, 0, 12, b'I', b'D', b'A', b'T', 0x08, 0xD7, 0x63, 0xF8, 0xCF, 0xC0, 0, 0,
+        3, 1, 1, 0, 0x18, 0xDD, 0x8D, 0xB0, 0, 0, 0, 0, b'I', b'E', b'N', b'D', 0xAE, 0x42, 0x60,
+        0x82,
+    ]);
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_text_prints_the_message_id_and_reaches_the_user() {
+    let sim = sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let user = sim.user_id();
+    let out = run(wxlink_at(&sim, dir.path()).args([
+        "send",
+        "--to",
+        &user,
+        "--context-token",
+        "ctx-123",
+        "--text",
+        "hello from the cli",
+    ]))
+    .await;
+    assert_ok(&out);
+    let ids: Vec<String> = stdout(&out).lines().map(str::to_owned).collect();
+    assert_eq!(ids.len(), 1, "{}", stdout(&out));
+    let sent = sim.sent_messages();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].text(), Some("hello from the cli"));
+    assert_eq!(sent[0].to_user_id(), user);
+    assert_eq!(sent[0].msg.client_id.as_deref(), Some(ids[0].as_str()));
+    assert_eq!(
+        sent[0]
+            .msg
+            .context_token
+            .as_ref()
+            .map(|c| c.expose_secret().to_owned()),
+        Some("ctx-123".to_owned())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_text_is_sent_in_chunks_that_join_up() {
+    let sim = sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let text = "line one is here\nline two is here\nline three\n最后一行";
+    let out = run(wxlink_at(&sim, dir.path()).args([
+        "send",
+        "--to",
+        &sim.user_id(),
+        "--chunk",
+        "20",
+        "--text",
+        text,
+    ]))
+    .await;
+    assert_ok(&out);
+    let sent = sim.sent_messages();
+    assert!(sent.len() >= 3, "{} messages", sent.len());
+    assert_eq!(stdout(&out).lines().count(), sent.len());
+    let joined: String = sent.iter().map(|s| s.text().unwrap()).collect();
+    assert_eq!(joined, text);
+    assert!(sent.iter().all(|s| s.text().unwrap().chars().count() <= 20));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_file_uploads_it_encrypted_and_sends_a_file_item() {
+    let sim = sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let content: Vec<u8> = (0..50_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(dir.path().join("data.bin"), &content).unwrap();
+    let out = run(wxlink_at(&sim, dir.path()).args([
+        "send",
+        "--to",
+        &sim.user_id(),
+        "--file",
+        "data.bin",
+        "--caption",
+        "here is the data",
+    ]))
+    .await;
+    assert_ok(&out);
+    let sent = sim.sent_messages();
+    assert_eq!(sent.len(), 2, "caption, then the file");
+    assert_eq!(sent[0].text(), Some("here is the data"));
+    let file = sent[1].msg.item_list[0].file_item.as_ref().unwrap();
+    assert_eq!(file.file_name.as_deref(), Some("data.bin"));
+    assert_eq!(file.len.as_deref(), Some("50000"));
+    assert_eq!(
+        fetch_media(&sim, file.media.as_ref().unwrap()).await,
+        content
+    );
+    // The printed ids are the messages' ids.
+    let printed = stdout(&out);
+    assert!(
+        printed.contains(sent[1].msg.client_id.as_deref().unwrap()),
+        "{printed}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_url_downloads_it_and_sends_the_inferred_kind() {
+    let sim = sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let png = tiny_png();
+    let (url, server) = serve_bytes(png.clone(), "image/png").await;
+    let out =
+        run(wxlink_at(&sim, dir.path()).args(["send", "--to", &sim.user_id(), "--url", &url]))
+            .await;
+    assert_ok(&out);
+    server.abort();
+    let sent = sim.sent_messages();
+    assert_eq!(sent.len(), 1);
+    let image = sent[0].msg.item_list[0]
+        .image_item
+        .as_ref()
+        .expect("an image item");
+    assert_eq!(fetch_media(&sim, image.media.as_ref().unwrap()).await, png);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listen_once_prints_one_json_line_and_saves_the_cursor() {
+    let sim = sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let first = sim.inject_text(sim.user_id(), "first message");
+    let out =
+        run(wxlink_at(&sim, dir.path()).args(["listen", "--once", "--cursor-file", "bot.cursor"]))
+            .await;
+    assert_ok(&out);
+    let printed = stdout(&out);
+    let lines: Vec<&str> = printed.lines().collect();
+    assert_eq!(lines.len(), 1, "{printed}");
+    let msg: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+    assert_eq!(msg["item_list"][0]["text_item"]["text"], "first message");
+    assert_eq!(msg["from_user_id"], sim.user_id());
+    // The 64-bit id is exact, not rounded through a double.
+    assert!(
+        lines[0].contains(&format!("\"message_id\":{}", first.message_id)),
+        "{}",
+        lines[0]
+    );
+    assert_eq!(msg["context_token"], first.context_token.expose_secret());
+
+    let cursor: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("bot.cursor")).unwrap()).unwrap();
+    let saved = cursor["get_updates_buf"].as_str().unwrap().to_owned();
+    assert!(!saved.is_empty());
+
+    // A second run resumes from the saved cursor and sees only the new message.
+    sim.inject_text(sim.user_id(), "second message");
+    let out =
+        run(wxlink_at(&sim, dir.path()).args(["listen", "--once", "--cursor-file", "bot.cursor"]))
+            .await;
+    assert_ok(&out);
+    let printed = stdout(&out);
+    let lines: Vec<&str> = printed.lines().collect();
+    assert_eq!(lines.len(), 1, "{printed}");
+    assert!(lines[0].contains("second message"));
+    let requests = sim
+        .wait_for_requests("getupdates", 2, Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert_eq!(requests.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listen_downloads_inbound_media_into_the_directory() {
+    let sim = sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let png = tiny_png();
+    sim.inject_media(
+        sim.user_id(),
+        MediaKind::Image,
+        &png,
+        KeyEncoding::Base64Raw,
+    )
+    .unwrap();
+    let out =
+        run(wxlink_at(&sim, dir.path()).args(["listen", "--once", "--download-dir", "inbox"]))
+            .await;
+    assert_ok(&out);
+    let msg: serde_json::Value =
+        serde_json::from_str(stdout(&out).lines().next().unwrap()).unwrap();
+    let path = msg["downloaded"][0].as_str().expect("a downloaded path");
+    let saved = std::fs::read(dir.path().join(path))
+        .or_else(|_| std::fs::read(path))
+        .unwrap();
+    assert_eq!(saved, png);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typing_shows_and_cancels_the_indicator() {
+    let sim = sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let user = sim.user_id();
+    assert_ok(&run(wxlink_at(&sim, dir.path()).args(["typing", "--to", &user])).await);
+    assert_ok(&run(wxlink_at(&sim, dir.path()).args(["typing", "--to", &user, "--cancel"])).await);
+    let calls = sim.typing_calls();
+    assert_eq!(calls.iter().map(|c| c.status).collect::<Vec<_>>(), [1, 2]);
+    assert!(calls.iter().all(|c| c.ilink_user_id == user));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_session_says_to_log_in_again() {
+    let sim = sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    sim.expire_session();
+    let out =
+        run(wxlink_at(&sim, dir.path()).args(["send", "--to", &sim.user_id(), "--text", "hi"]))
+            .await;
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("-14"), "{err}");
+    assert!(err.contains("wxlink login"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flags_override_the_environment() {
+    let sim = sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    // The environment holds a wrong token; the flag wins.
+    let out = run(wxlink_at(&sim, dir.path())
+        .env("WXLINK_TOKEN", "not-a-valid-token")
+        .args([
+            "--token",
+            sim.token().expose_secret(),
+            "send",
+            "--to",
+            &sim.user_id(),
+            "--text",
+            "hi",
+        ]))
+    .await;
+    assert_ok(&out);
+    assert_eq!(sim.sent_messages().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_writes_a_private_account_file_that_send_can_use() {
+    let sim = sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    sim.script_login(LoginScript::confirm());
+    let out = run(wxlink(dir.path()).args([
+        "--base-url",
+        &sim.base_url(),
+        "--cdn-base-url",
+        &sim.cdn_base_url(),
+        "login",
+        "--out",
+        "bot.json",
+    ]))
+    .await;
+    assert_ok(&out);
+    let printed = stdout(&out);
+    assert!(
+        printed.contains('█') || printed.contains('▀'),
+        "no QR drawn:\n{printed}"
+    );
+    assert!(printed.contains("http://"), "no QR URL printed:\n{printed}");
+
+    let path = dir.path().join("bot.json");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let account: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(account["token"], sim.token().expose_secret());
+    assert_eq!(account["account_id"], sim.bot_id());
+    assert_eq!(account["user_id"], sim.user_id());
+    assert!(
+        account["base_url"]
+            .as_str()
+            .unwrap()
+            .starts_with("http://127.0.0.1")
+    );
+    assert_eq!(account["cdn_base_url"], sim.cdn_base_url());
+    // No secret in the log output.
+    assert!(!stderr(&out).contains(sim.token().expose_secret()));
+
+    // The file works as --account.
+    let out = run(wxlink(dir.path()).args([
+        "--account",
+        "bot.json",
+        "send",
+        "--to",
+        &sim.user_id(),
+        "--text",
+        "hi",
+    ]))
+    .await;
+    assert_ok(&out);
+    assert_eq!(sim.sent_messages().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_asks_for_the_pairing_code_on_stdin() {
+    let sim = sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    sim.script_login(LoginScript::verify_code("482913", 3));
+    let mut child = wxlink(dir.path())
+        .args(["--base-url", &sim.base_url(), "login", "--out", "bot.json"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"111111\n482913\n").await.unwrap();
+    drop(stdin);
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ok(&out);
+    assert!(stderr(&out).contains("pairing code"), "{}", stderr(&out));
+    assert!(dir.path().join("bot.json").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_send_text_prints_figures_as_json() {
+    let sim = sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(wxlink_at(&sim, dir.path()).args([
+        "bench",
+        "send-text",
+        "--count",
+        "40",
+        "--concurrency",
+        "4",
+        "--to",
+        &sim.user_id(),
+    ]))
+    .await;
+    assert_ok(&out);
+    let report: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(report["bench"], "send-text");
+    assert_eq!(report["errors"], 0);
+    assert!(report["requests_per_s"].as_f64().unwrap() > 0.0);
+    assert!(report["p99_ms"].as_f64().unwrap() >= report["p50_ms"].as_f64().unwrap());
+    assert!(report["peak_rss_bytes"].as_u64().unwrap() > 0);
+    assert_eq!(sim.sent_messages().len(), 40);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_upload_streams_generated_payloads() {
+    let sim = sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(wxlink_at(&sim, dir.path()).args([
+        "bench",
+        "upload",
+        "--count",
+        "2",
+        "--size",
+        "300000",
+        "--to",
+        &sim.user_id(),
+    ]))
+    .await;
+    assert_ok(&out);
+    let report: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(report["bench"], "upload");
+    assert_eq!(report["errors"], 0);
+    assert!(report["mb_per_s"].as_f64().unwrap() > 0.0);
+    let uploads = sim.uploads();
+    assert_eq!(uploads.len(), 2);
+    assert!(
+        uploads
+            .iter()
+            .all(|u| u.rawsize == 300_000 && u.error.is_none())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_poll_holds_idle_polls_and_reports_memory_per_poll() {
+    let sim = Simulator::builder()
+        .hold(Duration::from_secs(20))
+        .start()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(wxlink_at(&sim, dir.path()).args([
+        "bench",
+        "poll",
+        "--count",
+        "50",
+        "--hold-ms",
+        "500",
+    ]))
+    .await;
+    assert_ok(&out);
+    let report: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(report["bench"], "poll");
+    assert_eq!(report["held"], 50);
+    assert!(report["bytes_per_poll"].as_u64().is_some(), "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sim_command_prints_its_addresses_and_serves_other_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = wxlink(dir.path())
+        .args(["sim", "--hold-ms", "300"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let info: serde_json::Value = serde_json::from_str(&first).unwrap();
+    let (base, cdn, token, user) = (
+        info["base_url"].as_str().unwrap(),
+        info["cdn_base_url"].as_str().unwrap(),
+        info["token"].as_str().unwrap(),
+        info["user_id"].as_str().unwrap(),
+    );
+    let out = run(wxlink(dir.path()).args([
+        "--base-url",
+        base,
+        "--cdn-base-url",
+        cdn,
+        "--token",
+        token,
+        "send",
+        "--to",
+        user,
+        "--text",
+        "hello standalone",
+    ]))
+    .await;
+    assert_ok(&out);
+    child.kill().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_passes_every_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(wxlink(dir.path()).arg("demo")).await;
+    assert_ok(&out);
+    let text = stdout(&out);
+    for needle in ["user → bot:", "bot → user:", "✓", "checks passed"] {
+        assert!(text.contains(needle), "`{needle}` missing:\n{text}");
+    }
+    assert!(!text.contains('✗'), "{text}");
+}

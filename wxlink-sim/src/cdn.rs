@@ -198,14 +198,16 @@ pub(crate) async fn upload(
         )
     };
     if filekey.as_deref().is_some_and(|k| k != slot.filekey) {
-        return refuse(shared, record, "filekey mismatch", 0);
+        let size = drain_rest(&mut body).await;
+        return refuse(shared, record, "filekey mismatch", size);
     }
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
     if declared.is_some_and(|n| n != slot.filesize) {
-        return refuse(shared, record, "file size mismatch", 0);
+        let size = drain_rest(&mut body).await;
+        return refuse(shared, record, "file size mismatch", size);
     }
 
     // Choose where the ciphertext goes, reserving memory up front.
@@ -235,9 +237,15 @@ pub(crate) async fn upload(
         )),
         Choice::Disk(Ok(path)) => match tokio::fs::File::create(&path).await {
             Ok(f) => Sink::Disk(path, tokio::io::BufWriter::new(f)),
-            Err(_) => return refuse(shared, record, "cdn storage unavailable", 0),
+            Err(_) => {
+                let size = drain_rest(&mut body).await;
+                return refuse(shared, record, "cdn storage unavailable", size);
+            }
         },
-        Choice::Disk(Err(_)) => return refuse(shared, record, "cdn storage unavailable", 0),
+        Choice::Disk(Err(_)) => {
+            let size = drain_rest(&mut body).await;
+            return refuse(shared, record, "cdn storage unavailable", size);
+        }
     };
 
     let mut decryptor = Decryptor::new(&slot.key);
@@ -275,6 +283,11 @@ pub(crate) async fn upload(
             failure = Some("cdn storage unavailable");
             break;
         }
+    }
+    if failure.is_some() {
+        // Read what the client is still sending, so it gets to read the 4xx
+        // instead of a reset while it writes.
+        received += drain_rest(&mut body).await;
     }
     if failure.is_none() && received != slot.filesize {
         failure = Some("file size mismatch");
@@ -343,6 +356,17 @@ pub(crate) async fn upload(
         resp.headers_mut().insert("x-encrypted-param", v);
     }
     (Answer::ok(resp), received)
+}
+
+/// Reads and discards the rest of a request body; returns the bytes read.
+async fn drain_rest(body: &mut Incoming) -> u64 {
+    let mut n = 0u64;
+    while let Some(Ok(frame)) = body.frame().await {
+        if let Ok(data) = frame.into_data() {
+            n += data.len() as u64;
+        }
+    }
+    n
 }
 
 /// `GET <cdn>/download?encrypted_query_param=…`: streams the stored

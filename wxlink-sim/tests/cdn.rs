@@ -165,6 +165,10 @@ async fn a_wrong_size_is_refused_with_or_without_content_length() {
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(r.header("x-error-message"), Some("file size mismatch"));
 
+    // Far too long: the client still reads the 400, not a reset.
+    let r = post_cdn(&upload_url(&sim, &param), vec![0u8; 8 << 20]).await;
+    assert_eq!(r.header("x-error-message"), Some("file size mismatch"));
+
     let short = long[..long.len() - 32].to_vec();
     let r = post_cdn(&upload_url(&sim, &param), short).await;
     assert_eq!(r.header("x-error-message"), Some("file size mismatch"));
@@ -506,4 +510,55 @@ async fn injected_media_can_carry_a_full_url_that_downloads() {
         wxlink_media::crypto::decrypt(&key, &body).unwrap(),
         b"video bytes"
     );
+}
+
+#[tokio::test]
+async fn quoted_messages_and_voice_transcripts_can_be_injected() {
+    use wxlink_sim::{InboundMessage, quoting, text_item, voice_transcript_item};
+    let sim = common::sim().await;
+    let user = sim.user_id();
+    // A text quoting an earlier text, with a title.
+    let quote_text = quoting(
+        text_item("这一步具体怎么做？"),
+        Some("部署步骤"),
+        text_item("第二步"),
+    );
+    // A text quoting an image the user sent before (media inside ref_msg).
+    let image = sim
+        .media_item(MediaKind::Image, b"old picture", KeyEncoding::Base64Raw)
+        .unwrap();
+    let quote_image = quoting(text_item("这张图呢"), None, image);
+    sim.inject_message(InboundMessage::new(&user).item(quote_text));
+    sim.inject_message(InboundMessage::new(&user).item(quote_image));
+    sim.inject_message(InboundMessage::new(&user).item(voice_transcript_item("语音转文字")));
+    let fixed = sim.inject_message(
+        InboundMessage::text(&user, "with my own ids")
+            .message_id(42)
+            .context_token("ctx-fixed"),
+    );
+    assert_eq!(fixed.message_id, 42);
+
+    let body = common::poll(&sim, "").await;
+    let msgs = body["msgs"].as_array().unwrap();
+    assert_eq!(msgs[0]["item_list"][0]["ref_msg"]["title"], "部署步骤");
+    assert_eq!(
+        msgs[0]["item_list"][0]["ref_msg"]["message_item"]["text_item"]["text"],
+        "第二步"
+    );
+    let quoted = &msgs[1]["item_list"][0]["ref_msg"]["message_item"];
+    assert_eq!(quoted["type"], 2);
+    let param = quoted["image_item"]["media"]["encrypt_query_param"]
+        .as_str()
+        .unwrap();
+    let hex_key = quoted["image_item"]["aeskey"].as_str().unwrap();
+    let r = download(&sim, param).await;
+    let key = AesKey::from_hex(hex_key).unwrap();
+    assert_eq!(
+        wxlink_media::crypto::decrypt(&key, &r.body).unwrap(),
+        b"old picture"
+    );
+    assert_eq!(msgs[2]["item_list"][0]["type"], 3);
+    assert_eq!(msgs[2]["item_list"][0]["voice_item"]["text"], "语音转文字");
+    assert_eq!(msgs[3]["message_id"], 42);
+    assert_eq!(msgs[3]["context_token"], "ctx-fixed");
 }

@@ -448,3 +448,99 @@ async fn messages_above_two_to_the_63_keep_their_exact_id_through_the_journal() 
     assert!(replay.is_replay());
     assert_eq!(replay.message().message_id, Some(big));
 }
+
+#[tokio::test]
+async fn run_acknowledges_only_what_the_handler_accepted() {
+    let sim = sim().await;
+    let user = sim.user_id();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bot.db");
+    for text in ["ok-1", "fail", "ok-2"] {
+        sim.inject_text(&user, text);
+    }
+    let bot = BotRuntime::new(client(&sim), SqliteStore::open(&path).unwrap());
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let mut stop_tx = Some(stop_tx);
+    let mut handled = Vec::new();
+    let result = bot
+        .run(
+            fast(),
+            async {
+                let _ = stop_rx.await;
+            },
+            |message| {
+                let text = message.item_list[0]
+                    .text_item
+                    .as_ref()
+                    .and_then(|t| t.text.clone())
+                    .unwrap();
+                handled.push(text.clone());
+                if handled.len() == 3 {
+                    stop_tx.take().unwrap().send(()).unwrap();
+                }
+                async move {
+                    if text == "fail" {
+                        Err("handler refused")
+                    } else {
+                        Ok(())
+                    }
+                }
+            },
+        )
+        .await;
+    assert!(result.is_ok(), "{result:?}");
+    assert_eq!(handled, ["ok-1", "fail", "ok-2"]);
+    let left: Vec<_> = SqliteStore::open(&path)
+        .unwrap()
+        .unacknowledged()
+        .unwrap()
+        .into_iter()
+        .map(|e| e.json.contains("\"fail\""))
+        .collect();
+    assert_eq!(left, [true], "only the refused message stays journaled");
+}
+
+#[tokio::test]
+async fn the_fingerprint_window_drops_resends_under_new_ids() {
+    let sim = sim().await;
+    let user = sim.user_id();
+    let bot = BotRuntime::new(client(&sim), MemoryStore::new());
+    let mut updates = bot.updates(fast().fingerprint_window(Duration::from_secs(300)));
+    sim.inject_text(&user, "same text");
+    sim.inject_text(&user, "same text");
+    sim.inject_text(&user, "other text");
+    let texts = take_acked(&mut updates, 2).await;
+    assert_eq!(texts, ["same text", "other text"]);
+    assert!(
+        tokio::time::timeout(HOLD * 2, updates.next())
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn long_replies_are_split_and_counted_against_the_budget() {
+    let sim = sim().await;
+    let user = sim.user_id();
+    let options = RuntimeOptions::default().max_chars(10);
+    let bot = BotRuntime::with_options(client(&sim), MemoryStore::new(), options);
+    let mut updates = bot.updates(fast());
+    sim.inject_text(&user, "write a lot");
+    let delivery = next(&mut updates).await;
+    // 95 characters in pieces of at most 10: 10 messages, the whole budget.
+    let long = "abcdefghi ".repeat(9) + "tail.";
+    bot.reply(&delivery, &long).await.unwrap();
+    let sent = sim.sent_messages();
+    assert_eq!(sent.len(), 10);
+    assert!(sent.iter().all(|m| m.text().unwrap().chars().count() <= 10));
+    let err = bot.reply(&delivery, "more").await.unwrap_err();
+    assert!(matches!(err, RuntimeError::RateLimited { .. }), "{err:?}");
+    assert_eq!(sim.sent_messages().len(), 10, "the refused send never left");
+
+    // The user writes again: a new turn with a fresh budget.
+    delivery.ack().await.unwrap();
+    sim.inject_text(&user, "and again");
+    let again = next(&mut updates).await;
+    bot.reply(&again, "sure").await.unwrap();
+    assert_eq!(sim.sent_messages().len(), 11);
+}

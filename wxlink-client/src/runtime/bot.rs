@@ -34,6 +34,10 @@ pub struct RuntimeOptions {
     /// The limit on each typing call and on `notifystop` at shutdown
     /// (ILINK.md §4.9: 10 s).
     pub call_timeout: Duration,
+    /// The most characters per message; longer text is split (ILINK.md
+    /// §8.1 recommends at most 2 000, which also keeps every message under
+    /// the server's 16 KiB limit).
+    pub max_chars: usize,
     /// The bot's own id (`…@im.bot`, the account id of the login);
     /// inbound messages from it are dropped like any `message_type == 2`.
     pub bot_id: Option<String>,
@@ -48,6 +52,7 @@ impl Default for RuntimeOptions {
             config_cache: ConfigCachePolicy::default(),
             typing_keepalive: Duration::from_secs(5),
             call_timeout: Duration::from_secs(10),
+            max_chars: 2_000,
             bot_id: None,
         }
     }
@@ -75,6 +80,12 @@ impl RuntimeOptions {
     /// Sets the typing keep-alive interval.
     pub fn typing_keepalive(mut self, every: Duration) -> Self {
         self.typing_keepalive = every;
+        self
+    }
+
+    /// Sets the most characters per message (at least 1).
+    pub fn max_chars(mut self, max_chars: usize) -> Self {
+        self.max_chars = max_chars.max(1);
         self
     }
 
@@ -238,9 +249,11 @@ impl BotRuntime {
     }
 
     /// Replies to `message` with `text`, using the sender's latest context
-    /// token and the send budget. Long text is split into several messages
-    /// (see [`chunk_text`](crate::chunk_text)); each counts against the
-    /// budget, and the budget for all of them is reserved up front.
+    /// token and the send budget. Text longer than
+    /// [`RuntimeOptions::max_chars`] (2 000 by default) is split into
+    /// several messages (see [`chunk_text`](crate::chunk_text)); each counts
+    /// against the budget, and the budget for all of them is reserved up
+    /// front.
     pub async fn reply(
         &self,
         message: impl AsRef<WeixinMessage>,
@@ -260,7 +273,10 @@ impl BotRuntime {
     /// goes with it.
     pub async fn send_to(&self, user: &str, text: &str) -> Result<(), RuntimeError> {
         self.check_session()?;
-        let chunks = crate::chunk_text(text, crate::DEFAULT_MAX_CHARS);
+        if text.is_empty() {
+            return Err(RuntimeError::Api(crate::Error::EmptyText));
+        }
+        let chunks = crate::chunk_text(text, self.inner.options.max_chars.max(1));
         let count = u32::try_from(chunks.len().max(1)).unwrap_or(u32::MAX);
         let mut context = self.context_for(user).await?;
         if self.reserve(user, count).await? {

@@ -405,7 +405,10 @@ impl Looper {
     async fn poll_once(&mut self) -> Option<Option<Result<Delivery, RuntimeError>>> {
         let api = Arc::clone(&self.runtime.inner.api);
         let limit = self.poll_timeout;
-        let call = tokio::time::timeout(limit, api.poll(self.cursor.clone(), limit));
+        // The facade ends the poll at `limit` with an empty answer; this
+        // outer guard, a second later, only matters if it does not.
+        let guard = limit + Duration::from_secs(1);
+        let call = tokio::time::timeout(guard, api.poll(self.cursor.clone(), limit));
         let outcome = match self.shutdown.as_mut() {
             Some(signal) => tokio::select! {
                 outcome = call => Some(outcome),

@@ -45,6 +45,11 @@ pub struct SimConfig {
     /// simulated CDN) besides `encrypt_query_param`, as some real inbound
     /// items carry.
     pub inbound_full_url: bool,
+    /// The `redirect_host` that `scaned_but_redirect` names, instead of the
+    /// second listener's `127.0.0.1:PORT2`. Clients that follow ILINK.md
+    /// poll `https://<redirect_host>`; point this at a TLS front end of the
+    /// second listener when testing such a client.
+    pub redirect_host: Option<String>,
 }
 
 impl Default for SimConfig {
@@ -63,6 +68,7 @@ impl Default for SimConfig {
             max_json_body: 4 * 1024 * 1024,
             request_log_limit: 10_000,
             inbound_full_url: false,
+            redirect_host: None,
         }
     }
 }
@@ -295,6 +301,12 @@ impl SimBuilder {
     /// Gives injected media a `full_url`.
     pub fn inbound_full_url(mut self, on: bool) -> Self {
         self.config.inbound_full_url = on;
+        self
+    }
+
+    /// Names `host` in `scaned_but_redirect` instead of the second listener.
+    pub fn redirect_host(mut self, host: impl Into<String>) -> Self {
+        self.config.redirect_host = Some(host.into());
         self
     }
 

@@ -97,6 +97,10 @@ impl Simulator {
         let port2 = second.local_addr().map_err(SimError::Bind)?.port();
         let base_url = format!("http://127.0.0.1:{port}");
         let (stop, stop_rx) = watch::channel(false);
+        let redirect_host = config
+            .redirect_host
+            .clone()
+            .unwrap_or_else(|| format!("127.0.0.1:{port2}"));
         let shared = Arc::new(Shared {
             state: Mutex::new(State::new(&config)),
             config,
@@ -105,7 +109,8 @@ impl Simulator {
             shutdown: stop_rx,
             cdn_base_url: format!("{base_url}/c2c"),
             base_url,
-            redirect_host: format!("127.0.0.1:{port2}"),
+            redirect_host,
+            redirect_base_url: format!("http://127.0.0.1:{port2}"),
         });
         let tasks = vec![
             crate::server::serve(shared.clone(), main, false),
@@ -146,10 +151,16 @@ impl Simulator {
         self.shared.cdn_base_url.clone()
     }
 
-    /// The `host:port` that `scaned_but_redirect` names: a second listener
-    /// serving the same state. It speaks plain HTTP.
+    /// The `host:port` that `scaned_but_redirect` names: by default a
+    /// second listener serving the same state, which speaks plain HTTP (see
+    /// [`SimConfig::redirect_host`] to name another host).
     pub fn redirect_host(&self) -> String {
         self.shared.redirect_host.clone()
+    }
+
+    /// The base URL of the second listener, e.g. `http://127.0.0.1:PORT2`.
+    pub fn redirect_base_url(&self) -> String {
+        self.shared.redirect_base_url.clone()
     }
 
     /// The bot token of the current session (the one started with the

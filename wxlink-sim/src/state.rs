@@ -212,6 +212,8 @@ pub(crate) struct Shared {
     pub(crate) cdn_base_url: String,
     /// `127.0.0.1:PORT2`, the second listener `scaned_but_redirect` points at.
     pub(crate) redirect_host: String,
+    /// `http://127.0.0.1:PORT2`.
+    pub(crate) redirect_base_url: String,
 }
 
 impl Shared {

@@ -129,6 +129,27 @@ async fn scaned_but_redirect_moves_progress_to_the_second_listener() {
     let confirmed = status_at(&new_base, &q, None).await;
     check_confirmed(&sim, &confirmed, "o9cq80redirected@im.wechat");
     assert!(sim.request_log().iter().any(|r| r.redirect_listener));
+    assert_eq!(sim.redirect_base_url(), new_base);
+}
+
+#[tokio::test]
+async fn the_redirect_host_can_be_named_explicitly() {
+    let sim = Simulator::builder()
+        .hold(Duration::from_millis(100))
+        .redirect_host("ilinkai-idc2.example.net")
+        .start()
+        .await
+        .unwrap();
+    sim.script_login(LoginScript::redirect());
+    let q = qrcode(&sim, &[]).await;
+    status(&sim, &q, None).await;
+    let v = status(&sim, &q, None).await;
+    assert_eq!(v["redirect_host"], "ilinkai-idc2.example.net");
+    // The second listener keeps serving the login behind whatever host is named.
+    assert_eq!(
+        status_at(&sim.redirect_base_url(), &q, None).await["status"],
+        "scaned"
+    );
 }
 
 #[tokio::test]

@@ -1,7 +1,8 @@
 //! The saved credentials of one bot account, as users store them.
 //!
-//! A QR login ends in an [`AccountRecord`]; [`WxLinkClient::from_account`]
-//! (crate::WxLinkClient::from_account) builds a client from one. The record is
+//! A QR login ends in an [`AccountRecord`];
+//! [`WxLinkClient::from_account`](crate::WxLinkClient::from_account) builds
+//! a client from one. The record is
 //! plain JSON so that it can live in a file, a database column or a secret
 //! store:
 //!

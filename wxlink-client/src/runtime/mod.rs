@@ -15,6 +15,36 @@
 //! - [`backoff`], [`budget`], [`config_cache`]: the official numbers for
 //!   poll backoff, the per-turn send budget and reply window, and the
 //!   typing-ticket cache, as pure policy types.
+//!
+//! # Delivery guarantees
+//!
+//! The server hands each message out once and never replays an old cursor
+//! (ILINK.md §9). The runtime therefore writes each poll's messages and the
+//! new cursor to the store in one transaction before yielding any of them,
+//! and keeps every message journaled until the application acknowledges it.
+//! From the application's side this is at-least-once per store, exactly
+//! once when every message is acknowledged after it was handled:
+//!
+//! - a message taken but not acknowledged (a crash, a handler error, a
+//!   dropped stream) is yielded again, first, by the next stream over the
+//!   same store, marked [`Delivery::is_replay`];
+//! - a message id already journaled is dropped if the server sends it again
+//!   (the id window is persisted and bounded, 10 000 ids by default);
+//! - if the store cannot write, the batch is held in memory and retried,
+//!   and nothing new is polled until it is written.
+//!
+//! What no client can prevent: a batch the server was sending at the very
+//! moment the poll is aborted (shutdown, drop, a cut connection after the
+//! server answered) is lost, because the server counts it as delivered.
+//! Messages never acknowledged stay in the journal for ever.
+//!
+//! # Sends
+//!
+//! [`BotRuntime::send_to`] refuses early, with a typed error and without a
+//! request, when the user has not written within the reply window
+//! ([`RuntimeError::UserMustWriteFirst`]), when the turn's budget is used up
+//! ([`RuntimeError::RateLimited`]; a failed send still counts, since the
+//! server may have counted it) and while the session is expired or paused.
 
 mod api;
 pub mod backoff;

@@ -89,7 +89,9 @@ impl StdError for StoreError {
 pub struct JournalKey(pub u64);
 
 /// One inbound message kept in the journal until it is acknowledged.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// `Debug` leaves the JSON out, because it holds the context token.
+#[derive(Clone, PartialEq, Eq)]
 pub struct JournalEntry {
     /// The store's key for this entry; increases in arrival order.
     pub key: JournalKey,
@@ -101,6 +103,18 @@ pub struct JournalEntry {
     pub json: String,
     /// When the runtime journaled it, in milliseconds since the Unix epoch.
     pub received_at_ms: i64,
+}
+
+impl fmt::Debug for JournalEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JournalEntry")
+            .field("key", &self.key)
+            .field("message_id", &self.message_id)
+            .field("sender", &self.sender)
+            .field("json_len", &self.json.len())
+            .field("received_at_ms", &self.received_at_ms)
+            .finish()
+    }
 }
 
 /// A message offered to [`Store::commit_batch`].
@@ -323,7 +337,14 @@ mod tests {
             context_token: Some(ContextToken::new("secret-token-value")),
             json: r#"{"context_token":"secret-token-value"}"#.into(),
         };
-        let printed = format!("{record:?} {message:?}");
+        let entry = JournalEntry {
+            key: JournalKey(1),
+            message_id: Some(1),
+            sender: "u".into(),
+            json: r#"{"context_token":"secret-token-value"}"#.into(),
+            received_at_ms: 0,
+        };
+        let printed = format!("{record:?} {message:?} {entry:?}");
         assert!(!printed.contains("secret-token-value"), "{printed}");
     }
 

@@ -442,6 +442,9 @@ impl Looper {
             }
         };
         self.backoff.succeeded();
+        // A poll that worked proves the session is alive again, even if a
+        // send saw `-14` in the meantime.
+        self.runtime.mark_active();
         if let Some(ms) = response.longpolling_timeout_ms.filter(|ms| *ms > 0) {
             let server = Duration::from_millis(ms.unsigned_abs());
             self.poll_timeout = server + self.options.poll_timeout_margin;

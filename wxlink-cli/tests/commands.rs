@@ -359,6 +359,10 @@ async fn listen_downloads_inbound_media_into_the_directory() {
     let msg: serde_json::Value =
         serde_json::from_str(stdout(&out).lines().next().unwrap()).unwrap();
     let path = msg["downloaded"][0].as_str().expect("a downloaded path");
+    assert!(
+        path.ends_with(".png"),
+        "named after the detected type: {path}"
+    );
     let saved = std::fs::read(dir.path().join(path))
         .or_else(|_| std::fs::read(path))
         .unwrap();

@@ -137,6 +137,14 @@ async fn download_media(client: &WxLinkClient, msg: &WeixinMessage, dir: &Path) 
         };
         let path = dir.join(&stem);
         match client.download_media_to(item, &path).await {
+            Ok(file) if name.is_none() => {
+                // Name kind-only media after the type found in the plaintext.
+                let ext = wxlink_media::kind::extension_for_mime(&file.mime);
+                match ext.map(|e| dir.join(format!("{stem}.{e}"))) {
+                    Some(typed) if std::fs::rename(&path, &typed).is_ok() => saved.push(typed),
+                    _ => saved.push(path),
+                }
+            }
             Ok(_) => saved.push(path),
             Err(e) => tracing::warn!(
                 "cannot download the {kind} of message {id}: {:#}",

@@ -27,7 +27,7 @@ impl Transcript {
 
     /// Prints a section heading.
     pub fn section(&self, title: &str) {
-        self.line(&format!("\n── {title} "));
+        self.line(&format!("\n── {title}"));
     }
 
     /// Prints one line of narration.

@@ -12,8 +12,8 @@ use futures_util::StreamExt;
 use wxlink_client::WxLinkClient;
 use wxlink_client::runtime::{
     BackoffPolicy, BotRuntime, CommitOutcome, ContextRecord, Delivery, InboundBatch, JournalEntry,
-    JournalKey, MemoryStore, RuntimeError, RuntimeOptions, SqliteStore, Store, StoreError,
-    TurnRecord, Updates, UpdatesOptions,
+    JournalKey, MemoryStore, OnSessionExpired, RuntimeError, RuntimeOptions, SqliteStore, Store,
+    StoreError, TurnRecord, Updates, UpdatesOptions,
 };
 use wxlink_sim::{Fault, Simulator};
 
@@ -543,4 +543,34 @@ async fn long_replies_are_split_and_counted_against_the_budget() {
     let again = next(&mut updates).await;
     bot.reply(&again, "sure").await.unwrap();
     assert_eq!(sim.sent_messages().len(), 11);
+}
+
+#[tokio::test]
+async fn a_pause_on_expiry_waits_between_polls_instead_of_spinning() {
+    let sim = sim().await;
+    let bot = BotRuntime::new(client(&sim), MemoryStore::new());
+    sim.expire_session();
+    let pause = Duration::from_millis(300);
+    let mut updates = bot.updates(fast().on_session_expired(OnSessionExpired::Pause(pause)));
+    let started = Instant::now();
+    let mut pauses = 0;
+    while started.elapsed() < Duration::from_millis(1_000) {
+        match tokio::time::timeout(Duration::from_millis(100), updates.next()).await {
+            Ok(Some(Err(RuntimeError::SessionPaused { .. }))) => pauses += 1,
+            Ok(other) => panic!("unexpected item {other:?}"),
+            Err(_) => {}
+        }
+    }
+    let polls = sim
+        .request_log()
+        .iter()
+        .filter(|r| r.endpoint == Some("getupdates"))
+        .count();
+    // One poll per pause: about 1 s / 300 ms.
+    assert!((2..=5).contains(&pauses), "{pauses} pauses");
+    assert!(polls <= pauses + 1, "{polls} polls for {pauses} pauses");
+    assert!(matches!(
+        bot.send_to(&sim.user_id(), "hi").await,
+        Err(RuntimeError::SessionPaused { .. })
+    ));
 }

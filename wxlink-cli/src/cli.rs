@@ -144,7 +144,7 @@ pub enum Command {
     )]
     Listen(ListenArgs),
 
-    /// Show or cancel the \"typing…\" indicator for a user.
+    /// Show or cancel the "typing…" indicator for a user.
     #[command(
         long_about = "Show or cancel the \"typing…\" indicator for a user.\n\n\
             Fetches the user's typing ticket (getconfig) and sends the typing status. WeChat \

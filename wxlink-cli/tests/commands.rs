@@ -629,3 +629,88 @@ async fn demo_passes_every_check() {
     }
     assert!(!text.contains('✗'), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listen_stops_on_an_expired_session_and_says_to_log_in() {
+    let sim = sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    sim.expire_session();
+    let out = run(wxlink_at(&sim, dir.path()).args(["listen"])).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("wxlink login"), "{}", stderr(&out));
+    assert!(stdout(&out).is_empty());
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listen_keeps_polling_until_interrupted_then_exits_0() {
+    let sim = sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = wxlink_at(&sim, dir.path())
+        .args(["listen", "--cursor-file", "c.json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Two messages in two separate polls.
+    sim.wait_for_requests("getupdates", 1, Duration::from_secs(10))
+        .await
+        .unwrap();
+    sim.inject_text(sim.user_id(), "one");
+    sim.wait_for_requests("getupdates", 2, Duration::from_secs(10))
+        .await
+        .unwrap();
+    sim.inject_text(sim.user_id(), "two");
+    sim.wait_for_requests("getupdates", 3, Duration::from_secs(10))
+        .await
+        .unwrap();
+    let pid = child.id().unwrap().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ok(&out);
+    let texts: Vec<String> = stdout(&out)
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["item_list"][0]["text_item"]["text"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(texts, ["one", "two"]);
+    assert!(dir.path().join("c.json").exists());
+    // notifystart before polling, notifystop on the way out.
+    let notify: Vec<bool> = sim.notify_calls().iter().map(|c| c.start).collect();
+    assert_eq!(notify, [true, false]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_bare_post_measures_the_no_sdk_ceiling() {
+    let sim = sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(wxlink_at(&sim, dir.path()).args([
+        "bench",
+        "bare-post",
+        "--count",
+        "30",
+        "--concurrency",
+        "3",
+        "--to",
+        &sim.user_id(),
+    ]))
+    .await;
+    assert_ok(&out);
+    let report: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(report["bench"], "bare-post");
+    assert_eq!(report["errors"], 0);
+    // The server accepted every one as a well-formed bot reply.
+    assert_eq!(sim.sent_messages().len(), 30);
+}

@@ -109,11 +109,21 @@ impl LoginScript {
 }
 
 /// The credentials a confirmed login produced.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 struct Confirmed {
     token: String,
     bot_id: String,
     user_id: String,
+}
+
+impl std::fmt::Debug for Confirmed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Confirmed")
+            .field("token", &wxlink_proto::secret::REDACTED)
+            .field("bot_id", &self.bot_id)
+            .field("user_id", &self.user_id)
+            .finish()
+    }
 }
 
 /// One QR code and its progress.

@@ -119,7 +119,12 @@ pub(crate) fn serve(
         loop {
             tokio::select! {
                 accepted = listener.accept() => {
-                    let Ok((stream, _)) = accepted else { continue };
+                    let Ok((stream, _)) = accepted else {
+                        // Out of file descriptors or a similar transient
+                        // error: back off instead of spinning.
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        continue;
+                    };
                     let _ = stream.set_nodelay(true);
                     conns.spawn(connection(shared.clone(), stream, redirect));
                 }
@@ -395,6 +400,14 @@ async fn dispatch(shared: &Arc<Shared>, route: Route, call: Call) -> Answer {
 
 /// Adds the record to the log and wakes waiting test helpers.
 fn finish(shared: &Shared, record: RequestRecord) {
+    if let Some(note) = &record.note {
+        tracing::debug!(
+            endpoint = record.endpoint.unwrap_or("-"),
+            status = record.status,
+            note = note.as_str(),
+            "simulator refused a call"
+        );
+    }
     shared
         .state()
         .log_request(record, shared.config.request_log_limit);

@@ -21,12 +21,23 @@ use crate::login::LoginState;
 use crate::records::{NotifyCall, RequestRecord, SentMessage, TypingCall, UploadRecord};
 
 /// One bot session: a token bound to a bot id and the user who scanned.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct Binding {
     pub(crate) token: String,
     pub(crate) bot_id: String,
     pub(crate) user_id: String,
     pub(crate) valid: bool,
+}
+
+impl std::fmt::Debug for Binding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Binding")
+            .field("token", &wxlink_proto::secret::REDACTED)
+            .field("bot_id", &self.bot_id)
+            .field("user_id", &self.user_id)
+            .field("valid", &self.valid)
+            .finish()
+    }
 }
 
 /// What the simulator knows about one user's conversation with the bot.
@@ -248,5 +259,32 @@ impl Shared {
                 return check(&self.state());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_of_a_binding_hides_the_token() {
+        let state = State::new(&SimConfig::default());
+        let binding = state.current().clone();
+        let shown = format!("{binding:?}");
+        assert!(!shown.contains(&binding.token), "{shown}");
+        assert!(shown.contains("** redacted **"));
+        assert!(shown.contains(&binding.bot_id));
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_identities() {
+        let a = State::new(&SimConfig::default());
+        let b = State::new(&SimConfig::default());
+        assert_eq!(a.current().token, b.current().token);
+        let other = SimConfig {
+            seed: 1,
+            ..SimConfig::default()
+        };
+        assert_ne!(State::new(&other).current().token, a.current().token);
     }
 }

@@ -646,7 +646,7 @@ async fn listen_stops_on_an_expired_session_and_says_to_log_in() {
 async fn listen_keeps_polling_until_interrupted_then_exits_0() {
     let sim = sim().await;
     let dir = tempfile::tempdir().unwrap();
-    let mut child = wxlink_at(&sim, dir.path())
+    let child = wxlink_at(&sim, dir.path())
         .args(["listen", "--cursor-file", "c.json"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

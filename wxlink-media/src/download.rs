@@ -3,7 +3,7 @@
 //! [`resolve_item`] turns an inbound `MessageItem` (image, voice, file or
 //! video) into an [`InboundMedia`]: the URL (`full_url` first, else one
 //! built from `encrypt_query_param`), the key (per item type, see
-//! [`resolve_item_key`](crate::resolve_item_key)), the kind and the file
+//! [`resolve_item_key`]), the kind and the file
 //! name; [`resolve_thumbnail`] does the same for an image's or video's
 //! thumbnail. [`download`] and [`download_to_file`] stream the GET through
 //! the [`Decryptor`], with a size cap, and detect the real content type
@@ -492,6 +492,20 @@ async fn fetch_into_inner<H: HttpService, K: Sink>(
 }
 
 /// Downloads and decrypts `media` into memory.
+///
+/// ```no_run
+/// use wxlink_media::download::DownloadOptions;
+/// use wxlink_media::{download, resolve_item};
+/// use wxlink_transport::{ApiClient, ApiConfig};
+///
+/// # async fn run(item: wxlink_proto::MessageItem) -> Result<(), Box<dyn std::error::Error>> {
+/// let api = ApiClient::new(ApiConfig::default());
+/// let media = resolve_item(&item, wxlink_proto::DEFAULT_CDN_BASE_URL)?;
+/// let got = download(&api.cdn_service(), &media, &DownloadOptions::default()).await?;
+/// println!("{} bytes of {}", got.bytes.len(), got.mime);
+/// # Ok(())
+/// # }
+/// ```
 ///
 /// # Errors
 ///

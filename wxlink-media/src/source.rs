@@ -50,6 +50,15 @@ type BoxReader = Pin<Box<dyn AsyncRead + Send>>;
 /// What to upload: a file path, bytes in memory, an async reader of known
 /// length, or an `http(s)` URL.
 ///
+/// An upload reads its source twice: once for the size, MD5 and first
+/// bytes, which `getuploadurl` needs, then again to encrypt and send it.
+/// A path and bytes are simply read again, and again for each CDN retry. A
+/// URL is fetched once into a temporary spool file (hashed as it arrives),
+/// which is then replayable. A reader is one-shot: without a known MD5 it is
+/// spooled like a URL; with one ([`md5`](Self::md5)) it is streamed to the
+/// CDN in a single pass, and a retry fails with
+/// [`MediaError::NotReplayable`].
+///
 /// ```
 /// use wxlink_media::upload::UploadSource;
 ///
@@ -117,8 +126,8 @@ impl UploadSource {
         Self::new(Origin::Bytes(bytes.into()))
     }
 
-    /// An async reader that yields exactly `len` bytes. It is read once: see
-    /// the [module documentation](self) for how it is uploaded.
+    /// An async reader that yields exactly `len` bytes. It is read once; see
+    /// the type documentation for how it is uploaded.
     pub fn reader(reader: impl AsyncRead + Send + 'static, len: u64) -> Self {
         Self::new(Origin::Reader {
             reader: Box::pin(reader),

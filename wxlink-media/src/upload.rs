@@ -74,6 +74,10 @@ pub struct UploadOptions {
     pub chunk_size: usize,
     /// Limits for URL sources and for spooling readers.
     pub fetch: FetchOptions,
+    /// A time limit for each CDN POST attempt, body included; `None` (the
+    /// default, like the official client) for none. An attempt that runs
+    /// out of time counts as a network error and is retried.
+    pub attempt_timeout: Option<std::time::Duration>,
 }
 
 impl Default for UploadOptions {
@@ -83,6 +87,7 @@ impl Default for UploadOptions {
             progress: None,
             chunk_size: DEFAULT_CHUNK_SIZE,
             fetch: FetchOptions::default(),
+            attempt_timeout: None,
         }
     }
 }
@@ -106,6 +111,28 @@ impl UploadOptions {
 
 /// Uploads `source` for `to_user_id`: first pass, `getuploadurl` through
 /// `api`, then the encrypted POST to the CDN through `http`.
+///
+/// ```no_run
+/// use wxlink_media::{UploadOptions, UploadSource, upload};
+/// use wxlink_proto::BotToken;
+/// use wxlink_transport::{ApiClient, ApiConfig};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let api = ApiClient::new(ApiConfig::default().token(Some(BotToken::new("…"))));
+/// let uploaded = upload(
+///     &api,
+///     &api.cdn_service(),
+///     "o9cq80EXAMPLE@im.wechat",
+///     UploadSource::path("report.pdf"),
+///     &UploadOptions::default(),
+/// )
+/// .await?;
+/// // The item to put into a sendmessage request.
+/// let item = uploaded.to_message_item();
+/// # drop(item);
+/// # Ok(())
+/// # }
+/// ```
 ///
 /// # Errors
 ///
@@ -310,9 +337,18 @@ async fn post_with_retries<H: HttpService>(
             // caller below turns this into NotReplayable with the cause.
             return Err(MediaError::NotReplayable { last: None });
         };
-        let result = post_once(http, url, body, ciphertext_len(prepared.rawsize)).await;
+        let total = ciphertext_len(prepared.rawsize);
+        let result = post_once(http, url, body, total, options.attempt_timeout).await;
         let err = match result {
-            Ok(param) => return Ok(param),
+            Ok(param) => {
+                crate::progress::report(
+                    options.progress.as_ref(),
+                    crate::progress::Phase::Uploading,
+                    total,
+                    Some(total),
+                );
+                return Ok(param);
+            }
             // A failure of the source itself (I/O, a file that shrank) is
             // reported as such and not retried.
             Err(err) => match take_error(&slot) {
@@ -338,6 +374,7 @@ async fn post_once<H: HttpService>(
     url: &str,
     body: Body,
     len: u64,
+    timeout: Option<std::time::Duration>,
 ) -> Result<String, MediaError> {
     let mut req = Request::post(url)
         .header(header::CONTENT_TYPE, "application/octet-stream")
@@ -346,11 +383,20 @@ async fn post_once<H: HttpService>(
         .map_err(|_| MediaError::UnsupportedUrl {
             reason: "cdn upload url is not a valid request uri".to_owned(),
         })?;
-    req.extensions_mut().insert(CallMeta::cdn());
-    let resp = http
-        .send(req)
-        .await
-        .map_err(|source| MediaError::Http { source })?;
+    req.extensions_mut()
+        .insert(CallMeta::cdn().with_timeout(timeout));
+    let send = http.send(req);
+    let resp = match timeout {
+        // The transport's timeout layer applies the per-call limit too; this
+        // outer one also covers a transport without that layer.
+        Some(after) => tokio::time::timeout(after, send)
+            .await
+            .map_err(|_| MediaError::Http {
+                source: Box::new(MediaError::Timeout { after }),
+            })?,
+        None => send.await,
+    }
+    .map_err(|source| MediaError::Http { source })?;
     let status = resp.status();
     let header_text = |name: &str| {
         resp.headers()

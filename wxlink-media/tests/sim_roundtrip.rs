@@ -871,3 +871,25 @@ async fn digest_only_cdn_accepts_uploads_without_keeping_them() {
         "{err:?}"
     );
 }
+
+#[tokio::test]
+async fn a_stalled_cdn_attempt_times_out_and_is_retried() {
+    let env = Env::start().await;
+    env.sim
+        .inject_fault("cdn_upload", Fault::Delay(Duration::from_secs(5)), 2)
+        .unwrap();
+    let mut options = env.options();
+    options.attempt_timeout = Some(Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    let up = upload(
+        &env.api,
+        &env.cdn,
+        &env.sim.user_id(),
+        UploadSource::bytes(noise(20_000, 17)),
+        &options,
+    )
+    .await
+    .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(4));
+    assert_eq!(round_trip(&env, &up).await.bytes.len(), 20_000);
+}

@@ -30,6 +30,7 @@ pub use crate::api::BoxHttpService;
 use crate::api::{Api, ApiSettings};
 use crate::chunk::{DEFAULT_MAX_CHARS, chunk_text};
 use crate::{AccountRecord, Error};
+pub use wxlink_transport::{Body, RetryPolicy, Timeouts};
 
 /// A boxed, sendable future: what every request builder resolves through.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -226,6 +227,19 @@ impl WxLinkClient {
     /// A client for a saved account, with the other settings (transport,
     /// timeouts, bot agent…) taken from `builder`. The record's token, base
     /// URL and CDN URL win over the builder's.
+    ///
+    /// ```no_run
+    /// use wxlink_client::{AccountRecord, WxLinkClient};
+    ///
+    /// # fn run() -> Result<(), wxlink_client::Error> {
+    /// let account = AccountRecord::load("account.json")?;
+    /// let client = WxLinkClient::from_account_with(
+    ///     &account,
+    ///     WxLinkClient::builder().bot_agent("MyBot/1.2.0").route_tag("1001"),
+    /// )?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn from_account_with(
         record: &AccountRecord,
         builder: ClientBuilder,
@@ -817,3 +831,45 @@ impl ConfigRequest {
     }
 }
 into_future!(ConfigRequest => GetConfigResponse);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn is_send<T: Send>(_: &T) {}
+
+    #[test]
+    fn the_client_and_its_futures_can_cross_threads() {
+        fn shareable<T: Send + Sync + Clone + 'static>() {}
+        shareable::<WxLinkClient>();
+        let client = WxLinkClient::builder()
+            .token(BotToken::new("t"))
+            .build()
+            .unwrap();
+        is_send(&client.poll("").send());
+        is_send(&client.send_text("u", "t").send());
+        is_send(&client.notify_start());
+        is_send(&client.download_media(&MessageItem::default()));
+        let login = crate::login_with_qr(crate::LoginOptions::new(), crate::login::NoCallbacks);
+        is_send(&login);
+    }
+
+    #[test]
+    fn the_default_long_poll_timeout_is_the_official_35_seconds() {
+        let client = WxLinkClient::builder()
+            .token(BotToken::new("t"))
+            .build()
+            .unwrap();
+        assert_eq!(client.next_poll_timeout(), Some(Duration::from_secs(35)));
+        assert_eq!(client.base_url(), wxlink_proto::DEFAULT_BASE_URL);
+        assert_eq!(client.cdn_base_url(), wxlink_proto::DEFAULT_CDN_BASE_URL);
+        let mut timeouts = Timeouts::default();
+        timeouts.long_poll = None;
+        let client = WxLinkClient::builder()
+            .token(BotToken::new("t"))
+            .timeouts(timeouts)
+            .build()
+            .unwrap();
+        assert_eq!(client.next_poll_timeout(), None);
+    }
+}

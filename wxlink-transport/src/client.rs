@@ -277,7 +277,7 @@ where
             Err(err) => (
                 // Calls fail with the stored reason; these values are never
                 // sent.
-                IlinkHeaderValues::new("", "").unwrap_or_else(|_| unreachable_values()),
+                IlinkHeaderValues::placeholder(),
                 Some(err),
             ),
         };
@@ -432,12 +432,6 @@ where
     }
 }
 
-#[cold]
-fn unreachable_values() -> IlinkHeaderValues {
-    // Empty strings are valid header values; kept only to avoid a panic path.
-    IlinkHeaderValues::new("bot", "0").unwrap_or_else(|_| unreachable_values())
-}
-
 fn header_values(config: &ApiConfig) -> Result<IlinkHeaderValues, String> {
     IlinkHeaderValues::new(&config.app_id, &config.channel_version)
         .and_then(|v| v.with_token(config.token.as_ref()))
@@ -539,7 +533,12 @@ fn add_base_info(buf: &mut Vec<u8>, base_info: &[u8]) {
         buf.clear();
         buf.extend_from_slice(b"{}");
     }
-    if buf.last() != Some(&b'}') || has_top_level_key(buf, b"base_info") {
+    if buf.last() != Some(&b'}') {
+        return;
+    }
+    // Most requests do not mention `base_info` at all; a substring search
+    // settles that quickly, and only a body that does gets the careful scan.
+    if contains(buf, "\"base_info\"") && has_top_level_key(buf, b"base_info") {
         return;
     }
     buf.pop();
@@ -549,6 +548,17 @@ fn add_base_info(buf: &mut Vec<u8>, base_info: &[u8]) {
     buf.extend_from_slice(b"\"base_info\":");
     buf.extend_from_slice(base_info);
     buf.push(b'}');
+}
+
+/// Whether `needle` occurs in `haystack` (JSON from serde_json, so UTF-8;
+/// anything else is searched the slow way).
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    match std::str::from_utf8(haystack) {
+        Ok(text) => text.contains(needle),
+        Err(_) => haystack
+            .windows(needle.len())
+            .any(|w| w == needle.as_bytes()),
+    }
 }
 
 /// Whether the JSON object in `json` has `key` at its top level. A linear

@@ -509,3 +509,23 @@ async fn connections_are_reused_across_calls_and_clones() {
     assert_eq!(server.requests().len(), 3);
     assert_eq!(server.connections(), 1);
 }
+
+#[tokio::test]
+async fn a_token_that_is_not_a_header_value_fails_without_showing_it() {
+    let client = ApiClient::new(
+        ApiConfig::default()
+            .base_url("http://127.0.0.1:9")
+            .token(Some(BotToken::new("bad\ntoken-SECRET"))),
+    );
+    let err = client
+        .call::<SendMessage>(&SendMessageRequest::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, wxlink_transport::Error::InvalidRequest { .. }),
+        "{err:?}"
+    );
+    assert!(!err.may_have_been_sent());
+    assert!(!format!("{err:?} {err}").contains("SECRET"));
+    assert!(!format!("{client:?}").contains("SECRET"));
+}

@@ -65,6 +65,19 @@ impl IlinkHeaderValues {
         })
     }
 
+    /// Values that are never sent: a stand-in while a client reports why
+    /// its own values could not be built.
+    pub(crate) fn placeholder() -> Self {
+        Self {
+            inner: Arc::new(Values {
+                app_id: HeaderValue::from_static(""),
+                client_version: HeaderValue::from_static("0"),
+                route_tag: None,
+                authorization: None,
+            }),
+        }
+    }
+
     /// Sets the bot token sent as `Authorization: Bearer <token>` on
     /// authenticated POSTs. The token is trimmed; a blank token counts as
     /// none. The header value is marked sensitive.

@@ -139,7 +139,8 @@ where
         });
         ResponseFuture {
             inner: self.inner.call(req),
-            sleep: limit.map(|l| tokio::time::sleep_until(l.deadline)),
+            // One timer per call: the same `Sleep` later guards the body.
+            sleep: limit.map(|l| Box::pin(tokio::time::sleep_until(l.deadline))),
             limit,
         }
     }
@@ -166,8 +167,7 @@ pin_project_lite::pin_project! {
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
-        #[pin]
-        sleep: Option<Sleep>,
+        sleep: Option<Pin<Box<Sleep>>>,
         limit: Option<Limit>,
     }
 }
@@ -189,20 +189,24 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         if let Poll::Ready(result) = this.inner.poll(cx) {
-            return Poll::Ready(result.map(|resp| match *this.limit {
+            let resp = match result {
+                Ok(resp) => resp,
+                Err(err) => return Poll::Ready(Err(err)),
+            };
+            return Poll::Ready(Ok(match (this.sleep.take(), *this.limit) {
                 // The body must arrive before the same deadline.
-                Some(limit) => resp.map(|body| {
+                (Some(sleep), Some(limit)) => resp.map(|inner| {
                     Body::from_http_body(TimeoutBody {
-                        inner: body,
-                        sleep: tokio::time::sleep_until(limit.deadline),
+                        inner,
+                        sleep,
                         limit,
                     })
                 }),
-                None => resp,
+                _ => resp,
             }));
         }
-        if let (Some(sleep), Some(limit)) = (this.sleep.as_pin_mut(), *this.limit)
-            && sleep.poll(cx).is_ready()
+        if let (Some(sleep), Some(limit)) = (this.sleep.as_mut(), *this.limit)
+            && sleep.as_mut().poll(cx).is_ready()
         {
             return Poll::Ready(Err(Box::new(limit.error())));
         }
@@ -210,14 +214,11 @@ where
     }
 }
 
-pin_project_lite::pin_project! {
-    /// A response body that fails once the call's deadline has passed.
-    struct TimeoutBody {
-        inner: Body,
-        #[pin]
-        sleep: Sleep,
-        limit: Limit,
-    }
+/// A response body that fails once the call's deadline has passed.
+struct TimeoutBody {
+    inner: Body,
+    sleep: Pin<Box<Sleep>>,
+    limit: Limit,
 }
 
 impl http_body::Body for TimeoutBody {
@@ -225,14 +226,14 @@ impl http_body::Body for TimeoutBody {
     type Error = BoxError;
 
     fn poll_frame(
-        self: Pin<&mut Self>,
+        mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = self.project();
-        if let Poll::Ready(frame) = Pin::new(this.inner).poll_frame(cx) {
+        let this = &mut *self;
+        if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
             return Poll::Ready(frame);
         }
-        if this.sleep.poll(cx).is_ready() {
+        if this.sleep.as_mut().poll(cx).is_ready() {
             return Poll::Ready(Some(Err(Box::new(this.limit.error()))));
         }
         Poll::Pending

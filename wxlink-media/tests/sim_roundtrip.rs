@@ -893,3 +893,61 @@ async fn a_stalled_cdn_attempt_times_out_and_is_retried() {
     assert!(started.elapsed() < Duration::from_secs(4));
     assert_eq!(round_trip(&env, &up).await.bytes.len(), 20_000);
 }
+
+#[tokio::test]
+async fn thumbnails_of_images_and_videos_download() {
+    let env = Env::start().await;
+    let cdn_base = env.sim.cdn_base_url();
+    let thumb_png = png_like(2000);
+    // The simulator stores a picture; its reference becomes the thumbnail.
+    let stored = env
+        .sim
+        .media_item(MediaKind::Image, &thumb_png, KeyEncoding::Base64Raw)
+        .unwrap();
+    let stored_image = stored.image_item.unwrap();
+    let thumb_media = stored_image.media.clone().unwrap();
+
+    // An image whose thumbnail shares the image's hex key.
+    let mut image = env
+        .sim
+        .media_item(MediaKind::Image, &png_like(9000), KeyEncoding::Hex)
+        .unwrap();
+    let img = image.image_item.as_mut().unwrap();
+    img.aeskey = stored_image.aeskey.clone();
+    img.thumb_media = Some(thumb_media.clone());
+    let thumb = wxlink_media::resolve_thumbnail(&image, &cdn_base)
+        .unwrap()
+        .unwrap();
+    assert!(thumb.thumbnail);
+    let got = download(&env.cdn, &thumb, &DownloadOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(got.bytes.as_ref(), &thumb_png[..]);
+    assert_eq!(got.mime, "image/png");
+
+    // A video whose thumbnail carries its own key.
+    let mut video = env
+        .sim
+        .media_item(MediaKind::Video, &noise(4000, 18), KeyEncoding::Base64Hex)
+        .unwrap();
+    video.video_item.as_mut().unwrap().thumb_media = Some(thumb_media);
+    let thumb = wxlink_media::resolve_thumbnail(&video, &cdn_base)
+        .unwrap()
+        .unwrap();
+    assert_eq!(thumb.kind, MediaKind::Image);
+    let got = download(&env.cdn, &thumb, &DownloadOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(got.bytes.as_ref(), &thumb_png[..]);
+
+    // No thumbnail: nothing to resolve.
+    let plain = env
+        .sim
+        .media_item(MediaKind::File, b"x", KeyEncoding::Base64Hex)
+        .unwrap();
+    assert!(
+        wxlink_media::resolve_thumbnail(&plain, &cdn_base)
+            .unwrap()
+            .is_none()
+    );
+}

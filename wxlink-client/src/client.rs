@@ -346,6 +346,7 @@ impl WxLinkClient {
             text: text.into(),
             context_token: None,
             max_chars: DEFAULT_MAX_CHARS,
+            pace: None,
         }
     }
 
@@ -689,6 +690,7 @@ pub struct SendTextChunkedRequest {
     text: String,
     context_token: Option<ContextToken>,
     max_chars: usize,
+    pace: Option<Duration>,
 }
 
 impl SendTextChunkedRequest {
@@ -701,6 +703,15 @@ impl SendTextChunkedRequest {
     /// The most characters per message (4 000 by default; must be > 0).
     pub fn max_chars(mut self, max_chars: usize) -> Self {
         self.max_chars = max_chars;
+        self
+    }
+
+    /// Waits this long between two chunks. The official client does not
+    /// pace, but bursts of three or more sends a second have been seen to
+    /// trigger an hour-long `-2` throttle (ILINK.md §8.1), so a pause of a
+    /// second is a safe choice for long texts.
+    pub fn pace(mut self, pause: Duration) -> Self {
+        self.pace = Some(pause);
         self
     }
 
@@ -718,6 +729,9 @@ impl SendTextChunkedRequest {
         let chunks = chunk_text(&self.text, self.max_chars);
         let mut sent = 0;
         for chunk in chunks {
+            if let Some(pause) = self.pace.filter(|_| sent > 0) {
+                tokio::time::sleep(pause).await;
+            }
             let result = self
                 .client
                 .send_text_now(&self.to, chunk, self.context_token.as_ref())

@@ -297,3 +297,18 @@ async fn step_wise_session_waits_for_a_submitted_code() {
     let record: AccountRecord = result.into();
     assert_eq!(record.token, sim.token());
 }
+
+#[tokio::test]
+async fn closure_callbacks_answer_the_pairing_code() {
+    use std::sync::{Arc, Mutex};
+    let sim = sim().await;
+    sim.script_login(LoginScript::verify_code("5150", 3));
+    let urls = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&urls);
+    let callbacks = wxlink_client::login::ClosureCallbacks::new()
+        .on_qr(move |url| seen.lock().unwrap().push(url.to_owned()))
+        .verify_code(|retry| async move { (!retry).then(|| "5150".to_owned()) });
+    let outcome = login_with_qr(options(&sim), callbacks).await.unwrap();
+    assert_usable(&sim, outcome).await;
+    assert_eq!(urls.lock().unwrap().len(), 1);
+}

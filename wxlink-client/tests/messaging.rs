@@ -412,3 +412,65 @@ async fn a_long_poll_is_held_and_woken_by_a_message() {
         .unwrap();
     assert_eq!(result.messages().len(), 1);
 }
+
+#[tokio::test]
+async fn pacing_keeps_chunks_under_the_burst_throttle() {
+    let sim = sim().await;
+    let mut fidelity = Fidelity::default();
+    fidelity.burst_throttle = Some(wxlink_sim::Throttle::new(2, Duration::from_secs(60)));
+    sim.set_fidelity(fidelity);
+    let text = "one. two. three.";
+    let sent = client(&sim)
+        .send_text_chunked(sim.user_id(), text)
+        .max_chars(6)
+        .pace(Duration::from_millis(600))
+        .await
+        .unwrap();
+    assert_eq!(sent, 3);
+    let recorded = sim.sent_messages();
+    assert_eq!(recorded.len(), 3);
+    let gap = recorded[2].at.duration_since(recorded[0].at).unwrap();
+    assert!(gap >= Duration::from_millis(1100), "{gap:?}");
+}
+
+#[tokio::test]
+async fn an_unpaced_burst_hits_the_throttle_as_a_typed_rejection() {
+    let sim = sim().await;
+    let mut fidelity = Fidelity::default();
+    fidelity.burst_throttle = Some(wxlink_sim::Throttle::new(2, Duration::from_secs(60)));
+    sim.set_fidelity(fidelity);
+    let err = client(&sim)
+        .send_text_chunked(sim.user_id(), "one. two. three.")
+        .max_chars(6)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::PartiallySent { sent: 2, .. }),
+        "{err:?}"
+    );
+    let status = err.api_status().unwrap();
+    assert_eq!(
+        status.rejection(),
+        Some(wxlink_proto::RejectReason::PrepareFailed)
+    );
+}
+
+#[tokio::test]
+async fn a_send_that_times_out_is_typed_and_may_have_been_sent() {
+    let sim = sim().await;
+    sim.inject_fault("sendmessage", Fault::Delay(Duration::from_secs(3)), 1)
+        .unwrap();
+    let mut timeouts = wxlink_client::client::Timeouts::default();
+    timeouts.api = Some(Duration::from_millis(200));
+    let client = WxLinkClient::builder()
+        .base_url(sim.base_url())
+        .token(sim.token())
+        .timeouts(timeouts)
+        .retry(wxlink_client::client::RetryPolicy::none())
+        .build()
+        .unwrap();
+    let err = client.send_text(sim.user_id(), "slow").await.unwrap_err();
+    assert!(err.is_timeout(), "{err:?}");
+    assert!(err.may_have_been_sent());
+    assert!(!err.is_session_expired());
+}

@@ -29,7 +29,9 @@ use wxlink_proto::BotToken;
 
 use crate::AccountRecord;
 
-pub use session::{LoginCallbacks, LoginOutcome, LoginSession, NoCallbacks, login_with_qr};
+pub use session::{
+    ClosureCallbacks, LoginCallbacks, LoginOutcome, LoginSession, NoCallbacks, login_with_qr,
+};
 
 /// Settings of a QR login.
 ///

@@ -2,6 +2,7 @@
 //! driving [`Machine`](super::machine::Machine).
 
 use std::future::Future;
+use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use wxlink_proto::{
@@ -47,6 +48,98 @@ pub struct NoCallbacks;
 impl LoginCallbacks for NoCallbacks {}
 
 impl LoginCallbacks for () {}
+
+/// A boxed closure answering a pairing-code request.
+type VerifyFn = Box<dyn FnMut(bool) -> Pin<Box<dyn Future<Output = Option<String>> + Send>> + Send>;
+
+/// [`LoginCallbacks`] made of closures, for callers who prefer them to a
+/// trait implementation. Unset closures do nothing (and give no pairing
+/// code).
+///
+/// ```no_run
+/// use wxlink_client::login::ClosureCallbacks;
+/// use wxlink_client::{LoginOptions, login_with_qr};
+///
+/// # async fn run() -> Result<(), wxlink_client::Error> {
+/// let callbacks = ClosureCallbacks::new()
+///     .on_qr(|url| println!("scan: {url}"))
+///     .on_status(|state| println!("{state:?}"))
+///     .verify_code(|_retry| async { Some("123456".to_owned()) });
+/// login_with_qr(LoginOptions::new(), callbacks).await?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Default)]
+pub struct ClosureCallbacks {
+    on_qr: Option<Box<dyn FnMut(&str) + Send>>,
+    on_status: Option<Box<dyn FnMut(&LoginState) + Send>>,
+    verify_code: Option<VerifyFn>,
+}
+
+impl std::fmt::Debug for ClosureCallbacks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClosureCallbacks")
+            .field("on_qr", &self.on_qr.is_some())
+            .field("on_status", &self.on_status.is_some())
+            .field("verify_code", &self.verify_code.is_some())
+            .finish()
+    }
+}
+
+impl ClosureCallbacks {
+    /// Callbacks that do nothing yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Called with each QR URL to show.
+    #[must_use]
+    pub fn on_qr(mut self, f: impl FnMut(&str) + Send + 'static) -> Self {
+        self.on_qr = Some(Box::new(f));
+        self
+    }
+
+    /// Called on each state change.
+    #[must_use]
+    pub fn on_status(mut self, f: impl FnMut(&LoginState) + Send + 'static) -> Self {
+        self.on_status = Some(Box::new(f));
+        self
+    }
+
+    /// Asked for the pairing code; the argument is `retry`.
+    #[must_use]
+    pub fn verify_code<F, Fut>(mut self, mut f: F) -> Self
+    where
+        F: FnMut(bool) -> Fut + Send + 'static,
+        Fut: Future<Output = Option<String>> + Send + 'static,
+    {
+        self.verify_code = Some(Box::new(move |retry| Box::pin(f(retry))));
+        self
+    }
+}
+
+impl LoginCallbacks for ClosureCallbacks {
+    fn on_qr(&mut self, url: &str) {
+        if let Some(f) = &mut self.on_qr {
+            f(url);
+        }
+    }
+
+    fn on_status(&mut self, state: &LoginState) {
+        if let Some(f) = &mut self.on_status {
+            f(state);
+        }
+    }
+
+    fn verify_code(&mut self, retry: bool) -> impl Future<Output = Option<String>> + Send {
+        let fut: Pin<Box<dyn Future<Output = Option<String>> + Send>> = match &mut self.verify_code
+        {
+            Some(f) => f(retry),
+            None => Box::pin(std::future::ready(None)),
+        };
+        fut
+    }
+}
 
 /// How a successful [`login_with_qr`] ended.
 #[derive(Debug, Clone, PartialEq, Eq)]

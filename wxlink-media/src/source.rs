@@ -314,6 +314,14 @@ pub(crate) async fn spool_reader(
             break;
         }
         len += n as u64;
+        if let Some(exact) = exact
+            && len > exact
+        {
+            return Err(MediaError::SourceChanged {
+                expected: exact,
+                actual: len,
+            });
+        }
         if len > max {
             return Err(MediaError::TooLarge { limit: max });
         }

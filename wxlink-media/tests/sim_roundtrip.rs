@@ -214,7 +214,7 @@ async fn one_shot_reader_says_so_when_a_retry_is_needed() {
 }
 
 #[tokio::test]
-async fn reader_shorter_than_announced_is_refused_before_upload() {
+async fn reader_of_the_wrong_length_is_refused_before_upload() {
     let env = Env::start().await;
     let err = upload(
         &env.api,
@@ -233,6 +233,20 @@ async fn reader_shorter_than_announced_is_refused_before_upload() {
                 actual: 10
             }
         ),
+        "{err:?}"
+    );
+    // A reader longer than announced is refused too.
+    let err = upload(
+        &env.api,
+        &env.cdn,
+        &env.sim.user_id(),
+        UploadSource::reader(std::io::Cursor::new(vec![1u8; 30]), 20),
+        &env.options(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, MediaError::SourceChanged { expected: 20, .. }),
         "{err:?}"
     );
     assert_eq!(cdn_upload_calls(&env), 0);

@@ -26,6 +26,8 @@ pub struct ProgressBar {
 struct State {
     start: Instant,
     last_draw: Option<Instant>,
+    /// Characters in the last line drawn, so a shorter line can blank them.
+    last_len: usize,
     finished: bool,
 }
 
@@ -44,6 +46,7 @@ impl ProgressBar {
             state: Mutex::new(State {
                 start: Instant::now(),
                 last_draw: None,
+                last_len: 0,
                 finished: false,
             }),
         }
@@ -68,8 +71,11 @@ impl ProgressBar {
         }
         st.last_draw = Some(now);
         let line = self.line(done, now.duration_since(st.start));
+        let len = line.chars().count();
+        let pad = st.last_len.saturating_sub(len);
+        st.last_len = len;
         let mut err = std::io::stderr().lock();
-        let _ = write!(err, "\r{line}");
+        let _ = write!(err, "\r{line}{}", " ".repeat(pad));
         if complete {
             let _ = writeln!(err);
             st.finished = true;

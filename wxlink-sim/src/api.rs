@@ -187,15 +187,20 @@ pub(crate) fn sendmessage(shared: &Arc<Shared>, call: Call) -> Answer {
         msg,
         delivered,
     });
-    let with_ret = match shared.config.send_ok_body {
-        SendOkBody::Empty => false,
-        SendOkBody::RetZero => true,
-        SendOkBody::Random => st.rng.random_bool(0.5),
+    let form = match shared.config.send_ok_body {
+        SendOkBody::Random => match st.rng.random_range(0..3u8) {
+            0 => SendOkBody::Empty,
+            1 => SendOkBody::RetZero,
+            _ => SendOkBody::WithMessageId,
+        },
+        other => other,
     };
+    let server_id = st.rng.random_range(1u64 << 53..u64::MAX >> 1);
     drop(st);
     shared.touch();
     let resp = SendMessageResponse {
-        ret: with_ret.then_some(0),
+        ret: (form != SendOkBody::Empty).then_some(0),
+        message_id: (form == SendOkBody::WithMessageId).then_some(server_id),
         ..Default::default()
     };
     let answer = Answer::ok(json(&resp));

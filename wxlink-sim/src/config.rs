@@ -83,7 +83,10 @@ pub enum SendOkBody {
     Empty,
     /// `{"ret":0}`.
     RetZero,
-    /// Either form, chosen by the seeded random number generator.
+    /// `{"ret":0,"message_id":<id>}`, with a server-side message id (also
+    /// reported, ILINK.md §12.1).
+    WithMessageId,
+    /// Any of the forms above, chosen by the seeded random number generator.
     Random,
 }
 

@@ -272,6 +272,17 @@ async fn sendmessage_success_body_can_carry_ret_zero() {
         .unwrap();
     let r = api(&sim, "sendmessage", text_reply(&sim.user_id(), "x", None)).await;
     assert_eq!(r.json(), json!({"ret": 0}));
+
+    let sim = Simulator::builder()
+        .hold(Duration::from_millis(100))
+        .send_ok_body(SendOkBody::WithMessageId)
+        .start()
+        .await
+        .unwrap();
+    let r = api(&sim, "sendmessage", text_reply(&sim.user_id(), "x", None)).await;
+    let body = r.json();
+    assert_eq!(body["ret"], 0);
+    assert!(body["message_id"].as_u64().unwrap() > 1 << 53, "{body}");
 }
 
 #[tokio::test]

@@ -49,6 +49,12 @@ impl LoginCallbacks for NoCallbacks {}
 
 impl LoginCallbacks for () {}
 
+/// A boxed closure told about a QR URL.
+type QrFn = Box<dyn FnMut(&str) + Send>;
+
+/// A boxed closure told about a state change.
+type StatusFn = Box<dyn FnMut(&LoginState) + Send>;
+
 /// A boxed closure answering a pairing-code request.
 type VerifyFn = Box<dyn FnMut(bool) -> Pin<Box<dyn Future<Output = Option<String>> + Send>> + Send>;
 
@@ -71,8 +77,8 @@ type VerifyFn = Box<dyn FnMut(bool) -> Pin<Box<dyn Future<Output = Option<String
 /// ```
 #[derive(Default)]
 pub struct ClosureCallbacks {
-    on_qr: Option<Box<dyn FnMut(&str) + Send>>,
-    on_status: Option<Box<dyn FnMut(&LoginState) + Send>>,
+    on_qr: Option<QrFn>,
+    on_status: Option<StatusFn>,
     verify_code: Option<VerifyFn>,
 }
 

@@ -241,3 +241,38 @@ async fn unknown_fault_targets_are_an_error() {
         .unwrap_err();
     assert!(matches!(err, SimError::UnknownEndpoint(name) if name == "sendmesage"));
 }
+
+#[tokio::test]
+async fn faults_work_over_h2c_too() {
+    use bytes::Bytes;
+    use http_body_util::{BodyExt as _, Full};
+    let sim = common::sim().await;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<Full<Bytes>>();
+    let request = || {
+        http::Request::post(format!("{}/ilink/bot/getconfig", sim.base_url()))
+            .header(
+                "authorization",
+                format!("Bearer {}", sim.token().expose_secret()),
+            )
+            .body(Full::new(Bytes::from(
+                json!({"ilink_user_id": sim.user_id()}).to_string(),
+            )))
+            .unwrap()
+    };
+    sim.inject_fault("getconfig", Fault::DropConnection, 1)
+        .unwrap();
+    sim.inject_fault("getconfig", Fault::TruncatedBody, 1)
+        .unwrap();
+    assert!(client.request(request()).await.is_err());
+    let resp = client.request(request()).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(resp.into_body().collect().await.is_err());
+    let resp = client.request(request()).await.unwrap();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&body).unwrap()["ret"],
+        0
+    );
+}

@@ -142,6 +142,49 @@ impl ClientBuilder {
         self
     }
 
+    /// Wraps the transport (the one given to [`transport`](Self::transport),
+    /// or the default) in a tower layer, for metrics, logging or request
+    /// rewriting. The layer sees every API and CDN request after WxLink's
+    /// own layers (headers, retries, timeouts), once per attempt.
+    ///
+    /// ```
+    /// use wxlink_client::WxLinkClient;
+    /// use wxlink_proto::BotToken;
+    ///
+    /// let client = WxLinkClient::builder()
+    ///     .token(BotToken::new("token"))
+    ///     .layer(tower::util::MapRequestLayer::new(|req: http::Request<_>| {
+    ///         println!("{} {}", req.method(), req.uri().path());
+    ///         req
+    ///     }))
+    ///     .build()?;
+    /// # Ok::<(), wxlink_client::Error>(())
+    /// ```
+    #[must_use]
+    pub fn layer<L>(mut self, layer: L) -> Self
+    where
+        L: tower::Layer<BoxHttpService>,
+        L::Service: tower::Service<
+                http::Request<wxlink_transport::Body>,
+                Response = http::Response<wxlink_transport::Body>,
+            > + Clone
+            + Send
+            + Sync
+            + 'static,
+        <L::Service as tower::Service<http::Request<wxlink_transport::Body>>>::Error:
+            Into<wxlink_transport::BoxError>,
+        <L::Service as tower::Service<http::Request<wxlink_transport::Body>>>::Future:
+            Send + 'static,
+    {
+        let inner = self
+            .settings
+            .transport
+            .take()
+            .unwrap_or_else(|| crate::api::boxed(wxlink_transport::HttpsTransport::new()));
+        self.settings.transport = Some(crate::api::boxed(layer.layer(inner)));
+        self
+    }
+
     /// The client-side timeouts of each call class.
     #[must_use]
     pub fn timeouts(mut self, timeouts: wxlink_transport::Timeouts) -> Self {

@@ -474,3 +474,23 @@ async fn a_send_that_times_out_is_typed_and_may_have_been_sent() {
     assert!(err.may_have_been_sent());
     assert!(!err.is_session_expired());
 }
+
+#[tokio::test]
+async fn a_custom_layer_sees_every_request() {
+    let sim = sim().await;
+    let client = WxLinkClient::builder()
+        .base_url(sim.base_url())
+        .token(sim.token())
+        .layer(tower::util::MapRequestLayer::new(
+            |mut req: http::Request<wxlink_transport::Body>| {
+                req.headers_mut()
+                    .insert("x-traced-by", http::HeaderValue::from_static("test-layer"));
+                req
+            },
+        ))
+        .build()
+        .unwrap();
+    client.send_text(sim.user_id(), "traced").await.unwrap();
+    let reqs = sim.wait_for_requests("sendmessage", 1, WAIT).await.unwrap();
+    assert_eq!(reqs[0].header("x-traced-by"), Some("test-layer"));
+}

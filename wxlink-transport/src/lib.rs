@@ -138,8 +138,10 @@
 //! from source with nothing but a C compiler (no OpenSSL, CMake or NASM),
 //! and no system certificate store is read at run time, so the crate builds
 //! and connects on a fresh machine or a minimal container image. The price
-//! is that a private CA installed in the system store is not trusted; bring
-//! your own transport for that. HTTP/2 and HTTP/1.1 are negotiated by ALPN
+//! is that a private CA installed in the system store is not trusted by
+//! default: add it with
+//! [`TransportOptions::extra_root_certificates`] (for example the CA of a
+//! TLS-inspecting corporate proxy), or bring your own transport. HTTP/2 and HTTP/1.1 are negotiated by ALPN
 //! on TLS connections; plain `http://` (the simulator, local proxies) uses
 //! HTTP/1.1.
 //!

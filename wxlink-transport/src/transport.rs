@@ -59,6 +59,9 @@ pub struct TransportOptions {
     pub tcp_keepalive: Option<Duration>,
     /// HTTP/2 PING interval on idle connections (default none).
     pub http2_keep_alive_interval: Option<Duration>,
+    /// Certificates (DER) trusted in addition to the Mozilla roots: the CA
+    /// of a TLS-inspecting corporate proxy, or a private test server.
+    pub extra_root_certificates: Vec<Vec<u8>>,
 }
 
 impl Default for TransportOptions {
@@ -70,6 +73,7 @@ impl Default for TransportOptions {
             connect_timeout: Some(Duration::from_secs(10)),
             tcp_keepalive: Some(Duration::from_secs(60)),
             http2_keep_alive_interval: None,
+            extra_root_certificates: Vec::new(),
         }
     }
 }
@@ -241,8 +245,21 @@ impl HttpsTransport {
         Self::with_options(TransportOptions::default())
     }
 
-    /// A transport with the given options.
+    /// A transport with the given options. An extra root certificate that
+    /// does not parse is skipped with a warning; use
+    /// [`HttpsTransport::try_with_options`] to fail instead.
     pub fn with_options(options: TransportOptions) -> Self {
+        Self::build(options, false).unwrap_or_else(|_| Self::new())
+    }
+
+    /// A transport with the given options, failing with
+    /// [`Error::InvalidRequest`] when an extra root certificate does not
+    /// parse.
+    pub fn try_with_options(options: TransportOptions) -> Result<Self, Error> {
+        Self::build(options, true)
+    }
+
+    fn build(options: TransportOptions, strict: bool) -> Result<Self, Error> {
         let mut http = HttpConnector::new();
         // TLS is layered on top by hyper-rustls, which needs the inner
         // connector to accept `https://` URIs.
@@ -255,7 +272,7 @@ impl HttpsTransport {
             http,
             proxy: options.proxy.clone(),
         };
-        let tls = tls_config();
+        let tls = tls_config(&options.extra_root_certificates, strict)?;
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_or_http()
@@ -272,10 +289,10 @@ impl HttpsTransport {
         if let Some(interval) = options.http2_keep_alive_interval {
             builder.http2_keep_alive_interval(interval);
         }
-        Self {
+        Ok(Self {
             client: builder.build(connector),
             proxy: options.proxy,
-        }
+        })
     }
 }
 
@@ -294,16 +311,30 @@ impl fmt::Debug for HttpsTransport {
 }
 
 /// The rustls client configuration: `ring` provider, safe default protocol
-/// versions, Mozilla roots from `webpki-roots`; hyper-rustls adds ALPN.
-fn tls_config() -> rustls::ClientConfig {
-    use hyper_rustls::ConfigBuilderExt;
+/// versions, Mozilla roots from `webpki-roots` plus `extra` roots;
+/// hyper-rustls adds ALPN.
+fn tls_config(extra: &[Vec<u8>], strict: bool) -> Result<rustls::ClientConfig, Error> {
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    for der in extra {
+        let cert = rustls::pki_types::CertificateDer::from(der.clone());
+        if let Err(err) = roots.add(cert) {
+            if strict {
+                return Err(Error::InvalidRequest {
+                    source: Box::new(err),
+                });
+            }
+            tracing::warn!("skipping an extra root certificate that does not parse");
+        }
+    }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    rustls::ClientConfig::builder_with_provider(provider)
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         // A constant fact about the bundled provider, not input we read.
         .expect("the ring provider supports the default TLS versions")
-        .with_webpki_roots()
-        .with_no_client_auth()
+        .with_root_certificates(roots)
+        .with_no_client_auth())
 }
 
 impl Service<Request<Body>> for HttpsTransport {

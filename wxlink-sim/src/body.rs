@@ -30,6 +30,9 @@ pub(crate) enum SimBody {
         file: tokio::fs::File,
         remaining: u64,
         buf: BytesMut,
+        /// Set when the body is cut on purpose: after `remaining` bytes,
+        /// wait this pause and then fail instead of ending.
+        cut: Option<Pin<Box<tokio::time::Sleep>>>,
     },
 }
 
@@ -44,9 +47,54 @@ impl SimBody {
 
     /// The first half of `data`, then a cut connection.
     pub(crate) fn truncated(half: Bytes) -> Self {
-        let pause = tokio::time::sleep(std::time::Duration::from_millis(50));
-        Self::Truncated(Some(half), Box::pin(pause))
+        Self::Truncated(Some(half), cut_pause())
     }
+
+    /// A file of `len` bytes.
+    pub(crate) fn file(file: tokio::fs::File, len: u64) -> Self {
+        Self::File {
+            file,
+            remaining: len,
+            buf: BytesMut::new(),
+            cut: None,
+        }
+    }
+
+    /// Cuts this body half way, returning the full length it would have
+    /// had; a buffer is cut in memory, a file by reading only its first half.
+    pub(crate) async fn cut_in_half(self) -> (Self, u64) {
+        match self {
+            Self::File {
+                file,
+                remaining,
+                buf,
+                ..
+            } => {
+                let body = Self::File {
+                    file,
+                    remaining: remaining / 2,
+                    buf,
+                    cut: Some(cut_pause()),
+                };
+                (body, remaining)
+            }
+            other => {
+                use http_body_util::BodyExt as _;
+                let full = match other.collect().await {
+                    Ok(c) => c.to_bytes(),
+                    Err(_) => Bytes::new(),
+                };
+                let len = full.len();
+                (Self::truncated(full.slice(..len / 2)), len as u64)
+            }
+        }
+    }
+}
+
+/// The pause before a deliberate cut, long enough for the data before it
+/// to reach the client.
+fn cut_pause() -> Pin<Box<tokio::time::Sleep>> {
+    Box::pin(tokio::time::sleep(std::time::Duration::from_millis(50)))
 }
 
 impl Body for SimBody {
@@ -76,9 +124,16 @@ impl Body for SimBody {
                 file,
                 remaining,
                 buf,
+                cut,
             } => {
                 if *remaining == 0 {
-                    return Poll::Ready(None);
+                    return match cut {
+                        None => Poll::Ready(None),
+                        Some(pause) => match pause.as_mut().poll(cx) {
+                            Poll::Pending => Poll::Pending,
+                            Poll::Ready(()) => Poll::Ready(Some(Err(BodyError(None)))),
+                        },
+                    };
                 }
                 let want = usize::try_from(*remaining).unwrap_or(CHUNK).min(CHUNK);
                 buf.resize(want, 0);
@@ -106,7 +161,7 @@ impl Body for SimBody {
         match self {
             Self::Bytes(d) => d.is_empty(),
             Self::Truncated(..) => false,
-            Self::File { remaining, .. } => *remaining == 0,
+            Self::File { remaining, cut, .. } => *remaining == 0 && cut.is_none(),
         }
     }
 
@@ -114,7 +169,12 @@ impl Body for SimBody {
         match self {
             Self::Bytes(d) => SizeHint::with_exact(d.len() as u64),
             Self::Truncated(..) => SizeHint::default(),
-            Self::File { remaining, .. } => SizeHint::with_exact(*remaining),
+            Self::File {
+                remaining,
+                cut: None,
+                ..
+            } => SizeHint::with_exact(*remaining),
+            Self::File { .. } => SizeHint::default(),
         }
     }
 }

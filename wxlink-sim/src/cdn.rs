@@ -381,11 +381,7 @@ pub(crate) async fn download(shared: &Arc<Shared>, query: Option<&str>) -> Answe
     let body = match media.data {
         Stored::Memory(bytes) => SimBody::Bytes(bytes),
         Stored::Disk(path) => match tokio::fs::File::open(&path).await {
-            Ok(file) => SimBody::File {
-                file,
-                remaining: media.filesize,
-                buf: bytes::BytesMut::new(),
-            },
+            Ok(file) => SimBody::file(file, media.filesize),
             Err(_) => {
                 let msg = "stored media unreadable";
                 return Answer::refused(cdn_error(StatusCode::INTERNAL_SERVER_ERROR, msg), msg);

@@ -296,6 +296,19 @@ async fn uploads_beyond_the_memory_bound_spill_to_disk_and_still_download() {
         big_plain
     );
     assert_eq!(download(&sim, &small).await.body.len(), 112);
+    // A truncated download of a spilled file stops half way.
+    sim.inject_fault("cdn_download", wxlink_sim::Fault::TruncatedBody, 1)
+        .unwrap();
+    let url = format!(
+        "{}/download?encrypted_query_param={big}",
+        sim.cdn_base_url()
+    );
+    let err = send(Method::GET, &url, &[], "").await.err().unwrap();
+    assert!(err.contains("body failed"), "{err}");
+    assert_eq!(
+        download(&sim, &big).await.body.len(),
+        big_plain.len() / 16 * 16 + 16
+    );
     // Reset forgets stored media and deletes spilled files.
     sim.reset();
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);

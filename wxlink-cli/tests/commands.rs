@@ -714,3 +714,41 @@ async fn bench_bare_post_measures_the_no_sdk_ceiling() {
     // The server accepted every one as a well-formed bot reply.
     assert_eq!(sim.sent_messages().len(), 30);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_account_file_is_used_and_a_bound_bot_stays_connected() {
+    let sim = sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    sim.script_login(LoginScript::confirm());
+    let login = || {
+        let mut cmd = wxlink(dir.path());
+        cmd.args([
+            "--base-url",
+            &sim.base_url(),
+            "--cdn-base-url",
+            &sim.cdn_base_url(),
+            "login",
+        ]);
+        cmd
+    };
+    assert_ok(&run(&mut login()).await);
+    let path = dir.path().join("wxlink-account.json");
+    let saved = std::fs::read(&path).unwrap();
+
+    // No flags at all: ./wxlink-account.json is the account.
+    let out = run(wxlink(dir.path()).args(["send", "--to", &sim.user_id(), "--text", "hi"])).await;
+    assert_ok(&out);
+    assert_eq!(sim.sent_messages().len(), 1);
+
+    // Logging in again offers the saved token in `local_token_list`; the
+    // server recognises it and says the bot is already bound (no script
+    // forces this), and the account file is left alone.
+    let out = run(&mut login()).await;
+    assert_ok(&out);
+    assert!(
+        stdout(&out).contains("already connected"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), saved);
+}

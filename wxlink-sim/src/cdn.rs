@@ -39,15 +39,13 @@ pub(crate) fn encode_component(s: &str) -> String {
     utf8_percent_encode(s, COMPONENT).to_string()
 }
 
-/// The value of query parameter `name`, percent-decoded.
+/// The value of query parameter `name`, percent-decoded. A `+` stays a
+/// `+`: clients encode with `encodeURIComponent`, not as HTML forms, and a
+/// base64 parameter may hold a literal `+`.
 pub(crate) fn query_param(query: Option<&str>, name: &str) -> Option<String> {
     query?.split('&').find_map(|pair| {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (k == name).then(|| {
-            percent_decode_str(&v.replace('+', " "))
-                .decode_utf8_lossy()
-                .into_owned()
-        })
+        (k == name).then(|| percent_decode_str(v).decode_utf8_lossy().into_owned())
     })
 }
 

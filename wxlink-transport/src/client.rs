@@ -420,7 +420,7 @@ where
             &bytes
         };
         let decoded: E::Response = serde_json::from_slice(json).map_err(|err| Error::Decode {
-            source: Box::new(err),
+            source: Box::new(JsonError::from(&err)),
             excerpt: redact::excerpt(&bytes),
         })?;
         let status = decoded.status();
@@ -613,6 +613,44 @@ async fn read_head(body: Body, limit: usize) -> Bytes {
     }
     Bytes::from(head)
 }
+
+/// Where and how a body failed to decode, without serde_json's message:
+/// that message can quote a value from the body, and values may be secrets.
+#[derive(Debug)]
+struct JsonError {
+    kind: &'static str,
+    line: usize,
+    column: usize,
+}
+
+impl From<&serde_json::Error> for JsonError {
+    fn from(err: &serde_json::Error) -> Self {
+        use serde_json::error::Category;
+        let kind = match err.classify() {
+            Category::Syntax => "invalid json",
+            Category::Eof => "truncated json",
+            Category::Data => "unexpected json shape",
+            Category::Io => "unreadable json",
+        };
+        Self {
+            kind,
+            line: err.line(),
+            column: err.column(),
+        }
+    }
+}
+
+impl fmt::Display for JsonError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} at line {} column {}",
+            self.kind, self.line, self.column
+        )
+    }
+}
+
+impl std::error::Error for JsonError {}
 
 /// The CDN-facing service of an [`ApiClient`]; see
 /// [`ApiClient::cdn_service`].

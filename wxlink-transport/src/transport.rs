@@ -119,11 +119,8 @@ impl Proxy {
     }
 
     fn build(url: &str, no_proxy: &str) -> Result<Self, Error> {
-        let shown = validate_proxy_url(url)?;
-        let matcher = Matcher::builder()
-            .all(url.to_owned())
-            .no(no_proxy.to_owned())
-            .build();
+        let (url, shown) = validate_proxy_url(url)?;
+        let matcher = Matcher::builder().all(url).no(no_proxy.to_owned()).build();
         Ok(Self {
             matcher: Arc::new(matcher),
             shown,
@@ -150,7 +147,7 @@ impl Proxy {
                 && !value.trim().is_empty()
             {
                 match validate_proxy_url(value.trim()) {
-                    Ok(s) => {
+                    Ok((_, s)) => {
                         shown.get_or_insert(s);
                     }
                     Err(_) => {
@@ -181,9 +178,10 @@ impl fmt::Debug for Proxy {
     }
 }
 
-/// Checks that `url` is an `http://` proxy URL and returns it without
-/// credentials, for display.
-fn validate_proxy_url(url: &str) -> Result<String, Error> {
+/// Checks that `url` is an `http://` proxy URL (a missing scheme means
+/// `http://`) and returns it with its scheme, and without credentials for
+/// display.
+fn validate_proxy_url(url: &str) -> Result<(String, String), Error> {
     let with_scheme = if url.contains("://") {
         url.to_owned()
     } else {
@@ -208,7 +206,8 @@ fn validate_proxy_url(url: &str) -> Result<String, Error> {
         .as_str()
         .rsplit_once('@')
         .map_or(authority.as_str(), |(_, h)| h);
-    Ok(format!("http://{host}"))
+    let shown = format!("http://{host}");
+    Ok((with_scheme, shown))
 }
 
 /// The default transport: a pooled hyper client over rustls.

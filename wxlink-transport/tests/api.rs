@@ -254,10 +254,36 @@ async fn invalid_json_is_a_decode_error_with_a_redacted_excerpt() {
         excerpt.starts_with(r#"{"ret":0,"typing_ticket":"<redacted>""#),
         "{excerpt}"
     );
-    for shown in [excerpt.to_owned(), format!("{err:?}"), err.to_string()] {
+    let source = std::error::Error::source(&err).unwrap().to_string();
+    assert!(
+        source.starts_with("invalid json at line 1 column"),
+        "{source}"
+    );
+    for shown in [
+        excerpt.to_owned(),
+        format!("{err:?}"),
+        err.to_string(),
+        source,
+    ] {
         assert!(!shown.contains("TICKET-SECRET"), "{shown}");
         assert!(!shown.contains("CTX-SECRET"), "{shown}");
     }
+}
+
+#[tokio::test]
+async fn a_wrongly_typed_secret_is_not_quoted_by_the_decode_error() {
+    // A number where a string belongs: serde_json's own message would
+    // quote it ("invalid type: integer `987654321`").
+    let server = TestServer::always(Reply::ok(r#"{"ret":0,"typing_ticket":987654321}"#)).await;
+    let client = ApiClient::new(config(&server));
+    let err = client
+        .call::<GetConfig>(&GetConfigRequest::default())
+        .await
+        .unwrap_err();
+    assert!(err.is_decode(), "{err:?}");
+    let source = std::error::Error::source(&err).unwrap().to_string();
+    assert!(source.starts_with("unexpected json shape"), "{source}");
+    assert!(!format!("{err:?} {source}").contains("987654321"));
 }
 
 #[tokio::test]

@@ -403,13 +403,33 @@ async fn https_targets_open_a_connect_tunnel_through_the_proxy() {
 }
 
 #[tokio::test]
+async fn a_proxy_given_without_a_scheme_is_used_as_http() {
+    let proxy = TestServer::always(Reply::ok("{}")).await;
+    let mut options = TransportOptions::default();
+    options.proxy = Some(Proxy::all(&proxy.addr.to_string()).unwrap());
+    let client = ApiClient::with_service(
+        ApiConfig::default().base_url("http://ilink.invalid"),
+        HttpsTransport::with_options(options),
+    );
+    client
+        .call::<GetConfig>(&GetConfigRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        proxy.requests()[0].uri.to_string(),
+        "http://ilink.invalid/ilink/bot/getconfig"
+    );
+}
+
+#[tokio::test]
 async fn an_unreachable_proxy_is_a_connect_error() {
     let port = common::refused_port().await;
     let mut options = TransportOptions::default();
-    options.proxy = Some(Proxy::all(&format!("127.0.0.1:{port}")).unwrap());
+    options.proxy = Some(Proxy::all(&format!("http://127.0.0.1:{port}")).unwrap());
     let client = ApiClient::with_service(
+        // A target that would answer if it were reached directly.
         ApiConfig::default()
-            .base_url("http://ilink.invalid")
+            .base_url(TestServer::always(Reply::ok("{}")).await.url())
             .retry(RetryPolicy::none()),
         HttpsTransport::with_options(options),
     );

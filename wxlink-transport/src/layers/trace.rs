@@ -81,7 +81,9 @@ where
             attempts = 1u32,
             latency_ms = tracing::field::Empty,
         );
-        let started = (!span.is_disabled()).then(Instant::now);
+        // Timed even when the span is filtered out: the closing event may
+        // still be wanted (a `warn`-level filter hides `info` spans).
+        let started = Instant::now();
         let inner = {
             let _entered = span.enter();
             self.inner.call(req)
@@ -100,7 +102,7 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: F,
         span: Span,
-        started: Option<Instant>,
+        started: Instant,
     }
 }
 
@@ -122,8 +124,8 @@ where
         let this = self.project();
         let _entered = this.span.enter();
         let result = ready!(this.inner.poll(cx));
-        if let Some(started) = *this.started {
-            let latency_ms = started.elapsed().as_millis() as u64;
+        {
+            let latency_ms = this.started.elapsed().as_millis() as u64;
             this.span.record("latency_ms", latency_ms);
             match &result {
                 Ok(resp) => {

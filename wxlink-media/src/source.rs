@@ -491,20 +491,16 @@ fn encrypt_blocking(
     let mut remaining = rawsize;
     while remaining > 0 {
         let want = (chunk as u64).min(remaining) as usize;
-        let mut buf = vec![0u8; want];
-        let mut filled = 0;
-        while filled < want {
-            match read.read(&mut buf[filled..]) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    put_error(slot, MediaError::Io { source: e });
-                    let _ = tx.blocking_send(Err(()));
-                    return;
-                }
+        // `read_to_end` fills spare capacity without zeroing it first.
+        let mut buf = Vec::with_capacity(want);
+        let filled = match (&mut read).take(want as u64).read_to_end(&mut buf) {
+            Ok(n) => n,
+            Err(e) => {
+                put_error(slot, MediaError::Io { source: e });
+                let _ = tx.blocking_send(Err(()));
+                return;
             }
-        }
+        };
         if filled < want {
             put_error(
                 slot,

@@ -56,11 +56,11 @@ where
 pub(crate) struct Api {
     client: ApiClient<BoxHttpService>,
     /// The raw (boxed) service, for CDN transfers.
-    #[allow(dead_code)]
     service: BoxHttpService,
     base_url: String,
     cdn_base_url: String,
     long_poll: Option<Duration>,
+    cdn_timeout: Option<Duration>,
 }
 
 impl Api {
@@ -96,6 +96,7 @@ impl Api {
             config = config.channel_version(v.clone());
         }
         let long_poll = timeouts.long_poll;
+        let cdn_timeout = timeouts.cdn;
         let client = ApiClient::with_service(config, service.clone());
         Ok(Self {
             client,
@@ -103,6 +104,7 @@ impl Api {
             base_url,
             cdn_base_url,
             long_poll,
+            cdn_timeout,
         })
     }
 
@@ -126,7 +128,12 @@ impl Api {
         &self.cdn_base_url
     }
 
-    #[allow(dead_code)]
+    /// The timeout of one CDN transfer (`Timeouts::cdn`; none by default).
+    pub(crate) fn cdn_timeout(&self) -> Option<Duration> {
+        self.cdn_timeout
+    }
+
+    /// The raw transport, for CDN transfers (no iLink headers).
     pub(crate) fn service(&self) -> &BoxHttpService {
         &self.service
     }

@@ -306,7 +306,7 @@ impl WxLinkClient {
         self.inner.api.cdn_base_url()
     }
 
-    #[allow(dead_code)]
+    /// The API handle, for the media calls.
     pub(crate) fn api(&self) -> &Api {
         &self.inner.api
     }

@@ -100,7 +100,7 @@ impl Error {
     pub fn is_timeout(&self) -> bool {
         self.transport()
             .is_some_and(wxlink_transport::Error::is_timeout)
-            || matches!(self.media(), Some(wxlink_media::MediaError::Timeout { .. }))
+            || self.media().is_some_and(media_is_timeout)
     }
 
     /// The `ret`/`errcode`/`errmsg` the server returned, when the failure
@@ -161,5 +161,25 @@ fn media_transport(e: &wxlink_media::MediaError) -> Option<&wxlink_transport::Er
     match e {
         wxlink_media::MediaError::Api { source } => Some(source),
         _ => None,
+    }
+}
+
+/// Whether a media failure was a timeout: a fetch or download that ran out
+/// of time, or an upload attempt that did (the media layer wraps those in
+/// `Http` so that they are retried).
+fn media_is_timeout(e: &wxlink_media::MediaError) -> bool {
+    use wxlink_media::MediaError;
+    match e {
+        MediaError::Timeout { .. } => true,
+        MediaError::Http { source } => {
+            source
+                .downcast_ref::<MediaError>()
+                .is_some_and(media_is_timeout)
+                || source
+                    .downcast_ref::<wxlink_transport::Error>()
+                    .is_some_and(wxlink_transport::Error::is_timeout)
+        }
+        MediaError::NotReplayable { last: Some(last) } => media_is_timeout(last),
+        _ => false,
     }
 }

@@ -358,6 +358,7 @@ async fn upload(
     progress: Option<ProgressHook>,
 ) -> Result<UploadedMedia, Error> {
     let mut options = UploadOptions::with_cdn_base_url(client.cdn_base_url());
+    options.attempt_timeout = client.api().cdn_timeout();
     if let Some(hook) = progress {
         options = options.progress(hook);
     }
@@ -501,7 +502,8 @@ impl WxLinkClient {
     /// ```
     pub async fn download_media(&self, item: &MessageItem) -> Result<Downloaded, Error> {
         let media = self.resolve_media(item)?;
-        let options = wxlink_media::download::DownloadOptions::default();
+        let mut options = wxlink_media::download::DownloadOptions::default();
+        options.timeout = self.api().cdn_timeout();
         let http = CdnHttp(self.api().service().clone());
         wxlink_media::download(&http, &media, &options)
             .await
@@ -524,7 +526,8 @@ impl WxLinkClient {
         path: impl AsRef<Path>,
     ) -> Result<DownloadedFile, Error> {
         let media = self.resolve_media(item)?;
-        let options = wxlink_media::download::DownloadOptions::default();
+        let mut options = wxlink_media::download::DownloadOptions::default();
+        options.timeout = self.api().cdn_timeout();
         let http = CdnHttp(self.api().service().clone());
         wxlink_media::download_to_file(&http, &media, path, &options)
             .await

@@ -494,3 +494,31 @@ async fn a_failed_download_leaves_no_file_behind() {
     assert!(err.media().is_some(), "{err:?}");
     assert!(!path.exists());
 }
+
+#[tokio::test]
+async fn a_slow_cdn_upload_times_out_as_a_typed_timeout() {
+    let sim = sim().await;
+    sim.inject_fault(
+        "cdn_upload",
+        Fault::Delay(std::time::Duration::from_secs(3)),
+        3,
+    )
+    .unwrap();
+    let mut timeouts = wxlink_client::client::Timeouts::default();
+    timeouts.cdn = Some(std::time::Duration::from_millis(200));
+    let client = WxLinkClient::builder()
+        .base_url(sim.base_url())
+        .cdn_base_url(sim.cdn_base_url())
+        .token(sim.token())
+        .timeouts(timeouts)
+        .build()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let err = client
+        .send_file_buffer(sim.user_id(), b"slow".to_vec())
+        .await
+        .unwrap_err();
+    assert!(err.is_timeout(), "{err:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(3));
+    assert!(sim.sent_messages().is_empty());
+}

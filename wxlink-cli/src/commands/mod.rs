@@ -61,8 +61,5 @@ pub fn is_session_expired(err: &anyhow::Error) -> bool {
         cause
             .downcast_ref::<wxlink_client::Error>()
             .is_some_and(wxlink_client::Error::is_session_expired)
-            || cause
-                .downcast_ref::<wxlink_transport::Error>()
-                .is_some_and(wxlink_transport::Error::is_session_expired)
     })
 }

@@ -462,3 +462,42 @@ async fn truncate_response(resp: Response<SimBody>) -> Response<SimBody> {
         .insert(header::CONTENT_LENGTH, HeaderValue::from(full_len.max(2)));
     Response::from_parts(parts, body)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_protocol_endpoint_routes_to_its_own_name() {
+        for info in wxlink_proto::ENDPOINTS {
+            let method = match info.method {
+                wxlink_proto::HttpMethod::Get => Method::GET,
+                _ => Method::POST,
+            };
+            for prefix in ["/", "/base/path/"] {
+                let route = Route::find(&method, &format!("{prefix}{}", info.path));
+                assert_eq!(route.map(Route::name), Some(info.name), "{}", info.path);
+            }
+            assert!(crate::fault::FAULT_TARGETS.contains(&info.name));
+            let needs_auth = info.auth == wxlink_proto::Auth::Bearer;
+            assert_eq!(
+                Route::find(&method, &format!("/{}", info.path)).map(Route::needs_auth),
+                Some(needs_auth)
+            );
+        }
+    }
+
+    #[test]
+    fn cdn_routes_accept_a_doubled_slash() {
+        assert_eq!(
+            Route::find(&Method::POST, "/c2c//upload"),
+            Some(Route::CdnUpload)
+        );
+        assert_eq!(
+            Route::find(&Method::GET, "/c2c/download"),
+            Some(Route::CdnDownload)
+        );
+        assert_eq!(Route::find(&Method::PUT, "/c2c/upload"), None);
+        assert_eq!(Route::find(&Method::POST, "/c2c/xupload"), None);
+    }
+}

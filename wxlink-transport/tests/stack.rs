@@ -497,3 +497,57 @@ async fn calls_over_a_boxed_transport_can_be_spawned() {
     });
     assert_eq!(cdn.await.unwrap().unwrap(), "cdn bytes");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_long_poll_timeout_comes_back_at_once_without_retries() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&calls);
+    let silent = tower::service_fn(move |_req: Request<Body>| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        async {
+            futures_util::future::pending::<()>().await;
+            Ok::<Response<Body>, BoxError>(json("{}"))
+        }
+    });
+    let svc = ServiceBuilder::new()
+        .layer(RetryLayer::new(RetryPolicy::default()))
+        .layer(TimeoutLayer::new(Timeouts::default()))
+        .service(silent);
+    // `get_qrcode_status`: a long poll that is safe to repeat.
+    let meta = CallMeta::new(
+        "get_qrcode_status",
+        TimeoutClass::LongPoll,
+        RetrySafety::Always,
+    );
+    let started = tokio::time::Instant::now();
+    let err = svc.oneshot(request(meta, Body::empty())).await.unwrap_err();
+    assert!(Error::from_box(err).is_long_poll_timeout());
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(started.elapsed(), Duration::from_secs(35));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_api_timeout_of_a_repeatable_call_is_retried() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&calls);
+    let slow_once = tower::service_fn(move |_req: Request<Body>| {
+        let n = counter.fetch_add(1, Ordering::SeqCst);
+        async move {
+            if n == 0 {
+                futures_util::future::pending::<()>().await;
+            }
+            Ok::<Response<Body>, BoxError>(json("{}"))
+        }
+    });
+    let svc = ServiceBuilder::new()
+        .layer(RetryLayer::new(RetryPolicy::default().with_jitter(0.0)))
+        .layer(TimeoutLayer::new(Timeouts::default()))
+        .service(slow_once);
+    let meta = CallMeta::new("getconfig", TimeoutClass::Config, RetrySafety::Always);
+    let started = tokio::time::Instant::now();
+    let resp = svc.oneshot(request(meta, Body::from("{}"))).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    // The 10 s config timeout, then the 200 ms backoff.
+    assert_eq!(started.elapsed(), Duration::from_millis(10_200));
+}

@@ -4,8 +4,9 @@
 //! What is retried depends on the call's [`RetrySafety`] (from its
 //! [`CallMeta`]):
 //!
-//! - [`RetrySafety::Always`]: connect failures, timeouts, connections lost
-//!   midway, and HTTP 502, 503 and 504.
+//! - [`RetrySafety::Always`]: connect failures, timeouts (except a long
+//!   poll's, which is an empty poll rather than a failure), connections lost
+//!   midway, and HTTP 502, 503, 504 and 524.
 //! - [`RetrySafety::BeforeSend`]: only failures where the request certainly
 //!   never left (connection refused, DNS, TLS, proxy). A `sendmessage` that
 //!   may have reached the server is never sent again (ILINK.md §6.7).
@@ -26,7 +27,7 @@ use tower::{Layer, Service, ServiceExt};
 use crate::body::Body;
 use crate::error::{BoxError, Failure, classify};
 use crate::meta::CallMeta;
-use crate::proto::RetrySafety;
+use crate::proto::{RetrySafety, TimeoutClass};
 
 /// How often and how fast to retry.
 ///
@@ -122,25 +123,27 @@ impl RetryPolicy {
         base.mul_f64(1.0 - cut)
     }
 
-    /// Whether an attempt that ended in `result` may be retried for a call
-    /// of the given safety.
-    fn should_retry(&self, safety: RetrySafety, result: &Result<Response<Body>, BoxError>) -> bool {
+    /// Whether an attempt of the call described by `meta` that ended in
+    /// `result` may be retried.
+    fn should_retry(&self, meta: &CallMeta, result: &Result<Response<Body>, BoxError>) -> bool {
+        let always = meta.retry == RetrySafety::Always;
         match result {
-            Ok(resp) => {
-                safety == RetrySafety::Always
-                    && matches!(
-                        resp.status(),
-                        StatusCode::BAD_GATEWAY
-                            | StatusCode::SERVICE_UNAVAILABLE
-                            | StatusCode::GATEWAY_TIMEOUT
-                    )
-            }
+            Ok(resp) => always && is_retryable_status(resp.status()),
             Err(err) => match classify(err.as_ref()) {
                 Failure::NotSent => true,
-                Failure::Timeout | Failure::MaybeSent => safety == RetrySafety::Always,
+                // A long poll that runs out of time is an empty poll, an
+                // answer in itself; repeating it would only delay it.
+                Failure::Timeout => always && meta.timeout_class != TimeoutClass::LongPoll,
+                Failure::MaybeSent => always,
             },
         }
     }
+}
+
+/// 502, 503 and 504, and Cloudflare's 524 (origin timeout), which the iLink
+/// gateway returns in the field (ILINK.md §6.2).
+fn is_retryable_status(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 502 | 503 | 504 | 524)
 }
 
 /// Retries requests as a [`RetryPolicy`] allows.
@@ -242,7 +245,7 @@ where
         let Some(req) = next.take() else {
             return result;
         };
-        if attempt >= policy.max_attempts || !policy.should_retry(meta.retry, &result) {
+        if attempt >= policy.max_attempts || !policy.should_retry(&meta, &result) {
             return result;
         }
         let delay = policy.backoff(attempt);
@@ -341,6 +344,22 @@ mod tests {
         assert_eq!(policy.backoff(2), Duration::from_millis(200));
         assert_eq!(policy.backoff(3), Duration::from_millis(350));
         assert_eq!(policy.backoff(40), Duration::from_millis(350));
+    }
+
+    #[test]
+    fn only_gateway_statuses_are_retryable() {
+        for code in [502, 503, 504, 524] {
+            assert!(
+                is_retryable_status(StatusCode::from_u16(code).unwrap()),
+                "{code}"
+            );
+        }
+        for code in [200, 400, 401, 404, 429, 500, 501] {
+            assert!(
+                !is_retryable_status(StatusCode::from_u16(code).unwrap()),
+                "{code}"
+            );
+        }
     }
 
     #[test]

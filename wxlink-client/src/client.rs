@@ -909,6 +909,14 @@ mod tests {
         is_send(&client.download_media(&MessageItem::default()));
         let login = crate::login_with_qr(crate::LoginOptions::new(), crate::login::NoCallbacks);
         is_send(&login);
+        is_send(&crate::LoginSession::start(crate::LoginOptions::new()));
+    }
+
+    #[allow(dead_code)]
+    fn a_login_session_can_be_polled_from_any_task(session: &mut crate::LoginSession) {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<crate::LoginSession>();
+        is_send(&session.poll_once());
     }
 
     #[test]

@@ -44,10 +44,11 @@
 //! 3. [`RetryLayer`](layers::RetryLayer) with a [`RetryPolicy`]:
 //!    exponential backoff with jitter, a cap on attempts and a total
 //!    deadline. A call marked `RetrySafety::Always` is retried after connect
-//!    failures, timeouts, lost connections and 502/503/504; one marked
-//!    `RetrySafety::BeforeSend` (`sendmessage`, `getupdates`) only when the
-//!    request certainly never left, so a message is never sent twice.
-//!    One-shot bodies are never retried.
+//!    failures, timeouts (not a long poll's: that is an empty poll), lost
+//!    connections and 502/503/504/524; one marked `RetrySafety::BeforeSend`
+//!    (`sendmessage`, `getupdates`) only when the request certainly never
+//!    left, so a message is never sent twice. One-shot bodies are never
+//!    retried.
 //! 4. [`TimeoutLayer`](layers::TimeoutLayer) with [`Timeouts`]: one deadline
 //!    per attempt by class (ILINK.md §6.6: long poll 35 s, API 15 s, config
 //!    10 s, CDN none), covering the response head and body; a per-call

@@ -9,6 +9,7 @@
 //! | `POST /_sim/inject/message` | a `WeixinMessage` (`from_user_id` optional) | the injected message |
 //! | `POST /_sim/inject/media` | `{from_user?, kind: image\|voice\|file\|video, data_base64, key_encoding?: hex\|base64_raw\|base64_hex, file_name?, transcript?}` | the injected message |
 //! | `GET /_sim/sent`, `/_sim/typing`, `/_sim/notify`, `/_sim/uploads`, `/_sim/requests` | — | the records, oldest first |
+//! | `GET /_sim/sent?min=N&timeout_ms=T` (also `typing`, `uploads`) | — | waits until there are at least N records; 408 `{"error":…}` after T ms (default 5 000) |
 //! | `POST /_sim/fault` | `{endpoint, kind: http_status\|delay\|drop_connection\|truncated_body\|invalid_json\|session_expired, status?, body?, delay_ms?, times?}` | `{}` |
 //! | `POST /_sim/expire`, `POST /_sim/reset` | — | `{}` |
 //! | `POST /_sim/login_script` | `{path: confirm\|redirect\|verify_code\|expired\|binded_redirect, code?, max_attempts?, user_id?, step_delay_ms?}` | `{}` |
@@ -113,13 +114,46 @@ struct UserIn {
 pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<SimBody> {
     let method = req.method().clone();
     let path = req.uri().path().trim_end_matches('/').to_owned();
+    let query = req.uri().query().map(str::to_owned);
     let body = match read_body(req.into_body(), shared.config.max_json_body.max(64 << 20)).await {
         Ok(b) => b,
         Err(_) => return status(StatusCode::PAYLOAD_TOO_LARGE, "control body too large"),
     };
     let sim = Simulator::view(shared);
+    if method == Method::GET {
+        if let Some(min) = crate::cdn::query_param(query.as_deref(), "min") {
+            return wait_for(&sim, &path, &min, query.as_deref()).await;
+        }
+    }
     let result = route(&sim, &method, &path, &body);
     result.unwrap_or_else(bad)
+}
+
+/// `GET /_sim/{sent,typing,uploads}?min=N&timeout_ms=T`.
+async fn wait_for(
+    sim: &Simulator,
+    path: &str,
+    min: &str,
+    query: Option<&str>,
+) -> Response<SimBody> {
+    let Ok(n) = min.parse::<usize>() else {
+        return bad("min must be a number");
+    };
+    let ms = crate::cdn::query_param(query, "timeout_ms")
+        .and_then(|t| t.parse::<u64>().ok())
+        .unwrap_or(5_000);
+    let timeout = Duration::from_millis(ms);
+    let result = match path {
+        "/_sim/sent" => sim.wait_for_sent(n, timeout).await.map(|v| json(&v)),
+        "/_sim/typing" => sim.wait_for_typing(n, timeout).await.map(|v| json(&v)),
+        "/_sim/uploads" => sim.wait_for_uploads(n, timeout).await.map(|v| json(&v)),
+        _ => return status(StatusCode::NOT_FOUND, "unknown control endpoint"),
+    };
+    result.unwrap_or_else(|e| {
+        let mut resp = bad(e.to_string());
+        *resp.status_mut() = StatusCode::REQUEST_TIMEOUT;
+        resp
+    })
 }
 
 fn route(

@@ -136,6 +136,33 @@ async fn control_endpoints_drive_the_simulator() {
 }
 
 #[tokio::test]
+async fn control_can_wait_for_sent_messages() {
+    let sim = common::sim().await;
+    let base = sim.base_url();
+    let waiter =
+        tokio::spawn(async move { get(&format!("{base}/_sim/sent?min=1&timeout_ms=3000")).await });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    api(
+        &sim,
+        "sendmessage",
+        text_reply(&sim.user_id(), "awaited", None),
+    )
+    .await;
+    let r = waiter.await.unwrap();
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        r.json()[0]["msg"]["item_list"][0]["text_item"]["text"],
+        "awaited"
+    );
+    let r = get(&format!(
+        "{}/_sim/typing?min=1&timeout_ms=50",
+        sim.base_url()
+    ))
+    .await;
+    assert_eq!(r.status, StatusCode::REQUEST_TIMEOUT);
+}
+
+#[tokio::test]
 async fn control_errors_are_400_and_unknown_paths_404() {
     let sim = common::sim().await;
     let base = sim.base_url();

@@ -661,7 +661,8 @@ async fn listen_keeps_polling_until_interrupted_then_exits_0() {
         .await
         .unwrap();
     sim.inject_text(sim.user_id(), "two");
-    sim.wait_for_requests("getupdates", 3, Duration::from_secs(10))
+    // A fourth poll starts only after the third one's batch was printed.
+    sim.wait_for_requests("getupdates", 4, Duration::from_secs(10))
         .await
         .unwrap();
     let pid = child.id().unwrap().to_string();

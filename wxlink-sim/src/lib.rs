@@ -137,8 +137,11 @@
 //! - Every other injected message id is above 2^53.
 //! - A successful `getupdates` leaves out `ret` with the probability
 //!   [`SimConfig::omit_ret_probability`] (seeded, so runs repeat).
-//! - `sendmessage` refusals answer `{"ret":-2,"errmsg":"invalid
-//!   arguments"}`; the request log's [`RequestRecord::note`] says why.
+//! - A malformed `sendmessage` (wrong shape, empty text, media that was
+//!   not uploaded or a key that does not decrypt it) answers
+//!   `{"ret":-2,"errmsg":"invalid arguments"}`; the text and reply limits
+//!   answer `{"ret":-2}`, the burst throttle `{"ret":-2,"errmsg":"prepare
+//!   failed"}`. The request log's [`RequestRecord::note`] says why.
 //! - `scaned_but_redirect` names `127.0.0.1:PORT2` without a scheme, as the
 //!   real server names a bare host; the second listener speaks plain HTTP.
 

@@ -630,6 +630,6 @@ impl http_body::Body for ChannelBody {
     }
 
     fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(self.total - self.sent)
+        SizeHint::with_exact(self.total.saturating_sub(self.sent))
     }
 }

@@ -438,14 +438,16 @@ async fn total_deadline_stops_retrying_early() {
     let policy = fast_retry()
         .with_max_attempts(10)
         .with_backoff(Duration::from_millis(40), Duration::from_millis(40))
-        .with_total_deadline(Some(Duration::from_millis(100)));
+        .with_total_deadline(Some(Duration::from_millis(200)));
     let client = ApiClient::new(config(&server).retry(policy));
     client
         .call::<GetConfig>(&GetConfigRequest::default())
         .await
         .unwrap_err();
+    // Attempts start about 40 ms apart; none starts once 200 ms would be
+    // passed, so far fewer than the 10 allowed are made.
     let attempts = server.requests().len();
-    assert!((2..=3).contains(&attempts), "{attempts} attempts");
+    assert!((2..=5).contains(&attempts), "{attempts} attempts");
 }
 
 #[tokio::test]

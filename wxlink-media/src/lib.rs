@@ -12,6 +12,19 @@
 //! # Ok::<(), wxlink_media::MediaError>(())
 //! ```
 //!
+//! # Modules
+//!
+//! - [`crypto`]: AES-128-ECB with PKCS#7, whole-buffer and streaming. ECB is
+//!   weak; it is used because the protocol mandates it (ILINK.md §7.1).
+//! - [`key`]: [`AesKey`], its outbound encodings and the one inbound parser.
+//! - [`kind`]: [`MediaKind`] and [`infer_kind`] (content type, then magic
+//!   bytes, then extension).
+//! - [`item`]: outbound image, video, file and voice items from an
+//!   [`UploadedMedia`].
+//! - `upload`, `download` (feature `transport`): the CDN flows, streaming in
+//!   chunks so that memory does not grow with the file.
+//! - [`progress`]: progress reports for both.
+//!
 //! # Features
 //!
 //! - `transport` (default): CDN upload and download through

@@ -295,7 +295,11 @@ fn query_parameters_of_the_login_calls() {
         GetBotQrcode::query(&req),
         vec![("bot_type", "3".to_owned())]
     );
-    assert_eq!(serde_json::to_string(&req).unwrap(), "{}");
+    // ILINK.md §4.1: the body always carries the list, `[]` when empty.
+    assert_eq!(
+        serde_json::to_string(&req).unwrap(),
+        r#"{"local_token_list":[]}"#
+    );
     let req = GetBotQrcodeRequest {
         bot_type: Some("7".into()),
         local_token_list: vec![BotToken::new("t1")],

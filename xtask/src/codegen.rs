@@ -309,8 +309,8 @@ impl Schema {
                     "schema: {where_}: only u64 can be lenient"
                 );
                 ensure!(
-                    !f.always || (f.ty == "string" && !f.list),
-                    "schema: {where_}: only a plain string can be `always`"
+                    !f.always || f.list || f.ty == "string",
+                    "schema: {where_}: only a plain string or a list can be `always`"
                 );
                 ensure!(
                     !f.query || (f.ty == "string" && !f.list),
@@ -486,7 +486,7 @@ impl Schema {
                 }
                 if f.query {
                     attrs.push("skip".into());
-                } else if f.list {
+                } else if f.list && !f.always {
                     attrs.push("default".into());
                     attrs.push("skip_serializing_if = \"Vec::is_empty\"".into());
                 } else if f.always {

@@ -298,7 +298,7 @@ pub struct GetBotQrcodeRequest {
     #[serde(skip)]
     pub bot_type: Option<String>,
     /// Tokens of bots already logged in here, newest first, at most 10; lets the server answer `binded_redirect`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub local_token_list: Vec<BotToken>,
 }
 

@@ -10,12 +10,17 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// decimal string. Use with
 /// `#[serde(default, skip_serializing_if = "Option::is_none", with = "wxlink_proto::ids::lenient_u64")]`.
 ///
-/// `null` and the empty string read as `None`. Negative numbers, fractions
-/// and non-decimal strings are errors.
+/// `null` and the empty string read as `None`. So does any value that is not
+/// an exact unsigned 64-bit integer (a negative number, a fraction, a number
+/// or string beyond `u64::MAX`, a non-decimal string, a boolean, an array or
+/// an object): a malformed id is no id, and reading it as absent keeps the
+/// message that holds it. Failing instead would fail the whole response, so
+/// one bad `message_id` would lose every other message of a `getupdates`
+/// batch.
 pub mod lenient_u64 {
     use std::fmt;
 
-    use serde::de::{self, Deserializer, Visitor};
+    use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
     use serde::ser::Serializer;
 
     /// Writes the value as a JSON number (or `null` for `None`).
@@ -26,7 +31,7 @@ pub mod lenient_u64 {
         }
     }
 
-    /// Reads a number, a decimal string, `null` or `""`.
+    /// Reads a number or a decimal string; anything else reads as `None`.
     pub fn deserialize<'de, D: Deserializer<'de>>(
         deserializer: D,
     ) -> Result<Option<u64>, D::Error> {
@@ -47,26 +52,37 @@ pub mod lenient_u64 {
         }
 
         fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-            u64::try_from(v)
-                .map(Some)
-                .map_err(|_| E::invalid_value(de::Unexpected::Signed(v), &self))
+            Ok(u64::try_from(v).ok())
         }
 
-        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-            Err(E::invalid_type(de::Unexpected::Float(v), &self))
+        fn visit_u128<E: de::Error>(self, v: u128) -> Result<Self::Value, E> {
+            Ok(u64::try_from(v).ok())
+        }
+
+        fn visit_i128<E: de::Error>(self, v: i128) -> Result<Self::Value, E> {
+            Ok(u64::try_from(v).ok())
+        }
+
+        fn visit_f64<E: de::Error>(self, _v: f64) -> Result<Self::Value, E> {
+            // A float has already lost precision above 2^53, so its value
+            // cannot be trusted as an id.
+            Ok(None)
+        }
+
+        fn visit_bool<E: de::Error>(self, _v: bool) -> Result<Self::Value, E> {
+            Ok(None)
         }
 
         fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
             let t = v.trim();
-            if t.is_empty() {
+            if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
                 return Ok(None);
             }
-            if !t.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(E::invalid_value(de::Unexpected::Str(v), &self));
-            }
-            t.parse::<u64>()
-                .map(Some)
-                .map_err(|_| E::invalid_value(de::Unexpected::Str(v), &self))
+            Ok(t.parse::<u64>().ok())
+        }
+
+        fn visit_bytes<E: de::Error>(self, _v: &[u8]) -> Result<Self::Value, E> {
+            Ok(None)
         }
 
         fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
@@ -79,6 +95,18 @@ pub mod lenient_u64 {
 
         fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
             d.deserialize_any(self)
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            // The elements are read and dropped so the rest of the document
+            // still parses.
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(None)
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            Ok(None)
         }
     }
 }
@@ -127,11 +155,24 @@ mod tests {
     }
 
     #[test]
-    fn lossy_forms_are_rejected() {
-        assert!(read(r#"{"id":1.5}"#).is_err());
-        assert!(read(r#"{"id":-1}"#).is_err());
-        assert!(read(r#"{"id":"12a"}"#).is_err());
-        assert!(read(r#"{"id":"18446744073709551616"}"#).is_err());
+    fn malformed_ids_read_as_absent_and_the_rest_still_parses() {
+        for bad in [
+            "1.5",
+            "-1",
+            "\"12a\"",
+            "\"-3\"",
+            "\"18446744073709551616\"",
+            "18446744073709551616",
+            "1e30",
+            "true",
+            "[1,[2,{}]]",
+            "{\"a\":[1,2],\"b\":{}}",
+        ] {
+            let json = format!(r#"{{"id":{bad},"next":7}}"#);
+            let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+            assert!(v.is_object(), "{json} is valid JSON");
+            assert_eq!(read(&json).unwrap(), None, "{json}");
+        }
     }
 
     #[test]

@@ -1,27 +1,631 @@
-//! `cargo xtask bench`: our media throughput next to this machine's ceilings.
+//! `cargo xtask bench [--quick]`: every performance target of DESIGN.md,
+//! each figure beside its ceiling as a ratio.
 //!
-//! The ceilings are single-core `openssl speed -evp aes-128-ecb` and
-//! `-evp md5` (MD5 is serial, so it bounds an upload end to end). Our
-//! figures come from the `media_bench` example of `wxlink-media`, built in
-//! release mode. Each figure is printed beside its ceiling as a ratio, so a
-//! reader sees how close to the limit we are without trusting absolute
-//! times on a shared machine.
+//! Two kinds of ceiling are measured on this machine, so that a reader sees
+//! how close to the limit we are without trusting an absolute time:
+//!
+//! - single-core `openssl speed -evp aes-128-ecb` and `-evp md5` (MD5 is
+//!   serial, so it bounds an upload end to end);
+//! - a bare keep-alive HTTP POST (hyper, no SDK) to the same simulator,
+//!   `wxlink bench bare-post`, the ceiling of a small call.
+//!
+//! Our figures come from the release `wxlink bench` against a standalone
+//! simulator (`wxlink sim`, a separate child process, started fresh for
+//! every measurement so that the messages it records never pile up), and
+//! from the `media_bench` example of `wxlink-media`. Budgets such as
+//! "< 64 MiB" are shown in the ceiling column; their ratio is the share of
+//! the budget used. Memory figures are the client process's own: peak RSS is
+//! `VmHWM` of the `wxlink bench` process, and memory per idle long poll is
+//! that process's RSS while the polls are held minus its RSS after one
+//! warm-up poll, divided by the polls held. The simulator's memory is not
+//! part of either; its peak is shown separately.
+//!
+//! Nothing here runs in CI or in tests: only the parsing and the table are
+//! unit-tested, never a time.
+
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use serde_json::Value;
 use xshell::{Shell, cmd};
 
 /// The prefix of the machine-readable lines `media_bench` prints:
 /// `wxlink-bench <name> <MB/s>`.
 const LINE_PREFIX: &str = "wxlink-bench";
 
-/// Runs the OpenSSL ceilings and our media benchmarks and prints ratios.
+/// Bytes in a MiB.
+const MIB: u64 = 1024 * 1024;
+
+/// Usage of this command.
+const USAGE: &str = "usage: cargo xtask bench [--quick]";
+
+/// How much work each measurement does.
+#[derive(Debug, Clone, PartialEq)]
+struct Plan {
+    /// Whether this is the `--quick` smoke run.
+    quick: bool,
+    /// `send-text` and `bare-post` calls per run.
+    send_count: u64,
+    /// Warm-up calls before each of those runs.
+    send_warmup: u64,
+    /// Runs of each small-call measurement; the median is reported.
+    send_runs: usize,
+    /// Payload size of the throughput upload.
+    upload_size: u64,
+    /// Uploads in the throughput run; the median upload is reported.
+    upload_count: u64,
+    /// Payload size of the peak-RSS upload.
+    rss_upload_size: u64,
+    /// `(polls held at once, hold time in ms)` for each idle-poll row.
+    polls: [(u64, u64); 2],
+    /// The longest one `wxlink bench` may take before it is killed.
+    timeout: Duration,
+}
+
+impl Plan {
+    /// The plan for the command-line flags after `bench`.
+    fn from_args(args: &[String]) -> Result<Self> {
+        match args {
+            [] => Ok(Self::full()),
+            [flag] if flag == "--quick" => Ok(Self::quick()),
+            _ => bail!("{USAGE}\n  --quick   smaller counts and sizes, for a smoke run"),
+        }
+    }
+
+    /// The DESIGN.md measurements.
+    fn full() -> Self {
+        Self {
+            quick: false,
+            send_count: 20_000,
+            send_warmup: 1_000,
+            send_runs: 3,
+            upload_size: 256 * MIB,
+            upload_count: 3,
+            rss_upload_size: 1024 * MIB,
+            polls: [(1_000, 3_000), (10_000, 5_000)],
+            timeout: Duration::from_secs(600),
+        }
+    }
+
+    /// A smoke run: the same rows with small counts and sizes.
+    fn quick() -> Self {
+        Self {
+            quick: true,
+            send_count: 2_000,
+            send_warmup: 200,
+            send_runs: 3,
+            upload_size: 32 * MIB,
+            upload_count: 1,
+            rss_upload_size: 128 * MIB,
+            polls: [(200, 1_000), (1_000, 1_500)],
+            timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Runs the ceilings and every benchmark and prints the table.
 pub fn run(sh: &Shell) -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(2).collect();
+    let plan = Plan::from_args(&args)?;
+    let started = Instant::now();
+    let load_before = load_average();
+    println!(
+        "cargo xtask bench{}: {} cores, load average {}",
+        if plan.quick { " --quick" } else { "" },
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        load_before.as_deref().unwrap_or("unknown"),
+    );
+
     let aes_ceiling = openssl_speed(sh, "aes-128-ecb")?;
     let md5_ceiling = openssl_speed(sh, "md5")?;
     println!("ceilings (openssl speed, one core, largest block size):");
     println!("  aes-128-ecb  {aes_ceiling:>10.1} MB/s");
     println!("  md5          {md5_ceiling:>10.1} MB/s");
 
+    let mut rows = Vec::new();
+    let mut notes = Vec::new();
+    let mut failures = Vec::new();
+
+    println!("\nbuilding the release wxlink binary…");
+    cmd!(sh, "cargo build --release --quiet -p wxlink-cli")
+        .run()
+        .context("building wxlink-cli in release mode failed")?;
+    let root = crate::project_root();
+    let bench = Bench {
+        bin: target_dir(&root).join("release").join("wxlink"),
+        scratch: target_dir(&root).join("xtask-bench"),
+        timeout: plan.timeout,
+    };
+    std::fs::create_dir_all(&bench.scratch)
+        .with_context(|| format!("cannot create {}", bench.scratch.display()))?;
+
+    match send_text_rows(&bench, &plan, &mut notes) {
+        Ok(r) => rows.extend(r),
+        Err(e) => failures.push(failed("send_text", &e, &mut rows)),
+    }
+    match upload_rows(&bench, &plan, md5_ceiling) {
+        Ok(r) => rows.extend(r),
+        Err(e) => failures.push(failed("upload throughput", &e, &mut rows)),
+    }
+    match rss_row(&bench, &plan, &mut notes) {
+        Ok(r) => rows.push(r),
+        Err(e) => failures.push(failed("upload peak RSS", &e, &mut rows)),
+    }
+    for (count, hold_ms) in plan.polls {
+        match poll_row(&bench, count, hold_ms, &mut notes) {
+            Ok(r) => rows.push(r),
+            Err(e) => failures.push(failed(&format!("idle polls x{count}"), &e, &mut rows)),
+        }
+    }
+    match media_rows(sh, aes_ceiling, md5_ceiling) {
+        Ok(r) => rows.extend(r),
+        Err(e) => failures.push(failed("media_bench", &e, &mut rows)),
+    }
+
+    println!();
+    print!("{}", render_table(&rows));
+    println!();
+    for note in &notes {
+        println!("- {note}");
+    }
+    println!(
+        "- load average before {}, after {}; {:.0} s in all",
+        load_before.as_deref().unwrap_or("unknown"),
+        load_average().as_deref().unwrap_or("unknown"),
+        started.elapsed().as_secs_f64()
+    );
+    if !failures.is_empty() {
+        bail!(
+            "{} measurement(s) failed:\n{}",
+            failures.len(),
+            failures.join("\n")
+        );
+    }
+    Ok(())
+}
+
+/// Records a failed group: a table row that says so, and the message.
+fn failed(what: &str, error: &anyhow::Error, rows: &mut Vec<Row>) -> String {
+    eprintln!("xtask bench: {what} failed: {error:#}");
+    rows.push(Row::failed(what));
+    format!("  {what}: {error:#}")
+}
+
+/// The cargo target directory.
+fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"))
+}
+
+/// The first three fields of `/proc/loadavg` (Linux only).
+fn load_average() -> Option<String> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    let fields: Vec<&str> = text.split_whitespace().take(3).collect();
+    (fields.len() == 3).then(|| fields.join(" "))
+}
+
+// ---------------------------------------------------------------------------
+// Running the simulator and `wxlink bench`.
+
+/// What `wxlink sim` prints on its first line.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+struct SimInfo {
+    /// API base URL.
+    base_url: String,
+    /// CDN base URL.
+    cdn_base_url: String,
+    /// The bot token the simulator accepts.
+    token: String,
+    /// The simulated user, the recipient of every send.
+    user_id: String,
+}
+
+/// A running `wxlink sim` child process, killed when dropped (also when a
+/// measurement fails or panics).
+struct Simulator {
+    /// The child process.
+    child: Child,
+    /// Its addresses and token.
+    info: SimInfo,
+    /// Kept open so the simulator never writes into a closed pipe.
+    _stdout: BufReader<ChildStdout>,
+}
+
+impl Simulator {
+    /// Starts `wxlink sim` for load tests and reads its first line. Its
+    /// stderr goes to `log`.
+    fn start(bin: &Path, log: &Path) -> Result<Self> {
+        let stderr =
+            File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
+        let mut child = Command::new(bin)
+            .args(["sim", "--hold-ms", "35000", "--cdn-digest-only"])
+            .env_remove("WXLINK_ACCOUNT")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .with_context(|| format!("cannot start {} sim", bin.display()))?;
+        let mut stdout = match child.stdout.take() {
+            Some(out) => BufReader::new(out),
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("the simulator's stdout was not captured");
+            }
+        };
+        // From here on the guard owns the child, so every early return
+        // below kills it.
+        let mut line = String::new();
+        let read = stdout.read_line(&mut line);
+        let mut sim = Self {
+            child,
+            info: SimInfo {
+                base_url: String::new(),
+                cdn_base_url: String::new(),
+                token: String::new(),
+                user_id: String::new(),
+            },
+            _stdout: stdout,
+        };
+        read.context("cannot read the simulator's first line")?;
+        if line.trim().is_empty() {
+            bail!(
+                "the simulator exited before printing its addresses; see {}",
+                log.display()
+            );
+        }
+        sim.info = serde_json::from_str(line.trim())
+            .context("the simulator's first line is not the expected JSON")?;
+        Ok(sim)
+    }
+
+    /// The simulator's own peak RSS so far, in bytes (Linux only).
+    fn peak_rss_bytes(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        parse_vm_hwm(&status)
+    }
+}
+
+impl Drop for Simulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Where and how `wxlink bench` runs.
+struct Bench {
+    /// The release `wxlink` binary.
+    bin: PathBuf,
+    /// A directory for the output files of child processes.
+    scratch: PathBuf,
+    /// The longest one run may take.
+    timeout: Duration,
+}
+
+/// What one `wxlink bench` run reported, and the simulator's peak RSS.
+struct Measured {
+    /// The JSON object `wxlink bench` printed.
+    report: Value,
+    /// The simulator's own peak RSS during the run, in bytes.
+    sim_peak_rss: Option<u64>,
+}
+
+impl Bench {
+    /// Starts a fresh simulator and runs `wxlink bench <args> --to USER`
+    /// against it; returns the JSON object printed.
+    fn measure(&self, args: &[String]) -> Result<Measured> {
+        let sim = Simulator::start(&self.bin, &self.scratch.join("sim.log"))?;
+        println!("  wxlink bench {}", args.join(" "));
+        let report = self.run_bench(&sim, args)?;
+        Ok(Measured {
+            report,
+            sim_peak_rss: sim.peak_rss_bytes(),
+        })
+    }
+
+    /// Runs one `wxlink bench` within the timeout and parses its output.
+    fn run_bench(&self, sim: &Simulator, args: &[String]) -> Result<Value> {
+        let out_path = self.scratch.join("bench.out");
+        let err_path = self.scratch.join("bench.err");
+        let out = File::create(&out_path)?;
+        let err = File::create(&err_path)?;
+        let mut child = Command::new(&self.bin)
+            .arg("bench")
+            .args(args)
+            .args(["--to", &sim.info.user_id])
+            .env_remove("WXLINK_ACCOUNT")
+            .env("WXLINK_BASE_URL", &sim.info.base_url)
+            .env("WXLINK_CDN_BASE_URL", &sim.info.cdn_base_url)
+            .env("WXLINK_TOKEN", &sim.info.token)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .with_context(|| format!("cannot start {} bench", self.bin.display()))?;
+        let deadline = Instant::now() + self.timeout;
+        let status = loop {
+            if let Some(status) = child.try_wait()? {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!(
+                    "wxlink bench {} took longer than {:?} and was killed",
+                    args.join(" "),
+                    self.timeout
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let stdout = std::fs::read_to_string(&out_path).unwrap_or_default();
+        let stderr = std::fs::read_to_string(&err_path).unwrap_or_default();
+        let report = last_json_object(&stdout);
+        match report {
+            Some(report) if status.success() => Ok(report),
+            _ => bail!(
+                "wxlink bench {} exited with {status}\nstdout: {}\nstderr: {}",
+                args.join(" "),
+                stdout.trim(),
+                tail(&stderr, 20)
+            ),
+        }
+    }
+}
+
+/// The last `n` lines of `text`.
+fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// The last line of `out` that is a JSON object.
+fn last_json_object(out: &str) -> Option<Value> {
+    out.lines()
+        .rev()
+        .filter_map(|l| serde_json::from_str::<Value>(l.trim()).ok())
+        .find(Value::is_object)
+}
+
+/// A number field of a `wxlink bench` report.
+fn field(report: &Value, name: &str) -> Result<f64> {
+    report
+        .get(name)
+        .and_then(Value::as_f64)
+        .with_context(|| format!("the report has no number `{name}`: {report}"))
+}
+
+/// The median of `xs`; `None` when empty. An even count averages the two
+/// middle values.
+fn median(mut xs: Vec<f64>) -> Option<f64> {
+    if xs.is_empty() {
+        return None;
+    }
+    xs.sort_by(f64::total_cmp);
+    let n = xs.len();
+    Some(if n % 2 == 1 {
+        xs[n / 2]
+    } else {
+        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
+    })
+}
+
+/// Reads the `VmHWM:   1234 kB` line of a `/proc/<pid>/status` text, in bytes.
+fn parse_vm_hwm(status: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let mut words = line.trim_start_matches("VmHWM:").split_whitespace();
+    let value: u64 = words.next()?.parse().ok()?;
+    (words.next() == Some("kB")).then(|| value * 1024)
+}
+
+/// Formats an optional byte count in MiB.
+fn mib(bytes: Option<u64>) -> String {
+    bytes.map_or_else(
+        || "unknown".to_owned(),
+        |b| format!("{:.1} MiB", b as f64 / MIB as f64),
+    )
+}
+
+// ---------------------------------------------------------------------------
+// The measurements.
+
+/// Figures of the small-call runs at one concurrency, one entry per run.
+#[derive(Debug, Default)]
+struct SmallCalls {
+    /// Requests per second.
+    rps: Vec<f64>,
+    /// Median latency, ms.
+    p50: Vec<f64>,
+    /// 99th percentile latency, ms.
+    p99: Vec<f64>,
+}
+
+impl SmallCalls {
+    /// Adds one run's report.
+    fn push(&mut self, report: &Value) -> Result<()> {
+        self.rps.push(field(report, "requests_per_s")?);
+        self.p50.push(field(report, "p50_ms")?);
+        self.p99.push(field(report, "p99_ms")?);
+        Ok(())
+    }
+
+    /// Median requests/s, p50 and p99 over the runs.
+    fn medians(&self) -> Option<(f64, f64, f64)> {
+        Some((
+            median(self.rps.clone())?,
+            median(self.p50.clone())?,
+            median(self.p99.clone())?,
+        ))
+    }
+}
+
+/// `send_text` at 1 and 32 in flight beside a bare POST, and the p99 row.
+/// The SDK and the bare POST alternate run by run, so load from other work
+/// on the machine falls on both alike.
+fn send_text_rows(bench: &Bench, plan: &Plan, notes: &mut Vec<String>) -> Result<Vec<Row>> {
+    println!(
+        "\nsend_text vs bare POST: {} runs of {} calls",
+        plan.send_runs, plan.send_count
+    );
+    let mut rows = Vec::new();
+    for concurrency in [1u64, 32] {
+        let (mut sdk, mut bare) = (SmallCalls::default(), SmallCalls::default());
+        for _ in 0..plan.send_runs {
+            for (kind, figures) in [("bare-post", &mut bare), ("send-text", &mut sdk)] {
+                let args = vec![
+                    kind.to_owned(),
+                    "--count".to_owned(),
+                    plan.send_count.to_string(),
+                    "--concurrency".to_owned(),
+                    concurrency.to_string(),
+                    "--warmup".to_owned(),
+                    plan.send_warmup.to_string(),
+                ];
+                figures.push(&bench.measure(&args)?.report)?;
+            }
+        }
+        let (sdk_rps, sdk_p50, sdk_p99) = sdk.medians().context("no send-text runs")?;
+        let (bare_rps, bare_p50, bare_p99) = bare.medians().context("no bare-post runs")?;
+        notes.push(format!(
+            "{concurrency} in flight, medians of {} runs: send_text {sdk_rps:.0} req/s p50 {sdk_p50:.3} ms p99 {sdk_p99:.3} ms; \
+             bare POST {bare_rps:.0} req/s p50 {bare_p50:.3} ms p99 {bare_p99:.3} ms; send_text runs {:?} req/s",
+            plan.send_runs,
+            sdk.rps.iter().map(|r| r.round()).collect::<Vec<_>>()
+        ));
+        rows.push(Row {
+            target: format!("send_text, {concurrency} in flight"),
+            ours: Figure::new(sdk_rps, "req/s", ""),
+            ceiling: Figure::new(bare_rps, "req/s", "bare POST"),
+            goal: Goal::AtLeast(0.9, "≥ 90% of a bare POST"),
+        });
+        if concurrency == 32 {
+            rows.push(Row {
+                target: "send_text, 32 in flight, p99".to_owned(),
+                ours: Figure::new(sdk_p99, "ms", "p99"),
+                ceiling: Figure::new(2.0 * sdk_p50, "ms", "2x p50"),
+                goal: Goal::Below(1.0, "p99 < 2x p50"),
+            });
+        }
+    }
+    Ok(rows)
+}
+
+/// Upload throughput beside the MD5 ceiling: the median of the uploads of
+/// one run (`size / p50`).
+fn upload_rows(bench: &Bench, plan: &Plan, md5_ceiling: f64) -> Result<Vec<Row>> {
+    println!(
+        "\nupload throughput: {} x {} MiB",
+        plan.upload_count,
+        plan.upload_size / MIB
+    );
+    let args = vec![
+        "upload".to_owned(),
+        "--size".to_owned(),
+        plan.upload_size.to_string(),
+        "--count".to_owned(),
+        plan.upload_count.to_string(),
+    ];
+    let report = bench.measure(&args)?.report;
+    let mbs = median_upload_mb_per_s(&report)?;
+    Ok(vec![Row {
+        target: format!("upload {} MiB, end to end", plan.upload_size / MIB),
+        ours: Figure::new(mbs, "MB/s", ""),
+        ceiling: Figure::new(md5_ceiling, "MB/s", "MD5"),
+        goal: Goal::AtLeast(0.7, "≥ 70% of the MD5 ceiling"),
+    }])
+}
+
+/// The median upload's MB/s: `size_bytes / p50_ms` (the per-upload
+/// latencies are what `wxlink bench` keeps).
+fn median_upload_mb_per_s(report: &Value) -> Result<f64> {
+    let size = field(report, "size_bytes")?;
+    let p50_ms = field(report, "p50_ms")?;
+    if p50_ms <= 0.0 {
+        bail!("the upload report has no positive p50: {report}");
+    }
+    Ok(size / 1e6 / (p50_ms / 1000.0))
+}
+
+/// Peak RSS of the client while uploading the large file.
+fn rss_row(bench: &Bench, plan: &Plan, notes: &mut Vec<String>) -> Result<Row> {
+    println!("\nupload peak RSS: 1 x {} MiB", plan.rss_upload_size / MIB);
+    let args = vec![
+        "upload".to_owned(),
+        "--size".to_owned(),
+        plan.rss_upload_size.to_string(),
+        "--count".to_owned(),
+        "1".to_owned(),
+    ];
+    let measured = bench.measure(&args)?;
+    let report = &measured.report;
+    let peak = field(report, "peak_rss_bytes")?;
+    let source = report
+        .get("peak_rss_source")
+        .and_then(Value::as_str)
+        .unwrap_or("getrusage");
+    notes.push(format!(
+        "upload of {} MiB: peak RSS is {source} of the `wxlink bench` process{}; {:.1} MB/s; the simulator's own peak RSS {} (not counted)",
+        plan.rss_upload_size / MIB,
+        if source == "VmHWM" {
+            ""
+        } else {
+            " (getrusage: may include the parent's peak)"
+        },
+        field(report, "mb_per_s").unwrap_or(f64::NAN),
+        mib(measured.sim_peak_rss),
+    ));
+    Ok(Row {
+        target: format!("peak RSS, {} MiB upload", plan.rss_upload_size / MIB),
+        ours: Figure::new(peak / MIB as f64, "MiB", ""),
+        ceiling: Figure::new(64.0, "MiB", "budget"),
+        goal: Goal::Below(1.0, "< 64 MiB for any size"),
+    })
+}
+
+/// Memory per idle long poll with `count` polls held at once.
+fn poll_row(bench: &Bench, count: u64, hold_ms: u64, notes: &mut Vec<String>) -> Result<Row> {
+    println!("\nidle long polls: {count} held for {hold_ms} ms");
+    let args = vec![
+        "poll".to_owned(),
+        "--count".to_owned(),
+        count.to_string(),
+        "--hold-ms".to_owned(),
+        hold_ms.to_string(),
+    ];
+    let measured = bench.measure(&args)?;
+    let report = &measured.report;
+    let kib = field(report, "kib_per_poll")?;
+    let held = field(report, "held")?;
+    let baseline = field(report, "baseline_rss_bytes")?;
+    let during = field(report, "rss_bytes")?;
+    notes.push(format!(
+        "{count} idle polls: ({} RSS while {held} polls were held − {} after one warm-up poll) / {held} = {kib:.1} KiB per poll, \
+         client process only; the simulator (another process) peaked at {}, not counted",
+        mib(Some(during as u64)),
+        mib(Some(baseline as u64)),
+        mib(measured.sim_peak_rss),
+    ));
+    if held < count as f64 {
+        bail!("only {held} of {count} polls were held: {report}");
+    }
+    Ok(Row {
+        target: format!("idle long polls, {count}"),
+        ours: Figure::new(kib, "KiB/poll", ""),
+        ceiling: Figure::new(16.0, "KiB/poll", "budget"),
+        goal: Goal::Below(1.0 + 1e-9, "≤ 16 KiB per poll"),
+    })
+}
+
+/// The `media_bench` figures beside their OpenSSL ceilings.
+fn media_rows(sh: &Shell, aes_ceiling: f64, md5_ceiling: f64) -> Result<Vec<Row>> {
+    println!("\nmedia_bench (wxlink-media example):");
     let output = cmd!(
         sh,
         "cargo run --release --quiet -p wxlink-media --example media_bench"
@@ -32,25 +636,32 @@ pub fn run(sh: &Shell) -> Result<()> {
     if figures.is_empty() {
         bail!("media_bench printed no `{LINE_PREFIX}` lines:\n{output}");
     }
+    Ok(figures
+        .into_iter()
+        .map(|(name, ours)| media_row(&name, ours, aes_ceiling, md5_ceiling))
+        .collect())
+}
 
-    println!();
-    println!(
-        "{:<28} {:>10} {:>12} {:>8}",
-        "ours", "MB/s", "ceiling", "ratio"
-    );
-    for (name, ours) in &figures {
-        let (ceiling_name, ceiling) = if name.starts_with("encrypt") {
-            ("aes-128-ecb", aes_ceiling)
-        } else {
-            // MD5 bounds both the digest pass and a whole upload.
-            ("md5", md5_ceiling)
-        };
-        println!(
-            "{name:<28} {ours:>10.1} {ceiling_name:>12} {:>7.0}%",
-            100.0 * ours / ceiling
-        );
+/// One `media_bench` figure as a row: encryption beside AES, everything
+/// else beside MD5, which bounds both the digest pass and a whole upload.
+/// Only the uploads have a DESIGN.md goal.
+fn media_row(name: &str, ours: f64, aes_ceiling: f64, md5_ceiling: f64) -> Row {
+    let ceiling = if name.starts_with("encrypt") {
+        Figure::new(aes_ceiling, "MB/s", "aes-128-ecb")
+    } else {
+        Figure::new(md5_ceiling, "MB/s", "MD5")
+    };
+    let goal = if name.contains("upload") {
+        Goal::AtLeast(0.7, "≥ 70% of the MD5 ceiling")
+    } else {
+        Goal::Info
+    };
+    Row {
+        target: format!("media_bench {name}"),
+        ours: Figure::new(ours, "MB/s", ""),
+        ceiling,
+        goal,
     }
-    Ok(())
 }
 
 /// Runs `openssl speed -evp <algo> -seconds 2` and returns the throughput of
@@ -94,6 +705,195 @@ fn parse_bench_lines(out: &str) -> Vec<(String, f64)> {
         .collect()
 }
 
+// ---------------------------------------------------------------------------
+// The table.
+
+/// A measured or ceiling value with its unit and an optional label.
+#[derive(Debug, Clone, PartialEq)]
+struct Figure {
+    /// The number.
+    value: f64,
+    /// Its unit.
+    unit: &'static str,
+    /// What it is, e.g. "bare POST" (may be empty).
+    label: &'static str,
+}
+
+impl Figure {
+    /// A figure.
+    fn new(value: f64, unit: &'static str, label: &'static str) -> Self {
+        Self { value, unit, label }
+    }
+
+    /// `12,345 req/s (bare POST)`.
+    fn cell(&self) -> String {
+        let number = if self.value.abs() >= 100.0 {
+            group_thousands(self.value.round() as i64)
+        } else if self.value.abs() >= 10.0 {
+            format!("{:.1}", self.value)
+        } else {
+            format!("{:.2}", self.value)
+        };
+        if self.label.is_empty() {
+            format!("{number} {}", self.unit)
+        } else {
+            format!("{number} {} ({})", self.unit, self.label)
+        }
+    }
+}
+
+/// `1234567` → `1,234,567`.
+fn group_thousands(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if n < 0 { format!("-{out}") } else { out }
+}
+
+/// A DESIGN.md goal, stated on the ratio ours / ceiling.
+#[derive(Debug, Clone, PartialEq)]
+enum Goal {
+    /// The ratio must be at least this.
+    AtLeast(f64, &'static str),
+    /// The ratio must stay below this.
+    Below(f64, &'static str),
+    /// No goal: shown for information.
+    Info,
+}
+
+impl Goal {
+    /// Whether `ratio` meets the goal; `None` without a goal.
+    fn met(&self, ratio: f64) -> Option<bool> {
+        match *self {
+            Goal::AtLeast(min, _) => Some(ratio >= min),
+            Goal::Below(max, _) => Some(ratio < max),
+            Goal::Info => None,
+        }
+    }
+
+    /// The goal as DESIGN.md words it.
+    fn text(&self) -> &'static str {
+        match self {
+            Goal::AtLeast(_, t) | Goal::Below(_, t) => t,
+            Goal::Info => "—",
+        }
+    }
+}
+
+/// One line of the table.
+#[derive(Debug, Clone, PartialEq)]
+struct Row {
+    /// What is measured.
+    target: String,
+    /// Our figure.
+    ours: Figure,
+    /// The ceiling or budget it is compared with.
+    ceiling: Figure,
+    /// The goal on ours / ceiling.
+    goal: Goal,
+}
+
+impl Row {
+    /// A row for a measurement that failed (NaN figures print as such).
+    fn failed(target: &str) -> Self {
+        Self {
+            target: target.to_owned(),
+            ours: Figure::new(f64::NAN, "", "failed"),
+            ceiling: Figure::new(f64::NAN, "", ""),
+            goal: Goal::Info,
+        }
+    }
+
+    /// ours / ceiling; `None` when either is not a finite number or the
+    /// ceiling is zero.
+    fn ratio(&self) -> Option<f64> {
+        let r = self.ours.value / self.ceiling.value;
+        r.is_finite().then_some(r)
+    }
+
+    /// The cells: target, ours, ceiling, ratio, goal, met?
+    fn cells(&self) -> [String; 6] {
+        let ratio = self.ratio();
+        let failed = !self.ours.value.is_finite();
+        let met = match ratio.and_then(|r| self.goal.met(r)) {
+            _ if failed => "FAILED",
+            Some(true) => "yes",
+            Some(false) => "no",
+            None => "—",
+        };
+        [
+            self.target.clone(),
+            if failed {
+                "failed".to_owned()
+            } else {
+                self.ours.cell()
+            },
+            if failed {
+                "—".to_owned()
+            } else {
+                self.ceiling.cell()
+            },
+            ratio.map_or_else(|| "—".to_owned(), |r| format!("{:.0}%", 100.0 * r)),
+            self.goal.text().to_owned(),
+            met.to_owned(),
+        ]
+    }
+}
+
+/// The rows as a Markdown table with aligned columns.
+fn render_table(rows: &[Row]) -> String {
+    let header = [
+        "target",
+        "ours",
+        "ceiling",
+        "ratio",
+        "DESIGN.md goal",
+        "met?",
+    ]
+    .map(str::to_owned);
+    let body: Vec<[String; 6]> = rows.iter().map(Row::cells).collect();
+    let mut widths = header.clone().map(|h| h.chars().count());
+    for cells in &body {
+        for (w, c) in widths.iter_mut().zip(cells) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cells: &[String; 6]| {
+        let mut s = String::from("|");
+        for (i, (c, w)) in cells.iter().zip(widths).enumerate() {
+            let pad = " ".repeat(w - c.chars().count());
+            // Numbers and the ratio read best right-aligned.
+            if (1..=3).contains(&i) {
+                let _ = write!(s, " {pad}{c} |");
+            } else {
+                let _ = write!(s, " {c}{pad} |");
+            }
+        }
+        s.push('\n');
+        s
+    };
+    let mut out = line(&header);
+    out.push('|');
+    for (i, w) in widths.iter().enumerate() {
+        let dashes = "-".repeat(*w);
+        if (1..=3).contains(&i) {
+            let _ = write!(out, " {}: |", &dashes[1..]);
+        } else {
+            let _ = write!(out, " {dashes} |");
+        }
+    }
+    out.push('\n');
+    for cells in &body {
+        out.push_str(&line(cells));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,5 +917,128 @@ md5              79040.91k   216897.09k   439228.87k   591619.77k   675831.73k  
             parse_bench_lines(out),
             vec![("encrypt".to_owned(), 8123.5), ("md5".to_owned(), 600.0)]
         );
+    }
+
+    #[test]
+    fn only_no_flags_or_quick_are_accepted() {
+        assert_eq!(Plan::from_args(&[]).unwrap(), Plan::full());
+        let quick = Plan::from_args(&["--quick".to_owned()]).unwrap();
+        assert!(quick.quick && quick.send_count < Plan::full().send_count);
+        assert!(quick.rss_upload_size < Plan::full().rss_upload_size);
+        assert!(Plan::from_args(&["--fast".to_owned()]).is_err());
+        assert_eq!(Plan::full().rss_upload_size, 1 << 30);
+        assert_eq!(Plan::full().polls, [(1_000, 3_000), (10_000, 5_000)]);
+    }
+
+    #[test]
+    fn reads_the_sim_line_and_the_last_json_object_of_a_bench() {
+        let sim: SimInfo = serde_json::from_str(
+            r#"{"base_url":"http://127.0.0.1:1","bot_id":"b@im.bot","cdn_base_url":"http://127.0.0.1:1/c2c","token":"t","user_id":"u@im.wechat"}"#,
+        )
+        .unwrap();
+        assert_eq!(sim.user_id, "u@im.wechat");
+
+        let out = "note\n{\"bench\":\"x\",\"requests_per_s\":1}\n[1,2]\n{\"bench\":\"send-text\",\"requests_per_s\":12000.5,\"p50_ms\":0.08,\"p99_ms\":0.3}\n";
+        let report = last_json_object(out).unwrap();
+        assert_eq!(field(&report, "requests_per_s").unwrap(), 12000.5);
+        assert!(field(&report, "mb_per_s").is_err());
+        assert!(last_json_object("no json here\n[1]\n").is_none());
+
+        let mut calls = SmallCalls::default();
+        calls.push(&report).unwrap();
+        assert!(
+            calls
+                .push(&serde_json::json!({"requests_per_s": 1}))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn medians_of_odd_and_even_runs() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), Some(2.5));
+        assert_eq!(median(Vec::new()), None);
+    }
+
+    #[test]
+    fn the_median_upload_rate_comes_from_size_and_p50() {
+        let report =
+            serde_json::json!({"size_bytes": 268_435_456u64, "p50_ms": 500.0, "mb_per_s": 1.0});
+        let mbs = median_upload_mb_per_s(&report).unwrap();
+        assert!((mbs - 536.870912).abs() < 1e-9, "{mbs}");
+        assert!(
+            median_upload_mb_per_s(&serde_json::json!({"size_bytes": 1, "p50_ms": 0.0})).is_err()
+        );
+    }
+
+    #[test]
+    fn vm_hwm_is_read_in_bytes() {
+        let status = "Name:\twxlink\nVmPeak:\t 900 kB\nVmHWM:\t   2048 kB\n";
+        assert_eq!(parse_vm_hwm(status), Some(2048 * 1024));
+        assert_eq!(parse_vm_hwm("VmRSS:\t 1 kB\n"), None);
+    }
+
+    #[test]
+    fn goals_judge_the_ratio() {
+        let row = |ours: f64, ceiling: f64, goal: Goal| Row {
+            target: "t".into(),
+            ours: Figure::new(ours, "req/s", ""),
+            ceiling: Figure::new(ceiling, "req/s", "bare POST"),
+            goal,
+        };
+        let at_least = || Goal::AtLeast(0.9, "≥ 90%");
+        assert_eq!(
+            row(9_500.0, 10_000.0, at_least()).cells()[3..],
+            ["95%", "≥ 90%", "yes"]
+        );
+        assert_eq!(row(8_000.0, 10_000.0, at_least()).cells()[5], "no");
+        let below = || Goal::Below(1.0, "< 64 MiB");
+        assert_eq!(
+            row(70.0, 64.0, below()).cells()[3..],
+            ["109%", "< 64 MiB", "no"]
+        );
+        assert_eq!(row(20.0, 64.0, below()).cells()[5], "yes");
+        assert_eq!(row(1.0, 2.0, Goal::Info).cells()[5], "—");
+        assert_eq!(row(1.0, 0.0, at_least()).ratio(), None);
+        let failed = Row::failed("upload").cells();
+        assert_eq!(failed[1], "failed");
+        assert_eq!(failed[5], "FAILED");
+    }
+
+    #[test]
+    fn figures_are_readable() {
+        assert_eq!(
+            Figure::new(12_345.6, "req/s", "bare POST").cell(),
+            "12,346 req/s (bare POST)"
+        );
+        assert_eq!(Figure::new(27.512, "KiB/poll", "").cell(), "27.5 KiB/poll");
+        assert_eq!(Figure::new(0.4712, "ms", "p99").cell(), "0.47 ms (p99)");
+        assert_eq!(group_thousands(1_234_567), "1,234,567");
+        assert_eq!(group_thousands(-999), "-999");
+    }
+
+    #[test]
+    fn the_table_has_aligned_columns_and_one_line_per_row() {
+        let rows = vec![
+            Row {
+                target: "send_text, 1 in flight".into(),
+                ours: Figure::new(30_000.0, "req/s", ""),
+                ceiling: Figure::new(32_000.0, "req/s", "bare POST"),
+                goal: Goal::AtLeast(0.9, "≥ 90% of a bare POST"),
+            },
+            Row::failed("idle long polls, 10000"),
+        ];
+        let table = render_table(&rows);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 4, "{table}");
+        assert!(lines[0].starts_with("| target "), "{table}");
+        assert!(
+            lines[2].contains("| 30,000 req/s |") && lines[2].contains("94%"),
+            "{table}"
+        );
+        assert!(lines[2].ends_with("| yes    |"), "{table}");
+        assert!(lines[3].ends_with("| FAILED |"), "{table}");
+        let width = lines[0].chars().count();
+        assert!(lines.iter().all(|l| l.chars().count() == width), "{table}");
     }
 }

@@ -86,18 +86,19 @@ pub(crate) fn redact_text(text: &str) -> String {
             continue;
         }
         // Look for a separator: `"name": value`, `name: value` or `name=value`.
+        // JSON allows any whitespace (tabs, line breaks) around the colon.
         let mut j = i;
         if j < bytes.len() && bytes[j] == b'"' {
             j += 1;
         }
-        while j < bytes.len() && bytes[j] == b' ' {
+        while j < bytes.len() && bytes[j].is_ascii_whitespace() {
             j += 1;
         }
         if j >= bytes.len() || (bytes[j] != b':' && bytes[j] != b'=') {
             continue;
         }
         j += 1;
-        while j < bytes.len() && bytes[j] == b' ' {
+        while j < bytes.len() && bytes[j].is_ascii_whitespace() {
             j += 1;
         }
         if j >= bytes.len() {
@@ -119,10 +120,13 @@ pub(crate) fn redact_text(text: &str) -> String {
                 }
             }
             b'{' | b'[' => {
-                // A nested object or list is left for the scanner to walk;
-                // its own secret fields are redacted one by one.
+                // A list or object under a secret name (a token list, a
+                // key sent as an array) is hidden whole: its elements have
+                // no names of their own to recognise them by.
+                let end = value_end_nested(bytes, j);
                 out.push_str(&text[i..j]);
-                i = j;
+                out.push_str(REDACTED);
+                i = end;
             }
             _ => {
                 let mut end = value_end_unquoted(bytes, j);
@@ -170,6 +174,28 @@ fn value_end_quoted(bytes: &[u8], start: usize) -> usize {
             b'"' => return k,
             _ => k += 1,
         }
+    }
+    bytes.len()
+}
+
+/// The index just past the bracket that closes the list or object opening
+/// at `start` (strings skipped), or the end of the input when it is cut off.
+fn value_end_nested(bytes: &[u8], start: usize) -> usize {
+    let mut depth = 0usize;
+    let mut k = start;
+    while k < bytes.len() {
+        match bytes[k] {
+            b'"' => k = value_end_quoted(bytes, k + 1),
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    return k + 1;
+                }
+            }
+            _ => {}
+        }
+        k += 1;
     }
     bytes.len()
 }
@@ -243,6 +269,26 @@ mod tests {
         assert_eq!(out, r#"{"context_token":"<redacted>","x":1}"#);
         let out = redact_text(r#"{"context_token":"unterminated SECRET"#);
         assert!(!out.contains("SECRET"), "{out}");
+    }
+
+    #[test]
+    fn whitespace_around_the_colon_and_nested_values_stay_redacted() {
+        // Found by tests/fuzz_bodies.rs: a tab or line break after the colon
+        // used to let the value through.
+        for text in [
+            "{\"context_token\":\t\"SECRET1\",\"x\":1}",
+            "{\"context_token\"\n:\n\"SECRET1\",\"x\":1}",
+            "{\"typing_ticket\":\r\n SECRET1,\"x\":1}",
+            r#"{"local_token_list":["SECRET1","SECRET2"],"x":1}"#,
+            r#"{"aes_key":{"k":"SECRET1","n":[1,"]"]},"x":1}"#,
+            r#"{"aes_key":[["SECRET1""#,
+        ] {
+            let out = redact_text(text);
+            assert!(!out.contains("SECRET"), "{text} -> {out}");
+            if text.ends_with('}') {
+                assert!(out.ends_with(r#","x":1}"#), "{text} -> {out}");
+            }
+        }
     }
 
     #[test]

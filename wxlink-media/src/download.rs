@@ -31,8 +31,9 @@ pub const DEFAULT_MAX_BYTES: u64 = 100 * 1024 * 1024;
 
 /// An inbound media reference, ready to download.
 ///
-/// `Debug` never shows the key.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `Debug` never shows the key, nor the URL's query (it carries the CDN's
+/// `encrypted_query_param`, which grants the download).
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct InboundMedia {
     /// What the item is. A thumbnail is an [`MediaKind::Image`].
@@ -50,6 +51,25 @@ pub struct InboundMedia {
     pub md5: Option<String>,
     /// Whether this is a thumbnail rather than the item itself.
     pub thumbnail: bool,
+}
+
+impl std::fmt::Debug for InboundMedia {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL is shown up to its query, which is replaced.
+        let url = match self.url.split_once('?') {
+            Some((base, _)) => format!("{base}?<redacted>"),
+            None => self.url.clone(),
+        };
+        f.debug_struct("InboundMedia")
+            .field("kind", &self.kind)
+            .field("url", &url)
+            .field("key", &self.key)
+            .field("key_encoding", &self.key_encoding)
+            .field("file_name", &self.file_name)
+            .field("md5", &self.md5)
+            .field("thumbnail", &self.thumbnail)
+            .finish()
+    }
 }
 
 impl InboundMedia {

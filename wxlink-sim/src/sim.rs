@@ -465,9 +465,11 @@ impl Simulator {
     }
 
     /// Moves the simulated clock forward: message timestamps and the reply
-    /// window see the time `by` later than it is.
+    /// window see the time `by` later than it is. Advances add up and stop
+    /// at `Duration::MAX` instead of overflowing.
     pub fn advance_clock(&self, by: Duration) {
-        self.shared.state().clock_offset += by;
+        let mut state = self.shared.state();
+        state.clock_offset = state.clock_offset.saturating_add(by);
     }
 
     /// Number of messages queued and not yet delivered.

@@ -157,7 +157,11 @@ impl State {
 
     /// Simulated wall-clock time in Unix milliseconds.
     pub(crate) fn now_ms(&self) -> i64 {
-        let now = SystemTime::now() + self.clock_offset;
+        // A clock advanced beyond what `SystemTime` can hold reads as the
+        // latest time there is, rather than overflowing.
+        let Some(now) = SystemTime::now().checked_add(self.clock_offset) else {
+            return i64::MAX;
+        };
         now.duration_since(UNIX_EPOCH)
             .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
             .unwrap_or(0)

@@ -166,12 +166,60 @@ fn header_value(text: &str) -> Result<HeaderValue, Error> {
     })
 }
 
-/// A fresh `X-WECHAT-UIN` (ILINK.md §2.2).
+/// A fresh `X-WECHAT-UIN` (ILINK.md §2.2): a random `u32` in decimal,
+/// base64-encoded.
+///
+/// This runs on every POST, so it is written into stack buffers and copied
+/// once into the header value, instead of going through two `String`s
+/// (`wxlink_proto::random_wechat_uin` builds the same text).
 fn fresh_uin() -> HeaderValue {
-    let uin = proto::random_wechat_uin();
+    encode_uin(rand::random::<u32>())
+}
+
+/// `value` in decimal, base64-encoded (standard alphabet, padded), as a
+/// header value.
+fn encode_uin(value: u32) -> HeaderValue {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    // At most 10 decimal digits.
+    let mut digits = [0u8; 10];
+    let mut start = digits.len();
+    let mut rest = value;
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    let text = &digits[start..];
+    // 10 bytes encode to 16 base64 characters.
+    let mut out = [0u8; 16];
+    let mut len = 0;
+    for chunk in text.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        out[len] = ALPHABET[(n >> 18) as usize & 63];
+        out[len + 1] = ALPHABET[(n >> 12) as usize & 63];
+        out[len + 2] = if chunk.len() > 1 {
+            ALPHABET[(n >> 6) as usize & 63]
+        } else {
+            b'='
+        };
+        out[len + 3] = if chunk.len() > 2 {
+            ALPHABET[n as usize & 63]
+        } else {
+            b'='
+        };
+        len += 4;
+    }
     // Base64 output is always a valid header value; the fallback is never
     // taken.
-    HeaderValue::try_from(uin).unwrap_or(HeaderValue::from_static("MA=="))
+    HeaderValue::from_bytes(&out[..len]).unwrap_or(HeaderValue::from_static("MA=="))
 }
 
 /// Adds the iLink headers ([`IlinkHeaderValues`]) to every request.
@@ -227,5 +275,33 @@ where
     fn call(&mut self, mut req: Request<Body>) -> S::Future {
         self.headers.apply(&mut req);
         self.inner.call(req)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uin_matches_the_protocol_encoding() {
+        for value in [
+            0,
+            1,
+            9,
+            10,
+            99,
+            100,
+            12_345,
+            999_999,
+            1_000_000,
+            3_141_592_653,
+            u32::MAX,
+        ] {
+            assert_eq!(
+                encode_uin(value).to_str().unwrap(),
+                proto::wechat_uin(value),
+                "{value}"
+            );
+        }
     }
 }

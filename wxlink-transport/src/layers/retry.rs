@@ -20,7 +20,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use http::{Request, Response, StatusCode};
+use http::{Extensions, HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
 use tokio::time::Instant;
 use tower::{Layer, Service, ServiceExt};
 
@@ -193,7 +193,7 @@ where
 {
     type Response = Response<Body>;
     type Error = BoxError;
-    type Future = ResponseFuture<S::Future>;
+    type Future = ResponseFuture<S, S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         self.inner.poll_ready(cx)
@@ -202,12 +202,12 @@ where
     fn call(&mut self, req: Request<Body>) -> Self::Future {
         let policy = self.policy;
         let backup = if policy.max_attempts > 1 {
-            clone_request(&req)
+            Backup::of(&req)
         } else {
             None
         };
         let Some(backup) = backup else {
-            // Nothing to retry with: call straight through, no allocation.
+            // Nothing to retry with: call straight through.
             return ResponseFuture {
                 kind: Kind::Direct {
                     fut: self.inner.call(req),
@@ -217,32 +217,121 @@ where
         // Use the service that was polled ready for the first attempt and
         // keep a fresh clone in its place.
         let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let first = inner.call(req);
+        let inner = std::mem::replace(&mut self.inner, clone);
+        let started = Instant::now();
+        let mut inner = inner;
+        let fut = inner.call(req);
+        // The first attempt is polled in place; only a call that is
+        // actually retried moves into a boxed retry loop, so a call that
+        // succeeds first time costs no allocation here.
         ResponseFuture {
-            kind: Kind::Retrying {
-                fut: Box::pin(retry_loop(inner, policy, first, backup)),
+            kind: Kind::First {
+                fut,
+                state: Some(RetryState {
+                    inner,
+                    policy,
+                    backup,
+                    started,
+                }),
             },
         }
     }
 }
 
+/// What a retry needs, kept while the first attempt runs.
+struct RetryState<S> {
+    inner: S,
+    policy: RetryPolicy,
+    backup: Backup,
+    started: Instant,
+}
+
+/// The parts of a request needed to send it again.
+///
+/// Cheaper than a cloned `http::Request`: when the extensions hold nothing
+/// but the [`CallMeta`] (every call of `ApiClient`), only that `Copy` value
+/// is kept instead of cloning the extension map, and the request itself is
+/// only rebuilt when an attempt is actually repeated.
+struct Backup {
+    method: Method,
+    uri: Uri,
+    version: Version,
+    headers: HeaderMap,
+    meta: CallMeta,
+    /// The full extensions when they hold more than the [`CallMeta`].
+    extensions: Option<Extensions>,
+    body: Body,
+}
+
+impl Backup {
+    /// A backup of `req`, or `None` when its body is one-shot.
+    fn of(req: &Request<Body>) -> Option<Self> {
+        let body = req.body().try_clone()?;
+        let own = req.extensions().get::<CallMeta>().copied();
+        let extensions = match own {
+            Some(_) if req.extensions().len() == 1 => None,
+            None if req.extensions().is_empty() => None,
+            _ => Some(req.extensions().clone()),
+        };
+        Some(Self {
+            method: req.method().clone(),
+            uri: req.uri().clone(),
+            version: req.version(),
+            headers: req.headers().clone(),
+            meta: own.unwrap_or_default(),
+            extensions,
+            body,
+        })
+    }
+
+    /// Another copy, for an attempt after the next one, or `None` when the
+    /// body cannot be copied.
+    fn try_clone(&self) -> Option<Self> {
+        Some(Self {
+            method: self.method.clone(),
+            uri: self.uri.clone(),
+            version: self.version,
+            headers: self.headers.clone(),
+            meta: self.meta,
+            extensions: self.extensions.clone(),
+            body: self.body.try_clone()?,
+        })
+    }
+
+    /// The request to send.
+    fn into_request(self) -> Request<Body> {
+        let mut req = Request::new(self.body);
+        *req.method_mut() = self.method;
+        *req.uri_mut() = self.uri;
+        *req.version_mut() = self.version;
+        *req.headers_mut() = self.headers;
+        match self.extensions {
+            Some(extensions) => *req.extensions_mut() = extensions,
+            None => {
+                req.extensions_mut().insert(self.meta);
+            }
+        }
+        req
+    }
+}
+
+/// Repeats a call whose first attempt ended in `result`, as the policy
+/// allows, and returns the last attempt's outcome.
 async fn retry_loop<S>(
     mut inner: S,
     policy: RetryPolicy,
-    first: S::Future,
-    backup: Request<Body>,
+    started: Instant,
+    mut result: Result<Response<Body>, BoxError>,
+    backup: Backup,
 ) -> Result<Response<Body>, BoxError>
 where
     S: Service<Request<Body>, Response = Response<Body>, Error = BoxError>,
 {
-    let started = Instant::now();
-    let meta = CallMeta::of(&backup);
+    let meta = backup.meta;
     let mut attempt: u32 = 1;
-    let mut result = first.await;
     let mut next = Some(backup);
     loop {
-        let Some(req) = next.take() else {
+        let Some(copy) = next.take() else {
             return result;
         };
         if attempt >= policy.max_attempts || !policy.should_retry(&meta, &result) {
@@ -274,8 +363,9 @@ where
         attempt += 1;
         tracing::Span::current().record("attempts", attempt);
         if attempt < policy.max_attempts {
-            next = clone_request(&req);
+            next = copy.try_clone();
         }
+        let req = copy.into_request();
         result = match inner.ready().await {
             Ok(svc) => svc.call(req).await,
             Err(err) => Err(err),
@@ -283,50 +373,63 @@ where
     }
 }
 
-/// A copy of `req` for another attempt, or `None` when its body is one-shot.
-fn clone_request(req: &Request<Body>) -> Option<Request<Body>> {
-    let body = req.body().try_clone()?;
-    let mut copy = Request::new(body);
-    *copy.method_mut() = req.method().clone();
-    *copy.uri_mut() = req.uri().clone();
-    *copy.version_mut() = req.version();
-    *copy.headers_mut() = req.headers().clone();
-    *copy.extensions_mut() = req.extensions().clone();
-    Some(copy)
-}
-
 pin_project_lite::pin_project! {
     /// The response future of [`Retry`].
-    pub struct ResponseFuture<F> {
+    pub struct ResponseFuture<S, F> {
         #[pin]
-        kind: Kind<F>,
+        kind: Kind<S, F>,
     }
 }
 
 pin_project_lite::pin_project! {
     #[project = KindProj]
-    enum Kind<F> {
+    enum Kind<S, F> {
         Direct { #[pin] fut: F },
+        First { #[pin] fut: F, state: Option<RetryState<S>> },
         Retrying { fut: BoxFuture },
     }
 }
 
-impl<F> fmt::Debug for ResponseFuture<F> {
+impl<S, F> fmt::Debug for ResponseFuture<S, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }
 }
 
-impl<F> Future for ResponseFuture<F>
+impl<S, F> Future for ResponseFuture<S, F>
 where
+    S: Service<Request<Body>, Response = Response<Body>, Error = BoxError> + Send + 'static,
+    S::Future: Send + 'static,
     F: Future<Output = Result<Response<Body>, BoxError>>,
 {
     type Output = Result<Response<Body>, BoxError>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().kind.project() {
-            KindProj::Direct { fut } => fut.poll(cx),
-            KindProj::Retrying { fut } => fut.as_mut().poll(cx),
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        loop {
+            let retrying = match self.as_mut().project().kind.project() {
+                KindProj::Direct { fut } => return fut.poll(cx),
+                KindProj::Retrying { fut } => return fut.as_mut().poll(cx),
+                KindProj::First { fut, state } => {
+                    let result = std::task::ready!(fut.poll(cx));
+                    let Some(state) = state.take() else {
+                        return Poll::Ready(result);
+                    };
+                    if !state.policy.should_retry(&state.backup.meta, &result) {
+                        return Poll::Ready(result);
+                    }
+                    Box::pin(retry_loop(
+                        state.inner,
+                        state.policy,
+                        state.started,
+                        result,
+                        state.backup,
+                    ))
+                }
+            };
+            self.as_mut()
+                .project()
+                .kind
+                .set(Kind::Retrying { fut: retrying });
         }
     }
 }

@@ -412,7 +412,7 @@ async fn post_once<H: HttpService>(
     let header_message = header_text("x-error-message");
     if status.is_client_error() {
         let message = match header_message {
-            Some(m) => m,
+            Some(m) => excerpt(m.as_bytes()),
             None => excerpt(&read_prefix(resp.into_body(), 4096).await),
         };
         return Err(MediaError::CdnRejected {
@@ -422,7 +422,9 @@ async fn post_once<H: HttpService>(
     }
     Err(MediaError::CdnServer {
         status: status.as_u16(),
-        message: header_message.unwrap_or_else(|| format!("status {}", status.as_u16())),
+        message: header_message
+            .map(|m| excerpt(m.as_bytes()))
+            .unwrap_or_else(|| format!("status {}", status.as_u16())),
     })
 }
 

@@ -21,8 +21,9 @@ use crate::kind::{MediaKind, extension_for_mime};
 /// The result of an upload: what the CDN stored and everything needed to
 /// build the outbound item.
 ///
-/// `Debug` never shows the key (see [`AesKey`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `Debug` never shows the key (see [`AesKey`]), the `filekey` or the
+/// download parameter, which together let anyone fetch and decrypt the file.
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct UploadedMedia {
     /// The `filekey` sent to `getuploadurl` (32 lower-case hex characters).
@@ -43,6 +44,22 @@ pub struct UploadedMedia {
     pub kind: MediaKind,
     /// The MIME type of the plaintext.
     pub mime: String,
+}
+
+impl std::fmt::Debug for UploadedMedia {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UploadedMedia")
+            .field("filekey", &"** redacted **")
+            .field("download_param", &"** redacted **")
+            .field("aes_key", &self.aes_key)
+            .field("rawsize", &self.rawsize)
+            .field("ciphertext_size", &self.ciphertext_size)
+            .field("md5", &self.md5)
+            .field("file_name", &self.file_name)
+            .field("kind", &self.kind)
+            .field("mime", &self.mime)
+            .finish()
+    }
 }
 
 impl UploadedMedia {

@@ -296,3 +296,30 @@ fn inbound_media_debug_hides_key_and_query() {
         "{shown}"
     );
 }
+
+/// `UploadedMedia`'s `Debug` shows neither the key, the `filekey` nor the
+/// download parameter; the key's own `Debug` and `Display` are redacted.
+#[test]
+fn uploaded_media_debug_hides_key_filekey_and_download_param() {
+    let key = AesKey::from_hex("00112233445566778899aabbccddeeff").unwrap();
+    let uploaded = wxlink_media::UploadedMedia::new(
+        "FILEKEY-MARKER-0123456789abcdef",
+        "DOWNLOAD-PARAM-MARKER",
+        key.clone(),
+        10,
+        "0cc175b9c0f1b6a831c399e269772661",
+        wxlink_media::MediaKind::File,
+        "text/plain",
+    );
+    let shown = format!("{uploaded:?} {key:?} {key}");
+    for secret in [
+        "FILEKEY-MARKER",
+        "DOWNLOAD-PARAM-MARKER",
+        "00112233",
+        &key.to_base64_hex(),
+        &key.to_base64_raw(),
+    ] {
+        assert!(!shown.contains(secret), "{secret} in {shown}");
+    }
+    assert!(shown.contains("rawsize: 10"), "{shown}");
+}

@@ -11,7 +11,10 @@ commands:
   deps                 check the dependency edges between our crates
   test [ARGS...]       the whole test suite (nextest or cargo test), then doc tests
   ci                   codegen --check, lint, deps, test, cargo doc with -D warnings
-  bench                media throughput (encrypt, MD5, 256 MiB upload) next to
-                       this machine's openssl speed ceilings, as ratios
+  bench [--quick]      every DESIGN.md target against a standalone simulator
+                       (send_text vs a bare POST, upload vs the MD5 ceiling,
+                       peak RSS, memory per idle long poll) and the media
+                       benchmarks, each beside its ceiling as a ratio;
+                       --quick uses smaller counts and sizes
   help                 this text
 ";

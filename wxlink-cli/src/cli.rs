@@ -38,7 +38,9 @@ pub struct Cli {
 }
 
 /// Options accepted before or after any command.
-#[derive(Debug, Args, Clone, Default)]
+///
+/// `Debug` hides the token.
+#[derive(Args, Clone, Default)]
 pub struct GlobalArgs {
     /// Account file written by `wxlink login` (JSON: token, base_url, cdn_base_url, account_id, user_id).
     #[arg(long, global = true, value_name = "FILE", env = "WXLINK_ACCOUNT")]
@@ -208,7 +210,9 @@ pub struct LoginArgs {
 }
 
 /// Options of `wxlink send`.
-#[derive(Debug, Args, Clone)]
+///
+/// `Debug` hides the context token.
+#[derive(Args, Clone)]
 #[command(group(clap::ArgGroup::new("content").required(true).args(["text", "file", "url"])))]
 pub struct SendArgs {
     /// The recipient's user id (…@im.wechat).
@@ -257,7 +261,9 @@ pub struct ListenArgs {
 }
 
 /// Options of `wxlink typing`.
-#[derive(Debug, Args, Clone)]
+///
+/// `Debug` hides the context token.
+#[derive(Args, Clone)]
 pub struct TypingArgs {
     /// The user who sees the indicator (…@im.wechat).
     #[arg(long, value_name = "USER")]
@@ -270,6 +276,48 @@ pub struct TypingArgs {
     /// Cancel the indicator instead of showing it.
     #[arg(long)]
     pub cancel: bool,
+}
+
+/// What a secret option shows in `Debug`: whether it was given, never its
+/// value.
+fn redacted(value: &Option<String>) -> Option<&'static str> {
+    value.as_ref().map(|_| "** redacted **")
+}
+
+impl std::fmt::Debug for GlobalArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GlobalArgs")
+            .field("account", &self.account)
+            .field("token", &redacted(&self.token))
+            .field("base_url", &self.base_url)
+            .field("cdn_base_url", &self.cdn_base_url)
+            .field("verbose", &self.verbose)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for SendArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SendArgs")
+            .field("to", &self.to)
+            .field("context_token", &redacted(&self.context_token))
+            .field("text", &self.text)
+            .field("file", &self.file)
+            .field("url", &self.url)
+            .field("caption", &self.caption)
+            .field("chunk", &self.chunk)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for TypingArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TypingArgs")
+            .field("to", &self.to)
+            .field("context_token", &redacted(&self.context_token))
+            .field("cancel", &self.cancel)
+            .finish()
+    }
 }
 
 /// What `wxlink bench` measures.
@@ -321,6 +369,39 @@ pub struct BenchArgs {
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn debug_output_hides_the_token_and_context_tokens() {
+        let send = Cli::try_parse_from([
+            "wxlink",
+            "--token",
+            "TOKEN-MARKER-1",
+            "send",
+            "--to",
+            "u@im.wechat",
+            "--context-token",
+            "CTX-MARKER-2",
+            "--text",
+            "hi",
+        ])
+        .unwrap();
+        let typing = Cli::try_parse_from([
+            "wxlink",
+            "typing",
+            "--to",
+            "u@im.wechat",
+            "--context-token",
+            "CTX-MARKER-3",
+            "--token",
+            "TOKEN-MARKER-4",
+        ])
+        .unwrap();
+        for shown in [format!("{send:?}"), format!("{typing:?}")] {
+            assert!(!shown.contains("MARKER"), "{shown}");
+            assert!(shown.contains("u@im.wechat"), "{shown}");
+            assert!(shown.contains("redacted"), "{shown}");
+        }
+    }
 
     #[test]
     fn command_tree_is_consistent() {

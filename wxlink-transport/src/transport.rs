@@ -62,6 +62,15 @@ pub struct TransportOptions {
     /// Certificates (DER) trusted in addition to the Mozilla roots: the CA
     /// of a TLS-inspecting corporate proxy, or a private test server.
     pub extra_root_certificates: Vec<Vec<u8>>,
+    /// Speak HTTP/2 with prior knowledge ("h2c") to plain `http://` servers
+    /// (default off: plain `http://` uses HTTP/1.1).
+    ///
+    /// Only for servers known to accept it, such as the WxLink simulator:
+    /// then every call to one host, long polls included, shares a single
+    /// connection instead of holding one connection (and its buffers) each.
+    /// `https://` servers are unaffected (they negotiate HTTP/2 by ALPN),
+    /// and so are `http://` requests sent through a forward proxy.
+    pub http2_prior_knowledge: bool,
 }
 
 impl Default for TransportOptions {
@@ -74,6 +83,7 @@ impl Default for TransportOptions {
             tcp_keepalive: Some(Duration::from_secs(60)),
             http2_keep_alive_interval: None,
             extra_root_certificates: Vec::new(),
+            http2_prior_knowledge: false,
         }
     }
 }
@@ -235,6 +245,9 @@ fn validate_proxy_url(url: &str) -> Result<(String, String), Error> {
 #[derive(Clone)]
 pub struct HttpsTransport {
     client: Client<HttpsConnector<ProxyConnector>, Body>,
+    /// The HTTP/2-only client for direct `http://` requests, when
+    /// [`TransportOptions::http2_prior_knowledge`] is set.
+    h2c: Option<Client<HttpsConnector<ProxyConnector>, Body>>,
     proxy: Option<Proxy>,
 }
 
@@ -279,17 +292,22 @@ impl HttpsTransport {
             .enable_http2()
             .wrap_connector(proxy_connector);
 
-        let mut builder = Client::builder(TokioExecutor::new());
-        builder
-            .pool_idle_timeout(options.pool_idle_timeout)
-            .pool_max_idle_per_host(options.pool_max_idle_per_host)
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new());
-        if let Some(interval) = options.http2_keep_alive_interval {
-            builder.http2_keep_alive_interval(interval);
-        }
+        let client_for = |http2_only: bool| {
+            let mut builder = Client::builder(TokioExecutor::new());
+            builder
+                .pool_idle_timeout(options.pool_idle_timeout)
+                .pool_max_idle_per_host(options.pool_max_idle_per_host)
+                .pool_timer(TokioTimer::new())
+                .timer(TokioTimer::new())
+                .http2_only(http2_only);
+            if let Some(interval) = options.http2_keep_alive_interval {
+                builder.http2_keep_alive_interval(interval);
+            }
+            builder.build(connector.clone())
+        };
         Ok(Self {
-            client: builder.build(connector),
+            client: client_for(false),
+            h2c: options.http2_prior_knowledge.then(|| client_for(true)),
             proxy: options.proxy,
         })
     }
@@ -358,8 +376,20 @@ impl Service<Request<Body>> for HttpsTransport {
             req.headers_mut()
                 .insert(http::header::PROXY_AUTHORIZATION, auth);
         }
+        let client = match &self.h2c {
+            Some(h2c)
+                if req.uri().scheme() == Some(&Scheme::HTTP)
+                    && self
+                        .proxy
+                        .as_ref()
+                        .is_none_or(|p| p.intercept(req.uri()).is_none()) =>
+            {
+                h2c
+            }
+            _ => &self.client,
+        };
         TransportFuture {
-            inner: self.client.request(req),
+            inner: client.request(req),
         }
     }
 }
@@ -524,5 +554,70 @@ mod tests {
     fn transport_is_clone_send_sync() {
         fn check<T: Clone + Send + Sync + 'static>() {}
         check::<HttpsTransport>();
+    }
+
+    /// A loopback server that answers each request with the HTTP version it
+    /// arrived in and counts the connections it accepted. It speaks
+    /// HTTP/1.1 and h2c (prior knowledge), like the simulator.
+    async fn version_server() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = Arc::clone(&accepted);
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(
+                        |req: Request<hyper::body::Incoming>| async move {
+                            // Held briefly so that concurrent requests
+                            // overlap.
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            let text = format!("{:?}", req.version());
+                            Ok::<_, std::convert::Infallible>(Response::new(Body::from(text)))
+                        },
+                    );
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        (format!("http://{addr}/"), accepted)
+    }
+
+    async fn versions(transport: &HttpsTransport, url: &str, n: usize) -> Vec<String> {
+        use tower::ServiceExt;
+        let calls = (0..n).map(|_| {
+            let t = transport.clone();
+            let req = Request::post(url).body(Body::from("{}")).unwrap();
+            async move {
+                let resp = t.oneshot(req).await.unwrap();
+                let body = resp.into_body().collect_limited(1024).await.unwrap();
+                String::from_utf8(body.to_vec()).unwrap()
+            }
+        });
+        futures_util::future::join_all(calls).await
+    }
+
+    #[tokio::test]
+    async fn plain_http_uses_http1_unless_h2c_is_asked_for() {
+        use std::sync::atomic::Ordering;
+        let (url, accepted) = version_server().await;
+        let default = HttpsTransport::new();
+        let seen = versions(&default, &url, 4).await;
+        assert!(seen.iter().all(|v| v == "HTTP/1.1"), "{seen:?}");
+        // Four overlapping HTTP/1.1 requests need four connections.
+        assert_eq!(accepted.swap(0, Ordering::SeqCst), 4);
+
+        let h2c = HttpsTransport::with_options(TransportOptions {
+            http2_prior_knowledge: true,
+            ..TransportOptions::default()
+        });
+        let seen = versions(&h2c, &url, 4).await;
+        assert!(seen.iter().all(|v| v == "HTTP/2.0"), "{seen:?}");
+        // With h2c they share one connection.
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
     }
 }

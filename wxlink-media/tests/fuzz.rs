@@ -323,3 +323,93 @@ fn uploaded_media_debug_hides_key_filekey_and_download_param() {
     }
     assert!(shown.contains("rawsize: 10"), "{shown}");
 }
+
+/// What a CDN answers a download with in [`cdn_answers_are_typed`].
+#[derive(Debug, Clone)]
+struct CdnAnswer {
+    status: u16,
+    content_length: Option<String>,
+    chunks: Vec<Vec<u8>>,
+}
+
+fn cdn_answer() -> impl Strategy<Value = CdnAnswer> {
+    (
+        prop::sample::select(vec![200u16, 200, 200, 206, 302, 404, 500]),
+        prop::option::of(prop_oneof![
+            (0u64..400).prop_map(|n| n.to_string()),
+            Just("-1".to_owned()),
+            Just("18446744073709551616".to_owned()),
+            Just("abc".to_owned()),
+        ]),
+        prop::collection::vec(prop::collection::vec(any::<u8>(), 0..80), 0..5),
+    )
+        .prop_map(|(status, content_length, chunks)| CdnAnswer {
+            status,
+            content_length,
+            chunks,
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Any status, `Content-Length` (absent, wrong, negative, huge, not a
+    /// number) and chunked body from the CDN gives bytes or a typed error,
+    /// and a successful download is exactly the decryption of what arrived.
+    #[test]
+    fn cdn_answers_are_typed(answer in cdn_answer(), encrypt_valid in any::<bool>(), max in prop::option::of(0u64..200)) {
+        let key = AesKey::from_hex("00112233445566778899aabbccddeeff").unwrap();
+        let mut chunks = answer.chunks.clone();
+        if encrypt_valid {
+            let plain: Vec<u8> = chunks.concat();
+            let cipher = wxlink_media::crypto::encrypt(&key, &plain);
+            let mid = cipher.len() / 2;
+            chunks = vec![cipher[..mid].to_vec(), cipher[mid..].to_vec()];
+        }
+        let sent: Vec<u8> = chunks.concat();
+        let a = answer.clone();
+        let service = tower::service_fn(move |_req: http::Request<wxlink_transport::Body>| {
+            let a = a.clone();
+            let chunks = chunks.clone();
+            async move {
+                let stream = futures_util_stream(chunks);
+                let mut resp = http::Response::builder().status(a.status);
+                if let Some(len) = &a.content_length {
+                    resp = resp.header("content-length", len.as_str());
+                }
+                Ok::<_, wxlink_transport::BoxError>(resp.body(wxlink_transport::Body::from_stream(stream)).unwrap())
+            }
+        });
+        let media = wxlink_media::InboundMedia::new(
+            wxlink_media::MediaKind::File,
+            "http://127.0.0.1:9/c2c/download?encrypted_query_param=EQP-MARKER-XYZ",
+            Some(key.clone()),
+        );
+        let mut options = wxlink_media::download::DownloadOptions::default();
+        if let Some(max) = max {
+            options = wxlink_media::download::DownloadOptions::with_max_bytes(max);
+        }
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        match rt.block_on(wxlink_media::download(&service, &media, &options)) {
+            Ok(done) => {
+                prop_assert_eq!(answer.status, 200);
+                let expected = wxlink_media::crypto::decrypt(&key, &sent).unwrap();
+                prop_assert_eq!(&done.bytes[..], &expected[..]);
+                prop_assert!(max.is_none_or(|m| expected.len() as u64 <= m + 16));
+            }
+            Err(err) => {
+                let shown = format!("{err} {err:?}");
+                prop_assert!(!shown.contains("EQP-MARKER-XYZ"), "{}", shown);
+                prop_assert!(!shown.contains("00112233"), "{}", shown);
+            }
+        }
+    }
+}
+
+/// A body stream that yields `chunks` one by one.
+fn futures_util_stream(
+    chunks: Vec<Vec<u8>>,
+) -> impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + Sync + 'static
+{
+    futures_util::stream::iter(chunks.into_iter().map(|c| Ok(bytes::Bytes::from(c))))
+}

@@ -1,6 +1,57 @@
-//! Serde plumbing the generated enums call: integer enums travel as JSON
+//! Serde plumbing the generated code calls: integer enums travel as JSON
 //! numbers and string enums as JSON strings, and a value this crate does not
-//! know is kept in the enum's `Unknown` variant instead of failing.
+//! know is kept in the enum's `Unknown` variant instead of failing. Lists
+//! marked `lenient` in the schema are read with [`lenient_list`], so that one
+//! malformed element field does not fail the whole response.
+
+/// Reads a JSON array of `T` where a malformed element does not fail the
+/// list: an element that does not decode loses the top-level fields that do
+/// not decode on their own and is read from the rest, so a message with one
+/// bad field is still delivered with that field absent. An element that
+/// still does not decode (not an object at all) is left out. `null` reads as
+/// an empty list; any other non-array is an error.
+pub(crate) fn lenient_list<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    use serde::Deserialize as _;
+    use serde_json::Value;
+
+    let items = match Option::<Value>::deserialize(deserializer)? {
+        None => return Ok(Vec::new()),
+        Some(Value::Array(items)) => items,
+        Some(_) => return Err(serde::de::Error::custom("expected a list")),
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        if let Ok(v) = T::deserialize(&item) {
+            out.push(v);
+            continue;
+        }
+        let Value::Object(mut map) = item else {
+            continue;
+        };
+        // Drop every field that does not decode in an element of its own;
+        // the keys are few, so trying each one is cheap.
+        let bad: Vec<String> = map
+            .iter()
+            .filter(|(k, v)| {
+                let mut single = serde_json::Map::new();
+                single.insert((*k).clone(), (*v).clone());
+                T::deserialize(&Value::Object(single)).is_err()
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in &bad {
+            map.remove(k);
+        }
+        if let Ok(v) = T::deserialize(&Value::Object(map)) {
+            out.push(v);
+        }
+    }
+    Ok(out)
+}
 
 /// Implements `Serialize`/`Deserialize` for a generated integer enum through
 /// its `to_wire`/`from_wire` methods. A number sent as a decimal string is

@@ -305,8 +305,8 @@ impl Schema {
                 );
                 ensure!(known(&f.ty), "schema: {where_} has unknown type `{}`", f.ty);
                 ensure!(
-                    !f.lenient || f.ty == "u64",
-                    "schema: {where_}: only u64 can be lenient"
+                    !f.lenient || f.ty == "u64" || f.list,
+                    "schema: {where_}: only u64 and lists can be lenient"
                 );
                 ensure!(
                     !f.always || f.list || f.ty == "string",
@@ -495,7 +495,9 @@ impl Schema {
                     attrs.push("default".into());
                     attrs.push("skip_serializing_if = \"Option::is_none\"".into());
                 }
-                if f.lenient {
+                if f.lenient && f.list {
+                    attrs.push("deserialize_with = \"crate::wire::lenient_list\"".into());
+                } else if f.lenient {
                     attrs.push("with = \"crate::ids::lenient_u64\"".into());
                 }
                 let _ = writeln!(s, "#[serde({})]", attrs.join(", "));
@@ -687,7 +689,9 @@ impl Schema {
                 if f.always {
                     notes.push("always sent");
                 }
-                if f.lenient {
+                if f.lenient && f.list {
+                    notes.push("a malformed field of an element is dropped, not the list");
+                } else if f.lenient {
                     notes.push("number or decimal string");
                 }
                 let notes = if notes.is_empty() {

@@ -67,7 +67,11 @@ pub struct WeixinMessage {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_state: Option<MessageState>,
     /// The content items; a reply carries exactly one (§5.6).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "crate::wire::lenient_list"
+    )]
     pub item_list: Vec<MessageItem>,
     /// The conversation token; a reply echoes the latest one from this user (§8.3).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -404,7 +408,11 @@ pub struct GetUpdatesResponse {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub errmsg: Option<String>,
     /// Zero or more messages.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "crate::wire::lenient_list"
+    )]
     pub msgs: Vec<WeixinMessage>,
     /// The new cursor; persist it when non-empty (§9).
     #[serde(default, skip_serializing_if = "Option::is_none")]

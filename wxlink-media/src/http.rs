@@ -9,8 +9,8 @@ use std::future::Future;
 use bytes::{Bytes, BytesMut};
 use http::{Request, Response};
 use http_body::Body as _;
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use tower::{Service, ServiceExt};
+use wxlink_proto::url::encode_uri_component as encode_component;
 use wxlink_transport::{Body, BoxError};
 
 /// Any HTTP service media transfers can use: a cloneable tower service from
@@ -40,24 +40,6 @@ where
         let svc = self.clone();
         async move { svc.oneshot(request).await.map_err(Into::into) }
     }
-}
-
-/// The characters JavaScript's `encodeURIComponent` leaves alone, which is
-/// what the official client uses for CDN query parameters (ILINK.md §7.3).
-const URI_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'!')
-    .remove(b'~')
-    .remove(b'*')
-    .remove(b'\'')
-    .remove(b'(')
-    .remove(b')');
-
-/// Percent-encodes a query value as `encodeURIComponent` does.
-pub(crate) fn encode_component(value: &str) -> String {
-    utf8_percent_encode(value, URI_COMPONENT).to_string()
 }
 
 /// The CDN base without trailing slashes, so that joining never yields `//`.

@@ -66,6 +66,7 @@ pub mod ids;
 pub mod secret;
 pub mod status;
 pub mod uin;
+pub mod url;
 pub mod version;
 
 mod generated;

@@ -12,7 +12,7 @@ use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
 use md5::{Digest as _, Md5};
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
+use percent_encoding::percent_decode_str;
 use tokio::io::AsyncWriteExt as _;
 use wxlink_media::{AesKey, Decryptor};
 
@@ -22,22 +22,7 @@ use crate::records::UploadRecord;
 use crate::server::{Answer, status};
 use crate::state::Shared;
 
-/// Characters `encodeURIComponent` leaves alone besides alphanumerics.
-const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'!')
-    .remove(b'~')
-    .remove(b'*')
-    .remove(b'\'')
-    .remove(b'(')
-    .remove(b')');
-
-/// Percent-encodes a query value as JavaScript's `encodeURIComponent` does.
-pub(crate) fn encode_component(s: &str) -> String {
-    utf8_percent_encode(s, COMPONENT).to_string()
-}
+pub(crate) use wxlink_proto::url::encode_uri_component as encode_component;
 
 /// The value of query parameter `name`, percent-decoded. A `+` stays a
 /// `+`: clients encode with `encodeURIComponent`, not as HTML forms, and a

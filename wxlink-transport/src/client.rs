@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, Request, Response, Uri};
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use tower::util::BoxCloneSyncService;
 use tower::{Layer, Service, ServiceExt};
 
@@ -21,6 +20,7 @@ use crate::layers::{
     RetryLayer, RetryPolicy, Timeout, TimeoutLayer, Timeouts, Trace, TraceLayer,
 };
 use crate::meta::CallMeta;
+use crate::proto::url::push_uri_component;
 use crate::proto::{self, ApiResponse, BaseInfo, BotToken, Endpoint, HttpMethod};
 use crate::redact;
 use crate::transport::HttpsTransport;
@@ -482,19 +482,6 @@ fn base_prefix(base: &str) -> Result<String, &'static str> {
     Ok(prefix)
 }
 
-/// The characters `encodeURIComponent` leaves alone are kept; everything
-/// else is percent-encoded.
-const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'!')
-    .remove(b'~')
-    .remove(b'*')
-    .remove(b'\'')
-    .remove(b'(')
-    .remove(b')');
-
 /// The full URL of a call to `E`.
 fn endpoint_uri<E: Endpoint>(prefix: &str, req: &E::Request) -> Result<Uri, Error> {
     let query = E::query(req);
@@ -504,9 +491,9 @@ fn endpoint_uri<E: Endpoint>(prefix: &str, req: &E::Request) -> Result<Uri, Erro
     url.push_str(path);
     for (i, (name, value)) in query.iter().enumerate() {
         url.push(if i == 0 { '?' } else { '&' });
-        url.extend(utf8_percent_encode(name, COMPONENT));
+        push_uri_component(&mut url, name);
         url.push('=');
-        url.extend(utf8_percent_encode(value, COMPONENT));
+        push_uri_component(&mut url, value);
     }
     Uri::try_from(url).map_err(|err| Error::InvalidUrl {
         source: Box::new(err),

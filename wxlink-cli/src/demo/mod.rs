@@ -400,7 +400,7 @@ async fn fetch_and_decrypt(
             format!(
                 "{}/download?encrypted_query_param={}",
                 sim.cdn_base_url(),
-                encode_component(param)
+                wxlink_proto::url::encode_uri_component(param)
             )
         }
     };
@@ -417,19 +417,6 @@ async fn fetch_and_decrypt(
 /// Decrypts a whole buffer.
 fn decrypt(key: &AesKey, ciphertext: &[u8]) -> Result<Vec<u8>, wxlink_media::MediaError> {
     wxlink_media::crypto::decrypt(key, ciphertext)
-}
-
-/// Percent-encodes a query component (everything but unreserved characters).
-fn encode_component(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// Login callbacks for the demo: the QR code and each step, on stdout.

@@ -67,6 +67,12 @@ pub struct GlobalArgs {
     /// More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG is used when absent.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+
+    /// Speak HTTP/2 without TLS to a plain http:// server (h2c, prior knowledge), so every call
+    /// shares one connection. Only for servers that support it, such as `wxlink sim`; https://
+    /// servers negotiate HTTP/2 by themselves.
+    #[arg(long, global = true, env = "WXLINK_H2C")]
+    pub h2c: bool,
 }
 
 /// The commands of `wxlink`.
@@ -292,6 +298,7 @@ impl std::fmt::Debug for GlobalArgs {
             .field("base_url", &self.base_url)
             .field("cdn_base_url", &self.cdn_base_url)
             .field("verbose", &self.verbose)
+            .field("h2c", &self.h2c)
             .finish()
     }
 }

@@ -199,6 +199,14 @@ async fn send_text_prints_the_message_id_and_reaches_the_user() {
     ]))
     .await;
     assert_ok(&out);
+    // Without --h2c a plain http:// server is spoken to over HTTP/1.1.
+    assert!(
+        sim.request_log()
+            .iter()
+            .all(|r| r.http_version == "HTTP/1.1"),
+        "{:?}",
+        sim.request_log()
+    );
     let ids: Vec<String> = stdout(&out).lines().map(str::to_owned).collect();
     assert_eq!(ids.len(), 1, "{}", stdout(&out));
     let sent = sim.sent_messages();
@@ -272,6 +280,40 @@ async fn send_file_uploads_it_encrypted_and_sends_a_file_item() {
     assert!(
         printed.contains(sent[1].msg.client_id.as_deref().unwrap()),
         "{printed}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2c_sends_text_and_uploads_a_file_over_http2_without_tls() {
+    let sim = sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let content: Vec<u8> = (0..20_000u32).map(|i| (i * 13 % 251) as u8).collect();
+    std::fs::write(dir.path().join("h2.bin"), &content).unwrap();
+    let out = run(wxlink_at(&sim, dir.path()).args([
+        "--h2c",
+        "send",
+        "--to",
+        &sim.user_id(),
+        "--file",
+        "h2.bin",
+        "--caption",
+        "over h2c",
+    ]))
+    .await;
+    assert_ok(&out);
+    // Every API and CDN call the binary made went over HTTP/2.
+    let log = sim.request_log();
+    assert!(log.len() >= 4, "{log:?}");
+    for record in &log {
+        assert_eq!(record.http_version, "HTTP/2.0", "{record:?}");
+    }
+    let sent = sim.sent_messages();
+    assert_eq!(sent.len(), 2, "caption, then the file");
+    assert_eq!(sent[0].text(), Some("over h2c"));
+    let file = sent[1].msg.item_list[0].file_item.as_ref().unwrap();
+    assert_eq!(
+        fetch_media(&sim, file.media.as_ref().unwrap()).await,
+        content
     );
 }
 

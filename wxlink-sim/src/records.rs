@@ -115,6 +115,8 @@ pub struct RequestRecord {
     pub at: SystemTime,
     /// `GET`, `POST`, …
     pub method: String,
+    /// The HTTP version it arrived over: `HTTP/1.1`, or `HTTP/2.0` for h2c.
+    pub http_version: String,
     /// The path, without the query.
     pub path: String,
     /// The raw query string, if any.

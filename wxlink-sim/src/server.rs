@@ -247,6 +247,7 @@ async fn handle(
     let mut record = RequestRecord {
         at: SystemTime::now(),
         method: method.to_string(),
+        http_version: format!("{:?}", req.version()),
         path: path.clone(),
         query: query.clone(),
         endpoint: None,

@@ -156,10 +156,18 @@ pub fn run(sh: &Shell) -> Result<()> {
         Ok(r) => rows.push(r),
         Err(e) => failures.push(failed("upload peak RSS", &e, &mut rows)),
     }
-    for (count, hold_ms) in plan.polls {
-        match poll_row(&bench, count, hold_ms, &mut notes) {
-            Ok(r) => rows.push(r),
-            Err(e) => failures.push(failed(&format!("idle polls x{count}"), &e, &mut rows)),
+    // Each poll over HTTP/1.1 holds a connection of its own; over h2c (the
+    // CLI's --h2c) every poll shares one connection. Both are shown.
+    for h2c in [false, true] {
+        for (count, hold_ms) in plan.polls {
+            match poll_row(&bench, count, hold_ms, h2c, &mut notes) {
+                Ok(r) => rows.push(r),
+                Err(e) => failures.push(failed(
+                    &format!("idle polls x{count}{}", protocol_label(h2c)),
+                    &e,
+                    &mut rows,
+                )),
+            }
         }
     }
     match media_rows(sh, aes_ceiling, md5_ceiling) {
@@ -597,16 +605,32 @@ fn rss_row(bench: &Bench, plan: &Plan, notes: &mut Vec<String>) -> Result<Row> {
     })
 }
 
-/// Memory per idle long poll with `count` polls held at once.
-fn poll_row(bench: &Bench, count: u64, hold_ms: u64, notes: &mut Vec<String>) -> Result<Row> {
-    println!("\nidle long polls: {count} held for {hold_ms} ms");
-    let args = vec![
+/// How a poll row names its protocol.
+fn protocol_label(h2c: bool) -> &'static str {
+    if h2c { " (h2c)" } else { " (HTTP/1.1)" }
+}
+
+/// Memory per idle long poll with `count` polls held at once, over h2c (one
+/// shared connection) or HTTP/1.1 (a connection per poll).
+fn poll_row(
+    bench: &Bench,
+    count: u64,
+    hold_ms: u64,
+    h2c: bool,
+    notes: &mut Vec<String>,
+) -> Result<Row> {
+    let label = protocol_label(h2c);
+    println!("\nidle long polls{label}: {count} held for {hold_ms} ms");
+    let mut args = vec![
         "poll".to_owned(),
         "--count".to_owned(),
         count.to_string(),
         "--hold-ms".to_owned(),
         hold_ms.to_string(),
     ];
+    if h2c {
+        args.push("--h2c".to_owned());
+    }
     let measured = bench.measure(&args)?;
     let report = &measured.report;
     let kib = field(report, "kib_per_poll")?;
@@ -614,7 +638,7 @@ fn poll_row(bench: &Bench, count: u64, hold_ms: u64, notes: &mut Vec<String>) ->
     let baseline = field(report, "baseline_rss_bytes")?;
     let during = field(report, "rss_bytes")?;
     notes.push(format!(
-        "{count} idle polls: ({} RSS while {held} polls were held − {} after one warm-up poll) / {held} = {kib:.1} KiB per poll, \
+        "{count} idle polls{label}: ({} RSS while {held} polls were held − {} after one warm-up poll) / {held} = {kib:.1} KiB per poll, \
          client process only; the simulator (another process) peaked at {}, not counted",
         mib(Some(during as u64)),
         mib(Some(baseline as u64)),
@@ -624,7 +648,7 @@ fn poll_row(bench: &Bench, count: u64, hold_ms: u64, notes: &mut Vec<String>) ->
         bail!("only {held} of {count} polls were held: {report}");
     }
     Ok(Row {
-        target: format!("idle long polls, {count}"),
+        target: format!("idle long polls, {count}{label}"),
         ours: Figure::new(kib, "KiB/poll", ""),
         ceiling: Figure::new(16.0, "KiB/poll", "budget"),
         goal: Goal::Below(1.0 + 1e-9, "≤ 16 KiB per poll"),

@@ -15,6 +15,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use wxlink_client::WxLinkClient;
 use wxlink_proto::BotToken;
+use wxlink_transport::{HttpsTransport, TransportOptions};
 
 use crate::account::{self, Account};
 use crate::cli::{Cli, Command};
@@ -28,26 +29,33 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Login(args) => login::run(global, args).await,
         Command::Send(args) => {
             let account = account::resolve(global)?;
-            send::run(&client_for(&account)?, args).await
+            send::run(&client_for(&account, global.h2c)?, args).await
         }
         Command::Listen(args) => {
             let account = account::resolve(global)?;
-            listen::run(&client_for(&account)?, args).await
+            listen::run(&client_for(&account, global.h2c)?, args).await
         }
         Command::Typing(args) => {
             let account = account::resolve(global)?;
-            typing::run(&client_for(&account)?, args).await
+            typing::run(&client_for(&account, global.h2c)?, args).await
         }
         Command::Bench(args) => {
             let account = account::resolve(global)?;
-            bench::run(&account, &client_for(&account)?, args).await
+            bench::run(&account, &client_for(&account, global.h2c)?, args).await
         }
     }
 }
 
-/// Builds the client for an account.
-pub fn client_for(account: &Account) -> Result<WxLinkClient> {
-    WxLinkClient::builder()
+/// Builds the client for an account; `h2c` speaks HTTP/2 without TLS to a
+/// plain `http://` server so that every call shares one connection.
+pub fn client_for(account: &Account, h2c: bool) -> Result<WxLinkClient> {
+    let mut builder = WxLinkClient::builder();
+    if h2c {
+        let mut options = TransportOptions::default();
+        options.http2_prior_knowledge = true;
+        builder = builder.transport(HttpsTransport::with_options(options));
+    }
+    builder
         .base_url(account.base_url.clone())
         .cdn_base_url(account.cdn_base_url.clone())
         .token(BotToken::new(account.token.clone()))

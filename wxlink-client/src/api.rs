@@ -11,14 +11,13 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use wxlink_proto::{BotToken, Endpoint};
-use wxlink_transport::{ApiClient, ApiConfig, Body, BoxError, CallOptions, RetryPolicy, Timeouts};
+use wxlink_transport::{ApiClient, ApiConfig, BoxError, CallOptions, RetryPolicy, Timeouts};
 
 use crate::Error;
 use crate::login::LoginOptions;
 
 /// The erased HTTP service every client holds: any transport, boxed once.
-pub type BoxHttpService =
-    tower::util::BoxCloneSyncService<http::Request<Body>, http::Response<Body>, BoxError>;
+pub use wxlink_transport::BoxHttpService;
 
 /// Everything a [`ClientBuilder`](crate::ClientBuilder) collects.
 #[derive(Clone, Default)]

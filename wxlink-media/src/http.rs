@@ -87,82 +87,14 @@ pub(crate) async fn read_prefix(body: Body, limit: usize) -> Bytes {
 }
 
 /// A short, printable excerpt of a response body for an error message,
-/// with the values of secret-looking fields replaced (see
-/// [`redact_secrets`]).
+/// with the values of secret-looking fields (CDN parameters, file keys, AES
+/// keys, tokens) replaced by [`wxlink_transport::redact_secrets`].
 pub(crate) fn excerpt(bytes: &[u8]) -> String {
     let text = String::from_utf8_lossy(bytes);
-    let text = redact_secrets(text.trim());
+    let text = wxlink_transport::redact_secrets(text.trim());
     let mut out: String = text.chars().take(200).collect();
     if text.chars().count() > 200 {
         out.push('…');
-    }
-    out
-}
-
-/// Replaces the value after any `name=`, `name:` or `"name":` whose name
-/// looks like a credential or a CDN parameter (`encrypted_query_param`,
-/// `filekey`, `aes_key`, tokens, URLs), so that a CDN error body or header
-/// that echoes the request never puts one in an error message or a log.
-pub(crate) fn redact_secrets(text: &str) -> String {
-    const MARKERS: [&str; 6] = ["param", "key", "token", "ticket", "url", "auth"];
-    let is_word = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'-';
-    let bytes = text.as_bytes();
-    let mut out = String::with_capacity(text.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if !is_word(bytes[i]) {
-            // Copy one whole character; `i` is always on a boundary.
-            let len = text[i..].chars().next().map_or(1, char::len_utf8);
-            out.push_str(&text[i..i + len]);
-            i += len;
-            continue;
-        }
-        let start = i;
-        while i < bytes.len() && is_word(bytes[i]) {
-            i += 1;
-        }
-        out.push_str(&text[start..i]);
-        let name = text[start..i].to_ascii_lowercase();
-        if !MARKERS.iter().any(|m| name.contains(m)) {
-            continue;
-        }
-        let mut j = i;
-        if j < bytes.len() && bytes[j] == b'"' {
-            j += 1;
-        }
-        while j < bytes.len() && bytes[j].is_ascii_whitespace() {
-            j += 1;
-        }
-        if j >= bytes.len() || (bytes[j] != b':' && bytes[j] != b'=') {
-            continue;
-        }
-        j += 1;
-        while j < bytes.len() && bytes[j].is_ascii_whitespace() {
-            j += 1;
-        }
-        let end = match bytes.get(j) {
-            None => continue,
-            // A quoted value ends after its closing quote.
-            Some(b'"') => {
-                let mut k = j + 1;
-                while k < bytes.len() && bytes[k] != b'"' {
-                    k += if bytes[k] == b'\\' { 2 } else { 1 };
-                }
-                (k + 1).min(bytes.len())
-            }
-            // A list or object is hidden to the end of the text.
-            Some(b'[' | b'{') => bytes.len(),
-            Some(_) => {
-                let mut k = j;
-                while k < bytes.len() && !b"&,;}] \t\r\n\"'".contains(&bytes[k]) {
-                    k += 1;
-                }
-                k
-            }
-        };
-        out.push_str(&text[i..j]);
-        out.push_str("<redacted>");
-        i = end;
     }
     out
 }

@@ -167,6 +167,7 @@ pub use client::{
 pub use error::{BoxError, Error};
 pub use layers::{RetryPolicy, Timeouts};
 pub use meta::CallMeta;
+pub use redact::redact_secrets;
 pub use transport::{HttpsTransport, Proxy, TransportFuture, TransportOptions};
 
 /// The type-erased transport boundary: what a facade stores so that its

@@ -18,16 +18,7 @@ const REDACTED: &str = "<redacted>";
 /// Whether a field name names a value that must not be shown.
 fn is_secret_name(name: &str) -> bool {
     const MARKERS: [&str; 10] = [
-        "token",
-        "ticket",
-        "aes",
-        "key",
-        "authorization",
-        "param",
-        "url",
-        "secret",
-        "password",
-        "cookie",
+        "token", "ticket", "aes", "key", "auth", "param", "url", "secret", "password", "cookie",
     ];
     let lower = name.to_ascii_lowercase();
     MARKERS.iter().any(|m| lower.contains(m))
@@ -40,7 +31,7 @@ fn is_secret_name(name: &str) -> bool {
 pub(crate) fn excerpt(body: &[u8]) -> String {
     let scanned = &body[..body.len().min(EXCERPT_SCAN_BYTES)];
     let text = String::from_utf8_lossy(scanned);
-    let redacted = redact_text(&text);
+    let redacted = redact_secrets(&text);
     let mut out: String = redacted.chars().take(EXCERPT_CHARS).collect();
     if redacted.chars().nth(EXCERPT_CHARS).is_some() || body.len() > scanned.len() {
         out.push('…');
@@ -48,8 +39,19 @@ pub(crate) fn excerpt(body: &[u8]) -> String {
     out
 }
 
-/// Replaces secret values in JSON-ish or `key=value` text.
-pub(crate) fn redact_text(text: &str) -> String {
+/// Replaces secret values in JSON-ish or `key=value` text: the value after
+/// any `"name":`, `name:` or `name=` whose name looks like a credential or
+/// an opaque media parameter (it contains `token`, `ticket`, `aes`, `key`,
+/// `auth`, `param`, `url`, `secret`, `password` or `cookie`), and the word
+/// after `Bearer`. A quoted value is hidden to its closing quote, a list or
+/// object whole. The media crate uses it for CDN error messages too.
+///
+/// ```
+/// let shown = wxlink_transport::redact_secrets(r#"{"errmsg":"bad","filekey":"0a1b"}"#);
+/// assert!(!shown.contains("0a1b"));
+/// assert!(shown.contains("bad"));
+/// ```
+pub fn redact_secrets(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = String::with_capacity(text.len());
     let mut i = 0;
@@ -256,7 +258,7 @@ mod tests {
 
     #[test]
     fn text_and_bearer_secrets_are_replaced() {
-        let out = redact_text("Authorization: Bearer abc.def and token=XYZ&x=1 aes_key: 9f");
+        let out = redact_secrets("Authorization: Bearer abc.def and token=XYZ&x=1 aes_key: 9f");
         assert!(!out.contains("abc.def"), "{out}");
         assert!(!out.contains("XYZ"), "{out}");
         assert!(!out.contains("9f"), "{out}");
@@ -265,9 +267,9 @@ mod tests {
 
     #[test]
     fn escaped_quotes_and_cut_strings_stay_redacted() {
-        let out = redact_text(r#"{"context_token":"a\"b","x":1}"#);
+        let out = redact_secrets(r#"{"context_token":"a\"b","x":1}"#);
         assert_eq!(out, r#"{"context_token":"<redacted>","x":1}"#);
-        let out = redact_text(r#"{"context_token":"unterminated SECRET"#);
+        let out = redact_secrets(r#"{"context_token":"unterminated SECRET"#);
         assert!(!out.contains("SECRET"), "{out}");
     }
 
@@ -283,7 +285,7 @@ mod tests {
             r#"{"aes_key":{"k":"SECRET1","n":[1,"]"]},"x":1}"#,
             r#"{"aes_key":[["SECRET1""#,
         ] {
-            let out = redact_text(text);
+            let out = redact_secrets(text);
             assert!(!out.contains("SECRET"), "{text} -> {out}");
             if text.ends_with('}') {
                 assert!(out.ends_with(r#","x":1}"#), "{text} -> {out}");

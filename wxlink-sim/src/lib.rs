@@ -167,6 +167,23 @@ pub use login::{LoginPath, LoginScript};
 pub use records::{AuthSeen, NotifyCall, RequestRecord, SentMessage, TypingCall, UploadRecord};
 pub use sim::Simulator;
 
+/// Resolves on Ctrl-C, or on SIGTERM where there is one: what a standalone
+/// simulator (`wxlink-sim`, `wxlink sim`) waits for before shutting down.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
 /// Re-exported so tests can name media kinds and key encodings without a
 /// direct dependency on `wxlink-media`.
 pub use wxlink_media::{KeyEncoding, MediaKind};

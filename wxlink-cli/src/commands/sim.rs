@@ -42,23 +42,7 @@ pub async fn run(args: &SimArgs) -> Result<ExitCode> {
         "simulator running at {}; press Ctrl-C to stop",
         sim.base_url()
     );
-    wait_for_shutdown_signal().await;
+    wxlink_sim::shutdown_signal().await;
     sim.shutdown().await;
     Ok(ExitCode::SUCCESS)
-}
-
-/// Resolves on Ctrl-C, or on SIGTERM where there is one.
-async fn wait_for_shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }

@@ -65,25 +65,9 @@ async fn main() -> ExitCode {
         "token": sim.token().expose_secret(),
     });
     println!("{line}");
-    stop_signal().await;
+    wxlink_sim::shutdown_signal().await;
     // Shutting down drops the state, which removes spilled CDN files.
     sim.shutdown().await;
     drop(sim);
     ExitCode::SUCCESS
-}
-
-/// Resolves on Ctrl-C, or on SIGTERM where there is one.
-async fn stop_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }

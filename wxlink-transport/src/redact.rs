@@ -275,7 +275,7 @@ mod tests {
 
     #[test]
     fn whitespace_around_the_colon_and_nested_values_stay_redacted() {
-        // Found by tests/fuzz_bodies.rs: a tab or line break after the colon
+        // Found by the fuzz_bodies integration tests: a tab or line break after the colon
         // used to let the value through.
         for text in [
             "{\"context_token\":\t\"SECRET1\",\"x\":1}",

@@ -7,7 +7,7 @@ use wxlink_media::crypto::{self, Decryptor, Encryptor};
 use wxlink_media::{AesKey, KeyEncoding, MediaError};
 
 fn vectors() -> serde_json::Value {
-    let text = include_str!("data/media.crypto-vectors.json");
+    let text = include_str!("../data/media.crypto-vectors.json");
     serde_json::from_str(text).unwrap()
 }
 

@@ -2,7 +2,7 @@
 //! key encoding, the CDN retry rules and the typed download errors.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -11,8 +11,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use wxlink_proto::{SendMessage, SendMessageRequest};
 use wxlink_transport::{ApiClient, ApiConfig, HttpsTransport, RetryPolicy, TransportOptions};
 
-const CERT: &[u8] = include_bytes!("fixtures/cert.der");
-const KEY: &[u8] = include_bytes!("fixtures/key.der");
+const CERT: &[u8] = include_bytes!("../fixtures/cert.der");
+const KEY: &[u8] = include_bytes!("../fixtures/key.der");
 
 /// What the TLS server saw.
 #[derive(Default)]

@@ -39,8 +39,17 @@ pub struct SimConfig {
     /// Largest JSON request body accepted, in bytes.
     pub max_json_body: usize,
     /// Most request-log entries kept; the oldest go first. Keeps load tests
-    /// from growing the log without bound.
+    /// from growing the log without bound. The all-time count per endpoint
+    /// keeps going (see [`Simulator::record_counts`]).
     pub request_log_limit: usize,
+    /// Most entries kept in each of the other record logs: sent messages,
+    /// typing calls, notify calls and uploads (10 000 each by default). The
+    /// oldest go first, so a simulator under a long load test keeps a fixed
+    /// amount of memory for them; 0 keeps none. The accessors
+    /// ([`Simulator::sent_messages`] and the like) return what is kept,
+    /// while the all-time totals ([`Simulator::record_counts`]) and the
+    /// `wait_for_*` helpers count every entry ever added.
+    pub record_limit: usize,
     /// Give injected media a `full_url` (a complete download URL on the
     /// simulated CDN) besides `encrypt_query_param`, as some real inbound
     /// items carry.
@@ -67,6 +76,7 @@ impl Default for SimConfig {
             max_batch: 32,
             max_json_body: 4 * 1024 * 1024,
             request_log_limit: 10_000,
+            record_limit: 10_000,
             inbound_full_url: false,
             redirect_host: None,
         }
@@ -295,9 +305,18 @@ impl SimBuilder {
         self
     }
 
-    /// Sets how many request-log entries are kept.
+    /// Sets how many request-log entries are kept; see
+    /// [`SimConfig::request_log_limit`].
     pub fn request_log_limit(mut self, n: usize) -> Self {
         self.config.request_log_limit = n;
+        self
+    }
+
+    /// Sets how many entries each of the other record logs keeps (sent
+    /// messages, typing calls, notify calls, uploads); see
+    /// [`SimConfig::record_limit`].
+    pub fn record_limit(mut self, n: usize) -> Self {
+        self.config.record_limit = n;
         self
     }
 

@@ -8,8 +8,9 @@
 //! | `POST /_sim/inject/text` | `{from_user?, text, context_token?}` | the injected message |
 //! | `POST /_sim/inject/message` | a `WeixinMessage` (`from_user_id` optional) | the injected message |
 //! | `POST /_sim/inject/media` | `{from_user?, kind: image\|voice\|file\|video, data_base64, key_encoding?: hex\|base64_raw\|base64_hex, file_name?, transcript?}` | the injected message |
-//! | `GET /_sim/sent`, `/_sim/typing`, `/_sim/notify`, `/_sim/uploads`, `/_sim/requests` | — | the records, oldest first |
-//! | `GET /_sim/sent?min=N&timeout_ms=T` (also `typing`, `uploads`) | — | waits until there are at least N records; 408 `{"error":…}` after T ms (default 5 000) |
+//! | `GET /_sim/sent`, `/_sim/typing`, `/_sim/notify`, `/_sim/uploads`, `/_sim/requests` | — | the records kept (the newest `record_limit`, or `request_log_limit` for requests), oldest first |
+//! | `GET /_sim/sent?min=N&timeout_ms=T` (also `typing`, `uploads`) | — | waits until at least N records were added in all (dropped ones count) and answers those kept; 408 `{"error":…}` after T ms (default 5 000) |
+//! | `GET /_sim/counts` | — | `{sent, typing, notify, uploads, requests: {total, kept}, requests_by_endpoint: {name: total}}`, all-time since the start or last reset |
 //! | `POST /_sim/fault` | `{endpoint, kind: http_status\|delay\|drop_connection\|truncated_body\|invalid_json\|session_expired, status?, body?, delay_ms?, times?}` | `{}` |
 //! | `POST /_sim/expire`, `POST /_sim/reset` | — | `{}` |
 //! | `POST /_sim/login_script` | `{path: confirm\|redirect\|verify_code\|expired\|binded_redirect, code?, max_attempts?, user_id?, step_delay_ms?}` | `{}` |
@@ -229,6 +230,7 @@ fn route(
         "/_sim/notify" if get => json(&sim.notify_calls()),
         "/_sim/uploads" if get => json(&sim.uploads()),
         "/_sim/requests" if get => json(&sim.request_log()),
+        "/_sim/counts" if get => json(&sim.record_counts()),
         "/_sim/fault" if post => {
             let input: FaultIn = parse(body)?;
             let mut fault = match input.kind.as_str() {

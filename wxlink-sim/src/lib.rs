@@ -24,6 +24,12 @@
 //!   inject faults, expire the session, reset. The same controls are JSON
 //!   endpoints under `/_sim/` (see the `control` module docs) for the
 //!   standalone `wxlink-sim` binary and clients in other languages.
+//! - **Bounded records**: each record log keeps its newest
+//!   [`SimConfig::record_limit`] entries (10 000 by default; the request log
+//!   [`SimConfig::request_log_limit`]) and counts every entry in
+//!   [`Simulator::record_counts`], so a standalone simulator under a long
+//!   load test stays within a fixed memory budget, and the `wait_for_*`
+//!   helpers wait on the all-time counts.
 //! - **Fidelity switches** ([`Fidelity`], all off by default): the 16 KiB
 //!   text limit, the reply limit per inbound message, the burst throttle,
 //!   the 24 h reply window (with a fake clock) and one binding per user.
@@ -164,7 +170,10 @@ pub use config::{
 pub use fault::{FAULT_TARGETS, Fault};
 pub use inbound::{InboundMessage, InjectedMessage, quoting, text_item, voice_transcript_item};
 pub use login::{LoginPath, LoginScript};
-pub use records::{AuthSeen, NotifyCall, RequestRecord, SentMessage, TypingCall, UploadRecord};
+pub use records::{
+    AuthSeen, LogCount, NotifyCall, RecordCounts, RequestRecord, SentMessage, TypingCall,
+    UploadRecord,
+};
 pub use sim::Simulator;
 
 /// Resolves on Ctrl-C, or on SIGTERM where there is one: what a standalone

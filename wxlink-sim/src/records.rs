@@ -1,6 +1,14 @@
 //! What the simulator saw: sent messages, typing calls, presence calls,
 //! CDN uploads and every HTTP request, as read by tests.
+//!
+//! Each kind of record lives in a bounded [`RecordLog`]: the newest entries
+//! are kept (see [`SimConfig::record_limit`](crate::SimConfig::record_limit)
+//! and [`SimConfig::request_log_limit`](crate::SimConfig::request_log_limit)),
+//! and an all-time count keeps going, so a simulator serving a long load
+//! test does not grow without bound while "the 20 000th message" can still
+//! be waited for.
 
+use std::collections::{BTreeMap, VecDeque};
 use std::time::SystemTime;
 
 use serde::Serialize;
@@ -146,6 +154,110 @@ impl RequestRecord {
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
+}
+
+/// A log that keeps the newest `limit` records, oldest first, and counts
+/// every record ever added (until the next reset).
+#[derive(Debug)]
+pub(crate) struct RecordLog<T> {
+    items: VecDeque<T>,
+    limit: usize,
+    total: u64,
+}
+
+impl<T: Clone> RecordLog<T> {
+    /// An empty log keeping at most `limit` records (0 keeps none, but
+    /// still counts).
+    pub(crate) fn new(limit: usize) -> Self {
+        Self {
+            items: VecDeque::new(),
+            limit,
+            total: 0,
+        }
+    }
+
+    /// Adds a record, dropping the oldest one when the log is full.
+    pub(crate) fn push(&mut self, record: T) {
+        self.total = self.total.saturating_add(1);
+        if self.limit == 0 {
+            return;
+        }
+        if self.items.len() >= self.limit {
+            self.items.pop_front();
+        }
+        self.items.push_back(record);
+    }
+
+    /// Records added since the start or the last reset, kept or not.
+    pub(crate) fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// The records kept, oldest first.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &T> {
+        self.items.iter()
+    }
+
+    /// A copy of the records kept, oldest first.
+    pub(crate) fn to_vec(&self) -> Vec<T> {
+        self.items.iter().cloned().collect()
+    }
+
+    /// How many records are kept and how many were added in all.
+    pub(crate) fn count(&self) -> LogCount {
+        LogCount {
+            total: self.total,
+            kept: self.items.len(),
+        }
+    }
+
+    /// Forgets every record and resets the count.
+    pub(crate) fn clear(&mut self) {
+        self.items.clear();
+        self.total = 0;
+    }
+}
+
+/// The size of one record log: how many records were added in all and how
+/// many of the newest are still kept.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct LogCount {
+    /// Records added since the simulator started or was last reset,
+    /// including those no longer kept.
+    pub total: u64,
+    /// Records kept, at most the log's limit; these are what the accessors
+    /// such as [`Simulator::sent_messages`](crate::Simulator::sent_messages)
+    /// return.
+    pub kept: usize,
+}
+
+impl LogCount {
+    /// Records dropped to stay within the limit (`total - kept`).
+    pub fn dropped(&self) -> u64 {
+        self.total.saturating_sub(self.kept as u64)
+    }
+}
+
+/// The all-time and kept sizes of every record log, from
+/// [`Simulator::record_counts`](crate::Simulator::record_counts) (and
+/// `GET /_sim/counts`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct RecordCounts {
+    /// Messages accepted by `sendmessage`.
+    pub sent: LogCount,
+    /// Accepted `sendtyping` calls.
+    pub typing: LogCount,
+    /// `msg/notifystart` and `msg/notifystop` calls.
+    pub notify: LogCount,
+    /// CDN upload attempts that reached the checks.
+    pub uploads: LogCount,
+    /// Requests answered (control calls excluded).
+    pub requests: LogCount,
+    /// Requests answered per endpoint name (`getupdates`, `cdn_upload`, …),
+    /// all-time; requests that matched no endpoint are not listed.
+    pub requests_by_endpoint: BTreeMap<String, u64>,
 }
 
 /// Serializes a `SystemTime` as Unix milliseconds.

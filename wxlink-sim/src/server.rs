@@ -409,9 +409,7 @@ fn finish(shared: &Shared, record: RequestRecord) {
             "simulator refused a call"
         );
     }
-    shared
-        .state()
-        .log_request(record, shared.config.request_log_limit);
+    shared.state().log_request(record);
     shared.touch();
 }
 

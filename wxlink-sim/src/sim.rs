@@ -23,7 +23,9 @@ use crate::config::{Fidelity, SimBuilder, SimConfig};
 use crate::fault::{FAULT_TARGETS, Fault};
 use crate::inbound::{InboundMessage, InjectedMessage};
 use crate::login::LoginScript;
-use crate::records::{NotifyCall, RequestRecord, SentMessage, TypingCall, UploadRecord};
+use crate::records::{
+    NotifyCall, RecordCounts, RequestRecord, SentMessage, TypingCall, UploadRecord,
+};
 use crate::state::{Shared, State};
 
 /// Message ids at or above this are beyond JavaScript's exact integers
@@ -388,31 +390,54 @@ impl Simulator {
         Ok(self.inject_message(InboundMessage::new(from_user).item(item)))
     }
 
-    /// Every message bots sent and the simulator accepted, oldest first.
+    /// The messages bots sent and the simulator accepted, oldest first:
+    /// all of them, or the newest [`SimConfig::record_limit`] once more
+    /// were sent ([`record_counts`](Self::record_counts) has the total).
     pub fn sent_messages(&self) -> Vec<SentMessage> {
-        self.shared.state().sent.clone()
+        self.shared.state().sent.to_vec()
     }
 
-    /// Every accepted `sendtyping` call, oldest first.
+    /// The accepted `sendtyping` calls, oldest first (the newest
+    /// [`SimConfig::record_limit`]).
     pub fn typing_calls(&self) -> Vec<TypingCall> {
-        self.shared.state().typing.clone()
+        self.shared.state().typing.to_vec()
     }
 
-    /// Every `msg/notifystart` and `msg/notifystop` call, oldest first.
+    /// The `msg/notifystart` and `msg/notifystop` calls, oldest first (the
+    /// newest [`SimConfig::record_limit`]).
     pub fn notify_calls(&self) -> Vec<NotifyCall> {
-        self.shared.state().notify_calls.clone()
+        self.shared.state().notify_calls.to_vec()
     }
 
-    /// Every CDN upload attempt that reached the checks, oldest first.
+    /// The CDN upload attempts that reached the checks, oldest first (the
+    /// newest [`SimConfig::record_limit`]).
     pub fn uploads(&self) -> Vec<UploadRecord> {
-        self.shared.state().uploads.clone()
+        self.shared.state().uploads.to_vec()
     }
 
-    /// Every request answered (except control calls), oldest first. The
-    /// `Authorization` header is never stored; see
-    /// [`RequestRecord::auth`].
+    /// The requests answered (except control calls), oldest first (the
+    /// newest [`SimConfig::request_log_limit`]). The `Authorization` header
+    /// is never stored; see [`RequestRecord::auth`].
     pub fn request_log(&self) -> Vec<RequestRecord> {
-        self.shared.state().requests.iter().cloned().collect()
+        self.shared.state().requests.to_vec()
+    }
+
+    /// How many records of each kind were added since the start (or the
+    /// last [`reset`](Self::reset)) and how many are still kept; the
+    /// difference was dropped to stay within [`SimConfig::record_limit`] or
+    /// [`SimConfig::request_log_limit`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), wxlink_sim::SimError> {
+    /// let sim = wxlink_sim::Simulator::builder().record_limit(100).start().await?;
+    /// let counts = sim.record_counts();
+    /// assert_eq!(counts.sent.total, 0);
+    /// assert_eq!(counts.sent.dropped(), 0);
+    /// # Ok(()) }
+    /// ```
+    pub fn record_counts(&self) -> RecordCounts {
+        self.shared.state().record_counts()
     }
 
     /// Makes the next `times` calls of `endpoint` fail with `fault`.
@@ -446,8 +471,10 @@ impl Simulator {
     }
 
     /// Puts the simulator back as it started: the initial session (valid
-    /// again), no queued messages, records, faults, scripts, conversations
-    /// or stored media, the configured fidelity and the real clock.
+    /// again), no queued messages, records (their
+    /// [counts](Self::record_counts) back at zero), faults, scripts,
+    /// conversations or stored media, the configured fidelity and the real
+    /// clock.
     pub fn reset(&self) {
         self.shared.state().reset(&self.shared.config);
         self.shared.inbound.notify_waiters();
@@ -477,7 +504,9 @@ impl Simulator {
         self.shared.state().queue.len()
     }
 
-    /// Waits until at least `n` messages have been sent and returns them all.
+    /// Waits until at least `n` messages have been sent in all (counting
+    /// those the log no longer keeps) and returns the messages kept, as
+    /// [`sent_messages`](Self::sent_messages) does.
     ///
     /// # Errors
     ///
@@ -488,12 +517,15 @@ impl Simulator {
         timeout: Duration,
     ) -> Result<Vec<SentMessage>, SimError> {
         self.shared
-            .wait_until(timeout, |st| (st.sent.len() >= n).then(|| st.sent.clone()))
+            .wait_until(timeout, |st| {
+                reached(st.sent.total(), n).then(|| st.sent.to_vec())
+            })
             .await
             .ok_or(SimError::Timeout)
     }
 
-    /// Waits until at least `n` typing calls have arrived and returns them.
+    /// Waits until at least `n` typing calls have arrived in all and
+    /// returns those kept.
     ///
     /// # Errors
     ///
@@ -505,14 +537,14 @@ impl Simulator {
     ) -> Result<Vec<TypingCall>, SimError> {
         self.shared
             .wait_until(timeout, |st| {
-                (st.typing.len() >= n).then(|| st.typing.clone())
+                reached(st.typing.total(), n).then(|| st.typing.to_vec())
             })
             .await
             .ok_or(SimError::Timeout)
     }
 
-    /// Waits until at least `n` upload attempts have finished and returns
-    /// them.
+    /// Waits until at least `n` upload attempts have finished in all and
+    /// returns those kept.
     ///
     /// # Errors
     ///
@@ -524,14 +556,14 @@ impl Simulator {
     ) -> Result<Vec<UploadRecord>, SimError> {
         self.shared
             .wait_until(timeout, |st| {
-                (st.uploads.len() >= n).then(|| st.uploads.clone())
+                reached(st.uploads.total(), n).then(|| st.uploads.to_vec())
             })
             .await
             .ok_or(SimError::Timeout)
     }
 
-    /// Waits until at least `n` requests to `endpoint` have been answered
-    /// and returns those requests.
+    /// Waits until at least `n` requests to `endpoint` have been answered in
+    /// all and returns those the request log still keeps.
     ///
     /// # Errors
     ///
@@ -544,13 +576,13 @@ impl Simulator {
     ) -> Result<Vec<RequestRecord>, SimError> {
         self.shared
             .wait_until(timeout, |st| {
-                let hits: Vec<_> = st
-                    .requests
-                    .iter()
-                    .filter(|r| r.endpoint == Some(endpoint))
-                    .cloned()
-                    .collect();
-                (hits.len() >= n).then_some(hits)
+                reached(st.endpoint_total(endpoint), n).then(|| {
+                    st.requests
+                        .iter()
+                        .filter(|r| r.endpoint == Some(endpoint))
+                        .cloned()
+                        .collect()
+                })
             })
             .await
             .ok_or(SimError::Timeout)
@@ -566,4 +598,9 @@ impl Simulator {
     pub(crate) fn view(shared: Arc<Shared>) -> Self {
         Self { shared, life: None }
     }
+}
+
+/// Whether an all-time count has reached `n`.
+fn reached(total: u64, n: usize) -> bool {
+    u64::try_from(n).is_ok_and(|n| total >= n)
 }

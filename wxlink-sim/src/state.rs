@@ -18,7 +18,9 @@ use crate::cdn::CdnState;
 use crate::config::{Fidelity, SimConfig};
 use crate::fault::FaultQueue;
 use crate::login::LoginState;
-use crate::records::{NotifyCall, RequestRecord, SentMessage, TypingCall, UploadRecord};
+use crate::records::{
+    NotifyCall, RecordCounts, RecordLog, RequestRecord, SentMessage, TypingCall, UploadRecord,
+};
 
 /// One bot session: a token bound to a bot id and the user who scanned.
 #[derive(Clone)]
@@ -64,11 +66,15 @@ pub(crate) struct State {
     pub(crate) delivered_batches: u64,
     pub(crate) conversations: HashMap<String, Conversation>,
     pub(crate) typing_tickets: HashMap<String, String>,
-    pub(crate) sent: Vec<SentMessage>,
-    pub(crate) typing: Vec<TypingCall>,
-    pub(crate) notify_calls: Vec<NotifyCall>,
-    pub(crate) uploads: Vec<UploadRecord>,
-    pub(crate) requests: VecDeque<RequestRecord>,
+    pub(crate) sent: RecordLog<SentMessage>,
+    pub(crate) typing: RecordLog<TypingCall>,
+    pub(crate) notify_calls: RecordLog<NotifyCall>,
+    pub(crate) uploads: RecordLog<UploadRecord>,
+    pub(crate) requests: RecordLog<RequestRecord>,
+    /// All-time request counts per endpoint name, so waiting for the n-th
+    /// call of one endpoint works after the request log dropped older ones.
+    /// The names are a fixed set, so this stays small.
+    pub(crate) endpoint_totals: HashMap<&'static str, u64>,
     pub(crate) faults: FaultQueue,
     pub(crate) send_times: VecDeque<Instant>,
     pub(crate) throttled_until: Option<Instant>,
@@ -102,11 +108,12 @@ impl State {
             delivered_batches: 0,
             conversations: HashMap::new(),
             typing_tickets: HashMap::new(),
-            sent: Vec::new(),
-            typing: Vec::new(),
-            notify_calls: Vec::new(),
-            uploads: Vec::new(),
-            requests: VecDeque::new(),
+            sent: RecordLog::new(config.record_limit),
+            typing: RecordLog::new(config.record_limit),
+            notify_calls: RecordLog::new(config.record_limit),
+            uploads: RecordLog::new(config.record_limit),
+            requests: RecordLog::new(config.request_log_limit),
+            endpoint_totals: HashMap::new(),
             faults: FaultQueue::default(),
             send_times: VecDeque::new(),
             throttled_until: None,
@@ -135,6 +142,7 @@ impl State {
         self.notify_calls.clear();
         self.uploads.clear();
         self.requests.clear();
+        self.endpoint_totals.clear();
         self.faults.clear();
         self.send_times.clear();
         self.throttled_until = None;
@@ -167,15 +175,34 @@ impl State {
             .unwrap_or(0)
     }
 
-    /// Appends to the request log, keeping at most `limit` entries.
-    pub(crate) fn log_request(&mut self, record: RequestRecord, limit: usize) {
-        if limit == 0 {
-            return;
+    /// Appends to the request log (which drops its oldest entry when full)
+    /// and counts the call for its endpoint.
+    pub(crate) fn log_request(&mut self, record: RequestRecord) {
+        if let Some(endpoint) = record.endpoint {
+            *self.endpoint_totals.entry(endpoint).or_default() += 1;
         }
-        while self.requests.len() >= limit {
-            self.requests.pop_front();
+        self.requests.push(record);
+    }
+
+    /// All-time requests answered for `endpoint`.
+    pub(crate) fn endpoint_total(&self, endpoint: &str) -> u64 {
+        self.endpoint_totals.get(endpoint).copied().unwrap_or(0)
+    }
+
+    /// The sizes of every record log.
+    pub(crate) fn record_counts(&self) -> RecordCounts {
+        RecordCounts {
+            sent: self.sent.count(),
+            typing: self.typing.count(),
+            notify: self.notify_calls.count(),
+            uploads: self.uploads.count(),
+            requests: self.requests.count(),
+            requests_by_endpoint: self
+                .endpoint_totals
+                .iter()
+                .map(|(name, n)| ((*name).to_owned(), *n))
+                .collect(),
         }
-        self.requests.push_back(record);
     }
 
     /// A fresh opaque token-like string of `bytes` random bytes, base64.

@@ -2,8 +2,11 @@
 //! `{"base_url":…,"cdn_base_url":…,"token":…}` and serves until Ctrl-C.
 //!
 //! Usage: `wxlink-sim [--port N] [--hold-ms N] [--seed N]
-//! [--cdn-memory-limit BYTES | --digest-only] [--full-upload-url]`. Drive
-//! it through the JSON control endpoints under `/_sim/`.
+//! [--cdn-memory-limit BYTES | --digest-only] [--full-upload-url]
+//! [--record-limit N] [--request-log-limit N]`. Drive it through the JSON
+//! control endpoints under `/_sim/`. The two limits bound the record logs
+//! (10 000 entries each by default) so a long load test does not grow the
+//! process; `GET /_sim/counts` has the all-time totals.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -11,7 +14,8 @@ use std::time::Duration;
 use wxlink_sim::{CdnStorage, Simulator, UploadUrlMode};
 
 const USAGE: &str = "usage: wxlink-sim [--port N] [--hold-ms N] [--seed N] \
-                     [--cdn-memory-limit BYTES | --digest-only] [--full-upload-url]";
+                     [--cdn-memory-limit BYTES | --digest-only] [--full-upload-url] \
+                     [--record-limit N] [--request-log-limit N]";
 
 fn parse_args() -> Result<wxlink_sim::SimBuilder, String> {
     let mut builder = Simulator::builder();
@@ -36,11 +40,20 @@ fn parse_args() -> Result<wxlink_sim::SimBuilder, String> {
             }),
             "--digest-only" => builder.cdn_storage(CdnStorage::DigestOnly),
             "--full-upload-url" => builder.upload_url_mode(UploadUrlMode::FullUrl),
+            "--record-limit" => builder.record_limit(count(value("--record-limit")?)?),
+            "--request-log-limit" => {
+                builder.request_log_limit(count(value("--request-log-limit")?)?)
+            }
             "-h" | "--help" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown argument {other}\n{USAGE}")),
         };
     }
     Ok(builder)
+}
+
+/// A count given on the command line, as a `usize`.
+fn count(n: u64) -> Result<usize, String> {
+    usize::try_from(n).map_err(|_| format!("{n} is too large"))
 }
 
 #[tokio::main]

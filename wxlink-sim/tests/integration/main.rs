@@ -16,4 +16,5 @@ mod faults;
 mod fixtures;
 mod fuzz;
 mod login;
+mod records;
 mod secrets;

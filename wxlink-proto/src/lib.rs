@@ -16,7 +16,13 @@
 //! - 64-bit ids are read from a JSON number or a decimal string without
 //!   passing through `f64` ([`ids::lenient_u64`]);
 //! - secrets (bot token, context token, typing ticket, AES keys) are
-//!   redacting newtypes ([`secret`]).
+//!   redacting newtypes ([`secret`]);
+//! - CDN parameters and URLs (`encrypt_query_param`, `full_url`, `filekey`,
+//!   `upload_param`, `upload_full_url`, ...) stay plain `String`s, but the
+//!   `Debug` of the types holding them prints `<redacted, N bytes>` instead;
+//! - an optional hint whose loss is harmless, such as
+//!   `longpolling_timeout_ms`, reads as `None` when malformed, so it cannot
+//!   fail a whole `getupdates` batch.
 //!
 //! # Example
 //!

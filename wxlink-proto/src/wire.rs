@@ -1,8 +1,89 @@
-//! Serde plumbing the generated code calls: integer enums travel as JSON
-//! numbers and string enums as JSON strings, and a value this crate does not
-//! know is kept in the enum's `Unknown` variant instead of failing. Lists
-//! marked `lenient` in the schema are read with [`lenient_list`], so that one
-//! malformed element field does not fail the whole response.
+//! Serde and `Debug` plumbing the generated code calls: integer enums travel
+//! as JSON numbers and string enums as JSON strings, and a value this crate
+//! does not know is kept in the enum's `Unknown` variant instead of failing.
+//! Lists marked `lenient` in the schema are read with [`lenient_list`], so
+//! that one malformed element field does not fail the whole response, and
+//! `lenient` scalars with [`lenient_i64`] or [`lenient_string`], so that a
+//! malformed value reads as absent. Fields marked `redact` are printed by the
+//! generated `Debug` impls through [`Redacted`].
+
+use std::fmt;
+
+use serde::Deserialize as _;
+use serde_json::Value;
+
+/// Reads an optional `i64` from a JSON integer or a decimal string
+/// (`"35000"`). Anything else (a fraction, a number or string outside the
+/// `i64` range, a non-decimal string, a boolean, an array, an object) reads
+/// as `None` instead of failing the message that holds it. A float is never
+/// accepted, even a whole one, as `lenient_u64` does for ids.
+pub(crate) fn lenient_i64<'de, D>(deserializer: D) -> Result<Option<i64>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    Ok(match Option::<Value>::deserialize(deserializer)? {
+        Some(Value::Number(n)) => n.as_i64(),
+        Some(Value::String(s)) => parse_decimal_i64(&s),
+        _ => None,
+    })
+}
+
+/// A decimal integer with an optional leading `-`, surrounding whitespace
+/// allowed; `None` for anything else (Rust's parser alone would also take a
+/// leading `+`).
+fn parse_decimal_i64(text: &str) -> Option<i64> {
+    let t = text.trim();
+    let digits = t.strip_prefix('-').unwrap_or(t);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    t.parse().ok()
+}
+
+/// Reads an optional string; a value that is not a JSON string (a number, a
+/// boolean, an array, an object) reads as `None` instead of failing the
+/// message that holds it.
+pub(crate) fn lenient_string<'de, D>(deserializer: D) -> Result<Option<String>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    Ok(match Option::<Value>::deserialize(deserializer)? {
+        Some(Value::String(s)) => Some(s),
+        _ => None,
+    })
+}
+
+/// The `Debug` view of a field marked `redact` in the schema: a CDN
+/// parameter or URL that grants access to a CDN object. The value is never
+/// printed; its length is, and so are absence (`None`) and emptiness (`""`),
+/// so a log still shows whether the server sent one.
+pub(crate) struct Redacted<'a, T: ?Sized>(pub(crate) &'a T);
+
+impl fmt::Debug for Redacted<'_, str> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            f.write_str("\"\"")
+        } else {
+            write!(f, "<redacted, {} bytes>", self.0.len())
+        }
+    }
+}
+
+impl fmt::Debug for Redacted<'_, String> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        Redacted(self.0.as_str()).fmt(f)
+    }
+}
+
+impl fmt::Debug for Redacted<'_, Option<String>> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            // The same shape as the derived output, `{:#?}` included.
+            Some(s) => f.debug_tuple("Some").field(&Redacted(s.as_str())).finish(),
+            None => f.write_str("None"),
+        }
+    }
+}
 
 /// Reads a JSON array of `T` where a malformed element does not fail the
 /// list: an element that does not decode loses the top-level fields that do
@@ -15,9 +96,6 @@ where
     D: serde::Deserializer<'de>,
     T: serde::de::DeserializeOwned,
 {
-    use serde::Deserialize as _;
-    use serde_json::Value;
-
     let items = match Option::<Value>::deserialize(deserializer)? {
         None => return Ok(Vec::new()),
         Some(Value::Array(items)) => items,

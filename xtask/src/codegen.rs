@@ -168,6 +168,8 @@ struct Field {
     #[serde(default)]
     always: bool,
     #[serde(default)]
+    redact: bool,
+    #[serde(default)]
     query: bool,
     query_default: Option<String>,
 }
@@ -197,26 +199,31 @@ impl Field {
     }
 
     fn status_fields() -> Vec<Field> {
-        let f = |wire: &str, ty: &str, doc: &str| Field {
+        let f = |wire: &str, ty: &str, lenient: bool, doc: &str| Field {
             wire: wire.into(),
             rust: None,
             ty: ty.into(),
             doc: doc.into(),
             list: false,
             boxed: false,
-            lenient: false,
+            lenient,
             always: false,
+            redact: false,
             query: false,
             query_default: None,
         };
+        // `ret` and `errcode` decide success, so a malformed one must fail
+        // the response; `errmsg` is only explanatory text, and losing it
+        // must not hide the status the other two carry.
         vec![
-            f("ret", "i64", "0 or absent on success (§6.1)."),
+            f("ret", "i64", false, "0 or absent on success (§6.1)."),
             f(
                 "errcode",
                 "i64",
+                false,
                 "Non-zero on failure; −14 means the session expired (§6.3).",
             ),
-            f("errmsg", "string", "Human-readable error text."),
+            f("errmsg", "string", true, "Human-readable error text."),
         ]
     }
 
@@ -305,8 +312,16 @@ impl Schema {
                 );
                 ensure!(known(&f.ty), "schema: {where_} has unknown type `{}`", f.ty);
                 ensure!(
-                    !f.lenient || f.ty == "u64" || f.list,
-                    "schema: {where_}: only u64 and lists can be lenient"
+                    !f.lenient || f.list || matches!(f.ty.as_str(), "u64" | "i64" | "string"),
+                    "schema: {where_}: only u64, i64, string and lists can be lenient"
+                );
+                ensure!(
+                    !f.lenient || f.list || !f.always,
+                    "schema: {where_}: a lenient scalar cannot be `always`"
+                );
+                ensure!(
+                    !f.redact || (f.ty == "string" && !f.list),
+                    "schema: {where_}: only a plain string can be redacted"
                 );
                 ensure!(
                     !f.always || f.list || f.ty == "string",
@@ -476,7 +491,14 @@ impl Schema {
         for m in &self.messages {
             s.push('\n');
             doc(&mut s, &m.doc);
-            s.push_str("#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]\n");
+            let redacts = m.fields.iter().any(|f| f.redact);
+            if redacts {
+                // `Debug` is written out below so redacted fields stay out
+                // of logs.
+                s.push_str("#[derive(Clone, PartialEq, Default, Serialize, Deserialize)]\n");
+            } else {
+                s.push_str("#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]\n");
+            }
             let _ = writeln!(s, "pub struct {} {{", m.name);
             for f in m.all_fields() {
                 doc(&mut s, &f.doc);
@@ -495,15 +517,21 @@ impl Schema {
                     attrs.push("default".into());
                     attrs.push("skip_serializing_if = \"Option::is_none\"".into());
                 }
-                if f.lenient && f.list {
-                    attrs.push("deserialize_with = \"crate::wire::lenient_list\"".into());
-                } else if f.lenient {
-                    attrs.push("with = \"crate::ids::lenient_u64\"".into());
+                if f.lenient {
+                    attrs.push(match (f.list, f.ty.as_str()) {
+                        (true, _) => "deserialize_with = \"crate::wire::lenient_list\"".into(),
+                        (false, "u64") => "with = \"crate::ids::lenient_u64\"".into(),
+                        (false, "i64") => "deserialize_with = \"crate::wire::lenient_i64\"".into(),
+                        _ => "deserialize_with = \"crate::wire::lenient_string\"".into(),
+                    });
                 }
                 let _ = writeln!(s, "#[serde({})]", attrs.join(", "));
                 let _ = writeln!(s, "pub {}: {},", f.rust_name(), f.rust_type());
             }
             s.push_str("}\n");
+            if redacts {
+                rust_redacting_debug(&mut s, m);
+            }
             if m.status {
                 let _ = writeln!(
                     s,
@@ -622,7 +650,12 @@ impl Schema {
              ILINK.md, the protocol notes the schema was written from.\n\n\
              Conventions: bodies are JSON; every field is optional; unknown fields are \
              ignored; unknown enum values are kept; a response is a failure when `ret` or \
-             `errcode` is present and non-zero.\n\n",
+             `errcode` is present and non-zero.\n\n\
+             Secrets (bot token, context token, typing ticket, AES keys) have redacting \
+             types. The CDN parameters and URLs marked **redacted** below stay plain \
+             strings, since anyone holding one can read or write the CDN object, but the \
+             `Debug` output of the Rust types shows only their length \
+             (`<redacted, 112 bytes>`), or `None` and `\"\"` when absent or empty.\n\n",
         );
         s.push_str("## Endpoints\n\n");
         s.push_str("| Name | Method and path | Auth | Timeout | Retry | `base_info` | Request | Response |\n");
@@ -691,8 +724,13 @@ impl Schema {
                 }
                 if f.lenient && f.list {
                     notes.push("a malformed field of an element is dropped, not the list");
+                } else if f.lenient && f.ty == "string" {
+                    notes.push("a value that is not a string reads as absent");
                 } else if f.lenient {
-                    notes.push("number or decimal string");
+                    notes.push("number or decimal string; a malformed value reads as absent");
+                }
+                if f.redact {
+                    notes.push("**redacted** in `Debug`: a CDN credential");
                 }
                 let notes = if notes.is_empty() {
                     String::new()
@@ -758,6 +796,27 @@ impl Wire {
             Wire::Str(v) => v.clone(),
         }
     }
+}
+
+/// A `Debug` impl printing what `#[derive(Debug)]` would, except that each
+/// field marked `redact` shows only its length (see `wxlink_proto::wire`).
+fn rust_redacting_debug(s: &mut String, m: &Message) {
+    let _ = writeln!(
+        s,
+        "\nimpl std::fmt::Debug for {} {{\n\
+         fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {{\n\
+         f.debug_struct({:?})",
+        m.name, m.name
+    );
+    for f in m.all_fields() {
+        let name = f.rust_name();
+        if f.redact {
+            let _ = writeln!(s, ".field({name:?}, &crate::wire::Redacted(&self.{name}))");
+        } else {
+            let _ = writeln!(s, ".field({name:?}, &self.{name})");
+        }
+    }
+    s.push_str(".finish()\n}\n}\n");
 }
 
 fn file_header(summary: &str) -> String {
@@ -873,6 +932,98 @@ mod tests {
         .unwrap();
         let err = bad.validate().unwrap_err().to_string();
         assert!(err.contains("unknown type `Nope`"), "{err}");
+    }
+
+    #[test]
+    fn redact_and_lenient_are_checked() {
+        for (field, want) in [
+            (
+                "type = \"i64\"\nredact = true",
+                "only a plain string can be redacted",
+            ),
+            (
+                "type = \"string\"\nlist = true\nredact = true",
+                "only a plain string can be redacted",
+            ),
+            (
+                "type = \"bool\"\nlenient = true",
+                "only u64, i64, string and lists can be lenient",
+            ),
+            (
+                "type = \"string\"\nalways = true\nlenient = true",
+                "a lenient scalar cannot be `always`",
+            ),
+        ] {
+            let text = format!(
+                "[[message]]\nname = \"A\"\ndoc = \"x\"\n\
+                 [[message.field]]\nwire = \"f\"\ndoc = \"y\"\n{field}\n"
+            );
+            let bad: Schema = toml::from_str(&text).unwrap();
+            let err = bad.validate().unwrap_err().to_string();
+            assert!(err.contains(want), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_redacted_field_gets_a_written_debug_and_a_lenient_scalar_a_reader() {
+        let schema: Schema = toml::from_str(
+            r#"
+            [[message]]
+            name = "A"
+            doc = "x"
+            [[message.field]]
+            wire = "param"
+            type = "string"
+            redact = true
+            doc = "y"
+            [[message.field]]
+            wire = "hint"
+            type = "i64"
+            lenient = true
+            doc = "z"
+
+            [[message]]
+            name = "B"
+            doc = "x"
+            [[message.field]]
+            wire = "plain"
+            type = "string"
+            doc = "y"
+            "#,
+        )
+        .unwrap();
+        schema.validate().unwrap();
+        let code = schema.rust_messages();
+        // The raw (not yet rustfmt-ed) code: A derives everything but
+        // `Debug`, which is written out; B keeps the derive.
+        assert!(
+            code.contains(
+                "#[derive(Clone, PartialEq, Default, Serialize, Deserialize)]\npub struct A {"
+            ),
+            "{code}"
+        );
+        assert!(
+            code.contains(
+                "#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]\npub struct B {"
+            ),
+            "{code}"
+        );
+        assert!(code.contains("impl std::fmt::Debug for A"), "{code}");
+        assert!(!code.contains("impl std::fmt::Debug for B"), "{code}");
+        assert!(
+            code.contains(".field(\"param\", &crate::wire::Redacted(&self.param))"),
+            "{code}"
+        );
+        assert!(code.contains(".field(\"hint\", &self.hint)"), "{code}");
+        assert!(
+            code.contains("deserialize_with = \"crate::wire::lenient_i64\""),
+            "{code}"
+        );
+        let md = schema.markdown();
+        assert!(
+            md.contains("`param` | `param` | string | y (**redacted**"),
+            "{md}"
+        );
     }
 
     #[test]

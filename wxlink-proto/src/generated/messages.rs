@@ -136,9 +136,9 @@ pub struct RefMessage {
 }
 
 /// Where an encrypted file lives on the CDN and how to decrypt it (§5.3, §7.5).
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct CdnMedia {
-    /// The opaque CDN parameter used to download the file.
+    /// The opaque CDN parameter used to download the file; it grants access to the file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encrypt_query_param: Option<String>,
     /// The AES key, base64 of either the raw 16 bytes or their 32-character hex text.
@@ -147,13 +147,27 @@ pub struct CdnMedia {
     /// What the CDN parameter encrypts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encrypt_type: Option<EncryptType>,
-    /// A ready-to-use download URL, preferred over building one.
+    /// A ready-to-use download URL, preferred over building one; it carries the CDN parameter.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub full_url: Option<String>,
 }
 
+impl std::fmt::Debug for CdnMedia {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CdnMedia")
+            .field(
+                "encrypt_query_param",
+                &crate::wire::Redacted(&self.encrypt_query_param),
+            )
+            .field("aes_key", &self.aes_key)
+            .field("encrypt_type", &self.encrypt_type)
+            .field("full_url", &crate::wire::Redacted(&self.full_url))
+            .finish()
+    }
+}
+
 /// An image (§5.3).
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct ImageItem {
     /// The original image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -164,7 +178,7 @@ pub struct ImageItem {
     /// The raw key as 32 hex characters; preferred for inbound decryption.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aeskey: Option<AesKeyText>,
-    /// A URL, when the server gives one.
+    /// A download URL, when the server gives one (tried first by wx-link, §7.5).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
     /// The ciphertext size of the original image in bytes.
@@ -188,13 +202,32 @@ pub struct ImageItem {
     /// The image height in pixels (wx-link extension).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub height: Option<i64>,
-    /// A CDN URL (wx-link extension).
+    /// A CDN download URL (wx-link extension, tried after `url`, §7.5).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cdn_url: Option<String>,
 }
 
+impl std::fmt::Debug for ImageItem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImageItem")
+            .field("media", &self.media)
+            .field("thumb_media", &self.thumb_media)
+            .field("aeskey", &self.aeskey)
+            .field("url", &crate::wire::Redacted(&self.url))
+            .field("mid_size", &self.mid_size)
+            .field("thumb_size", &self.thumb_size)
+            .field("thumb_height", &self.thumb_height)
+            .field("thumb_width", &self.thumb_width)
+            .field("hd_size", &self.hd_size)
+            .field("width", &self.width)
+            .field("height", &self.height)
+            .field("cdn_url", &crate::wire::Redacted(&self.cdn_url))
+            .finish()
+    }
+}
+
 /// A voice note (§5.3).
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct VoiceItem {
     /// The encrypted audio.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -214,16 +247,31 @@ pub struct VoiceItem {
     /// The server's speech-to-text transcript, when present.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
-    /// A URL (wx-link extension).
+    /// A download URL (wx-link extension, tried first by wx-link, §7.5).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
-    /// A CDN URL (wx-link extension).
+    /// A CDN download URL (wx-link extension, tried after `url`, §7.5).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cdn_url: Option<String>,
 }
 
+impl std::fmt::Debug for VoiceItem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VoiceItem")
+            .field("media", &self.media)
+            .field("encode_type", &self.encode_type)
+            .field("bits_per_sample", &self.bits_per_sample)
+            .field("sample_rate", &self.sample_rate)
+            .field("playtime", &self.playtime)
+            .field("text", &self.text)
+            .field("url", &crate::wire::Redacted(&self.url))
+            .field("cdn_url", &crate::wire::Redacted(&self.cdn_url))
+            .finish()
+    }
+}
+
 /// A file attachment (§5.3).
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct FileItem {
     /// The encrypted file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -240,16 +288,30 @@ pub struct FileItem {
     /// The plaintext size in bytes as a number (wx-link extension).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file_size: Option<i64>,
-    /// A URL (wx-link extension).
+    /// A download URL (wx-link extension, tried first by wx-link, §7.5).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
-    /// A CDN URL (wx-link extension).
+    /// A CDN download URL (wx-link extension, tried after `url`, §7.5).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cdn_url: Option<String>,
 }
 
+impl std::fmt::Debug for FileItem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileItem")
+            .field("media", &self.media)
+            .field("file_name", &self.file_name)
+            .field("md5", &self.md5)
+            .field("len", &self.len)
+            .field("file_size", &self.file_size)
+            .field("url", &crate::wire::Redacted(&self.url))
+            .field("cdn_url", &crate::wire::Redacted(&self.cdn_url))
+            .finish()
+    }
+}
+
 /// A video (§5.3).
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct VideoItem {
     /// The encrypted video.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -284,15 +346,36 @@ pub struct VideoItem {
     /// The duration (wx-link extension).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration: Option<i64>,
-    /// A URL (wx-link extension).
+    /// A download URL (wx-link extension, tried first by wx-link, §7.5).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
-    /// A CDN URL (wx-link extension).
+    /// A CDN download URL (wx-link extension, tried after `url`, §7.5).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cdn_url: Option<String>,
-    /// A thumbnail URL (wx-link extension).
+    /// A thumbnail download URL (wx-link extension).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thumb_url: Option<String>,
+}
+
+impl std::fmt::Debug for VideoItem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VideoItem")
+            .field("media", &self.media)
+            .field("video_size", &self.video_size)
+            .field("play_length", &self.play_length)
+            .field("video_md5", &self.video_md5)
+            .field("thumb_media", &self.thumb_media)
+            .field("thumb_size", &self.thumb_size)
+            .field("thumb_height", &self.thumb_height)
+            .field("thumb_width", &self.thumb_width)
+            .field("width", &self.width)
+            .field("height", &self.height)
+            .field("duration", &self.duration)
+            .field("url", &crate::wire::Redacted(&self.url))
+            .field("cdn_url", &crate::wire::Redacted(&self.cdn_url))
+            .field("thumb_url", &crate::wire::Redacted(&self.thumb_url))
+            .finish()
+    }
 }
 
 /// Starts a QR login (§4.1). The body has no `base_info`.
@@ -316,7 +399,11 @@ pub struct GetBotQrcodeResponse {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub errcode: Option<i64>,
     /// Human-readable error text.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::wire::lenient_string"
+    )]
     pub errmsg: Option<String>,
     /// The opaque QR identifier, the `qrcode` parameter of every status poll.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -353,7 +440,11 @@ pub struct GetQrcodeStatusResponse {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub errcode: Option<i64>,
     /// Human-readable error text.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::wire::lenient_string"
+    )]
     pub errmsg: Option<String>,
     /// The login state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -405,7 +496,11 @@ pub struct GetUpdatesResponse {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub errcode: Option<i64>,
     /// Human-readable error text.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::wire::lenient_string"
+    )]
     pub errmsg: Option<String>,
     /// Zero or more messages.
     #[serde(
@@ -417,11 +512,19 @@ pub struct GetUpdatesResponse {
     /// The new cursor; persist it when non-empty (§9).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub get_updates_buf: Option<String>,
-    /// The server's suggested client timeout for the next poll, in milliseconds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The server's suggested client timeout for the next poll, in milliseconds. Only a hint, so a malformed value reads as absent rather than losing the batch.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::wire::lenient_i64"
+    )]
     pub longpolling_timeout_ms: Option<i64>,
     /// Deprecated, compat only; ignore it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::wire::lenient_string"
+    )]
     pub sync_buf: Option<String>,
 }
 
@@ -452,7 +555,11 @@ pub struct SendMessageResponse {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub errcode: Option<i64>,
     /// Human-readable error text.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::wire::lenient_string"
+    )]
     pub errmsg: Option<String>,
     /// A server-side message id, when the server reports one.
     #[serde(
@@ -493,7 +600,11 @@ pub struct GetConfigResponse {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub errcode: Option<i64>,
     /// Human-readable error text.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::wire::lenient_string"
+    )]
     pub errmsg: Option<String>,
     /// The ticket `sendtyping` needs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -533,7 +644,11 @@ pub struct SendTypingResponse {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub errcode: Option<i64>,
     /// Human-readable error text.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::wire::lenient_string"
+    )]
     pub errmsg: Option<String>,
 }
 
@@ -544,9 +659,9 @@ impl ApiResponse for SendTypingResponse {
 }
 
 /// Asks for CDN upload parameters (§4.8).
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct GetUploadUrlRequest {
-    /// 16 random bytes as 32 lower-case hex characters, new for every upload.
+    /// 16 random bytes as 32 lower-case hex characters, new for every upload; part of the CDN upload URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filekey: Option<String>,
     /// What is being uploaded.
@@ -584,8 +699,27 @@ pub struct GetUploadUrlRequest {
     pub base_info: Option<BaseInfo>,
 }
 
+impl std::fmt::Debug for GetUploadUrlRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetUploadUrlRequest")
+            .field("filekey", &crate::wire::Redacted(&self.filekey))
+            .field("media_type", &self.media_type)
+            .field("to_user_id", &self.to_user_id)
+            .field("rawsize", &self.rawsize)
+            .field("rawfilemd5", &self.rawfilemd5)
+            .field("filesize", &self.filesize)
+            .field("thumb_rawsize", &self.thumb_rawsize)
+            .field("thumb_rawfilemd5", &self.thumb_rawfilemd5)
+            .field("thumb_filesize", &self.thumb_filesize)
+            .field("no_need_thumb", &self.no_need_thumb)
+            .field("aeskey", &self.aeskey)
+            .field("base_info", &self.base_info)
+            .finish()
+    }
+}
+
 /// CDN upload parameters (§4.8).
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct GetUploadUrlResponse {
     /// 0 or absent on success (§6.1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -594,9 +728,13 @@ pub struct GetUploadUrlResponse {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub errcode: Option<i64>,
     /// Human-readable error text.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::wire::lenient_string"
+    )]
     pub errmsg: Option<String>,
-    /// The opaque parameter for building the CDN upload URL (§7.3).
+    /// The opaque parameter for building the CDN upload URL (§7.3); it grants a write to the CDN.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upload_param: Option<String>,
     /// The same for a thumbnail, when there is one.
@@ -605,6 +743,25 @@ pub struct GetUploadUrlResponse {
     /// A complete upload URL; takes precedence over `upload_param` when not blank.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upload_full_url: Option<String>,
+}
+
+impl std::fmt::Debug for GetUploadUrlResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetUploadUrlResponse")
+            .field("ret", &self.ret)
+            .field("errcode", &self.errcode)
+            .field("errmsg", &self.errmsg)
+            .field("upload_param", &crate::wire::Redacted(&self.upload_param))
+            .field(
+                "thumb_upload_param",
+                &crate::wire::Redacted(&self.thumb_upload_param),
+            )
+            .field(
+                "upload_full_url",
+                &crate::wire::Redacted(&self.upload_full_url),
+            )
+            .finish()
+    }
 }
 
 impl ApiResponse for GetUploadUrlResponse {
@@ -631,7 +788,11 @@ pub struct NotifyStartResponse {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub errcode: Option<i64>,
     /// Human-readable error text.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::wire::lenient_string"
+    )]
     pub errmsg: Option<String>,
 }
 
@@ -659,7 +820,11 @@ pub struct NotifyStopResponse {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub errcode: Option<i64>,
     /// Human-readable error text.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::wire::lenient_string"
+    )]
     pub errmsg: Option<String>,
 }
 

@@ -6,8 +6,10 @@
 // Tests may stop at the first surprise.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod cdn_redaction;
 mod examples;
 mod fixtures;
+mod lenient_fields;
 mod properties;
 mod robustness;
 mod secrets;

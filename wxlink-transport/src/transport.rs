@@ -365,13 +365,14 @@ impl Service<Request<Body>> for HttpsTransport {
     }
 
     fn call(&mut self, mut req: Request<Body>) -> TransportFuture {
-        if let Some(proxy) = &self.proxy
-            && req.uri().scheme() == Some(&Scheme::HTTP)
-            && let Some(intercept) = proxy.intercept(req.uri())
-            && let Some(auth) = intercept.basic_auth()
-        {
-            // A forward proxy reads its credentials from each request.
-            let mut auth = auth.clone();
+        // A forward proxy reads its credentials from each request.
+        let proxy_auth = self
+            .proxy
+            .as_ref()
+            .filter(|_| req.uri().scheme() == Some(&Scheme::HTTP))
+            .and_then(|proxy| proxy.intercept(req.uri()))
+            .and_then(|intercept| intercept.basic_auth().cloned());
+        if let Some(mut auth) = proxy_auth {
             auth.set_sensitive(true);
             req.headers_mut()
                 .insert(http::header::PROXY_AUTHORIZATION, auth);

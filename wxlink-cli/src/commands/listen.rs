@@ -98,9 +98,7 @@ pub async fn run(client: &WxLinkClient, args: &ListenArgs) -> Result<ExitCode> {
 /// files its media was saved to.
 fn print_line(msg: &WeixinMessage, downloaded: &[PathBuf]) -> Result<()> {
     let mut value = serde_json::to_value(msg).context("cannot encode a message as JSON")?;
-    if !downloaded.is_empty()
-        && let Some(obj) = value.as_object_mut()
-    {
+    if let Some(obj) = value.as_object_mut().filter(|_| !downloaded.is_empty()) {
         obj.insert(
             "downloaded".to_owned(),
             downloaded

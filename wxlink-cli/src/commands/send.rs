@@ -58,9 +58,7 @@ pub async fn run(client: &WxLinkClient, args: &SendArgs) -> Result<ExitCode> {
         }
     });
     let result = request.await;
-    if let Ok(mut current) = bars.lock()
-        && let Some((_, Some(bar))) = current.take()
-    {
+    if let Some((_, Some(bar))) = bars.lock().ok().and_then(|mut current| current.take()) {
         bar.finish();
     }
     let sent = result.with_context(|| format!("sending {label} to {} failed", args.to))?;

@@ -275,8 +275,7 @@ fn check_item(st: &State, item: &MessageItem, to_user: &str) -> Result<(), Strin
         .ok_or("media without encrypt_query_param")?;
     let stored = st
         .cdn
-        .media
-        .get(param)
+        .media(param)
         .ok_or("encrypt_query_param does not name uploaded media")?;
     if let Some(owner) = &stored.to_user_id {
         if owner != to_user {
@@ -423,7 +422,7 @@ pub(crate) fn getuploadurl(shared: &Arc<Shared>, call: Call) -> Answer {
             return invalid("thumb_filesize is not ceil((thumb_rawsize+1)/16)*16");
         }
         let param = st.random_param(36);
-        st.cdn.slots.insert(
+        st.cdn.insert_slot(
             param.clone(),
             UploadSlot {
                 filekey: filekey.clone(),
@@ -438,7 +437,7 @@ pub(crate) fn getuploadurl(shared: &Arc<Shared>, call: Call) -> Answer {
         thumb_param = Some(param);
     }
     let param = st.random_param(36);
-    st.cdn.slots.insert(
+    st.cdn.insert_slot(
         param.clone(),
         UploadSlot {
             filekey: filekey.clone(),

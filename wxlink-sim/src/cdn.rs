@@ -1,8 +1,14 @@
 //! The simulated C2C CDN: upload slots issued by `getuploadurl`, streaming
 //! verification of uploads (size, key, padding, plaintext size, MD5),
 //! bounded storage and ciphertext downloads (ILINK.md §7, §11.8).
+//!
+//! Both the upload slots and the stored objects are indexes that grow with
+//! every upload, so each keeps only its newest
+//! [`SimConfig::cdn_object_limit`](crate::SimConfig::cdn_object_limit)
+//! entries; forgetting an object releases its memory or deletes its
+//! spilled file.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -63,27 +69,85 @@ pub(crate) struct StoredMedia {
     /// The user the media was uploaded for; `None` for injected media.
     pub(crate) to_user_id: Option<String>,
     pub(crate) data: Stored,
+    /// Bytes of [`CdnState::memory_used`] this object accounts for (0 for
+    /// injected media, which is not counted against the memory bound).
+    pub(crate) reserved: u64,
 }
 
 /// The CDN's part of the simulator state.
 pub(crate) struct CdnState {
     pub(crate) mode: CdnStorage,
-    pub(crate) slots: HashMap<String, UploadSlot>,
-    pub(crate) media: HashMap<String, StoredMedia>,
+    slots: HashMap<String, UploadSlot>,
+    /// Slot parameters, oldest first, for dropping the oldest slot.
+    slot_order: VecDeque<String>,
+    media: HashMap<String, StoredMedia>,
+    /// Download parameters, oldest first, for dropping the oldest object.
+    media_order: VecDeque<String>,
+    /// Most slots, and most stored objects, kept (at least 1).
+    limit: usize,
     pub(crate) memory_used: u64,
     dir: Option<tempfile::TempDir>,
     files: u64,
 }
 
 impl CdnState {
-    pub(crate) fn new(mode: CdnStorage) -> Self {
+    pub(crate) fn new(mode: CdnStorage, limit: usize) -> Self {
         Self {
             mode,
             slots: HashMap::new(),
+            slot_order: VecDeque::new(),
             media: HashMap::new(),
+            media_order: VecDeque::new(),
+            limit: limit.max(1),
             memory_used: 0,
             dir: None,
             files: 0,
+        }
+    }
+
+    /// The upload slot issued under `param`, if it is still kept.
+    pub(crate) fn slot(&self, param: &str) -> Option<&UploadSlot> {
+        self.slots.get(param)
+    }
+
+    /// The stored object downloadable under `param`, if it is still kept.
+    pub(crate) fn media(&self, param: &str) -> Option<&StoredMedia> {
+        self.media.get(param)
+    }
+
+    /// Issues an upload slot, forgetting the oldest one when the limit is
+    /// reached.
+    pub(crate) fn insert_slot(&mut self, param: String, slot: UploadSlot) {
+        if self.slot_order.len() >= self.limit {
+            if let Some(oldest) = self.slot_order.pop_front() {
+                self.slots.remove(&oldest);
+            }
+        }
+        self.slot_order.push_back(param.clone());
+        self.slots.insert(param, slot);
+    }
+
+    /// Stores an object, forgetting the oldest one (its memory released,
+    /// its spilled file deleted) when the limit is reached.
+    pub(crate) fn insert_media(&mut self, param: String, media: StoredMedia) {
+        if self.media_order.len() >= self.limit {
+            if let Some(oldest) = self.media_order.pop_front() {
+                if let Some(old) = self.media.remove(&oldest) {
+                    self.release(&old);
+                }
+            }
+        }
+        self.media_order.push_back(param.clone());
+        self.media.insert(param, media);
+    }
+
+    /// Gives back what a forgotten object held: its share of the memory
+    /// bound, or its spilled file. A download still streaming the file
+    /// keeps reading it through its open handle.
+    fn release(&mut self, media: &StoredMedia) {
+        self.memory_used = self.memory_used.saturating_sub(media.reserved);
+        if let Stored::Disk(path) = &media.data {
+            let _ = std::fs::remove_file(path);
         }
     }
 
@@ -95,7 +159,9 @@ impl CdnState {
             }
         }
         self.slots.clear();
+        self.slot_order.clear();
         self.media.clear();
+        self.media_order.clear();
         self.memory_used = 0;
     }
 
@@ -149,7 +215,7 @@ pub(crate) async fn upload(
 ) -> (Answer, u64) {
     let param = query_param(query, "encrypted_query_param").unwrap_or_default();
     let filekey = query_param(query, "filekey");
-    let slot = shared.state().cdn.slots.get(&param).cloned();
+    let slot = shared.state().cdn.slot(&param).cloned();
     let Some(slot) = slot else {
         let msg = "invalid encrypted_query_param";
         return (
@@ -316,15 +382,20 @@ pub(crate) async fn upload(
         Stored::Disk(_) => "disk",
         Stored::DigestOnly => "digest",
     };
+    let reserved = match data {
+        Stored::Memory(_) => slot.filesize,
+        Stored::Disk(_) | Stored::DigestOnly => 0,
+    };
     let mut st = shared.state();
     let download = st.random_param(48);
-    st.cdn.media.insert(
+    st.cdn.insert_media(
         download.clone(),
         StoredMedia {
             key: slot.key.clone(),
             filesize: slot.filesize,
             to_user_id: Some(slot.to_user_id.clone()),
             data,
+            reserved,
         },
     );
     record.at = SystemTime::now();
@@ -356,7 +427,7 @@ async fn drain_rest(body: &mut Incoming) -> u64 {
 /// ciphertext.
 pub(crate) async fn download(shared: &Arc<Shared>, query: Option<&str>) -> Answer {
     let param = query_param(query, "encrypted_query_param").unwrap_or_default();
-    let media = shared.state().cdn.media.get(&param).cloned();
+    let media = shared.state().cdn.media(&param).cloned();
     let Some(media) = media else {
         let msg = "unknown encrypted_query_param";
         return Answer::refused(cdn_error(StatusCode::NOT_FOUND, msg), msg);

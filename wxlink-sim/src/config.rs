@@ -31,6 +31,16 @@ pub struct SimConfig {
     pub cdn_storage: CdnStorage,
     /// Which upload location `getuploadurl` returns.
     pub upload_url_mode: UploadUrlMode,
+    /// Most upload slots (issued by `getuploadurl`), and most stored CDN
+    /// objects (uploads and injected media), kept at once (10 000 each by
+    /// default, at least 1). Beyond it the oldest is forgotten: its
+    /// parameter answers as unknown, its memory counts no more against
+    /// [`CdnStorage::Spill`]'s bound and a spilled file is deleted. Every
+    /// upload adds one of each, even with [`CdnStorage::DigestOnly`], so
+    /// this keeps a long load test from growing the index without bound;
+    /// a client uses a slot and sends the media it uploaded within
+    /// moments, far inside the limit.
+    pub cdn_object_limit: usize,
     /// Age after which a QR code reports `expired` (the official client's
     /// session lives 5 minutes).
     pub qr_ttl: Duration,
@@ -72,6 +82,7 @@ impl Default for SimConfig {
             fidelity: Fidelity::default(),
             cdn_storage: CdnStorage::default(),
             upload_url_mode: UploadUrlMode::Param,
+            cdn_object_limit: 10_000,
             qr_ttl: Duration::from_secs(300),
             max_batch: 32,
             max_json_body: 4 * 1024 * 1024,
@@ -290,6 +301,13 @@ impl SimBuilder {
     /// Sets which upload location `getuploadurl` returns.
     pub fn upload_url_mode(mut self, mode: UploadUrlMode) -> Self {
         self.config.upload_url_mode = mode;
+        self
+    }
+
+    /// Sets how many upload slots and stored CDN objects are kept (at
+    /// least 1); see [`SimConfig::cdn_object_limit`].
+    pub fn cdn_object_limit(mut self, n: usize) -> Self {
+        self.config.cdn_object_limit = n.max(1);
         self
     }
 

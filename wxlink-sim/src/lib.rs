@@ -16,7 +16,9 @@
 //!   refused (4xx with `x-error-message`) on a wrong size, key, padding or
 //!   MD5; stored ciphertext stays in memory up to a bound and spills to a
 //!   temporary directory beyond it (or only digests are kept, for load
-//!   tests); downloads stream the ciphertext.
+//!   tests); downloads stream the ciphertext. Only the newest
+//!   [`SimConfig::cdn_object_limit`] upload slots and stored objects are
+//!   kept.
 //! - **Login**: QR codes and scripted status sequences, including the
 //!   redirect host (a second listener), pairing codes and expiry.
 //! - **Control**: inject inbound messages of every item type, read what

@@ -155,6 +155,28 @@ impl LoginState {
     pub(crate) fn push_script(&mut self, script: LoginScript) {
         self.scripts.push_back(script);
     }
+
+    /// Starts a session for a fresh QR code, first forgetting the codes
+    /// older than `ttl`. Those would answer `expired`, as an unknown code
+    /// does (or repeat a final status nobody polls for any more), so a
+    /// simulator issuing codes for a long time keeps only the live ones.
+    fn issue(&mut self, qrcode: String, script: LoginScript, ttl: Duration) {
+        self.sessions.retain(|_, s| s.created.elapsed() <= ttl);
+        self.sessions.insert(
+            qrcode,
+            QrSession {
+                script,
+                created: Instant::now(),
+                step: 0,
+                redirected: false,
+                code_pending: false,
+                code_ok: false,
+                wrong_codes: 0,
+                terminal: None,
+                confirmed: None,
+            },
+        );
+    }
 }
 
 /// `get_bot_qrcode` (GET or POST): issues a fresh QR code.
@@ -173,20 +195,7 @@ pub(crate) fn get_bot_qrcode(shared: &Arc<Shared>, call: Call) -> Answer {
         None if bound => LoginScript::binded_redirect(),
         None => LoginScript::confirm(),
     };
-    st.login.sessions.insert(
-        qrcode.clone(),
-        QrSession {
-            script,
-            created: Instant::now(),
-            step: 0,
-            redirected: false,
-            code_pending: false,
-            code_ok: false,
-            wrong_codes: 0,
-            terminal: None,
-            confirmed: None,
-        },
-    );
+    st.login.issue(qrcode.clone(), script, shared.config.qr_ttl);
     drop(st);
     let bot_type = query_param(call.query.as_deref(), "bot_type").unwrap_or_else(|| "3".into());
     let resp = GetBotQrcodeResponse {
@@ -364,5 +373,30 @@ fn confirm(st: &mut crate::state::State, user_id: String) -> Confirmed {
         token,
         bot_id,
         user_id,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issuing_a_code_forgets_the_codes_past_their_lifetime() {
+        let mut login = LoginState::default();
+        login.issue(
+            "a".into(),
+            LoginScript::confirm(),
+            Duration::from_secs(3600),
+        );
+        std::thread::sleep(Duration::from_millis(2));
+        login.issue(
+            "b".into(),
+            LoginScript::confirm(),
+            Duration::from_secs(3600),
+        );
+        assert_eq!(login.sessions.len(), 2);
+        std::thread::sleep(Duration::from_millis(2));
+        login.issue("c".into(), LoginScript::confirm(), Duration::ZERO);
+        assert_eq!(login.sessions.keys().collect::<Vec<_>>(), ["c"]);
     }
 }

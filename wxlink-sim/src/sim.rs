@@ -291,13 +291,14 @@ impl Simulator {
         let ciphertext = wxlink_media::crypto::encrypt(&key, plaintext);
         let filesize = ciphertext.len() as u64;
         let param = st.random_param(48);
-        st.cdn.media.insert(
+        st.cdn.insert_media(
             param.clone(),
             StoredMedia {
                 key: key.clone(),
                 filesize,
                 to_user_id: None,
                 data: Stored::Memory(Bytes::from(ciphertext)),
+                reserved: 0,
             },
         );
         drop(st);

@@ -118,7 +118,7 @@ impl State {
             send_times: VecDeque::new(),
             throttled_until: None,
             clock_offset: Duration::ZERO,
-            cdn: CdnState::new(config.cdn_storage),
+            cdn: CdnState::new(config.cdn_storage, config.cdn_object_limit),
             login: LoginState::default(),
         }
     }

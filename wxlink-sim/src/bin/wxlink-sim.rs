@@ -3,10 +3,11 @@
 //!
 //! Usage: `wxlink-sim [--port N] [--hold-ms N] [--seed N]
 //! [--cdn-memory-limit BYTES | --digest-only] [--full-upload-url]
-//! [--record-limit N] [--request-log-limit N]`. Drive it through the JSON
-//! control endpoints under `/_sim/`. The two limits bound the record logs
+//! [--record-limit N] [--request-log-limit N] [--cdn-object-limit N]`.
+//! Drive it through the JSON control endpoints under `/_sim/`. The limits
+//! bound the record logs and the CDN's upload slots and stored objects
 //! (10 000 entries each by default) so a long load test does not grow the
-//! process; `GET /_sim/counts` has the all-time totals.
+//! process; `GET /_sim/counts` has the all-time record totals.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -15,7 +16,7 @@ use wxlink_sim::{CdnStorage, Simulator, UploadUrlMode};
 
 const USAGE: &str = "usage: wxlink-sim [--port N] [--hold-ms N] [--seed N] \
                      [--cdn-memory-limit BYTES | --digest-only] [--full-upload-url] \
-                     [--record-limit N] [--request-log-limit N]";
+                     [--record-limit N] [--request-log-limit N] [--cdn-object-limit N]";
 
 fn parse_args() -> Result<wxlink_sim::SimBuilder, String> {
     let mut builder = Simulator::builder();
@@ -44,6 +45,7 @@ fn parse_args() -> Result<wxlink_sim::SimBuilder, String> {
             "--request-log-limit" => {
                 builder.request_log_limit(count(value("--request-log-limit")?)?)
             }
+            "--cdn-object-limit" => builder.cdn_object_limit(count(value("--cdn-object-limit")?)?),
             "-h" | "--help" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown argument {other}\n{USAGE}")),
         };

@@ -575,3 +575,83 @@ async fn quoted_messages_and_voice_transcripts_can_be_injected() {
     assert_eq!(msgs[3]["message_id"], 42);
     assert_eq!(msgs[3]["context_token"], "ctx-fixed");
 }
+
+#[tokio::test]
+async fn the_cdn_forgets_its_oldest_objects_and_releases_what_they_held() {
+    // Room in memory for two 100-byte uploads (112 bytes of ciphertext
+    // each), and two objects kept at once.
+    let sim = Simulator::builder()
+        .hold(Duration::from_millis(100))
+        .cdn_storage(CdnStorage::Spill { memory_limit: 224 })
+        .cdn_object_limit(2)
+        .start()
+        .await
+        .unwrap();
+    let mut params = Vec::new();
+    for i in 0..5u8 {
+        params.push(upload_ok(&sim, &[i; 100]).await);
+    }
+    // The third upload found memory full and spilled; storing it forgot
+    // the first, whose memory the fourth and fifth could use again.
+    let stored: Vec<_> = sim.uploads().iter().map(|u| u.stored).collect();
+    assert_eq!(
+        stored,
+        [
+            Some("memory"),
+            Some("memory"),
+            Some("disk"),
+            Some("memory"),
+            Some("memory")
+        ]
+    );
+    // Storing the fifth forgot the spilled third and deleted its file.
+    let dir = sim.spill_dir().unwrap();
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+    for old in &params[..3] {
+        assert_eq!(download(&sim, old).await.status, StatusCode::NOT_FOUND);
+    }
+    let r = download(&sim, &params[4]).await;
+    assert_eq!(
+        wxlink_media::crypto::decrypt(&key(), &r.body).unwrap(),
+        [4u8; 100]
+    );
+}
+
+#[tokio::test]
+async fn digest_only_uploads_and_upload_slots_are_bounded_too() {
+    let sim = Simulator::builder()
+        .hold(Duration::from_millis(100))
+        .cdn_storage(CdnStorage::DigestOnly)
+        .cdn_object_limit(2)
+        .start()
+        .await
+        .unwrap();
+    let mut params = Vec::new();
+    for i in 0..3u8 {
+        params.push(upload_ok(&sim, &[i; 40]).await);
+    }
+    // A reply may name the newest uploads, not one the CDN forgot.
+    let aes = key().to_base64_hex();
+    let user = sim.user_id();
+    let r = api(&sim, "sendmessage", image_reply(&user, &params[0], &aes)).await;
+    assert_eq!(r.json()["ret"], -2);
+    let r = api(&sim, "sendmessage", image_reply(&user, &params[2], &aes)).await;
+    assert_eq!(r.body, "{}");
+
+    // Of three slots issued, the oldest is forgotten.
+    let plaintext = b"slot test";
+    let mut slots = Vec::new();
+    for _ in 0..3 {
+        let answer = slot(&sim, plaintext, None, 1).await;
+        slots.push(answer["upload_param"].as_str().unwrap().to_owned());
+    }
+    let ciphertext = wxlink_media::crypto::encrypt(&key(), plaintext);
+    let r = post_cdn(&upload_url(&sim, &slots[0]), ciphertext.clone()).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        r.header("x-error-message"),
+        Some("invalid encrypted_query_param")
+    );
+    let r = post_cdn(&upload_url(&sim, &slots[2]), ciphertext).await;
+    assert_eq!(r.status, StatusCode::OK);
+}

@@ -188,12 +188,26 @@ impl Encryptor {
         self.pending_len = input.len();
     }
 
-    /// Encrypts the plaintext in `buf` in place: on return `buf` holds the
-    /// ciphertext of every block completed so far, and any trailing partial
-    /// block is held back for the next call.
+    /// Encrypts the plaintext in `buf` in place, for a caller that owns the
+    /// buffer (e.g. it just read a chunk of a file into it); this saves the
+    /// copy that [`update`](Self::update) makes.
     ///
-    /// This avoids a copy when the caller owns the buffer (e.g. it just read
-    /// a chunk of a file into it).
+    /// `buf` may hold any number of bytes, none included, and calls may be
+    /// mixed freely with [`update`](Self::update) on the same encryptor. On
+    /// return `buf` holds the ciphertext of every block completed by this
+    /// call, in order: the caller appends it to the output as it is, so its
+    /// length is always a multiple of [`BLOCK_LEN`] and may differ from the
+    /// plaintext's:
+    ///
+    /// - a trailing partial block (1 to 15 bytes) is cut off `buf` and held
+    ///   back for the next call or [`finish`](Self::finish);
+    /// - bytes held back by an earlier call are put in front of `buf`'s
+    ///   plaintext first, so `buf` can grow by up to 15 bytes (reallocating
+    ///   when its capacity has no room) and its contents move.
+    ///
+    /// Nothing moves and nothing is held back while every chunk but the
+    /// last is a whole number of blocks long: that is the copy-free path,
+    /// the one uploads take (their chunk size is a multiple of 16).
     pub fn update_in_place(&mut self, buf: &mut Vec<u8>) {
         self.consumed += buf.len() as u64;
         if self.pending_len > 0 {

@@ -106,6 +106,33 @@ fn stream_encrypt(key: &AesKey, chunks: &[&[u8]]) -> Vec<u8> {
     out
 }
 
+/// Encrypts `chunks` the way uploads do: each chunk is copied into a
+/// buffer of its own (as if just read from a file) and encrypted in place
+/// by [`Encryptor::update_in_place`], or, where `copying[i]` says so, fed
+/// to [`Encryptor::update`] instead; a missing entry means in place.
+fn stream_encrypt_in_place(key: &AesKey, chunks: &[&[u8]], copying: &[bool]) -> Vec<u8> {
+    let mut enc = Encryptor::new(key);
+    let mut out = Vec::new();
+    for (i, chunk) in chunks.iter().enumerate() {
+        let held_before = enc.consumed() - out.len() as u64;
+        if copying.get(i).copied().unwrap_or(false) {
+            enc.update(chunk, &mut out);
+        } else {
+            let mut buf = chunk.to_vec();
+            enc.update_in_place(&mut buf);
+            // The buffer comes back as whole blocks: the bytes held before
+            // plus this chunk, less the new partial block.
+            assert_eq!(buf.len() % 16, 0);
+            let fed = held_before as usize + chunk.len();
+            assert_eq!(buf.len(), fed - fed % 16);
+            out.extend_from_slice(&buf);
+        }
+        assert!(enc.consumed() - out.len() as u64 <= 15);
+    }
+    out.extend_from_slice(&enc.finish());
+    out
+}
+
 fn stream_decrypt(key: &AesKey, chunks: &[&[u8]]) -> Result<Vec<u8>, MediaError> {
     let mut dec = Decryptor::new(key);
     let mut out = Vec::new();
@@ -145,11 +172,70 @@ proptest! {
     }
 
     #[test]
+    fn in_place_streaming_equals_whole_buffer_for_any_chunking(
+        key in any::<[u8; 16]>(),
+        data in proptest::collection::vec(any::<u8>(), 0..1200),
+        cuts in proptest::collection::vec(any::<usize>(), 0..12),
+    ) {
+        let key = AesKey::from_bytes(key);
+        let chunks = chunked(&data, &cuts);
+        let whole = crypto::encrypt(&key, &data);
+        let in_place = stream_encrypt_in_place(&key, &chunks, &[]);
+        prop_assert_eq!(&in_place, &whole);
+        prop_assert_eq!(&in_place, &stream_encrypt(&key, &chunks));
+    }
+
+    #[test]
+    fn in_place_and_copying_updates_mix_on_one_encryptor(
+        key in any::<[u8; 16]>(),
+        data in proptest::collection::vec(any::<u8>(), 0..1200),
+        cuts in proptest::collection::vec(any::<usize>(), 0..12),
+        copying in proptest::collection::vec(any::<bool>(), 0..14),
+    ) {
+        let key = AesKey::from_bytes(key);
+        let mixed = stream_encrypt_in_place(&key, &chunked(&data, &cuts), &copying);
+        prop_assert_eq!(mixed, crypto::encrypt(&key, &data));
+    }
+
+    #[test]
+    fn block_aligned_chunks_are_encrypted_without_moving(
+        key in any::<[u8; 16]>(),
+        blocks in proptest::collection::vec(0usize..40, 0..8),
+        tail in proptest::collection::vec(any::<u8>(), 0..16),
+        seed in any::<u8>(),
+    ) {
+        // Whole-block chunks, as uploads read them, then a short last one.
+        let key = AesKey::from_bytes(key);
+        let mut chunks: Vec<Vec<u8>> = blocks
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| (0..n * 16).map(|j| (j as u8) ^ (i as u8) ^ seed).collect())
+            .collect();
+        chunks.push(tail);
+        let mut enc = Encryptor::new(&key);
+        let mut out = Vec::new();
+        for chunk in &chunks {
+            let mut buf = chunk.clone();
+            let (len, at) = (buf.len(), buf.as_ptr());
+            enc.update_in_place(&mut buf);
+            if len % 16 == 0 {
+                // Nothing held before or after: same length, same memory.
+                prop_assert_eq!(buf.len(), len);
+                prop_assert!(len == 0 || std::ptr::eq(buf.as_ptr(), at));
+            }
+            out.extend_from_slice(&buf);
+        }
+        out.extend_from_slice(&enc.finish());
+        prop_assert_eq!(out, crypto::encrypt(&key, &chunks.concat()));
+    }
+
+    #[test]
     fn one_byte_chunks_round_trip(data in proptest::collection::vec(any::<u8>(), 0..100)) {
         let key = AesKey::from_bytes([9; 16]);
         let singles: Vec<&[u8]> = data.chunks(1).collect();
         let ct = stream_encrypt(&key, &singles);
         prop_assert_eq!(&ct, &crypto::encrypt(&key, &data));
+        prop_assert_eq!(&stream_encrypt_in_place(&key, &singles, &[]), &ct);
         let ct_singles: Vec<&[u8]> = ct.chunks(1).collect();
         prop_assert_eq!(stream_decrypt(&key, &ct_singles).unwrap(), data);
     }

@@ -647,6 +647,126 @@ async fn progress_reports_hashing_and_uploading_to_completion() {
     assert!(sent.iter().all(|p| p.total == Some(total)));
 }
 
+/// A progress hook that keeps every report, and the reports it kept.
+fn recording_hook() -> (ProgressHook, Arc<Mutex<Vec<Progress>>>) {
+    let reports: Arc<Mutex<Vec<Progress>>> = Arc::default();
+    let sink = Arc::clone(&reports);
+    let hook = ProgressHook::new(move |p| sink.lock().unwrap().push(p));
+    (hook, reports)
+}
+
+/// Checks what a progress bar would be fed during a download of
+/// `ciphertext_len` bytes: only the downloading phase, from 0 up to the
+/// whole ciphertext without ever going back, in several steps, with the
+/// total the server announced (`None` when it announced none).
+fn assert_download_progress(reports: &[Progress], ciphertext_len: u64, total: Option<u64>) {
+    assert!(
+        reports.iter().all(|p| p.phase == Phase::Downloading),
+        "{reports:?}"
+    );
+    // A multi-MiB body arrives in many chunks, one report each.
+    assert!(reports.len() > 3, "{reports:?}");
+    assert_eq!(reports.first().unwrap().done, 0);
+    assert!(
+        reports.windows(2).all(|w| w[0].done <= w[1].done),
+        "{reports:?}"
+    );
+    assert_eq!(reports.last().unwrap().done, ciphertext_len);
+    assert!(reports.iter().all(|p| p.total == total), "{reports:?}");
+}
+
+#[tokio::test]
+async fn progress_reports_downloading_to_the_full_ciphertext_size() {
+    let env = Env::start().await;
+    let data = noise(5 * 1024 * 1024 + 3, 19);
+    let ciphertext_len = crypto::ciphertext_len(data.len() as u64);
+    let item = env
+        .sim
+        .media_item(MediaKind::File, &data, KeyEncoding::Base64Hex)
+        .unwrap();
+    let inbound = resolve_item(&item, &env.sim.cdn_base_url()).unwrap();
+
+    // Into memory. The simulator announces the ciphertext length.
+    let (hook, reports) = recording_hook();
+    let mut options = DownloadOptions::default();
+    options.progress = Some(hook);
+    let got = download(&env.cdn, &inbound, &options).await.unwrap();
+    assert!(got.bytes == data);
+    assert_download_progress(
+        &reports.lock().unwrap(),
+        ciphertext_len,
+        Some(ciphertext_len),
+    );
+
+    // Into a file: the same reports.
+    let (hook, reports) = recording_hook();
+    options.progress = Some(hook);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("big.bin");
+    let file = download_to_file(&env.cdn, &inbound, &out, &options)
+        .await
+        .unwrap();
+    assert_eq!(file.size, data.len() as u64);
+    assert_download_progress(
+        &reports.lock().unwrap(),
+        ciphertext_len,
+        Some(ciphertext_len),
+    );
+}
+
+/// Serves one response of `body` with chunked transfer encoding, so no
+/// length is announced, on a fresh connection per request.
+async fn chunked_server(body: Vec<u8>) -> (String, tokio::task::JoinHandle<()>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/media", listener.local_addr().unwrap());
+    let body = Arc::new(body);
+    let task = tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let body = Arc::clone(&body);
+            tokio::spawn(async move {
+                // Read the request head (a GET has no body).
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut byte).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&byte[..n]),
+                    }
+                }
+                let mut out = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n".to_vec();
+                for chunk in body.chunks(256 * 1024) {
+                    out.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+                    out.extend_from_slice(chunk);
+                    out.extend_from_slice(b"\r\n");
+                }
+                out.extend_from_slice(b"0\r\n\r\n");
+                let _ = stream.write_all(&out).await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    });
+    (url, task)
+}
+
+#[tokio::test]
+async fn download_progress_without_an_announced_length_has_no_total() {
+    let key = AesKey::from_bytes([0x24; 16]);
+    let data = noise(3 * 1024 * 1024 + 9, 20);
+    let ciphertext = crypto::encrypt(&key, &data);
+    let ciphertext_len = ciphertext.len() as u64;
+    let (url, server) = chunked_server(ciphertext).await;
+    let env = Env::start().await;
+    let media = InboundMedia::new(MediaKind::File, url, Some(key));
+    let (hook, reports) = recording_hook();
+    let mut options = DownloadOptions::default();
+    options.progress = Some(hook);
+    let got = download(&env.cdn, &media, &options).await.unwrap();
+    server.abort();
+    assert!(got.bytes == data);
+    assert_download_progress(&reports.lock().unwrap(), ciphertext_len, None);
+}
+
 #[tokio::test]
 async fn every_inbound_key_encoding_downloads() {
     let env = Env::start().await;

@@ -35,9 +35,33 @@ pub use wxlink_transport::{Body, RetryPolicy, Timeouts};
 /// A boxed, sendable future: what every request builder resolves through.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
-/// How much longer than the server's `longpolling_timeout_ms` the client
-/// waits before giving up on a poll (ILINK.md §6.5 recommends a margin).
+/// How much longer than the server is expected to hold a long poll the
+/// client waits before giving up on it (ILINK.md §6.5 recommends about 5 s).
+///
+/// The server answers an idle poll after its hold, with a batch of whatever
+/// arrived at that moment. A client timer that fires at the same instant
+/// drops that answer, and the batch is lost: the server counts it as
+/// delivered and never sends it again (ILINK.md §9). The margin lets the
+/// server's answer win. It is added to every hold the client knows of: the
+/// server's `longpolling_timeout_ms`, the configured
+/// [`Timeouts::long_poll`](wxlink_transport::Timeouts::long_poll) (35 s by
+/// default) before the server has sent one, and the runtime's
+/// [`UpdatesOptions::poll_timeout`](crate::runtime::UpdatesOptions::poll_timeout).
 pub const LONG_POLL_MARGIN: Duration = Duration::from_secs(5);
+
+/// The client-side limit of the first long poll by default, before the
+/// server has suggested a hold: the official 35 s (ILINK.md §6.6) plus
+/// [`LONG_POLL_MARGIN`], so 40 s. Both [`WxLinkClient::poll`] and the
+/// runtime's update stream start with it.
+pub const FIRST_POLL_TIMEOUT: Duration =
+    Duration::from_millis(wxlink_proto::consts::LONG_POLL_TIMEOUT_MS)
+        .saturating_add(LONG_POLL_MARGIN);
+
+/// The client-side limit of a poll the server is expected to hold for
+/// `hold`: the hold plus [`LONG_POLL_MARGIN`].
+pub(crate) fn poll_limit(hold: Duration) -> Duration {
+    hold.saturating_add(LONG_POLL_MARGIN)
+}
 
 /// The high-level client of the iLink bot API.
 ///
@@ -63,8 +87,9 @@ pub struct WxLinkClient {
 
 struct Inner {
     api: Api,
-    /// The timeout of the next long poll, in milliseconds (0: none); follows
-    /// the server's `longpolling_timeout_ms` plus [`LONG_POLL_MARGIN`].
+    /// The timeout of the next long poll, in milliseconds (0: none): the
+    /// configured hold, then the server's `longpolling_timeout_ms`, each
+    /// plus [`LONG_POLL_MARGIN`].
     poll_timeout_ms: AtomicU64,
     /// The last typing ticket `getconfig` returned per user, so that
     /// cancelling does not need another `getconfig`.
@@ -186,6 +211,14 @@ impl ClientBuilder {
     }
 
     /// The client-side timeouts of each call class.
+    ///
+    /// For `getupdates`, [`Timeouts::long_poll`] is how long the server is
+    /// expected to hold an idle poll (35 s by default, as the real server
+    /// does); the first poll waits that **plus [`LONG_POLL_MARGIN`]**, and
+    /// later polls wait the server's `longpolling_timeout_ms` plus the same
+    /// margin, so that the server's answer is never cut off (see
+    /// [`FIRST_POLL_TIMEOUT`]). `None` means polls have no client-side
+    /// limit. [`PollRequest::timeout`] sets one poll's limit exactly.
     #[must_use]
     pub fn timeouts(mut self, timeouts: wxlink_transport::Timeouts) -> Self {
         self.settings.timeouts = Some(timeouts);
@@ -233,9 +266,11 @@ impl ClientBuilder {
             return Err(Error::MissingToken);
         }
         let api = Api::new(&self.settings)?;
+        // The configured long-poll timeout is the hold expected from the
+        // server; the margin keeps the first poll from racing its answer.
         let poll_ms = api
             .default_long_poll()
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+            .map_or(0, |hold| duration_ms(poll_limit(hold)));
         Ok(WxLinkClient {
             inner: Arc::new(Inner {
                 api,
@@ -318,7 +353,8 @@ impl WxLinkClient {
     /// the cursor unchanged. A `""` cursor from the server never replaces a
     /// non-empty one (ILINK.md §9). The next poll waits as long as the
     /// server's `longpolling_timeout_ms` suggests, plus
-    /// [`LONG_POLL_MARGIN`].
+    /// [`LONG_POLL_MARGIN`]; the first one waits [`FIRST_POLL_TIMEOUT`]
+    /// (with the default [`Timeouts`]).
     ///
     /// ```no_run
     /// # async fn run(client: wxlink_client::WxLinkClient) -> Result<(), wxlink_client::Error> {
@@ -570,10 +606,10 @@ impl WxLinkClient {
                     .and_then(|ms| u64::try_from(ms).ok())
                     .filter(|ms| *ms > 0)
                 {
-                    let margin = u64::try_from(LONG_POLL_MARGIN.as_millis()).unwrap_or(0);
+                    let limit = poll_limit(Duration::from_millis(ms));
                     self.inner
                         .poll_timeout_ms
-                        .store(ms.saturating_add(margin), Ordering::Relaxed);
+                        .store(duration_ms(limit), Ordering::Relaxed);
                 }
                 let next_cursor = response
                     .get_updates_buf
@@ -600,13 +636,20 @@ impl WxLinkClient {
     }
 
     /// The client-side timeout the next poll will use, `None` for no limit:
-    /// the configured long-poll timeout until the server suggests one.
+    /// the configured long-poll timeout ([`FIRST_POLL_TIMEOUT`] by default)
+    /// until the server suggests a hold, then that hold; both plus
+    /// [`LONG_POLL_MARGIN`].
     pub fn next_poll_timeout(&self) -> Option<Duration> {
         match self.inner.poll_timeout_ms.load(Ordering::Relaxed) {
             0 => None,
             ms => Some(Duration::from_millis(ms)),
         }
     }
+}
+
+/// `duration` in whole milliseconds, saturating.
+fn duration_ms(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// A text item holding `text`.
@@ -683,7 +726,10 @@ pub struct PollRequest {
 }
 
 impl PollRequest {
-    /// Overrides the client-side timeout of this poll.
+    /// Overrides the client-side timeout of this poll: it ends after
+    /// exactly `timeout`, with no margin added. Give the server's hold plus
+    /// [`LONG_POLL_MARGIN`] or more, or a batch the server sends as the
+    /// timer fires is lost.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
@@ -920,12 +966,29 @@ mod tests {
     }
 
     #[test]
-    fn the_default_long_poll_timeout_is_the_official_35_seconds() {
+    fn the_first_poll_waits_the_official_35_seconds_plus_the_margin() {
+        assert_eq!(FIRST_POLL_TIMEOUT, Duration::from_secs(40));
         let client = WxLinkClient::builder()
             .token(BotToken::new("t"))
             .build()
             .unwrap();
-        assert_eq!(client.next_poll_timeout(), Some(Duration::from_secs(35)));
+        assert_eq!(client.next_poll_timeout(), Some(FIRST_POLL_TIMEOUT));
+        // A configured hold gets the same margin.
+        let mut timeouts = Timeouts::default();
+        timeouts.long_poll = Some(Duration::from_secs(20));
+        let client = WxLinkClient::builder()
+            .token(BotToken::new("t"))
+            .timeouts(timeouts)
+            .build()
+            .unwrap();
+        assert_eq!(
+            client.next_poll_timeout(),
+            Some(Duration::from_secs(20) + LONG_POLL_MARGIN)
+        );
+        let client = WxLinkClient::builder()
+            .token(BotToken::new("t"))
+            .build()
+            .unwrap();
         assert_eq!(client.base_url(), wxlink_proto::DEFAULT_BASE_URL);
         assert_eq!(client.cdn_base_url(), wxlink_proto::DEFAULT_CDN_BASE_URL);
         let mut timeouts = Timeouts::default();

@@ -6,8 +6,11 @@
 //!
 //! 1. `notifystart`, then the journal's unacknowledged messages (left over
 //!    from a crash or a restart) are yielded before anything new.
-//! 2. Each long poll uses the server's `longpolling_timeout_ms` plus a
-//!    margin; a client-side timeout is an empty success.
+//! 2. Each long poll waits the hold the server is expected to use plus a
+//!    margin (5 s): 35 s plus 5 s for the first poll
+//!    ([`FIRST_POLL_TIMEOUT`](crate::client::FIRST_POLL_TIMEOUT)), then the
+//!    server's `longpolling_timeout_ms` plus 5 s, so that the server's
+//!    answer is never cut off; a client-side timeout is an empty success.
 //! 3. The batch is filtered (bot messages, messages without a sender) and
 //!    committed to the store **with** the new cursor in one transaction,
 //!    de-duplicated there; only then are the new messages yielded.
@@ -64,11 +67,17 @@ pub struct UpdatesOptions {
     pub backoff: BackoffPolicy,
     /// What to do on `-14`.
     pub on_session_expired: OnSessionExpired,
-    /// The client-side limit of the first poll (ILINK.md §6.6: 35 s); later
-    /// polls use the server's `longpolling_timeout_ms`.
+    /// How long the server is expected to hold the first poll (ILINK.md
+    /// §6.6: 35 s), until it suggests a hold in `longpolling_timeout_ms`.
+    /// The first poll's client-side limit is this **plus**
+    /// [`poll_timeout_margin`](Self::poll_timeout_margin), as every later
+    /// poll's is the server's hold plus the margin.
     pub poll_timeout: Duration,
-    /// Added to the server's `longpolling_timeout_ms`, so that the server's
-    /// own answer wins the race (ILINK.md §6.5 recommends about 5 s).
+    /// Added to every poll's expected hold, so that the server's own answer
+    /// wins the race (ILINK.md §6.5 recommends about 5 s; the default is
+    /// [`LONG_POLL_MARGIN`](crate::client::LONG_POLL_MARGIN)). A batch
+    /// answered as the client's timer fires is lost, since the server counts
+    /// it as delivered.
     pub poll_timeout_margin: Duration,
     /// Call `notifystart` before the first poll and `notifystop` at the end.
     pub notify: bool,
@@ -80,8 +89,8 @@ impl Default for UpdatesOptions {
             dedupe: DedupeSettings::default(),
             backoff: BackoffPolicy::default(),
             on_session_expired: OnSessionExpired::Stop,
-            poll_timeout: Duration::from_secs(35),
-            poll_timeout_margin: Duration::from_secs(5),
+            poll_timeout: Duration::from_millis(wxlink_proto::consts::LONG_POLL_TIMEOUT_MS),
+            poll_timeout_margin: crate::client::LONG_POLL_MARGIN,
             notify: true,
         }
     }
@@ -115,13 +124,14 @@ impl UpdatesOptions {
         self
     }
 
-    /// Sets the first poll's client-side limit.
+    /// Sets the hold expected for the first poll; the poll waits this plus
+    /// the margin.
     pub fn poll_timeout(mut self, timeout: Duration) -> Self {
         self.poll_timeout = timeout;
         self
     }
 
-    /// Sets the margin added to the server's `longpolling_timeout_ms`.
+    /// Sets the margin added to each poll's expected hold.
     pub fn poll_timeout_margin(mut self, margin: Duration) -> Self {
         self.poll_timeout_margin = margin;
         self
@@ -241,7 +251,9 @@ struct Looper {
     started: bool,
     finished: bool,
     cursor: String,
-    poll_timeout: Duration,
+    /// How long the server is expected to hold the next poll: the
+    /// configured first hold, then the server's `longpolling_timeout_ms`.
+    hold: Duration,
     backoff: Backoff,
     backlog: VecDeque<(JournalEntry, bool)>,
     pending: Option<InboundBatch>,
@@ -404,10 +416,10 @@ impl Looper {
     /// loop again.
     async fn poll_once(&mut self) -> Option<Option<Result<Delivery, RuntimeError>>> {
         let api = Arc::clone(&self.runtime.inner.api);
-        let limit = self.poll_timeout;
+        let limit = self.hold.saturating_add(self.options.poll_timeout_margin);
         // The facade ends the poll at `limit` with an empty answer; this
         // outer guard, a second later, only matters if it does not.
-        let guard = limit + Duration::from_secs(1);
+        let guard = limit.saturating_add(Duration::from_secs(1));
         let call = tokio::time::timeout(guard, api.poll(self.cursor.clone(), limit));
         let outcome = match self.shutdown.as_mut() {
             Some(signal) => tokio::select! {
@@ -446,8 +458,7 @@ impl Looper {
         // send saw `-14` in the meantime.
         self.runtime.mark_active();
         if let Some(ms) = response.longpolling_timeout_ms.filter(|ms| *ms > 0) {
-            let server = Duration::from_millis(ms.unsigned_abs());
-            self.poll_timeout = server + self.options.poll_timeout_margin;
+            self.hold = Duration::from_millis(ms.unsigned_abs());
         }
         let batch = self.batch_from(response.msgs, response.get_updates_buf);
         if batch.messages.is_empty() && batch.cursor.as_deref().is_none_or(|c| c == self.cursor) {
@@ -561,7 +572,7 @@ impl Updates {
         let looper = Looper {
             runtime: runtime.clone(),
             backoff: Backoff::new(options.backoff),
-            poll_timeout: options.poll_timeout,
+            hold: options.poll_timeout,
             options,
             life: Arc::clone(&life),
             shutdown,

@@ -31,6 +31,8 @@ struct Fake {
     calls: Mutex<Vec<String>>,
     in_flight: Arc<AtomicUsize>,
     polls: AtomicUsize,
+    /// The client-side timeout each poll was given, in order.
+    poll_timeouts: Mutex<Vec<Duration>>,
     config_fails: bool,
 }
 
@@ -71,9 +73,10 @@ impl RuntimeApi for Fake {
     fn poll(
         &self,
         cursor: String,
-        _timeout: Duration,
+        timeout: Duration,
     ) -> BoxFuture<'static, Result<GetUpdatesResponse, ApiError>> {
         self.polls.fetch_add(1, Ordering::SeqCst);
+        self.poll_timeouts.lock().unwrap().push(timeout);
         self.record(format!("poll {cursor}"));
         let step = self.script.lock().unwrap().pop_front();
         self.in_flight.fetch_add(1, Ordering::SeqCst);
@@ -232,6 +235,57 @@ async fn yields_new_messages_once_skipping_bot_and_duplicate_ones() {
     assert!(calls.contains(&"poll c2".to_owned()), "{calls:?}");
     assert_eq!(store.cursor().unwrap().as_deref(), Some("c2"));
     assert!(store.unacknowledged().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn polls_wait_the_expected_hold_plus_the_margin_starting_at_40_seconds() {
+    // The first batch says the server holds polls for 200 ms.
+    let api = Fake::with(vec![Step::Batch(
+        vec![text_msg(1, "a@im.wechat", "hi")],
+        "c1",
+    )]);
+    let rt = runtime(
+        &api,
+        Arc::new(MemoryStore::new()),
+        RuntimeOptions::default(),
+    );
+    let mut updates = rt.updates(UpdatesOptions::default());
+    next_ok(&mut updates).await;
+    // Let the stream start its second (idle) poll.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), updates.next())
+            .await
+            .is_err()
+    );
+    let margin = crate::client::LONG_POLL_MARGIN;
+    assert_eq!(
+        *api.poll_timeouts.lock().unwrap(),
+        [
+            // 35 s plus the margin before the server has said anything,
+            crate::client::FIRST_POLL_TIMEOUT,
+            // then the server's 200 ms plus the margin.
+            Duration::from_millis(200) + margin,
+        ]
+    );
+    assert_eq!(crate::client::FIRST_POLL_TIMEOUT, Duration::from_secs(40));
+
+    // A configured first hold and margin are used the same way.
+    let api = Fake::with(vec![]);
+    let rt = runtime(
+        &api,
+        Arc::new(MemoryStore::new()),
+        RuntimeOptions::default(),
+    );
+    let mut updates = rt.updates(fast_options());
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), updates.next())
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        *api.poll_timeouts.lock().unwrap(),
+        [Duration::from_millis(5_100)]
+    );
 }
 
 #[tokio::test]

@@ -220,6 +220,73 @@ async fn an_empty_server_cursor_never_replaces_ours() {
     );
 }
 
+/// A transport that answers every getupdates at once with an empty batch
+/// and `longpolling_timeout_ms: 20000`, and records the client-side timeout
+/// each poll was given (the transport sees it in the call's `CallMeta`).
+fn timeout_recording_client(
+    timeouts: Option<wxlink_transport::Timeouts>,
+) -> (
+    WxLinkClient,
+    std::sync::Arc<std::sync::Mutex<Vec<Option<Duration>>>>,
+) {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let service = tower::service_fn({
+        let seen = std::sync::Arc::clone(&seen);
+        move |req: http::Request<wxlink_transport::Body>| {
+            let meta = wxlink_transport::CallMeta::of(&req);
+            seen.lock().unwrap().push(meta.timeout);
+            async {
+                let body =
+                    r#"{"ret":0,"msgs":[],"get_updates_buf":"c1","longpolling_timeout_ms":20000}"#;
+                Ok::<_, std::convert::Infallible>(http::Response::new(
+                    wxlink_transport::Body::from(body.as_bytes().to_vec()),
+                ))
+            }
+        }
+    });
+    let mut builder = WxLinkClient::builder()
+        .base_url("http://127.0.0.1:9")
+        .token(BotToken::new("t"))
+        .transport(service);
+    if let Some(timeouts) = timeouts {
+        builder = builder.timeouts(timeouts);
+    }
+    (builder.build().unwrap(), seen)
+}
+
+#[tokio::test]
+async fn the_first_poll_waits_the_servers_35_second_hold_plus_the_margin() {
+    use wxlink_client::client::{FIRST_POLL_TIMEOUT, LONG_POLL_MARGIN};
+    let (client, seen) = timeout_recording_client(None);
+    let first = client.poll("").await.unwrap();
+    client.poll(&first.next_cursor).await.unwrap();
+    // One poll with a bare 35 s timer would race the real server's 35 s
+    // answer; the first waits 40 s, the next the server's 20 s plus 5 s.
+    assert_eq!(
+        FIRST_POLL_TIMEOUT,
+        Duration::from_secs(35) + LONG_POLL_MARGIN
+    );
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [Some(Duration::from_secs(40)), Some(Duration::from_secs(25))]
+    );
+
+    // A configured hold gets the same margin; a per-poll override is exact.
+    let mut timeouts = wxlink_transport::Timeouts::default();
+    timeouts.long_poll = Some(Duration::from_secs(10));
+    let (client, seen) = timeout_recording_client(Some(timeouts));
+    client.poll("").await.unwrap();
+    client
+        .poll("c1")
+        .timeout(Duration::from_secs(3))
+        .await
+        .unwrap();
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [Some(Duration::from_secs(15)), Some(Duration::from_secs(3))]
+    );
+}
+
 #[tokio::test]
 async fn chunked_cjk_text_arrives_in_order_and_whole() {
     let sim = sim().await;

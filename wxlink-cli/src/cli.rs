@@ -201,6 +201,10 @@ pub struct SimArgs {
     /// Keep only the size and digest of uploads (for load tests: no memory or disk grows; downloads of uploads answer 404).
     #[arg(long)]
     pub cdn_digest_only: bool,
+
+    /// Most entries kept in each record log (sent messages, typing and presence calls, uploads, requests); the oldest go first, `GET /_sim/counts` keeps the all-time totals.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub record_limit: usize,
 }
 
 /// Options of `wxlink login`.

@@ -18,7 +18,9 @@ pub async fn run(args: &SimArgs) -> Result<ExitCode> {
     stats::raise_open_file_limit();
     let mut builder = Simulator::builder()
         .port(args.port)
-        .hold(Duration::from_millis(args.hold_ms));
+        .hold(Duration::from_millis(args.hold_ms))
+        .record_limit(args.record_limit)
+        .request_log_limit(args.record_limit);
     if args.cdn_digest_only {
         builder = builder.cdn_storage(CdnStorage::DigestOnly);
     }

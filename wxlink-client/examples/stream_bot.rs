@@ -156,8 +156,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
         // "Think" for a moment with the typing indicator on.
         let typing = bot.typing(delivery.sender());
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let result = bot.reply(&delivery, &format!("echo: {text}")).await;
-        typing.finish().await;
+        // The reply ends "typing…": the cancel goes out right after it.
+        let result = typing.reply(&format!("echo: {text}")).await;
         match result {
             // Acknowledge only once the answer is out: a crash before this
             // line means the message is answered again after a restart.

@@ -422,9 +422,11 @@ impl BotRuntime {
         }
     }
 
-    /// Starts "typing…" for `user` and keeps it alive until the guard is
-    /// finished or dropped. Typing is best effort: failures are logged and
-    /// never fail anything else.
+    /// Starts "typing…" for `user` and keeps it alive until the guard
+    /// replies ([`TypingGuard::reply`](super::TypingGuard::reply),
+    /// [`TypingGuard::finish_after`](super::TypingGuard::finish_after)), is
+    /// finished or is dropped. Typing is best effort: failures are logged
+    /// and never fail anything else.
     pub fn typing(&self, user: &str) -> super::TypingGuard {
         super::TypingGuard::start(self.clone(), user)
     }

@@ -101,8 +101,8 @@ impl BotRuntime {
     ///     let delivery = item?; // ends with SessionExpired on -14
     ///     let typing = bot.typing(delivery.sender());
     ///     let answer = format!("you said: {}", delivery.text().unwrap_or("(media)"));
-    ///     bot.reply(&delivery, &answer).await?;
-    ///     typing.finish().await;
+    ///     // Sends the reply and cancels "typing…" with it.
+    ///     typing.reply(&answer).await?;
     ///     delivery.ack().await?;
     /// }
     /// # Ok(())

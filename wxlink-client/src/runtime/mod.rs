@@ -9,7 +9,7 @@
 //!   acknowledged ([`Delivery::ack`]). [`BotRuntime::run`] is the same loop
 //!   with a handler.
 //! - [`TypingGuard`] ([`BotRuntime::typing`]): keeps "typing…" alive and
-//!   cancels it.
+//!   cancels it, on the reply itself with [`TypingGuard::reply`].
 //! - [`Store`]: the persisted state, with the crash-safe [`SqliteStore`] and
 //!   the in-memory [`MemoryStore`].
 //! - [`backoff`], [`budget`], [`config_cache`]: the official numbers for

@@ -666,6 +666,59 @@ async fn typing_guard_starts_keeps_alive_and_cancels() {
 }
 
 #[tokio::test]
+async fn replying_through_the_typing_guard_cancels_right_after_the_reply() {
+    let api = Fake::with(vec![Step::Batch(
+        vec![text_msg(1, "a@im.wechat", "hi")],
+        "c1",
+    )]);
+    let options = RuntimeOptions::default().typing_keepalive(Duration::from_millis(30));
+    let rt = runtime(&api, Arc::new(MemoryStore::new()), options);
+    let mut updates = rt.updates(fast_options());
+    let delivery = next_ok(&mut updates).await;
+    let guard = rt.typing(delivery.sender());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    guard.reply("done").await.unwrap();
+    let typing_and_sends = |calls: Vec<String>| -> Vec<String> {
+        calls
+            .into_iter()
+            .filter(|c| c.starts_with("typing ") || c.starts_with("send "))
+            .collect()
+    };
+    let calls = typing_and_sends(api.calls());
+    let n = calls.len();
+    assert!(n >= 4, "keep-alives, the reply and the cancel: {calls:?}");
+    // Keep-alives only before the reply, the cancel right after it, and it
+    // has gone out by the time `reply` returns.
+    assert!(
+        calls[..n - 2].iter().all(|c| c == "typing a@im.wechat on"),
+        "{calls:?}"
+    );
+    assert_eq!(
+        calls[n - 2..],
+        ["send a@im.wechat done ctx-1", "typing a@im.wechat off"]
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        typing_and_sends(api.calls()).len(),
+        n,
+        "no keep-alive after"
+    );
+
+    // A reply that is refused still ends typing.
+    let guard = rt.typing("stranger@im.wechat");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let err = guard.reply("hello").await.unwrap_err();
+    assert!(
+        matches!(err, RuntimeError::UserMustWriteFirst { .. }),
+        "{err:?}"
+    );
+    assert_eq!(
+        api.calls().last().map(String::as_str),
+        Some("typing stranger@im.wechat off")
+    );
+}
+
+#[tokio::test]
 async fn no_ticket_means_no_typing_calls() {
     let api = Arc::new(Fake {
         config_fails: true,

@@ -316,6 +316,59 @@ async fn typing_guard_starts_keeps_alive_and_cancels() {
 }
 
 #[tokio::test]
+async fn a_reply_through_the_typing_guard_ends_typing_when_it_is_sent() {
+    let sim = sim().await;
+    let user = sim.user_id();
+    let options = RuntimeOptions::default().typing_keepalive(Duration::from_millis(100));
+    let bot = BotRuntime::with_options(client(&sim), MemoryStore::new(), options);
+    let mut updates = bot.updates(fast());
+    let inbound = sim.inject_text(&user, "think about it");
+    let delivery = next(&mut updates).await;
+
+    let typing = bot.typing(delivery.sender());
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    typing.reply("done").await.unwrap();
+
+    // Without waiting: the reply is out, with the user's context token, and
+    // the cancel already followed it.
+    let sent = sim.sent_messages();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].text(), Some("done"));
+    assert_eq!(
+        sent[0].msg.context_token.as_ref(),
+        Some(&inbound.context_token)
+    );
+    let reply_at = sent[0].at;
+    let calls: Vec<_> = sim
+        .typing_calls()
+        .into_iter()
+        .filter(|c| c.ilink_user_id == user)
+        .collect();
+    let statuses: Vec<i64> = calls.iter().map(|c| c.status).collect();
+    assert!(
+        statuses.len() >= 3,
+        "start, keep-alives, cancel: {statuses:?}"
+    );
+    assert_eq!(statuses.last(), Some(&2), "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 2).count(), 1);
+    let (cancel, keepalives) = calls.split_last().unwrap();
+    assert!(cancel.at >= reply_at, "the cancel follows the reply");
+    assert!(
+        keepalives.iter().all(|c| c.status == 1 && c.at <= reply_at),
+        "no typing shown after the reply"
+    );
+
+    // The keep-alives have stopped for good.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let after = sim
+        .typing_calls()
+        .iter()
+        .filter(|c| c.ilink_user_id == user)
+        .count();
+    assert_eq!(after, calls.len());
+}
+
+#[tokio::test]
 async fn typing_failures_never_fail_the_reply() {
     let sim = sim().await;
     let user = sim.user_id();

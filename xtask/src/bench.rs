@@ -655,15 +655,20 @@ fn poll_row(
     })
 }
 
-/// The `media_bench` figures beside their OpenSSL ceilings.
+/// The `media_bench` figures beside their OpenSSL ceilings. Each is the
+/// median of repeated runs (the example says how many in its output, which
+/// is echoed here).
 fn media_rows(sh: &Shell, aes_ceiling: f64, md5_ceiling: f64) -> Result<Vec<Row>> {
-    println!("\nmedia_bench (wxlink-media example):");
+    println!("\nmedia_bench (wxlink-media example, medians of repeated runs):");
     let output = cmd!(
         sh,
         "cargo run --release --quiet -p wxlink-media --example media_bench"
     )
     .read()
     .context("running the media_bench example failed")?;
+    for line in output.lines().filter(|l| !l.starts_with(LINE_PREFIX)) {
+        println!("  {line}");
+    }
     let figures = parse_bench_lines(&output);
     if figures.is_empty() {
         bail!("media_bench printed no `{LINE_PREFIX}` lines:\n{output}");
@@ -689,10 +694,27 @@ fn media_row(name: &str, ours: f64, aes_ceiling: f64, md5_ceiling: f64) -> Row {
         Goal::Info
     };
     Row {
-        target: format!("media_bench {name}"),
+        target: media_target(name),
         ours: Figure::new(ours, "MB/s", ""),
         ceiling,
         goal,
+    }
+}
+
+/// The row title of a `media_bench` figure.
+///
+/// Both encryption figures sit beside the `openssl speed -evp aes-128-ecb`
+/// ceiling, but only the streaming `encrypt` is the headline: it runs the
+/// upload path over 256 MiB that no cache holds, so it is what an upload
+/// gets. `encrypt_cached` repeats one cache-resident chunk, as `openssl
+/// speed` does; it is the like-for-like cipher comparison and is shown for
+/// reference: it leaves memory bandwidth out, so it reads higher than any
+/// upload can reach.
+fn media_target(name: &str) -> String {
+    match name {
+        "encrypt" => "media_bench encrypt, streaming (headline)".to_owned(),
+        "encrypt_cached" => "media_bench encrypt_cached, one hot chunk (reference)".to_owned(),
+        _ => format!("media_bench {name}"),
     }
 }
 
@@ -949,6 +971,28 @@ md5              79040.91k   216897.09k   439228.87k   591619.77k   675831.73k  
             parse_bench_lines(out),
             vec![("encrypt".to_owned(), 8123.5), ("md5".to_owned(), 600.0)]
         );
+    }
+
+    #[test]
+    fn streaming_encrypt_is_the_headline_beside_the_aes_ceiling() {
+        let (aes, md5) = (8_000.0, 600.0);
+        let streaming = media_row("encrypt", 4_000.0, aes, md5);
+        assert!(streaming.target.contains("headline"), "{streaming:?}");
+        assert_eq!(streaming.ceiling, Figure::new(aes, "MB/s", "aes-128-ecb"));
+        assert_eq!(streaming.cells()[3], "50%");
+        let cached = media_row("encrypt_cached", 9_000.0, aes, md5);
+        assert!(cached.target.contains("reference"), "{cached:?}");
+        assert!(!cached.target.contains("headline"), "{cached:?}");
+        assert_eq!(cached.ceiling.label, "aes-128-ecb");
+        let digest = media_row("md5", 580.0, aes, md5);
+        assert_eq!(
+            (digest.target.as_str(), digest.ceiling.label),
+            ("media_bench md5", "MD5")
+        );
+        assert_eq!(digest.goal, Goal::Info);
+        let upload = media_row("upload_256mib", 450.0, aes, md5);
+        assert_eq!(upload.ceiling.label, "MD5");
+        assert_eq!(upload.cells()[5], "yes");
     }
 
     #[test]

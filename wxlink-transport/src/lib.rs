@@ -48,7 +48,8 @@
 //!    connections and 502/503/504/524; one marked `RetrySafety::BeforeSend`
 //!    (`sendmessage`, `getupdates`) only when the request certainly never
 //!    left, so a message is never sent twice. One-shot bodies are never
-//!    retried.
+//!    retried. Each repeated attempt gets a fresh `X-WECHAT-UIN` (ILINK.md
+//!    §2.2 wants a new value on every request).
 //! 4. [`TimeoutLayer`](layers::TimeoutLayer) with [`Timeouts`]: one deadline
 //!    per attempt by class (ILINK.md §6.6: long poll 35 s, API 15 s, config
 //!    10 s, CDN none), covering the response head and body; a per-call
@@ -102,7 +103,8 @@
 //! };
 //!
 //! # async fn run() -> Result<(), BoxError> {
-//! // One pooled transport, with the proxy from HTTPS_PROXY / NO_PROXY.
+//! // One pooled transport (the proxy comes from HTTPS_PROXY / NO_PROXY,
+//! // as by default).
 //! let https = HttpsTransport::with_options(TransportOptions::from_env());
 //!
 //! // Your middleware under the standard layers: at most 64 requests in
@@ -145,6 +147,39 @@
 //! TLS-inspecting corporate proxy), or bring your own transport. HTTP/2 and HTTP/1.1 are negotiated by ALPN
 //! on TLS connections; plain `http://` (the simulator, local proxies) uses
 //! HTTP/1.1.
+//!
+//! # Proxies
+//!
+//! The default transport ([`HttpsTransport::new`], and so
+//! [`ApiClient::new`] and everything built on it) honours the proxy
+//! environment variables, as curl does: `HTTP_PROXY` for `http://` targets,
+//! `HTTPS_PROXY` for `https://` targets, `ALL_PROXY` for either when its
+//! own variable is unset, and `NO_PROXY` for hosts reached directly
+//! (domains with their subdomains, IP addresses, CIDR ranges, `*`). Each is
+//! also read in lower case; the upper-case name wins when both are set.
+//! Loopback destinations (`localhost`, `127.0.0.0/8`, `::1`) never go
+//! through an environment proxy, so a local simulator keeps working behind
+//! a corporate proxy. Only `http://` proxies are supported (a variable
+//! naming an `https://` or SOCKS proxy is ignored with a warning);
+//! `https://` targets go through a `CONNECT` tunnel, `http://` targets are
+//! forwarded, and credentials in the proxy URL are sent as
+//! `Proxy-Authorization`. [`Proxy::from_lookup`] has the full rules.
+//!
+//! To connect directly whatever the environment says, or to name a proxy
+//! in code:
+//!
+//! ```
+//! use wxlink_transport::{ApiClient, ApiConfig, HttpsTransport, Proxy, TransportOptions};
+//!
+//! let direct = HttpsTransport::with_options(TransportOptions::default().proxy(None));
+//! let client = ApiClient::with_service(ApiConfig::default(), direct);
+//! # drop(client);
+//!
+//! let proxy = Proxy::all_except("http://proxy.corp:3128", ".corp")?;
+//! let proxied = HttpsTransport::with_options(TransportOptions::default().proxy(Some(proxy)));
+//! # drop(proxied);
+//! # Ok::<(), wxlink_transport::Error>(())
+//! ```
 //!
 //! # Features
 //!

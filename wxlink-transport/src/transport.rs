@@ -3,7 +3,8 @@
 //! [`HttpsTransport`] speaks `http://` and `https://`, negotiates HTTP/2 or
 //! HTTP/1.1 by ALPN on TLS connections (plain `http://` uses HTTP/1.1), keeps
 //! connections alive in a pool shared by every clone, and can go through an
-//! HTTP proxy ([`Proxy`]).
+//! HTTP proxy ([`Proxy`]), by default the one the environment names
+//! (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY`).
 //!
 //! TLS uses rustls with the `ring` crypto provider and the Mozilla root
 //! certificates compiled in from `webpki-roots`: both build from source with
@@ -33,6 +34,10 @@ use crate::error::{BoxError, Error};
 
 /// Settings of the default transport.
 ///
+/// [`TransportOptions::default`] takes the proxy from the environment
+/// ([`Proxy::from_env`]), like curl; set [`proxy`](Self::proxy) to `None`
+/// to connect directly whatever the environment says.
+///
 /// ```
 /// use std::time::Duration;
 /// use wxlink_transport::{HttpsTransport, TransportOptions};
@@ -41,11 +46,18 @@ use crate::error::{BoxError, Error};
 /// options.connect_timeout = Some(Duration::from_secs(5));
 /// let transport = HttpsTransport::with_options(options);
 /// # drop(transport);
+///
+/// // Ignore HTTPS_PROXY and friends.
+/// let direct = HttpsTransport::with_options(TransportOptions::default().proxy(None));
+/// # drop(direct);
 /// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct TransportOptions {
     /// An HTTP proxy for outgoing connections; `None` connects directly.
+    ///
+    /// The default is [`Proxy::from_env`]: the proxy the environment
+    /// variables name, or `None` when they name none.
     pub proxy: Option<Proxy>,
     /// How long an idle pooled connection is kept (default 90 s).
     pub pool_idle_timeout: Option<Duration>,
@@ -76,7 +88,7 @@ pub struct TransportOptions {
 impl Default for TransportOptions {
     fn default() -> Self {
         Self {
-            proxy: None,
+            proxy: Proxy::from_env(),
             pool_idle_timeout: Some(Duration::from_secs(90)),
             pool_max_idle_per_host: 64,
             connect_timeout: Some(Duration::from_secs(10)),
@@ -91,14 +103,23 @@ impl Default for TransportOptions {
 impl TransportOptions {
     /// The defaults, with the proxy taken from the environment
     /// (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY` and their
-    /// lower-case forms; see [`Proxy::from_env`]).
+    /// lower-case forms; see [`Proxy::from_env`]). The same as
+    /// [`TransportOptions::default`], for code that wants to say so.
     pub fn from_env() -> Self {
-        Self {
-            proxy: Proxy::from_env(),
-            ..Self::default()
-        }
+        Self::default()
+    }
+
+    /// Sets the proxy; `None` connects directly, ignoring the environment.
+    #[must_use]
+    pub fn proxy(mut self, proxy: Option<Proxy>) -> Self {
+        self.proxy = proxy;
+        self
     }
 }
+
+/// Destinations an environment proxy never applies to: the loopback
+/// interface is this machine's, and a proxy elsewhere cannot reach it.
+const LOOPBACK: &str = "localhost,127.0.0.0/8,::1";
 
 /// An HTTP proxy setting.
 ///
@@ -137,41 +158,100 @@ impl Proxy {
         })
     }
 
-    /// The proxy configured in the environment, if any: `HTTPS_PROXY` for
-    /// `https://` targets, `HTTP_PROXY` for `http://` targets, `ALL_PROXY`
-    /// for both, minus the hosts in `NO_PROXY` (curl's rules; lower-case
-    /// names are read too). Returns `None` when no usable proxy is set, or
-    /// when the proxy URL uses TLS or SOCKS, which are not supported.
+    /// The proxy configured in the process environment, if any; see
+    /// [`Proxy::from_lookup`] for the rules. This is what
+    /// [`TransportOptions::default`] and so [`HttpsTransport::new`] use.
     pub fn from_env() -> Option<Self> {
-        let vars = [
-            "HTTPS_PROXY",
-            "https_proxy",
-            "HTTP_PROXY",
-            "http_proxy",
-            "ALL_PROXY",
-            "all_proxy",
-        ];
-        let mut shown = None;
-        for var in vars {
-            if let Ok(value) = std::env::var(var)
-                && !value.trim().is_empty()
-            {
-                match validate_proxy_url(value.trim()) {
-                    Ok((_, s)) => {
-                        shown.get_or_insert(s);
-                    }
-                    Err(_) => {
-                        tracing::warn!(variable = var, "ignoring unsupported proxy setting");
-                        return None;
-                    }
-                }
-            }
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// The proxy that environment variables name, read through `lookup`
+    /// (a variable's value, or `None` when it is unset), or `None` when
+    /// they name no usable proxy. [`Proxy::from_env`] passes the process
+    /// environment; tests and applications with their own configuration
+    /// pass anything else, without touching the process environment.
+    ///
+    /// The rules are curl's, with the upper-case name read first:
+    ///
+    /// - `HTTP_PROXY` / `http_proxy` for `http://` targets, `HTTPS_PROXY` /
+    ///   `https_proxy` for `https://` targets, `ALL_PROXY` / `all_proxy` for
+    ///   whichever of the two is not set. A value without a scheme means
+    ///   `http://`; credentials in it are sent as `Proxy-Authorization`.
+    /// - `NO_PROXY` / `no_proxy`: comma-separated hosts reached directly. A
+    ///   domain matches itself and its subdomains (`example.com` and
+    ///   `.example.com` both match `api.example.com`), an IP address or CIDR
+    ///   range matches addresses, and `*` matches everything.
+    /// - Loopback destinations (`localhost`, `127.0.0.0/8`, `::1`) are
+    ///   always reached directly, as Go's HTTP client does: a proxy on
+    ///   another machine cannot reach this machine's loopback interface, so
+    ///   a local simulator keeps working behind a corporate proxy. Use
+    ///   [`Proxy::all`] to send loopback traffic through a proxy.
+    /// - Blank values count as unset. A value that is not an `http://`
+    ///   proxy (an `https://` or SOCKS proxy, which are not supported, or
+    ///   an unparsable URL) is ignored with a warning that names the
+    ///   variable but not its value.
+    /// - When `REQUEST_METHOD` is set (the process runs as a CGI script),
+    ///   upper-case `HTTP_PROXY` is ignored: a CGI server fills it from the
+    ///   request's `Proxy` header ("httpoxy"). Lower-case `http_proxy` is
+    ///   still read.
+    ///
+    /// ```
+    /// use wxlink_transport::Proxy;
+    ///
+    /// let vars = [("https_proxy", "proxy.corp:3128"), ("NO_PROXY", ".internal")];
+    /// let lookup = |name: &str| {
+    ///     vars.iter().find(|(n, _)| *n == name).map(|(_, v)| v.to_string())
+    /// };
+    /// let proxy = Proxy::from_lookup(lookup).expect("a proxy is set");
+    /// assert!(proxy.applies_to(&"https://ilinkai.weixin.qq.com/".parse()?));
+    /// assert!(!proxy.applies_to(&"https://api.internal/".parse()?));
+    /// assert!(!proxy.applies_to(&"http://127.0.0.1:8080/".parse()?));
+    /// # Ok::<(), http::uri::InvalidUri>(())
+    /// ```
+    pub fn from_lookup<F>(lookup: F) -> Option<Self>
+    where
+        F: Fn(&str) -> Option<String>,
+    {
+        let cgi = lookup("REQUEST_METHOD").is_some();
+        let http_names: &[&str] = if cgi {
+            &["http_proxy"]
+        } else {
+            &["HTTP_PROXY", "http_proxy"]
+        };
+        let all = env_proxy(&lookup, &["ALL_PROXY", "all_proxy"]);
+        let http = env_proxy(&lookup, http_names).or_else(|| all.clone());
+        let https = env_proxy(&lookup, &["HTTPS_PROXY", "https_proxy"]).or(all);
+        if http.is_none() && https.is_none() {
+            return None;
         }
-        let shown = shown?;
+        let no_proxy = first_set(&lookup, &["NO_PROXY", "no_proxy"])
+            .map(|(_, v)| v)
+            .unwrap_or_default();
+        let mut builder = Matcher::builder().no(format!("{no_proxy},{LOOPBACK}"));
+        if let Some((url, _)) = &http {
+            builder = builder.http(url.clone());
+        }
+        if let Some((url, _)) = &https {
+            builder = builder.https(url.clone());
+        }
+        let shown = match (http, https) {
+            (Some((_, h)), Some((_, s))) if h == s => h,
+            (Some((_, h)), Some((_, s))) => format!("http: {h}, https: {s}"),
+            (Some((_, h)), None) => format!("http: {h}"),
+            (None, Some((_, s))) => format!("https: {s}"),
+            (None, None) => return None,
+        };
         Some(Self {
-            matcher: Arc::new(Matcher::from_env()),
+            matcher: Arc::new(builder.build()),
             shown,
         })
+    }
+
+    /// Whether a request to `uri` goes through this proxy, rather than
+    /// straight to its host (a `NO_PROXY` match, a loopback host under an
+    /// environment proxy, or a scheme the proxy does not serve).
+    pub fn applies_to(&self, uri: &Uri) -> bool {
+        self.intercept(uri).is_some()
     }
 
     /// The proxy for `uri`, with its `Proxy-Authorization` value, or `None`
@@ -185,6 +265,36 @@ impl fmt::Debug for Proxy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Only scheme, host and port: the URL may carry credentials.
         f.debug_tuple("Proxy").field(&self.shown).finish()
+    }
+}
+
+/// The first of `names` that is set and not blank, with its trimmed value.
+fn first_set<'n, F>(lookup: &F, names: &[&'n str]) -> Option<(&'n str, String)>
+where
+    F: Fn(&str) -> Option<String>,
+{
+    names.iter().find_map(|name| {
+        lookup(name)
+            .map(|v| (*name, v.trim().to_owned()))
+            .filter(|(_, v)| !v.is_empty())
+    })
+}
+
+/// The proxy URL (with scheme) and its display form from the first of
+/// `names` that is set and not blank, or `None` when none is set or the
+/// value is not a supported proxy.
+fn env_proxy<F>(lookup: &F, names: &[&str]) -> Option<(String, String)>
+where
+    F: Fn(&str) -> Option<String>,
+{
+    let (name, value) = first_set(lookup, names)?;
+    match validate_proxy_url(&value) {
+        Ok(valid) => Some(valid),
+        Err(_) => {
+            // The value may hold credentials; only the name is logged.
+            tracing::warn!(variable = name, "ignoring an unsupported proxy setting");
+            None
+        }
     }
 }
 
@@ -252,7 +362,11 @@ pub struct HttpsTransport {
 }
 
 impl HttpsTransport {
-    /// A transport with the default [`TransportOptions`] (no proxy).
+    /// A transport with the default [`TransportOptions`]: the proxy comes
+    /// from the environment ([`Proxy::from_env`]: `HTTPS_PROXY`,
+    /// `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY`, also lower-case), or there is
+    /// none. To connect directly whatever the environment says, use
+    /// `HttpsTransport::with_options(TransportOptions::default().proxy(None))`.
     pub fn new() -> Self {
         Self::with_options(TransportOptions::default())
     }

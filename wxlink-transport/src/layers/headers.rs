@@ -16,6 +16,10 @@ use crate::proto::{self, Auth, BotToken};
 /// `AuthorizationType: ilink_bot_token`, on every POST.
 pub const AUTHORIZATION_TYPE: HeaderName = HeaderName::from_static("authorizationtype");
 /// `X-WECHAT-UIN`: a fresh random value per request, on every POST.
+///
+/// [`RetryLayer`](crate::layers::RetryLayer) replaces it on each repeated
+/// attempt, so every attempt carries its own value even though this layer
+/// runs once per call, above the retries.
 pub const X_WECHAT_UIN: HeaderName = HeaderName::from_static("x-wechat-uin");
 /// `iLink-App-Id`, on every request.
 pub const ILINK_APP_ID: HeaderName = HeaderName::from_static("ilink-app-id");
@@ -227,7 +231,7 @@ fn header_value(text: &str) -> Result<HeaderValue, Error> {
 /// This runs on every POST, so it is written into stack buffers and copied
 /// once into the header value, instead of going through two `String`s
 /// (`wxlink_proto::random_wechat_uin` builds the same text).
-fn fresh_uin() -> HeaderValue {
+pub(crate) fn fresh_uin() -> HeaderValue {
     encode_uin(rand::random::<u32>())
 }
 

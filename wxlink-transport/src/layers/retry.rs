@@ -13,6 +13,13 @@
 //!
 //! A request whose body is a one-shot stream is never retried, and no new
 //! attempt starts once the policy's total deadline would be passed.
+//!
+//! Each repeated attempt is the same request (method, URL, headers, body)
+//! with one exception: an `X-WECHAT-UIN` header is replaced by a fresh
+//! random value, because ILINK.md §2.2 asks for a new one on every request
+//! and [`IlinkHeadersLayer`](crate::layers::IlinkHeadersLayer), above this
+//! layer, runs only once per call. A request without the header is
+//! repeated unchanged, so the layer works on any request.
 
 use std::fmt;
 use std::future::Future;
@@ -26,6 +33,7 @@ use tower::{Layer, Service, ServiceExt};
 
 use crate::body::Body;
 use crate::error::{BoxError, Failure, classify};
+use crate::layers::headers::{X_WECHAT_UIN, fresh_uin};
 use crate::meta::CallMeta;
 use crate::proto::{RetrySafety, TimeoutClass};
 
@@ -338,8 +346,9 @@ where
             return result;
         }
         let delay = policy.backoff(attempt);
-        if let Some(total) = policy.total_deadline
-            && started.elapsed() + delay >= total
+        if policy
+            .total_deadline
+            .is_some_and(|total| started.elapsed() + delay >= total)
         {
             return result;
         }
@@ -365,7 +374,13 @@ where
         if attempt < policy.max_attempts {
             next = copy.try_clone();
         }
-        let req = copy.into_request();
+        let mut req = copy.into_request();
+        // ILINK.md §2.2: every request carries its own X-WECHAT-UIN. The
+        // headers layer sits above this one and runs once per call, so a
+        // repeated attempt gets its fresh value here.
+        if let Some(uin) = req.headers_mut().get_mut(X_WECHAT_UIN) {
+            *uin = fresh_uin();
+        }
         result = match inner.ready().await {
             Ok(svc) => svc.call(req).await,
             Err(err) => Err(err),

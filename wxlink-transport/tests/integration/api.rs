@@ -421,6 +421,37 @@ async fn retries_503_and_502_with_backoff_then_succeeds() {
 }
 
 #[tokio::test]
+async fn every_retried_attempt_carries_a_fresh_wechat_uin() {
+    let server = TestServer::start(|i, _| match i {
+        0 | 1 => Reply::status(503),
+        _ => Reply::ok(r#"{"ret":0}"#),
+    })
+    .await;
+    let client = ApiClient::new(config(&server).retry(fast_retry()));
+    client
+        .call::<GetConfig>(&GetConfigRequest::default())
+        .await
+        .unwrap();
+    let seen = server.requests();
+    assert_eq!(seen.len(), 3);
+    // Each value is base64 of a decimal u32 (ILINK.md §2.2); decode_uin
+    // checks the shape.
+    let uins: Vec<u32> = seen
+        .iter()
+        .map(|r| decode_uin(r.header("x-wechat-uin").unwrap()))
+        .collect();
+    assert!(
+        uins[0] != uins[1] && uins[1] != uins[2] && uins[0] != uins[2],
+        "an attempt re-sent an X-WECHAT-UIN: {uins:?}"
+    );
+    // The rest of the request is repeated as it was.
+    for r in &seen[1..] {
+        assert_eq!(r.body, seen[0].body);
+        assert_eq!(r.header("authorization"), seen[0].header("authorization"));
+    }
+}
+
+#[tokio::test]
 async fn retries_stop_at_max_attempts_and_return_the_last_status() {
     let server = TestServer::always(Reply::status(503)).await;
     let client = ApiClient::new(config(&server).retry(fast_retry().with_max_attempts(2)));

@@ -10,6 +10,7 @@
 mod common;
 
 mod api;
+mod env_proxy;
 mod fuzz_bodies;
 mod secrets;
 mod stack;

@@ -147,6 +147,49 @@ async fn retry_layer_alone_backs_off_exponentially() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn retry_layer_alone_renews_the_wechat_uin_and_adds_none() {
+    // Records each attempt's X-WECHAT-UIN and fails the first two.
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = Arc::clone(&seen);
+    let flaky = tower::service_fn(move |req: Request<Body>| {
+        let mut all = record.lock().unwrap();
+        all.push(
+            req.headers()
+                .get("x-wechat-uin")
+                .map(|v| v.to_str().unwrap().to_owned()),
+        );
+        let n = all.len();
+        async move {
+            let mut resp = json("{}");
+            if n % 3 != 0 {
+                *resp.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+            }
+            Ok::<_, BoxError>(resp)
+        }
+    });
+    let svc = RetryLayer::new(RetryPolicy::default().with_jitter(0.0)).layer(flaky);
+    let meta = CallMeta::new("getconfig", TimeoutClass::Config, RetrySafety::Always);
+
+    let mut with_uin = request(meta, Body::from("{}"));
+    with_uin
+        .headers_mut()
+        .insert("x-wechat-uin", http::HeaderValue::from_static("MA=="));
+    let resp = svc.clone().oneshot(with_uin).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let uins: Vec<String> = seen.lock().unwrap().drain(..).map(Option::unwrap).collect();
+    assert_eq!(uins.len(), 3);
+    assert_eq!(uins[0], "MA==", "the first attempt is sent as given");
+    assert!(
+        uins[1] != uins[0] && uins[2] != uins[0] && uins[1] != uins[2],
+        "{uins:?}"
+    );
+
+    // A request without the header (not an iLink call) is repeated as is.
+    svc.oneshot(request(meta, Body::from("{}"))).await.unwrap();
+    assert_eq!(*seen.lock().unwrap(), [None, None, None]);
+}
+
+#[tokio::test(start_paused = true)]
 async fn retry_layer_never_retries_a_one_shot_body() {
     let calls = Arc::new(AtomicUsize::new(0));
     let counter = Arc::clone(&calls);

@@ -1,6 +1,6 @@
 //! The tracing output of failing calls never shows a token, a key or a
-//! context token. Kept in its own test binary so that the subscriber set
-//! here sees only these calls.
+//! context token. The subscriber is set for this test's thread only, so
+//! it sees only these calls.
 #![allow(clippy::unwrap_used)]
 
 use crate::common;
@@ -55,6 +55,13 @@ async fn failing_calls_leave_no_secret_in_the_trace() {
         .with_ansi(false)
         .with_span_events(tracing_subscriber::fmt::format::FmtSpan::FULL)
         .finish();
+    // This binary runs other tests in parallel, without a subscriber. While
+    // only one scoped dispatcher exists, tracing-core computes the cached
+    // interest of a callsite first hit on another thread from that
+    // thread's default alone ("never"), which would hide this test's spans
+    // for good. A second, idle dispatcher, registered before ours, makes
+    // every registration consult all live dispatchers, ours included.
+    let _second = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
     let _guard = tracing::subscriber::set_default(subscriber);
 
     // The server echoes every secret back in its error pages and bodies.

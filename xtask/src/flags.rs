@@ -10,7 +10,10 @@ commands:
   lint                 cargo fmt --check, then clippy with -D warnings
   deps                 check the dependency edges between our crates
   test [ARGS...]       the whole test suite (nextest or cargo test), then doc tests
-  ci                   codegen --check, lint, deps, test, cargo doc with -D warnings
+  examples             run the client's examples against a standalone simulator
+                       and check what it recorded
+  ci                   codegen --check, lint, deps, test, examples, cargo doc
+                       with -D warnings
   bench [--quick]      every DESIGN.md target against a standalone simulator
                        (send_text vs a bare POST, upload vs the MD5 ceiling,
                        peak RSS, memory per idle long poll) and the media

@@ -5,6 +5,7 @@
 
 mod bench;
 mod codegen;
+mod examples;
 mod flags;
 
 use std::path::{Path, PathBuf};
@@ -26,6 +27,7 @@ fn main() -> Result<()> {
         "deps" => deps(&sh),
         "test" => test(&sh, rest),
         "ci" => ci(&sh),
+        "examples" => examples::run(&sh),
         "bench" => bench::run(&sh),
         "help" | "--help" | "-h" => {
             print!("{}", flags::HELP);
@@ -155,6 +157,7 @@ fn ci(sh: &Shell) -> Result<()> {
     lint(sh)?;
     deps(sh)?;
     test(sh, &[])?;
+    examples::run(sh)?;
     let _doc = sh.push_env("RUSTDOCFLAGS", "-D warnings");
     cmd!(sh, "cargo doc --workspace --no-deps --locked").run()?;
     println!("xtask ci: all checks passed");

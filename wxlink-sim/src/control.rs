@@ -11,7 +11,7 @@
 //! | `GET /_sim/sent`, `/_sim/typing`, `/_sim/notify`, `/_sim/uploads`, `/_sim/requests` | — | the records kept (the newest `record_limit`, or `request_log_limit` for requests), oldest first |
 //! | `GET /_sim/sent?min=N&timeout_ms=T` (also `typing`, `uploads`) | — | waits until at least N records were added in all (dropped ones count) and answers those kept; 408 `{"error":…}` after T ms (default 5 000) |
 //! | `GET /_sim/counts` | — | `{sent, typing, notify, uploads, requests: {total, kept}, requests_by_endpoint: {name: total}}`, all-time since the start or last reset |
-//! | `POST /_sim/fault` | `{endpoint, kind: http_status\|delay\|drop_connection\|truncated_body\|invalid_json\|session_expired, status?, body?, delay_ms?, times?}` | `{}` |
+//! | `POST /_sim/fault` | `{endpoint, kind: http_status\|delay\|drop_connection\|truncated_body\|invalid_json\|session_expired\|session_expired_ret\|json, status?, body?, delay_ms?, times?}` (`body` is the text of `http_status` and the JSON of `json`, a string or any JSON value) | `{}` |
 //! | `POST /_sim/expire`, `POST /_sim/reset` | — | `{}` |
 //! | `POST /_sim/login_script` | `{path: confirm\|redirect\|verify_code\|expired\|binded_redirect, code?, max_attempts?, user_id?, step_delay_ms?}` | `{}` |
 //! | `POST /_sim/fidelity` | `{max_text_bytes?, replies_per_inbound?, burst_max_per_second?, burst_cooldown_ms?, reply_window_ms?, single_binding_per_user?}` | `{}` |
@@ -76,9 +76,20 @@ struct FaultIn {
     endpoint: String,
     kind: String,
     status: Option<u16>,
-    body: Option<String>,
+    /// A string is used as it is; any other JSON value as its JSON text.
+    body: Option<serde_json::Value>,
     delay_ms: Option<u64>,
     times: Option<u32>,
+}
+
+impl FaultIn {
+    /// The body as text: a JSON string unquoted, anything else serialized.
+    fn body_text(&self) -> Option<String> {
+        self.body.as_ref().map(|b| match b {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+    }
 }
 
 #[derive(Deserialize)]
@@ -234,14 +245,20 @@ fn route(
         "/_sim/fault" if post => {
             let input: FaultIn = parse(body)?;
             let mut fault = match input.kind.as_str() {
-                "http_status" => {
-                    Fault::HttpStatus(input.status.unwrap_or(503), input.body.unwrap_or_default())
-                }
+                "http_status" => Fault::HttpStatus(
+                    input.status.unwrap_or(503),
+                    input.body_text().unwrap_or_default(),
+                ),
                 "delay" => Fault::Delay(Duration::from_millis(input.delay_ms.unwrap_or(0))),
                 "drop_connection" => Fault::DropConnection,
                 "truncated_body" => Fault::TruncatedBody,
                 "invalid_json" => Fault::InvalidJson,
                 "session_expired" => Fault::SessionExpired,
+                "session_expired_ret" => Fault::SessionExpiredRet,
+                "json" => match input.body_text() {
+                    Some(body) => Fault::Json(body),
+                    None => return Err("a json fault needs a body".to_owned()),
+                },
                 other => return Err(format!("unknown fault kind {other}")),
             };
             if let (Some(ms), false) = (input.delay_ms, input.kind == "delay") {

@@ -31,6 +31,13 @@ pub const FAULT_TARGETS: &[&str] = &[
 /// | `TruncatedBody` | a 200 whose body stops half way (the declared length is not reached) | yes |
 /// | `InvalidJson` | a 200 whose body is not JSON | no |
 /// | `SessionExpired` | HTTP 200 `{"errcode":-14,"errmsg":"session timeout"}` | no |
+/// | `SessionExpiredRet` | HTTP 200 `{"ret":-14,"errcode":-14,"errmsg":"session timeout"}` | no |
+/// | `Json(body)` | HTTP 200 with this JSON body (e.g. `{"ret":-2,"errmsg":"unknown error"}`) | no |
+///
+/// The real server has been seen to report session expiry both without
+/// `ret` (the usual form, [`Fault::SessionExpired`]) and with `ret = -14`
+/// beside `errcode` ([`Fault::SessionExpiredRet`]); a client should treat
+/// both as expiry (ILINK.md §6.3, §12.2).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Fault {
@@ -46,8 +53,17 @@ pub enum Fault {
     TruncatedBody,
     /// Answer HTTP 200 with a body that is not valid JSON.
     InvalidJson,
-    /// Answer the `-14` session-expired error.
+    /// Answer the `-14` session-expired error in its usual form, with
+    /// `errcode` and no `ret`: `{"errcode":-14,"errmsg":"session timeout"}`.
     SessionExpired,
+    /// Answer the `-14` session-expired error in its other observed form,
+    /// with `ret` as well: `{"ret":-14,"errcode":-14,"errmsg":"session
+    /// timeout"}`.
+    SessionExpiredRet,
+    /// Answer HTTP 200 with this body as `application/json`, sent as given
+    /// (it need not be valid JSON, though [`Fault::InvalidJson`] is the
+    /// plainer way to test that). Any business error can be staged this way.
+    Json(String),
 }
 
 impl Fault {

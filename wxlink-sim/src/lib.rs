@@ -130,7 +130,9 @@
 //! | `DropConnection` | the request is read, then the connection closes with no response | no |
 //! | `TruncatedBody` | a 200 that announces its full length but stops half way | yes |
 //! | `InvalidJson` | HTTP 200 with a body that is not JSON | no |
-//! | `SessionExpired` | HTTP 200 `{"errcode":-14,"errmsg":"session timeout"}` | no |
+//! | `SessionExpired` | HTTP 200 `{"errcode":-14,"errmsg":"session timeout"}` (the usual form, no `ret`) | no |
+//! | `SessionExpiredRet` | HTTP 200 `{"ret":-14,"errcode":-14,"errmsg":"session timeout"}` (the other observed form) | no |
+//! | `Json(body)` | HTTP 200 with that JSON body, e.g. `{"ret":-2,"errmsg":"unknown error"}` | no |
 //!
 //! Endpoint names are those of [`FAULT_TARGETS`]: `get_bot_qrcode`,
 //! `get_qrcode_status`, `getupdates`, `sendmessage`, `getconfig`,

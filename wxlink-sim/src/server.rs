@@ -202,6 +202,11 @@ pub(crate) fn status(code: StatusCode, text: &str) -> Response<SimBody> {
 /// The `-14` session-expired body, with no `ret`, as observed.
 pub(crate) const SESSION_EXPIRED: &str = r#"{"errcode":-14,"errmsg":"session timeout"}"#;
 
+/// The `-14` session-expired body in its other observed form, with `ret`
+/// beside `errcode` (fixture `error.session-expired.ret-form.json`).
+pub(crate) const SESSION_EXPIRED_RET: &str =
+    r#"{"ret":-14,"errcode":-14,"errmsg":"session timeout"}"#;
+
 /// What a handler gets about its request.
 pub(crate) struct Call {
     pub(crate) query: Option<String>,
@@ -326,6 +331,8 @@ async fn handle(
             }
             Fault::InvalidJson => json_response(r#"{"ret":0,"msgs":[{"seq":1,"#),
             Fault::SessionExpired => json_response(SESSION_EXPIRED),
+            Fault::SessionExpiredRet => json_response(SESSION_EXPIRED_RET),
+            Fault::Json(body) => json_response(body),
             // Drop, and anything added later: close without an answer.
             _ => {
                 finish(&shared, record);

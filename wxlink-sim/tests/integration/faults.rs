@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use common::{api, base_info, send, text_reply};
 use http::{Method, StatusCode};
 use serde_json::json;
+use wxlink_proto::{ApiResponse as _, GetUpdatesResponse, StatusKind};
 use wxlink_sim::{Fault, SimError};
 
 #[tokio::test]
@@ -154,6 +155,113 @@ async fn session_expired_fault_answers_minus_14_once() {
     // The token itself is still fine.
     let r = api(&sim, "getconfig", json!({"ilink_user_id": sim.user_id()})).await;
     assert_eq!(r.json()["ret"], 0);
+}
+
+/// A protocol fixture, read as JSON.
+fn fixture(name: &str) -> serde_json::Value {
+    let path = format!(
+        "{}/../wxlink-proto/tests/fixtures/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+/// How the SDK reads a `getupdates` answer: decoded into the proto type and
+/// classified by its `ret`/`errcode` status.
+fn status_kind(body: &[u8]) -> StatusKind {
+    serde_json::from_slice::<GetUpdatesResponse>(body)
+        .unwrap()
+        .status()
+        .kind()
+}
+
+#[tokio::test]
+async fn session_expired_ret_fault_answers_the_ret_form_of_the_fixture() {
+    let sim = common::sim().await;
+    sim.inject_fault("getupdates", Fault::SessionExpiredRet, 1)
+        .unwrap();
+    sim.inject_fault("getupdates", Fault::SessionExpired, 1)
+        .unwrap();
+    let ret_form = api(&sim, "getupdates", json!({"get_updates_buf": ""})).await;
+    assert_eq!(ret_form.status, StatusCode::OK);
+    assert_eq!(ret_form.header("content-type"), Some("application/json"));
+    assert_eq!(
+        ret_form.json(),
+        fixture("error.session-expired.ret-form.json")
+    );
+    let usual = api(&sim, "getupdates", json!({"get_updates_buf": ""})).await;
+    assert_eq!(usual.json(), fixture("error.session-expired.json"));
+    // Both forms read as session expiry the way the SDK classifies a
+    // response, while a normal poll afterwards does not.
+    assert_eq!(status_kind(&ret_form.body), StatusKind::SessionExpired);
+    assert_eq!(status_kind(&usual.body), StatusKind::SessionExpired);
+    let normal = api(&sim, "getupdates", json!({"get_updates_buf": ""})).await;
+    assert_eq!(status_kind(&normal.body), StatusKind::Ok);
+    // The fault did not touch the session: the token still works.
+    assert_eq!(
+        api(&sim, "getconfig", json!({"ilink_user_id": sim.user_id()}))
+            .await
+            .json()["ret"],
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_json_fault_answers_any_business_error() {
+    let sim = common::sim().await;
+    let body = r#"{"ret":-2,"errmsg":"unknown error"}"#;
+    sim.inject_fault("sendmessage", Fault::Json(body.into()), 1)
+        .unwrap();
+    let r = api(&sim, "sendmessage", text_reply(&sim.user_id(), "x", None)).await;
+    assert_eq!(
+        (r.status, r.body.as_ref()),
+        (StatusCode::OK, body.as_bytes())
+    );
+    assert!(sim.sent_messages().is_empty(), "the send did not happen");
+}
+
+#[tokio::test]
+async fn the_control_api_injects_both_session_expired_forms_and_json() {
+    let sim = common::sim().await;
+    let fault = |body: serde_json::Value| {
+        let url = format!("{}/_sim/fault", sim.base_url());
+        async move {
+            let r = send(Method::POST, &url, &[], body.to_string())
+                .await
+                .unwrap();
+            assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+        }
+    };
+    fault(json!({"endpoint": "getconfig", "kind": "session_expired_ret"})).await;
+    fault(json!({"endpoint": "getconfig", "kind": "session_expired"})).await;
+    fault(json!({"endpoint": "getconfig", "kind": "json", "body": {"ret": -2, "errmsg": "rate limited"}})).await;
+    fault(json!({"endpoint": "getconfig", "kind": "json", "body": "{\"ret\":-3}"})).await;
+    let config = json!({"ilink_user_id": sim.user_id()});
+    let mut answers = Vec::new();
+    for _ in 0..5 {
+        answers.push(api(&sim, "getconfig", config.clone()).await.json());
+    }
+    let last = answers.pop().unwrap();
+    assert_eq!(last["ret"], 0, "the faults are used up");
+    assert_eq!(
+        answers,
+        [
+            fixture("error.session-expired.ret-form.json"),
+            fixture("error.session-expired.json"),
+            json!({"ret": -2, "errmsg": "rate limited"}),
+            json!({"ret": -3}),
+        ]
+    );
+    // A json fault without a body is refused.
+    let r = send(
+        Method::POST,
+        &format!("{}/_sim/fault", sim.base_url()),
+        &[],
+        json!({"endpoint": "getconfig", "kind": "json"}).to_string(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
 }
 
 #[tokio::test]

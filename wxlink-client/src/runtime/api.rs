@@ -10,6 +10,9 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use wxlink_proto::{ContextToken, GetUpdatesResponse, TypingTicket};
 
+pub(crate) use super::media::{MediaSend, MediaSource};
+use crate::SentMedia;
+
 /// A failed API call, classified the way the runtime reacts to it.
 pub(crate) struct ApiError {
     /// The server answered `-14`.
@@ -67,6 +70,15 @@ pub(crate) trait RuntimeApi: Send + Sync + 'static {
         ticket: TypingTicket,
         typing: bool,
     ) -> BoxFuture<'static, Result<(), ApiError>>;
+
+    /// Uploads and sends one media message (and its caption, if any),
+    /// through the facade's media request builders.
+    fn send_media(
+        &self,
+        to: String,
+        media: MediaSend,
+        context: Option<ContextToken>,
+    ) -> BoxFuture<'static, Result<SentMedia, ApiError>>;
 
     /// `msg/notifystart`.
     fn notify_start(&self) -> BoxFuture<'static, Result<(), ApiError>>;

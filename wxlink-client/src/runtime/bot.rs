@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
 use wxlink_proto::{ContextToken, TypingTicket, WeixinMessage};
 
-use super::api::RuntimeApi;
+use super::api::{ApiError, RuntimeApi};
 use super::budget::{self, BudgetDecision, ReplyWindow, SendBudgetPolicy, WhenExhausted};
 use super::config_cache::{ConfigCachePolicy, ConfigCacheState, Lookup};
 use super::error::RuntimeError;
@@ -146,6 +146,35 @@ impl std::fmt::Debug for BotRuntime {
     }
 }
 
+/// What a reply answers: an inbound message, as a [`Delivery`] of the
+/// update stream or as the [`WeixinMessage`] that
+/// [`BotRuntime::run`] hands to its handler (or a reference to either). The
+/// reply goes to the message's sender.
+///
+/// [`Delivery`]: super::Delivery
+pub trait ReplyTarget {
+    /// The message being answered.
+    fn inbound_message(&self) -> &WeixinMessage;
+}
+
+impl ReplyTarget for WeixinMessage {
+    fn inbound_message(&self) -> &WeixinMessage {
+        self
+    }
+}
+
+impl ReplyTarget for super::Delivery {
+    fn inbound_message(&self) -> &WeixinMessage {
+        self.message()
+    }
+}
+
+impl<T: ReplyTarget + ?Sized> ReplyTarget for &T {
+    fn inbound_message(&self) -> &WeixinMessage {
+        (**self).inbound_message()
+    }
+}
+
 /// Milliseconds since the Unix epoch, by the system clock.
 pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
@@ -225,7 +254,7 @@ impl BotRuntime {
     }
 
     /// Fails when the session is known to be expired or paused.
-    fn check_session(&self) -> Result<(), RuntimeError> {
+    pub(crate) fn check_session(&self) -> Result<(), RuntimeError> {
         let session = self
             .inner
             .session
@@ -254,12 +283,8 @@ impl BotRuntime {
     /// several messages (see [`chunk_text`](crate::chunk_text)); each counts
     /// against the budget, and the budget for all of them is reserved up
     /// front.
-    pub async fn reply(
-        &self,
-        message: impl AsRef<WeixinMessage>,
-        text: &str,
-    ) -> Result<(), RuntimeError> {
-        let message = message.as_ref();
+    pub async fn reply(&self, message: impl ReplyTarget, text: &str) -> Result<(), RuntimeError> {
+        let message = message.inbound_message();
         let user = message
             .from_user_id
             .as_deref()
@@ -278,24 +303,39 @@ impl BotRuntime {
         }
         let chunks = crate::chunk_text(text, self.inner.options.max_chars.max(1));
         let count = u32::try_from(chunks.len().max(1)).unwrap_or(u32::MAX);
-        let mut context = self.context_for(user).await?;
-        if self.reserve(user, count).await? {
-            // The send waited for the user's next message, which brought a
-            // fresher context token.
-            context = self.context_for(user).await?;
-        }
+        let context = self.prepare_send(user, count).await?;
         let api = &self.inner.api;
         for chunk in chunks {
             api.send_text(user.to_owned(), chunk.to_owned(), context.clone())
                 .await
-                .map_err(|err| {
-                    if err.session_expired {
-                        self.mark_expired();
-                    }
-                    RuntimeError::from(err)
-                })?;
+                .map_err(|err| self.api_failed(err))?;
         }
         Ok(())
+    }
+
+    /// Checks the reply window and takes `count` sends from `user`'s
+    /// budget (waiting for a new turn when the policy says to queue).
+    /// Returns the context token to send with.
+    pub(crate) async fn prepare_send(
+        &self,
+        user: &str,
+        count: u32,
+    ) -> Result<Option<ContextToken>, RuntimeError> {
+        let context = self.context_for(user).await?;
+        if self.reserve(user, count).await? {
+            // The send waited for the user's next message, which brought a
+            // fresher context token.
+            return self.context_for(user).await;
+        }
+        Ok(context)
+    }
+
+    /// The runtime error for a failed call, remembering a `-14`.
+    pub(crate) fn api_failed(&self, err: ApiError) -> RuntimeError {
+        if err.session_expired {
+            self.mark_expired();
+        }
+        RuntimeError::from(err)
     }
 
     /// The context token to send to `user` with, or why not to send.

@@ -7,10 +7,11 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use wxlink_proto::{ContextToken, GetUpdatesResponse, TypingTicket};
 
-use super::api::{ApiError, RuntimeApi};
+use super::api::{ApiError, MediaSend, MediaSource, RuntimeApi};
 use super::bot::{BotRuntime, RuntimeOptions};
 use super::store::Store;
-use crate::{Error, WxLinkClient};
+use crate::media::MediaKind;
+use crate::{Error, SentMedia, WxLinkClient};
 
 /// Classifies a facade error for the runtime.
 fn api_error(err: Error) -> ApiError {
@@ -70,6 +71,69 @@ impl RuntimeApi for WxLinkClient {
             WxLinkClient::cancel_typing(self, user)
         }
         .ticket(ticket);
+        Box::pin(async move { request.send().await.map_err(api_error) })
+    }
+
+    fn send_media(
+        &self,
+        to: String,
+        media: MediaSend,
+        context: Option<ContextToken>,
+    ) -> BoxFuture<'static, Result<SentMedia, ApiError>> {
+        let MediaSend {
+            source,
+            kind,
+            caption,
+            file_name,
+            content_type,
+            progress,
+        } = media;
+        let request = match source {
+            MediaSource::Voice(voice) => {
+                let mut request = WxLinkClient::send_voice(self, to, voice.audio)
+                    .fallback_to_file(voice.fallback_to_file)
+                    .context_token(context);
+                if let Some(ms) = voice.playtime_ms {
+                    request = request.playtime_ms(ms);
+                }
+                if let Some(hz) = voice.sample_rate {
+                    request = request.sample_rate(hz);
+                }
+                if let Some(encode_type) = voice.encode_type {
+                    request = request.encode_type(encode_type);
+                }
+                if let Some(name) = file_name {
+                    request = request.file_name(name);
+                }
+                return Box::pin(async move { request.send().await.map_err(api_error) });
+            }
+            MediaSource::Path(path) => match kind {
+                Some(MediaKind::Image) => self.send_image(to, path),
+                Some(MediaKind::Video) => self.send_video(to, path),
+                Some(MediaKind::File) => self.send_file(to, path),
+                _ => WxLinkClient::send_media_from_path(self, to, path),
+            },
+            MediaSource::Bytes(bytes) => match kind {
+                Some(MediaKind::Image) => self.send_image_buffer(to, bytes),
+                Some(MediaKind::Video) => self.send_video_buffer(to, bytes),
+                Some(MediaKind::File) => self.send_file_buffer(to, bytes),
+                _ => WxLinkClient::send_media_from_buffer(self, to, bytes),
+            },
+            MediaSource::Url(url) => WxLinkClient::send_media_from_url(self, to, url),
+        };
+        let mut request = request.context_token(context);
+        if let Some(caption) = caption {
+            request = request.caption(caption);
+        }
+        if let Some(name) = file_name {
+            request = request.file_name(name);
+        }
+        if let Some(content_type) = content_type {
+            request = request.content_type(content_type);
+        }
+        if let Some(hook) = progress {
+            request = request.progress(move |p| hook.report(p));
+        }
         Box::pin(async move { request.send().await.map_err(api_error) })
     }
 

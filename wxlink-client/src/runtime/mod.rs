@@ -2,7 +2,8 @@
 //!
 //! - [`BotRuntime`]: one per bot account; owns the [`Store`] and the
 //!   policies, and sends with the remembered context token and the send
-//!   budget ([`BotRuntime::reply`], [`BotRuntime::send_to`]).
+//!   budget ([`BotRuntime::reply`], [`BotRuntime::send_to`], and for media
+//!   [`BotRuntime::reply_media_from_path`] and its siblings).
 //! - [`Updates`] ([`BotRuntime::updates`]): the stream of inbound messages
 //!   that never loses or repeats one: journaled before the cursor advances,
 //!   de-duplicated by exact id, yielded again after a crash until
@@ -45,6 +46,9 @@
 //! ([`RuntimeError::UserMustWriteFirst`]), when the turn's budget is used up
 //! ([`RuntimeError::RateLimited`]; a failed send still counts, since the
 //! server may have counted it) and while the session is expired or paused.
+//! Every message counts: long text split into chunks counts each chunk, and
+//! a captioned media reply counts two (the caption, then the media), all
+//! reserved before the first one leaves.
 
 mod api;
 pub mod backoff;
@@ -53,6 +57,7 @@ pub mod budget;
 mod client_api;
 pub mod config_cache;
 mod error;
+mod media;
 mod memory;
 mod sqlite;
 pub mod store;
@@ -60,10 +65,11 @@ mod stream;
 mod typing;
 
 pub use backoff::{Backoff, BackoffPolicy};
-pub use bot::{BotRuntime, RuntimeOptions};
+pub use bot::{BotRuntime, ReplyTarget, RuntimeOptions};
 pub use budget::{ContextProblem, ReplyWindow, SendBudgetPolicy, WhenExhausted};
 pub use config_cache::ConfigCachePolicy;
 pub use error::RuntimeError;
+pub use media::{MediaReplyRequest, VoiceReplyRequest};
 pub use memory::MemoryStore;
 pub use sqlite::SqliteStore;
 pub use store::{

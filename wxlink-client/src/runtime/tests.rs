@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::VecDeque;
+use std::future::IntoFuture;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -139,6 +140,29 @@ impl RuntimeApi for Fake {
             if typing { "on" } else { "off" }
         ));
         Box::pin(async { Ok(()) })
+    }
+
+    fn send_media(
+        &self,
+        to: String,
+        media: super::api::MediaSend,
+        context: Option<ContextToken>,
+    ) -> BoxFuture<'static, Result<crate::SentMedia, ApiError>> {
+        let ctx = context.map_or("-".to_owned(), |c| c.expose_secret().to_owned());
+        let caption = media.caption.clone().unwrap_or_else(|| "-".to_owned());
+        self.record(format!("media {to} {caption} {ctx}"));
+        Box::pin(async move {
+            Ok(crate::SentMedia {
+                message: crate::SentMessage {
+                    client_id: "media-1".into(),
+                    message_id: None,
+                },
+                caption: None,
+                kind: crate::media::MediaKind::Image,
+                size: 1,
+                md5: String::new(),
+            })
+        })
     }
 
     fn notify_start(&self) -> BoxFuture<'static, Result<(), ApiError>> {
@@ -536,6 +560,90 @@ async fn replies_use_the_latest_context_and_stop_at_the_budget() {
         .collect();
     assert_eq!(sends.len(), 10);
     assert_eq!(sends[0], "send a@im.wechat r0 ctx-1");
+}
+
+#[tokio::test]
+async fn media_replies_count_their_caption_against_the_budget() {
+    let api = Fake::with(vec![Step::Batch(
+        vec![text_msg(1, "a@im.wechat", "hi")],
+        "c1",
+    )]);
+    let options = RuntimeOptions::default().budget(SendBudgetPolicy::default().with_limit(3));
+    let rt = runtime(&api, Arc::new(MemoryStore::new()), options);
+    let mut updates = rt.updates(fast_options());
+    let delivery = next_ok(&mut updates).await;
+    rt.reply_media_from_buffer(&delivery, vec![1, 2, 3])
+        .caption("look")
+        .await
+        .unwrap();
+    // One send is left: a captioned image is refused, a bare one fits.
+    let err = rt
+        .reply_media_from_path(&delivery, "/nonexistent.png")
+        .caption("again")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            RuntimeError::RateLimited {
+                sent: 2,
+                limit: 3,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    rt.reply_voice(&delivery, vec![2, 3]).await.unwrap();
+    assert!(matches!(
+        rt.reply(&delivery, "more").await,
+        Err(RuntimeError::RateLimited { sent: 3, .. })
+    ));
+    let media: Vec<_> = api
+        .calls()
+        .into_iter()
+        .filter(|c| c.starts_with("media ") || c.starts_with("send "))
+        .collect();
+    assert_eq!(
+        media,
+        ["media a@im.wechat look ctx-1", "media a@im.wechat - ctx-1"]
+    );
+
+    // A message without a sender has no one to reply to.
+    let err = rt
+        .reply_media_from_buffer(WeixinMessage::default(), vec![1])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RuntimeError::NoSender), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_captioned_media_send_larger_than_a_queued_budget_fails_at_once() {
+    let api = Fake::with(vec![Step::Batch(
+        vec![text_msg(1, "a@im.wechat", "hi")],
+        "c1",
+    )]);
+    let options = RuntimeOptions::default().budget(
+        SendBudgetPolicy::default()
+            .with_limit(1)
+            .when_exhausted(WhenExhausted::Queue),
+    );
+    let rt = runtime(&api, Arc::new(MemoryStore::new()), options);
+    let mut updates = rt.updates(fast_options());
+    let delivery = next_ok(&mut updates).await;
+    // Two messages can never fit a budget of one, so it does not queue.
+    let result = tokio::time::timeout(
+        Duration::from_secs(1),
+        rt.reply_media_from_buffer(&delivery, vec![1])
+            .caption("x")
+            .into_future(),
+    )
+    .await
+    .expect("refused without waiting");
+    assert!(
+        matches!(result, Err(RuntimeError::RateLimited { .. })),
+        "{result:?}"
+    );
+    assert!(!api.calls().iter().any(|c| c.starts_with("media ")));
 }
 
 #[tokio::test]

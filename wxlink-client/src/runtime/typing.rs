@@ -140,7 +140,10 @@ impl TypingGuard {
     /// ```no_run
     /// # async fn run(bot: wxlink_client::runtime::BotRuntime, delivery: wxlink_client::runtime::Delivery) -> Result<(), wxlink_client::runtime::RuntimeError> {
     /// let typing = bot.typing(delivery.sender());
-    /// typing.finish_after(bot.reply(&delivery, "done")).await?;
+    /// let reply = bot
+    ///     .reply_media_from_path(&delivery, "./chart.png")
+    ///     .caption("the chart");
+    /// typing.finish_after(reply).await?;
     /// # Ok(())
     /// # }
     /// ```

@@ -599,6 +599,95 @@ async fn long_replies_are_split_and_counted_against_the_budget() {
 }
 
 #[tokio::test]
+async fn media_replies_carry_the_latest_context_and_captions_count_twice() {
+    let sim = sim().await;
+    let user = sim.user_id();
+    // This client also knows the simulator's CDN.
+    let bot = BotRuntime::new(crate::common::client(&sim), MemoryStore::new());
+    let mut updates = bot.updates(fast());
+    sim.inject_text(&user, "first");
+    let first = next(&mut updates).await;
+    let first_message = first.message().clone();
+    first.ack().await.unwrap();
+    let latest = sim.inject_text(&user, "send me charts");
+    let delivery = next(&mut updates).await;
+    let png = crate::common::png_bytes(3000);
+
+    // One text and four captioned images: 9 of the 10 sends. A reply to the
+    // older message still goes with the user's latest context token.
+    bot.reply(&delivery, "coming up").await.unwrap();
+    for n in 0..4 {
+        let sent = bot
+            .reply_media_from_buffer(&first_message, png.clone())
+            .file_name("chart.png")
+            .caption(format!("chart {n}"))
+            .await
+            .unwrap();
+        assert_eq!(sent.kind, wxlink_client::media::MediaKind::Image);
+        assert!(sent.caption.is_some());
+    }
+    assert_eq!(sim.sent_messages().len(), 9);
+    assert_eq!(sim.uploads().len(), 4);
+
+    // A captioned image needs two sends; one is left, so it is refused
+    // before anything is uploaded.
+    let err = bot
+        .reply_media_from_buffer(&delivery, png.clone())
+        .caption("one too many")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            RuntimeError::RateLimited {
+                sent: 9,
+                limit: 10,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(sim.uploads().len(), 4, "nothing uploaded for the refusal");
+    // Without a caption it fits, and then the turn is used up.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("last.png");
+    std::fs::write(&path, &png).unwrap();
+    bot.reply_media_from_path(&delivery, &path).await.unwrap();
+    let err = bot
+        .reply_voice(&delivery, b"\x02#!SILK_V3 frames".to_vec())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RuntimeError::RateLimited { .. }), "{err:?}");
+
+    let sent = sim.sent_messages();
+    assert_eq!(sent.len(), 10);
+    assert_eq!(sim.uploads().len(), 5);
+    for message in &sent {
+        assert_eq!(message.to_user_id(), user);
+        assert_eq!(
+            message.msg.context_token.as_ref(),
+            Some(&latest.context_token),
+            "every message carries the latest context token"
+        );
+    }
+    // Captions precede their images.
+    let texts: Vec<Option<&str>> = sent.iter().map(|m| m.text()).collect();
+    assert_eq!(texts[1], Some("chart 0"));
+    assert_eq!(texts[2], None);
+
+    // A stranger gets nothing, and no upload happens for them.
+    let err = bot
+        .send_media_from_buffer("stranger@im.wechat", png)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, RuntimeError::UserMustWriteFirst { .. }),
+        "{err:?}"
+    );
+    assert_eq!(sim.uploads().len(), 5);
+}
+
+#[tokio::test]
 async fn a_pause_on_expiry_waits_between_polls_instead_of_spinning() {
     let sim = sim().await;
     let bot = BotRuntime::new(client(&sim), MemoryStore::new());

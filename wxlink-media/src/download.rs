@@ -439,9 +439,7 @@ async fn fetch_into_inner<H: HttpService, K: Sink>(
         None => options.max_bytes,
     };
     let announced = content_length(&resp);
-    if let Some(len) = announced
-        && len > cipher_cap
-    {
+    if announced.is_some_and(|len| len > cipher_cap) {
         return Err(MediaError::TooLarge {
             limit: options.max_bytes,
         });
@@ -489,9 +487,7 @@ async fn fetch_into_inner<H: HttpService, K: Sink>(
         plain_len += plain.len() as u64;
         sink.write(plain).await?;
     }
-    if let Some(expected) = announced
-        && received < expected
-    {
+    if let Some(expected) = announced.filter(|&expected| received < expected) {
         return Err(MediaError::Truncated { expected, received });
     }
     if let Some(dec) = decryptor {

@@ -126,9 +126,7 @@ async fn fetch_inner<H: HttpService>(
             });
         }
         let announced = content_length(&resp);
-        if let Some(len) = announced
-            && len > options.max_bytes
-        {
+        if announced.is_some_and(|len| len > options.max_bytes) {
             return Err(MediaError::TooLarge {
                 limit: options.max_bytes,
             });

@@ -314,9 +314,7 @@ pub(crate) async fn spool_reader(
             break;
         }
         len += n as u64;
-        if let Some(exact) = exact
-            && len > exact
-        {
+        if let Some(exact) = exact.filter(|&exact| len > exact) {
             return Err(MediaError::SourceChanged {
                 expected: exact,
                 actual: len,
@@ -338,9 +336,7 @@ pub(crate) async fn spool_reader(
     tokio::io::AsyncWriteExt::flush(&mut file)
         .await
         .map_err(|e| MediaError::Io { source: e })?;
-    if let Some(exact) = exact
-        && exact != len
-    {
+    if let Some(exact) = exact.filter(|&exact| exact != len) {
         return Err(MediaError::SourceChanged {
             expected: exact,
             actual: len,

@@ -331,9 +331,7 @@ async fn poll(client: &WxLinkClient, args: &BenchArgs) -> Result<Value> {
         .poll(String::new())
         .timeout(Duration::from_millis(200))
         .await;
-    if let Err(e) = warm
-        && !e.is_timeout()
-    {
+    if let Some(e) = warm.err().filter(|e| !e.is_timeout()) {
         return Err(anyhow::Error::new(e).context("the first poll failed"));
     }
     let baseline = stats::current_rss_bytes();

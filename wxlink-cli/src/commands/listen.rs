@@ -77,8 +77,10 @@ pub async fn run(client: &WxLinkClient, args: &ListenArgs) -> Result<ExitCode> {
             print_line(msg, &downloaded)?;
         }
         // An unchanged cursor (an empty poll) needs no write.
-        if let Some(path) = &args.cursor_file
-            && (batch.next_cursor != cursor || !path.exists())
+        if let Some(path) = args
+            .cursor_file
+            .as_ref()
+            .filter(|path| batch.next_cursor != cursor || !path.exists())
         {
             cursor::save(path, &batch.next_cursor)
                 .with_context(|| format!("cannot save the cursor file {}", path.display()))?;

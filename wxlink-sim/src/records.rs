@@ -203,6 +203,19 @@ impl<T: Clone> RecordLog<T> {
         self.items.iter().cloned().collect()
     }
 
+    /// A copy of the records added after the all-time count was `mark`,
+    /// oldest first, as far as they are still kept. A mark above the count
+    /// (taken before a reset) gives none.
+    pub(crate) fn since(&self, mark: u64) -> Vec<T> {
+        let added = self.total.saturating_sub(mark);
+        let keep = usize::try_from(added).map_or(self.items.len(), |n| n.min(self.items.len()));
+        self.items
+            .iter()
+            .skip(self.items.len() - keep)
+            .cloned()
+            .collect()
+    }
+
     /// How many records are kept and how many were added in all.
     pub(crate) fn count(&self) -> LogCount {
         LogCount {
@@ -270,5 +283,31 @@ mod unix_ms {
             .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
             .unwrap_or(0);
         s.serialize_u64(ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_returns_what_was_added_after_the_mark_even_when_the_ring_is_full() {
+        let mut log = RecordLog::new(3);
+        for n in 0..5 {
+            log.push(n);
+        }
+        // Kept: 2, 3, 4; the all-time count is 5.
+        assert_eq!(log.since(5), Vec::<i32>::new());
+        assert_eq!(log.since(4), [4]);
+        assert_eq!(log.since(3), [3, 4]);
+        // More was added than is kept: what is kept.
+        assert_eq!(log.since(0), [2, 3, 4]);
+        // A mark from before a reset.
+        log.clear();
+        log.push(9);
+        assert_eq!(log.since(5), Vec::<i32>::new());
+        let mut none = RecordLog::new(0);
+        none.push(1);
+        assert_eq!(none.since(0), Vec::<i32>::new());
     }
 }

@@ -416,6 +416,49 @@ impl Simulator {
         self.shared.state().uploads.to_vec()
     }
 
+    /// The messages sent after the all-time count of sent messages was
+    /// `count`, oldest first: take `count` from
+    /// [`record_counts`](Self::record_counts)`().sent.total` before an
+    /// exchange to get exactly what it added. Unlike skipping the first
+    /// entries of [`sent_messages`](Self::sent_messages), this stays right
+    /// once the log is full and drops its oldest entries; only messages the
+    /// log no longer keeps are missing.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), wxlink_sim::SimError> {
+    /// let sim = wxlink_sim::Simulator::builder().record_limit(2).start().await?;
+    /// let mark = sim.record_counts().sent.total;
+    /// // ... the bot under test answers a message ...
+    /// let replies = sim.sent_messages_since(mark);
+    /// assert!(replies.is_empty());
+    /// # Ok(()) }
+    /// ```
+    pub fn sent_messages_since(&self, count: u64) -> Vec<SentMessage> {
+        self.shared.state().sent.since(count)
+    }
+
+    /// The typing calls added after their all-time count was `count`
+    /// (`record_counts().typing.total`), oldest first; see
+    /// [`sent_messages_since`](Self::sent_messages_since).
+    pub fn typing_calls_since(&self, count: u64) -> Vec<TypingCall> {
+        self.shared.state().typing.since(count)
+    }
+
+    /// The notify calls added after their all-time count was `count`
+    /// (`record_counts().notify.total`), oldest first; see
+    /// [`sent_messages_since`](Self::sent_messages_since).
+    pub fn notify_calls_since(&self, count: u64) -> Vec<NotifyCall> {
+        self.shared.state().notify_calls.since(count)
+    }
+
+    /// The upload attempts added after their all-time count was `count`
+    /// (`record_counts().uploads.total`), oldest first; see
+    /// [`sent_messages_since`](Self::sent_messages_since).
+    pub fn uploads_since(&self, count: u64) -> Vec<UploadRecord> {
+        self.shared.state().uploads.since(count)
+    }
+
     /// The requests answered (except control calls), oldest first (the
     /// newest [`SimConfig::request_log_limit`]). The `Authorization` header
     /// is never stored; see [`RequestRecord::auth`].

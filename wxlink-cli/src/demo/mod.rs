@@ -165,8 +165,10 @@ async fn exchange(
     inbound: Inbound,
     step: Duration,
 ) -> Result<()> {
-    let sent_before = sim.sent_messages().len();
-    let typing_before = sim.typing_calls().len();
+    // All-time counts, not the lengths of the record logs: the logs are
+    // bounded rings, and once one is full its length stops growing while
+    // the count keeps going.
+    let before = sim.record_counts();
     let injected: InjectedMessage = match &inbound {
         Inbound::Text(text) => {
             t.user_says(&preview(text, 60));
@@ -203,15 +205,13 @@ async fn exchange(
     }
 
     let replies: Vec<SentMessage> = sim
-        .sent_messages()
+        .sent_messages_since(before.sent.total)
         .into_iter()
-        .skip(sent_before)
         .filter(|s| s.to_user_id() == user)
         .collect();
     let typing: Vec<_> = sim
-        .typing_calls()
+        .typing_calls_since(before.typing.total)
         .into_iter()
-        .skip(typing_before)
         .filter(|c| c.ilink_user_id == user)
         .collect();
     for r in &replies {

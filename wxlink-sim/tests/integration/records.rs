@@ -42,6 +42,54 @@ fn numbered(n: usize) -> Vec<String> {
 }
 
 #[tokio::test]
+async fn records_since_a_count_stay_exact_once_the_log_is_full() {
+    let sim = bounded_sim(4, 100).await;
+    send_texts(&sim, &numbered(6)).await;
+    // The log is full: its length no longer grows, so skipping the first
+    // `len()` entries would find nothing new.
+    let len_before = sim.sent_messages().len();
+    let mark = sim.record_counts().sent.total;
+    send_texts(&sim, &["new 1".to_owned(), "new 2".to_owned()]).await;
+    assert_eq!(sim.sent_messages().len(), len_before);
+    let new: Vec<String> = sim
+        .sent_messages_since(mark)
+        .iter()
+        .map(|m| m.text().unwrap().to_owned())
+        .collect();
+    assert_eq!(new, ["new 1", "new 2"]);
+    // More added than kept: what is kept.
+    assert_eq!(sim.sent_messages_since(0).len(), 4);
+    assert!(
+        sim.sent_messages_since(sim.record_counts().sent.total)
+            .is_empty()
+    );
+
+    // The other logs work the same way.
+    let user = sim.user_id();
+    let ticket = api(&sim, "getconfig", json!({"ilink_user_id": user}))
+        .await
+        .json()["typing_ticket"]
+        .clone();
+    for status in [1, 2, 1, 2, 1] {
+        let body = json!({"ilink_user_id": user, "typing_ticket": ticket, "status": status, "base_info": base_info()});
+        assert_eq!(api(&sim, "sendtyping", body).await.json()["ret"], 0);
+    }
+    let typing_mark = sim.record_counts().typing.total - 1;
+    let last: Vec<i64> = sim
+        .typing_calls_since(typing_mark)
+        .iter()
+        .map(|c| c.status)
+        .collect();
+    assert_eq!(last, [1]);
+    let notify_mark = sim.record_counts().notify.total;
+    api(&sim, "msg/notifystart", json!({"base_info": base_info()})).await;
+    let notified = sim.notify_calls_since(notify_mark);
+    assert_eq!(notified.len(), 1);
+    assert!(notified[0].start);
+    assert!(sim.uploads_since(0).is_empty());
+}
+
+#[tokio::test]
 async fn the_sent_log_keeps_the_newest_messages_and_counts_them_all() {
     let sim = bounded_sim(5, 4).await;
     let texts = numbered(8);

@@ -7,6 +7,7 @@ mod bench;
 mod codegen;
 mod examples;
 mod flags;
+mod msrv;
 
 use std::path::{Path, PathBuf};
 
@@ -65,7 +66,7 @@ fn lint(sh: &Shell) -> Result<()> {
     )
     .run()
     .context("clippy found problems")?;
-    Ok(())
+    msrv::check(&project_root())
 }
 
 /// Checks the dependency edges between our crates (DESIGN.md): each crate

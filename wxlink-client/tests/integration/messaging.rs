@@ -288,6 +288,34 @@ async fn the_first_poll_waits_the_servers_35_second_hold_plus_the_margin() {
 }
 
 #[tokio::test]
+async fn a_poll_outlives_a_server_hold_equal_to_the_configured_one() {
+    // The real server holds for 35 s and the client is configured for 35 s;
+    // here both are scaled down to 300 ms. The client's timer starts before
+    // the server's, so without the margin it fires first and throws the
+    // server's answer (with any message in it) away.
+    let sim = wxlink_sim::Simulator::builder()
+        .hold(HOLD)
+        .start()
+        .await
+        .unwrap();
+    let mut timeouts = wxlink_transport::Timeouts::default();
+    timeouts.long_poll = Some(HOLD);
+    let client = WxLinkClient::builder()
+        .base_url(sim.base_url())
+        .token(sim.token())
+        .timeouts(timeouts)
+        .build()
+        .unwrap();
+    let mut cursor = String::new();
+    for _ in 0..3 {
+        let result = client.poll(&cursor).await.unwrap();
+        assert!(!result.timed_out, "the server's answer arrived");
+        assert!(!result.next_cursor.is_empty(), "the server's cursor");
+        cursor = result.next_cursor;
+    }
+}
+
+#[tokio::test]
 async fn chunked_cjk_text_arrives_in_order_and_whole() {
     let sim = sim().await;
     let text = "春眠不觉晓，处处闻啼鸟。夜来风雨声，花落知多少。\n\n".repeat(20);

@@ -405,8 +405,11 @@ impl LoginSession {
             verify_code: self.machine.verify_code().map(str::to_owned),
         };
         let remaining = self.machine.remaining(Instant::now());
-        let timeout = Duration::from_millis(wxlink_proto::consts::LONG_POLL_TIMEOUT_MS)
-            .min(remaining.max(Duration::from_millis(1)));
+        // The server holds a status poll for up to 35 s (ILINK.md §6.6); the
+        // same margin as for `getupdates` lets its answer (a scan or the
+        // confirmation) win over a client timer firing at that instant.
+        let timeout =
+            crate::client::FIRST_POLL_TIMEOUT.min(remaining.max(Duration::from_millis(1)));
         match self
             .api
             .call_at::<GetQrcodeStatus>(&request, self.machine.poll_base(), Some(timeout))

@@ -312,3 +312,47 @@ async fn closure_callbacks_answer_the_pairing_code() {
     assert_usable(&sim, outcome).await;
     assert_eq!(urls.lock().unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn a_status_poll_outwaits_the_servers_35_second_hold() {
+    // The server holds a status poll for up to 35 s; a client timer of
+    // exactly 35 s would race its answer. Every status poll gets the same
+    // 40 s limit as the first `getupdates`.
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let service = tower::service_fn({
+        let seen = std::sync::Arc::clone(&seen);
+        move |req: http::Request<wxlink_transport::Body>| {
+            let meta = wxlink_transport::CallMeta::of(&req);
+            let status_poll = req.uri().path().ends_with("/get_qrcode_status");
+            if status_poll {
+                seen.lock().unwrap().push(meta.timeout);
+            }
+            async move {
+                let body = if status_poll {
+                    r#"{"status":"confirmed","bot_token":"t","ilink_bot_id":"0123456789ab@im.bot","ilink_user_id":"u@im.wechat"}"#
+                } else {
+                    r#"{"qrcode":"q1","qrcode_img_content":"https://qr.example/q1"}"#
+                };
+                Ok::<_, std::convert::Infallible>(http::Response::new(
+                    wxlink_transport::Body::from(body.as_bytes().to_vec()),
+                ))
+            }
+        }
+    });
+    let options = LoginOptions::new()
+        .base_url("http://127.0.0.1:9")
+        .poll_interval(Duration::from_millis(1))
+        .deadline(Duration::from_secs(600))
+        .client(WxLinkClient::builder().transport(service));
+    let mut recorder = Recorder::default();
+    let outcome = login_with_qr(options, &mut recorder).await.unwrap();
+    assert!(matches!(outcome, LoginOutcome::Confirmed(_)), "{outcome:?}");
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [Some(wxlink_client::client::FIRST_POLL_TIMEOUT)]
+    );
+    assert_eq!(
+        wxlink_client::client::FIRST_POLL_TIMEOUT,
+        Duration::from_secs(40)
+    );
+}

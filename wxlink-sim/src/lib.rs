@@ -164,6 +164,7 @@ mod fault;
 mod inbound;
 mod login;
 mod records;
+mod redact;
 mod server;
 mod sim;
 mod state;

@@ -9,10 +9,13 @@
 //! be waited for.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
 use std::time::SystemTime;
 
 use serde::Serialize;
 use wxlink_proto::WeixinMessage;
+
+use crate::redact::{Redacted, redact_query};
 
 /// One message a bot sent through `sendmessage` and the simulator accepted.
 #[derive(Debug, Clone, Serialize)]
@@ -72,7 +75,11 @@ pub struct NotifyCall {
 }
 
 /// One CDN upload attempt, accepted or refused.
-#[derive(Debug, Clone, Serialize)]
+///
+/// `Debug` prints `filekey` and `download_param`, which open the CDN
+/// object, as `<redacted, N bytes>`; read the fields themselves when a test
+/// needs them.
+#[derive(Clone, Serialize)]
 #[non_exhaustive]
 pub struct UploadRecord {
     /// When it finished.
@@ -115,7 +122,11 @@ pub enum AuthSeen {
 
 /// One HTTP request the simulator answered (control calls under `/_sim/`
 /// are not logged).
-#[derive(Debug, Clone, Serialize)]
+///
+/// `Debug` prints the values of the CDN credentials in the query
+/// (`encrypted_query_param`, `filekey`) as `<redacted, N bytes>`; the
+/// `query` field itself holds them unchanged.
+#[derive(Clone, Serialize)]
 #[non_exhaustive]
 pub struct RequestRecord {
     /// When it arrived.
@@ -144,6 +155,42 @@ pub struct RequestRecord {
     pub note: Option<String>,
     /// Whether it reached the second (redirect) listener.
     pub redirect_listener: bool,
+}
+
+impl fmt::Debug for UploadRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UploadRecord")
+            .field("at", &self.at)
+            .field("filekey", &Redacted(&self.filekey))
+            .field("media_type", &self.media_type)
+            .field("to_user_id", &self.to_user_id)
+            .field("rawsize", &self.rawsize)
+            .field("filesize", &self.filesize)
+            .field("received", &self.received)
+            .field("download_param", &Redacted(&self.download_param))
+            .field("error", &self.error)
+            .field("stored", &self.stored)
+            .finish()
+    }
+}
+
+impl fmt::Debug for RequestRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequestRecord")
+            .field("at", &self.at)
+            .field("method", &self.method)
+            .field("http_version", &self.http_version)
+            .field("path", &self.path)
+            .field("query", &self.query.as_deref().map(redact_query))
+            .field("endpoint", &self.endpoint)
+            .field("headers", &self.headers)
+            .field("auth", &self.auth)
+            .field("body_size", &self.body_size)
+            .field("status", &self.status)
+            .field("note", &self.note)
+            .field("redirect_listener", &self.redirect_listener)
+            .finish()
+    }
 }
 
 impl RequestRecord {

@@ -317,7 +317,12 @@ async fn handle(
     if let Some(f) = fault.filter(|f| !matches!(f, Fault::TruncatedBody)) {
         let (_, body) = req.into_parts();
         record.body_size = drain(body).await;
-        record.note = Some(format!("injected fault {f:?}"));
+        // A JSON body is the test's own text and may stage a ticket or a
+        // token, so the log names only its size.
+        record.note = Some(match &f {
+            Fault::Json(body) => format!("injected fault Json(<{} bytes>)", body.len()),
+            other => format!("injected fault {other:?}"),
+        });
         let resp = match f {
             Fault::HttpStatus(code, text) => {
                 let code = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY);

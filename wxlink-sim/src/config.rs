@@ -16,6 +16,8 @@ pub struct SimConfig {
     pub port: u16,
     /// How long `getupdates` holds a request when no message is queued. The
     /// real server holds about 35 s; tests use a few hundred milliseconds.
+    /// Status polls of the QR login are held as long, unless
+    /// [`qr_hold`](Self::qr_hold) says otherwise.
     pub hold: Duration,
     /// Seed of the random number generator behind every id, token and quirk,
     /// so a run can be repeated exactly.
@@ -41,6 +43,13 @@ pub struct SimConfig {
     /// a client uses a slot and sends the media it uploaded within
     /// moments, far inside the limit.
     pub cdn_object_limit: usize,
+    /// How long a `get_qrcode_status` poll is held when the login has
+    /// nothing new for it (see [`LoginScript`](crate::LoginScript)'s
+    /// pacing) before it answers the current status, `wait` before the
+    /// scan. `None` (the default) holds as long as [`hold`](Self::hold):
+    /// about 35 s like the real server by default, and as short as a test's
+    /// own hold.
+    pub qr_hold: Option<Duration>,
     /// Age after which a QR code reports `expired` (the official client's
     /// session lives 5 minutes).
     pub qr_ttl: Duration,
@@ -83,6 +92,7 @@ impl Default for SimConfig {
             cdn_storage: CdnStorage::default(),
             upload_url_mode: UploadUrlMode::Param,
             cdn_object_limit: 10_000,
+            qr_hold: None,
             qr_ttl: Duration::from_secs(300),
             max_batch: 32,
             max_json_body: 4 * 1024 * 1024,
@@ -262,7 +272,8 @@ impl SimBuilder {
         self
     }
 
-    /// Sets the long-poll hold time.
+    /// Sets the long-poll hold time of `getupdates`, and of the QR status
+    /// polls unless [`qr_hold`](Self::qr_hold) is set.
     pub fn hold(mut self, hold: Duration) -> Self {
         self.config.hold = hold;
         self
@@ -308,6 +319,13 @@ impl SimBuilder {
     /// least 1); see [`SimConfig::cdn_object_limit`].
     pub fn cdn_object_limit(mut self, n: usize) -> Self {
         self.config.cdn_object_limit = n.max(1);
+        self
+    }
+
+    /// Holds status polls with nothing new for `hold` instead of the
+    /// `getupdates` hold; see [`SimConfig::qr_hold`].
+    pub fn qr_hold(mut self, hold: Duration) -> Self {
+        self.config.qr_hold = Some(hold);
         self
     }
 

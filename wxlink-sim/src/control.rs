@@ -13,7 +13,8 @@
 //! | `GET /_sim/counts` | — | `{sent, typing, notify, uploads, requests: {total, kept}, requests_by_endpoint: {name: total}}`, all-time since the start or last reset |
 //! | `POST /_sim/fault` | `{endpoint, kind: http_status\|delay\|drop_connection\|truncated_body\|invalid_json\|session_expired\|session_expired_ret\|json, status?, body?, delay_ms?, times?}` (`body` is the text of `http_status` and the JSON of `json`, a string or any JSON value) | `{}` |
 //! | `POST /_sim/expire`, `POST /_sim/reset` | — | `{}` |
-//! | `POST /_sim/login_script` | `{path: confirm\|redirect\|verify_code\|expired\|binded_redirect, code?, max_attempts?, user_id?, step_delay_ms?}` | `{}` |
+//! | `POST /_sim/login_script` | `{path: confirm\|redirect\|verify_code\|expired\|binded_redirect, code?, max_attempts?, user_id?, step_delay_ms?, manual?}` | `{}` |
+//! | `POST /_sim/login_advance` | — | `{}` once the user of the newest QR login in progress took a step (a held status poll answers at once); 400 when none is in progress |
 //! | `POST /_sim/fidelity` | `{max_text_bytes?, replies_per_inbound?, burst_max_per_second?, burst_cooldown_ms?, reply_window_ms?, single_binding_per_user?}` | `{}` |
 //! | `POST /_sim/clock` | `{advance_ms}` | `{}` |
 //! | `POST /_sim/users` | `{user_id}` | `{}` |
@@ -99,6 +100,8 @@ struct ScriptIn {
     max_attempts: Option<u32>,
     user_id: Option<String>,
     step_delay_ms: Option<u64>,
+    #[serde(default)]
+    manual: bool,
 }
 
 #[derive(Deserialize, Default)]
@@ -295,7 +298,16 @@ fn route(
             if let Some(ms) = input.step_delay_ms {
                 script = script.step_delay(Duration::from_millis(ms));
             }
+            if input.manual {
+                script = script.manual();
+            }
             sim.script_login(script);
+            ok()
+        }
+        "/_sim/login_advance" if post => {
+            if !sim.advance_login() {
+                return Err("no QR login in progress".to_owned());
+            }
             ok()
         }
         "/_sim/fidelity" if post => {

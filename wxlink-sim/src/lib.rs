@@ -20,7 +20,12 @@
 //!   [`SimConfig::cdn_object_limit`] upload slots and stored objects are
 //!   kept.
 //! - **Login**: QR codes and scripted status sequences, including the
-//!   redirect host (a second listener), pairing codes and expiry.
+//!   redirect host (a second listener), pairing codes and expiry. Status
+//!   polls are long polls: answered when the login moves on (one step per
+//!   poll, on a timer, or when the test calls
+//!   [`Simulator::advance_login`]), otherwise held for
+//!   [`SimConfig::qr_hold`] and answered with the current status (see
+//!   [`LoginScript`]).
 //! - **Control**: inject inbound messages of every item type, read what
 //!   bots sent, typing and presence calls, uploads and the request log,
 //!   inject faults, expire the session, reset. The same controls are JSON

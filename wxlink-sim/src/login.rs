@@ -11,7 +11,7 @@ use wxlink_proto::{
 };
 
 use crate::cdn::query_param;
-use crate::server::{Answer, Call, json};
+use crate::server::{Answer, Call, json, wait_shutdown};
 use crate::state::{Binding, Shared, random_bot_id, random_token};
 
 /// Which way a scripted login goes.
@@ -44,7 +44,48 @@ pub enum LoginPath {
 /// A script for the next QR code issued. Scripts queue up: each
 /// `get_bot_qrcode` takes the next one; with none queued the login takes
 /// [`LoginPath::Confirm`] (or `binded_redirect` when `local_token_list` holds a
-/// live token).
+/// live token), one step per poll.
+///
+/// # Pacing
+///
+/// `get_qrcode_status` is a long poll (ILINK.md §4.2, §11.3): a poll is
+/// answered as soon as the login has news for it, and otherwise held until
+/// the QR hold passes ([`SimConfig::qr_hold`](crate::SimConfig::qr_hold),
+/// by default the `getupdates` hold), when it answers the current status
+/// (`wait` before the scan). When the "user" acts is up to the script:
+///
+/// - **one step per poll** (the default, `step_delay` zero): the user acts
+///   as fast as the client polls, so every poll answers at once with the
+///   next status, the first with `wait`. Fast tests want this.
+/// - **timed** ([`step_delay`](Self::step_delay)): the code starts at
+///   `wait`, and each step (the scan, the confirmation, …) happens that
+///   long after the previous one. A held poll answers the moment a step
+///   happens; a hold shorter than the delay answers the current status.
+/// - **manual** ([`manual`](Self::manual)): the code stays at `wait` (and
+///   each later status) until the test calls
+///   [`Simulator::advance_login`](crate::Simulator::advance_login) or
+///   `POST /_sim/login_advance`; a poll held at that moment answers at once
+///   with the new status.
+///
+/// Whatever the pacing, a poll is held rather than answered while nothing
+/// can change for it: on the old host after `scaned_but_redirect`, and
+/// while a pairing code is asked for and the poll carries none. A poll that
+/// carries a pairing code is answered at once, and a final status
+/// (`confirmed`, `expired`, …) is repeated at once.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), wxlink_sim::SimError> {
+/// use std::time::Duration;
+/// use wxlink_sim::{LoginScript, Simulator};
+///
+/// let sim = Simulator::builder().hold(Duration::from_millis(200)).start().await?;
+/// // The phone scans after 50 ms and confirms 50 ms later.
+/// sim.script_login(LoginScript::confirm().step_delay(Duration::from_millis(50)));
+/// // Or: nothing happens until the test says so.
+/// sim.script_login(LoginScript::confirm().manual());
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct LoginScript {
@@ -52,9 +93,13 @@ pub struct LoginScript {
     pub path: LoginPath,
     /// The WeChat user who "scans"; `None` for the simulator's default user.
     pub user_id: Option<String>,
-    /// How long each status poll is held before it answers, like a real
-    /// long poll while the human reaches for the phone.
+    /// How long each step of the user takes; zero (the default) moves one
+    /// step per status poll. See the pacing rules above.
     pub step_delay: Duration,
+    /// Steps happen only when the test calls
+    /// [`Simulator::advance_login`](crate::Simulator::advance_login);
+    /// `step_delay` is then ignored.
+    pub manual: bool,
 }
 
 impl LoginScript {
@@ -64,6 +109,7 @@ impl LoginScript {
             path,
             user_id: None,
             step_delay: Duration::ZERO,
+            manual: false,
         }
     }
 
@@ -101,11 +147,45 @@ impl LoginScript {
         self
     }
 
-    /// Sets the hold of each status poll.
+    /// Makes each step of the user take `delay`: the code starts at
+    /// `wait`, the scan happens `delay` after the code is issued and every
+    /// later step `delay` after the one before. Zero moves one step per
+    /// poll.
     pub fn step_delay(mut self, delay: Duration) -> Self {
         self.step_delay = delay;
         self
     }
+
+    /// Makes the steps wait for
+    /// [`Simulator::advance_login`](crate::Simulator::advance_login): the
+    /// code stays at `wait`, and polls are held and answer `wait`, until
+    /// the test lets the user scan.
+    pub fn manual(mut self) -> Self {
+        self.manual = true;
+        self
+    }
+
+    /// How the steps of this script are paced.
+    fn pace(&self) -> Pace {
+        if self.manual {
+            Pace::Manual
+        } else if self.step_delay.is_zero() {
+            Pace::PerPoll
+        } else {
+            Pace::Timed(self.step_delay)
+        }
+    }
+}
+
+/// When the scripted user takes the next step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pace {
+    /// On every status poll.
+    PerPoll,
+    /// This long after the previous step.
+    Timed(Duration),
+    /// When the test calls `Simulator::advance_login`.
+    Manual,
 }
 
 /// The credentials a confirmed login produced.
@@ -131,8 +211,15 @@ impl std::fmt::Debug for Confirmed {
 struct QrSession {
     script: LoginScript,
     created: Instant,
-    /// Status polls answered so far (on the right host).
+    /// Steps taken so far. In per-poll pacing the first poll's `wait`
+    /// counts as a step; timed and manual sessions start past it.
     step: u32,
+    /// The status the code is at, answered when a held poll times out.
+    current: QrStatus,
+    /// When the next timed step is due.
+    due: Instant,
+    /// Steps [`LoginState::advance_newest`] allowed and no poll took yet.
+    released: u32,
     /// `scaned_but_redirect` was answered: only the redirect host advances.
     redirected: bool,
     /// A pairing code is being asked for.
@@ -156,18 +243,47 @@ impl LoginState {
         self.scripts.push_back(script);
     }
 
+    /// Lets the user of the newest unfinished login take one more step
+    /// now; `false` when no login is in progress. A manual session gets one
+    /// step more, a timed one has its next step due at once, and a
+    /// per-poll one takes its step on the next poll anyway.
+    pub(crate) fn advance_newest(&mut self) -> bool {
+        let newest = self
+            .sessions
+            .values_mut()
+            .filter(|s| s.terminal.is_none() && s.confirmed.is_none())
+            .max_by_key(|s| s.created);
+        let Some(session) = newest else {
+            return false;
+        };
+        match session.script.pace() {
+            Pace::Manual => session.released = session.released.saturating_add(1),
+            Pace::Timed(_) => session.due = Instant::now(),
+            Pace::PerPoll => {}
+        }
+        true
+    }
+
     /// Starts a session for a fresh QR code, first forgetting the codes
     /// older than `ttl`. Those would answer `expired`, as an unknown code
     /// does (or repeat a final status nobody polls for any more), so a
     /// simulator issuing codes for a long time keeps only the live ones.
     fn issue(&mut self, qrcode: String, script: LoginScript, ttl: Duration) {
         self.sessions.retain(|_, s| s.created.elapsed() <= ttl);
+        let now = Instant::now();
+        // A timed or manual code starts at `wait` with nothing to report:
+        // its first step is the scan.
+        let step = u32::from(script.pace() != Pace::PerPoll);
+        let due = now.checked_add(script.step_delay).unwrap_or(now);
         self.sessions.insert(
             qrcode,
             QrSession {
                 script,
-                created: Instant::now(),
-                step: 0,
+                created: now,
+                step,
+                current: QrStatus::Wait,
+                due,
+                released: 0,
                 redirected: false,
                 code_pending: false,
                 code_ok: false,
@@ -210,20 +326,57 @@ pub(crate) fn get_bot_qrcode(shared: &Arc<Shared>, call: Call) -> Answer {
     Answer::ok(json(&resp))
 }
 
-/// `get_qrcode_status`: answers the session's next status.
+/// `get_qrcode_status`: a long poll answered as soon as the login has
+/// news for this poll (see [`LoginScript`]'s pacing rules), or with the
+/// current status once the QR hold passes or the simulator shuts down.
 pub(crate) async fn get_qrcode_status(shared: &Arc<Shared>, call: Call) -> Answer {
     let qrcode = query_param(call.query.as_deref(), "qrcode").unwrap_or_default();
     let verify_code = query_param(call.query.as_deref(), "verify_code");
-    let delay = shared
-        .state()
-        .login
-        .sessions
-        .get(&qrcode)
-        .map(|s| s.script.step_delay)
-        .unwrap_or_default();
-    if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
+    let hold = shared.config.qr_hold.unwrap_or(shared.config.hold);
+    let deadline = tokio::time::Instant::now() + hold;
+    let mut shutdown = shared.shutdown.clone();
+    loop {
+        // Listen before looking, so a change between the look and the wait
+        // is not missed.
+        let changed = shared.login_changed.notified();
+        tokio::pin!(changed);
+        changed.as_mut().enable();
+        let last_look = tokio::time::Instant::now() >= deadline || *shutdown.borrow();
+        let wake = match look(shared, &qrcode, verify_code.as_deref(), &call, last_look) {
+            Look::Answer(answer) => return *answer,
+            Look::Hold(wake) => wake,
+        };
+        let until = wake
+            .map(tokio::time::Instant::from_std)
+            .map_or(deadline, |w| w.min(deadline));
+        tokio::select! {
+            _ = changed => {}
+            _ = tokio::time::sleep_until(until) => {}
+            _ = wait_shutdown(&mut shutdown) => {}
+        }
     }
+}
+
+/// What one look at a QR session decided.
+enum Look {
+    /// Answer the poll with this (boxed: a response is large beside an
+    /// instant).
+    Answer(Box<Answer>),
+    /// Nothing to report yet: hold the poll, looking again at this time
+    /// (when a step or the code's expiry is due) or on a change.
+    Hold(Option<Instant>),
+}
+
+/// Looks at the session of `qrcode` once. With `last_look` (the hold has
+/// passed) a poll with nothing new gets the current status instead of
+/// being held again.
+fn look(
+    shared: &Arc<Shared>,
+    qrcode: &str,
+    verify_code: Option<&str>,
+    call: &Call,
+    last_look: bool,
+) -> Look {
     let mut st = shared.state();
     let ttl = shared.config.qr_ttl;
     let default_user = st
@@ -231,14 +384,27 @@ pub(crate) async fn get_qrcode_status(shared: &Arc<Shared>, call: Call) -> Answe
         .first()
         .map(|b| b.user_id.clone())
         .unwrap_or_default();
-    let Some(session) = st.login.sessions.get_mut(&qrcode) else {
-        return Answer::refused(json(&status_only(QrStatus::Expired)), "unknown qrcode");
+    let Some(session) = st.login.sessions.get_mut(qrcode) else {
+        return Look::Answer(Box::new(Answer::refused(
+            json(&status_only(QrStatus::Expired)),
+            "unknown qrcode",
+        )));
     };
-    if session.terminal.is_none() && session.confirmed.is_none() && session.created.elapsed() > ttl
-    {
+    let finished = session.terminal.is_some() || session.confirmed.is_some();
+    if !finished && session.created.elapsed() > ttl {
         session.terminal = Some(QrStatus::Expired);
     }
-    let status = advance(session, verify_code.as_deref(), call.redirect);
+    let status = match step(session, verify_code, call.redirect, last_look) {
+        Ok(status) => status,
+        Err(wake) => {
+            // An unfinished code also wakes its polls when it expires.
+            let expiry = session
+                .created
+                .checked_add(ttl.saturating_add(Duration::from_millis(1)))
+                .map_or(wake, |e| Some(wake.map_or(e, |w| w.min(e))));
+            return Look::Hold(expiry);
+        }
+    };
     let mut resp = status_only(status.clone());
     if status == QrStatus::ScanedButRedirect {
         resp.redirect_host = Some(shared.redirect_host.clone());
@@ -249,7 +415,7 @@ pub(crate) async fn get_qrcode_status(shared: &Arc<Shared>, call: Call) -> Answe
             None => {
                 let user_id = session.script.user_id.clone().unwrap_or(default_user);
                 let c = confirm(&mut st, user_id);
-                if let Some(s) = st.login.sessions.get_mut(&qrcode) {
+                if let Some(s) = st.login.sessions.get_mut(qrcode) {
                     s.confirmed = Some(c.clone());
                 }
                 c
@@ -262,7 +428,61 @@ pub(crate) async fn get_qrcode_status(shared: &Arc<Shared>, call: Call) -> Answe
     }
     drop(st);
     shared.touch();
-    Answer::ok(json(&resp))
+    Look::Answer(Box::new(Answer::ok(json(&resp))))
+}
+
+/// Decides a poll: `Ok(status)` to answer now, or `Err(wake)` to hold it
+/// (until `wake`, when a timed step is due, or a change).
+fn step(
+    s: &mut QrSession,
+    verify_code: Option<&str>,
+    on_redirect_host: bool,
+    last_look: bool,
+) -> Result<QrStatus, Option<Instant>> {
+    let now = Instant::now();
+    let finished = s.terminal.is_some() || s.confirmed.is_some();
+    // Nothing changes for a poll on the old host after the redirect, nor
+    // for a poll without the pairing code that is asked for.
+    let stuck = !finished
+        && ((s.redirected && !on_redirect_host) || (s.code_pending && verify_code.is_none()));
+    // A pairing code is the user's input, answered at once and not a
+    // scripted step.
+    let input = !finished && s.code_pending && verify_code.is_some();
+    let pace = s.script.pace();
+    let due = finished
+        || stuck
+        || input
+        || match pace {
+            Pace::PerPoll => true,
+            Pace::Timed(_) => now >= s.due,
+            Pace::Manual => s.released > 0,
+        };
+    if stuck && !last_look {
+        return Err(None);
+    }
+    if !due {
+        if last_look {
+            return Ok(s.current.clone());
+        }
+        return Err(match pace {
+            Pace::Timed(_) => Some(s.due),
+            _ => None,
+        });
+    }
+    let step_before = s.step;
+    let status = advance(s, verify_code, on_redirect_host);
+    if s.step != step_before {
+        // The next step is due a step delay after this one.
+        s.due = now.checked_add(s.script.step_delay).unwrap_or(now);
+        if pace == Pace::Manual && !input {
+            s.released = s.released.saturating_sub(1);
+        }
+    }
+    // The old host's `wait` after a redirect is not the code's status.
+    if !s.redirected || on_redirect_host {
+        s.current = status.clone();
+    }
+    Ok(status)
 }
 
 fn status_only(status: QrStatus) -> GetQrcodeStatusResponse {

@@ -108,6 +108,7 @@ impl Simulator {
             config,
             inbound: Notify::new(),
             activity: Notify::new(),
+            login_changed: Notify::new(),
             shutdown: stop_rx,
             cdn_base_url: format!("{base_url}/c2c"),
             base_url,
@@ -522,12 +523,32 @@ impl Simulator {
     pub fn reset(&self) {
         self.shared.state().reset(&self.shared.config);
         self.shared.inbound.notify_waiters();
+        self.shared.login_changed.notify_waiters();
         self.shared.touch();
     }
 
     /// Queues a login script for the next QR code issued.
     pub fn script_login(&self, script: LoginScript) {
         self.shared.state().login.push_script(script);
+    }
+
+    /// Lets the simulated user of the newest QR login in progress take
+    /// its next step now (scan, confirm, …; see [`LoginScript`]'s pacing):
+    /// a status poll held at this moment answers at once with the new
+    /// status, or else the next poll does. Meant for
+    /// [`LoginScript::manual`] scripts, where nothing happens otherwise;
+    /// a timed script's next step happens at once, and a per-poll script
+    /// steps on every poll anyway. Each call allows one step.
+    ///
+    /// Returns `false` when no login is in progress: no QR code was issued
+    /// yet, or the newest one finished (confirmed, expired, …). A test that
+    /// starts a login in the background can wait for its first poll with
+    /// [`wait_for_requests`](Self::wait_for_requests)`("get_qrcode_status",
+    /// 1, …)` first.
+    pub fn advance_login(&self) -> bool {
+        let advanced = self.shared.state().login.advance_newest();
+        self.shared.login_changed.notify_waiters();
+        advanced
     }
 
     /// Replaces the fidelity switches from now on.

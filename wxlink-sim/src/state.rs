@@ -248,6 +248,9 @@ pub(crate) struct Shared {
     pub(crate) inbound: Notify,
     /// Woken whenever a record is added (test helpers wait on it).
     pub(crate) activity: Notify,
+    /// Woken when a QR login may have changed from outside a status poll
+    /// (a released step, a reset), so held status polls look again.
+    pub(crate) login_changed: Notify,
     /// Becomes `true` (or closes) when the simulator shuts down.
     pub(crate) shutdown: watch::Receiver<bool>,
     pub(crate) base_url: String,

@@ -69,7 +69,8 @@ pub async fn run(args: &DemoArgs) -> Result<ExitCode> {
 /// Logs in, starts the bot and plays the scripted user.
 async fn converse(sim: &Simulator, t: &mut Transcript, step: Duration) -> Result<()> {
     t.section("QR login");
-    // The simulated phone scans after a moment and confirms right away.
+    // The simulated phone scans 200 ms after the code is shown and confirms
+    // 200 ms later; each status poll is held until the next step happens.
     sim.script_login(LoginScript::confirm().step_delay(Duration::from_millis(200)));
     let options = LoginOptions::new()
         .base_url(sim.base_url())

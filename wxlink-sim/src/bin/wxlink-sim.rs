@@ -1,7 +1,7 @@
 //! The standalone simulator: starts it on 127.0.0.1, prints one JSON line
 //! `{"base_url":…,"cdn_base_url":…,"token":…}` and serves until Ctrl-C.
 //!
-//! Usage: `wxlink-sim [--port N] [--hold-ms N] [--seed N]
+//! Usage: `wxlink-sim [--port N] [--hold-ms N] [--qr-hold-ms N] [--seed N]
 //! [--cdn-memory-limit BYTES | --digest-only] [--full-upload-url]
 //! [--record-limit N] [--request-log-limit N] [--cdn-object-limit N]`.
 //! Drive it through the JSON control endpoints under `/_sim/`. The limits
@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use wxlink_sim::{CdnStorage, Simulator, UploadUrlMode};
 
-const USAGE: &str = "usage: wxlink-sim [--port N] [--hold-ms N] [--seed N] \
+const USAGE: &str = "usage: wxlink-sim [--port N] [--hold-ms N] [--qr-hold-ms N] [--seed N] \
                      [--cdn-memory-limit BYTES | --digest-only] [--full-upload-url] \
                      [--record-limit N] [--request-log-limit N] [--cdn-object-limit N]";
 
@@ -35,6 +35,7 @@ fn parse_args() -> Result<wxlink_sim::SimBuilder, String> {
                 builder.port(port)
             }
             "--hold-ms" => builder.hold(Duration::from_millis(value("--hold-ms")?)),
+            "--qr-hold-ms" => builder.qr_hold(Duration::from_millis(value("--qr-hold-ms")?)),
             "--seed" => builder.seed(value("--seed")?),
             "--cdn-memory-limit" => builder.cdn_storage(CdnStorage::Spill {
                 memory_limit: value("--cdn-memory-limit")?,

@@ -34,7 +34,7 @@ const API: [&str; 9] = [
 
 /// Control paths; `/_sim/fault` is left out because a fault it installs may
 /// legitimately drop later connections.
-const CONTROL: [&str; 16] = [
+const CONTROL: [&str; 17] = [
     "/_sim/info",
     "/_sim/qr",
     "/_sim/inject/text",
@@ -48,6 +48,7 @@ const CONTROL: [&str; 16] = [
     "/_sim/expire",
     "/_sim/reset",
     "/_sim/login_script",
+    "/_sim/login_advance",
     "/_sim/fidelity",
     "/_sim/clock",
     "/_sim/users",
@@ -86,6 +87,7 @@ fn request_fixtures() -> &'static [Value] {
         out.push(serde_json::json!({"from_user": "u@im.wechat", "text": "hi", "context_token": "c"}));
         out.push(serde_json::json!({"kind": "file", "data_base64": "aGVsbG8=", "key_encoding": "hex", "file_name": "a.txt"}));
         out.push(serde_json::json!({"path": "confirm", "code": "123", "max_attempts": 3, "step_delay_ms": 1}));
+        out.push(serde_json::json!({"path": "verify_code", "code": "123", "manual": true}));
         out.push(serde_json::json!({"max_text_bytes": 10, "replies_per_inbound": 1, "burst_max_per_second": 2, "reply_window_ms": 5}));
         out.push(serde_json::json!({"advance_ms": 1000}));
         out.push(serde_json::json!({"user_id": "v@im.wechat"}));

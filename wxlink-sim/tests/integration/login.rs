@@ -252,14 +252,176 @@ async fn binded_redirect_when_scripted_or_when_a_local_token_is_live() {
     assert_eq!(status(&sim, &q, None).await["status"], "confirmed");
 }
 
+/// A simulator holding long polls (getupdates and status polls) for 5 s,
+/// so a prompt answer can only come from a change.
+async fn long_hold_sim() -> Simulator {
+    Simulator::builder()
+        .hold(Duration::from_secs(5))
+        .start()
+        .await
+        .unwrap()
+}
+
+/// Polls the status of `qrcode` and says how long the answer took.
+async fn timed_status(sim: &Simulator, qrcode: &str) -> (Value, Duration) {
+    let started = Instant::now();
+    let v = status(sim, qrcode, None).await;
+    (v, started.elapsed())
+}
+
 #[tokio::test]
-async fn status_polls_are_held_for_the_scripted_step_delay() {
+async fn a_status_poll_with_nothing_happening_is_held_for_the_hold_and_answers_wait() {
+    // common::sim() holds polls for 200 ms.
     let sim = common::sim().await;
+    sim.script_login(LoginScript::confirm().manual());
+    let q = qrcode(&sim, &[]).await;
+    let (v, took) = timed_status(&sim, &q).await;
+    assert_eq!(v, json!({"status": "wait"}));
+    assert!(took >= Duration::from_millis(190), "{took:?}");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    // Still nothing: held and `wait` again.
+    let (v, took) = timed_status(&sim, &q).await;
+    assert_eq!(v["status"], "wait");
+    assert!(took >= Duration::from_millis(190), "{took:?}");
+
+    // A scan that is further away than the hold looks the same.
+    sim.script_login(LoginScript::confirm().step_delay(Duration::from_secs(30)));
+    let q = qrcode(&sim, &[]).await;
+    let (v, took) = timed_status(&sim, &q).await;
+    assert_eq!(v["status"], "wait");
+    assert!(took >= Duration::from_millis(190), "{took:?}");
+}
+
+#[tokio::test]
+async fn the_qr_hold_can_differ_from_the_getupdates_hold() {
+    let sim = Simulator::builder()
+        .hold(Duration::from_secs(5))
+        .qr_hold(Duration::from_millis(100))
+        .start()
+        .await
+        .unwrap();
+    assert_eq!(sim.config().qr_hold, Some(Duration::from_millis(100)));
+    sim.script_login(LoginScript::confirm().manual());
+    let q = qrcode(&sim, &[]).await;
+    let (v, took) = timed_status(&sim, &q).await;
+    assert_eq!(v["status"], "wait");
+    assert!(took >= Duration::from_millis(90), "{took:?}");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+}
+
+#[tokio::test]
+async fn a_held_poll_answers_as_soon_as_a_timed_step_happens() {
+    let sim = long_hold_sim().await;
     sim.script_login(LoginScript::confirm().step_delay(Duration::from_millis(150)));
     let q = qrcode(&sim, &[]).await;
+    // The scan happens 150 ms after the code was issued; the poll, held
+    // for up to 5 s, answers right then.
+    let (v, took) = timed_status(&sim, &q).await;
+    assert_eq!(v, json!({"status": "scaned"}));
+    assert!(took >= Duration::from_millis(140), "{took:?}");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    // The confirmation comes 150 ms after the scan.
+    let (v, took) = timed_status(&sim, &q).await;
+    check_confirmed(&sim, &v, &sim.user_id());
+    assert!(took >= Duration::from_millis(100), "{took:?}");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    // A final status is repeated at once.
+    let (again, took) = timed_status(&sim, &q).await;
+    assert_eq!(again, v);
+    assert!(took < Duration::from_secs(1), "{took:?}");
+}
+
+#[tokio::test]
+async fn advancing_the_login_answers_a_held_poll_at_once() {
+    let sim = long_hold_sim().await;
+    assert!(!sim.advance_login(), "no login in progress yet");
+    sim.script_login(LoginScript::confirm().manual());
+    let q = qrcode(&sim, &[]).await;
+    let held = tokio::spawn({
+        let sim = sim.clone();
+        let q = q.clone();
+        async move { timed_status(&sim, &q).await }
+    });
+    // Give the poll time to arrive and be held, then let the user scan.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!held.is_finished(), "the poll is held");
+    assert!(sim.advance_login());
+    let (v, took) = tokio::time::timeout(Duration::from_secs(2), held)
+        .await
+        .expect("answered long before the 5 s hold")
+        .unwrap();
+    assert_eq!(v, json!({"status": "scaned"}));
+    assert!(took < Duration::from_secs(2), "{took:?}");
+
+    // Through the control API: a step allowed before the poll is taken by
+    // the next poll at once.
+    let url = format!("{}/_sim/login_advance", sim.base_url());
+    let r = send(Method::POST, &url, &[], "").await.unwrap();
+    assert_eq!(r.status, StatusCode::OK);
+    let (v, took) = timed_status(&sim, &q).await;
+    check_confirmed(&sim, &v, &sim.user_id());
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    // The login is over: nothing left to advance.
+    assert!(!sim.advance_login());
+    let r = send(Method::POST, &url, &[], "").await.unwrap();
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.json()["error"].as_str().unwrap().contains("no QR login"));
+}
+
+#[tokio::test]
+async fn a_manual_pairing_code_login_steps_only_when_told() {
+    let sim = long_hold_sim().await;
+    let base = sim.base_url();
+    let r = send(
+        Method::POST,
+        &format!("{base}/_sim/login_script"),
+        &[],
+        json!({"path": "verify_code", "code": "2468", "manual": true}).to_string(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, StatusCode::OK);
+    let q = qrcode(&sim, &[]).await;
+    sim.advance_login();
+    assert_eq!(status(&sim, &q, None).await["status"], "need_verifycode");
+    // The code is the user's input, answered at once without a step.
     let started = Instant::now();
-    assert_eq!(status(&sim, &q, None).await["status"], "wait");
-    assert!(started.elapsed() >= Duration::from_millis(140));
+    assert_eq!(status(&sim, &q, Some("2468")).await["status"], "scaned");
+    assert!(started.elapsed() < Duration::from_secs(1));
+    // The confirmation waits for the test.
+    sim.advance_login();
+    check_confirmed(&sim, &status(&sim, &q, None).await, &sim.user_id());
+}
+
+#[tokio::test]
+async fn a_held_poll_sees_its_code_expire_or_the_simulator_reset() {
+    let sim = Simulator::builder()
+        .hold(Duration::from_secs(5))
+        .qr_ttl(Duration::from_millis(150))
+        .start()
+        .await
+        .unwrap();
+    sim.script_login(LoginScript::confirm().manual());
+    let q = qrcode(&sim, &[]).await;
+    let (v, took) = timed_status(&sim, &q).await;
+    assert_eq!(v["status"], "expired");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+
+    let sim = long_hold_sim().await;
+    sim.script_login(LoginScript::confirm().manual());
+    let q = qrcode(&sim, &[]).await;
+    let held = tokio::spawn({
+        let sim = sim.clone();
+        async move { timed_status(&sim, &q).await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    sim.reset();
+    let (v, took) = tokio::time::timeout(Duration::from_secs(2), held)
+        .await
+        .expect("answered long before the 5 s hold")
+        .unwrap();
+    assert_eq!(v["status"], "expired", "the code is gone");
+    assert!(took < Duration::from_secs(2), "{took:?}");
 }
 
 #[tokio::test]

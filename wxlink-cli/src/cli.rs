@@ -340,7 +340,7 @@ pub enum BenchKind {
     Upload,
     /// --count idle long polls held at once: memory per poll.
     Poll,
-    /// The ceiling of a small call: the same sendmessage as a bare keep-alive hyper POST, no SDK (http:// servers only).
+    /// The ceiling of a small call: the same sendmessage request (headers and body) as a bare keep-alive hyper POST, no SDK (http:// servers only).
     BarePost,
 }
 

@@ -7,7 +7,10 @@
 //! - single-core `openssl speed -evp aes-128-ecb` and `-evp md5` (MD5 is
 //!   serial, so it bounds an upload end to end);
 //! - a bare keep-alive HTTP POST (hyper, no SDK) to the same simulator,
-//!   `wxlink bench bare-post`, the ceiling of a small call.
+//!   `wxlink bench bare-post`, the ceiling of a small call. It sends the
+//!   same bytes as the SDK (the §2.1 headers and the same body with its
+//!   `base_info`), so the simulator does the same work for both and the
+//!   ratio is the SDK's own cost.
 //!
 //! Our figures come from the release `wxlink bench` against a standalone
 //! simulator (`wxlink sim`, a separate child process, started fresh for

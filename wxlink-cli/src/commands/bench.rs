@@ -261,10 +261,13 @@ async fn upload(account: &Account, client: &WxLinkClient, args: &BenchArgs) -> R
     Ok(Value::Object(m))
 }
 
-/// `bench bare-post`: the ceiling of a small call. The same `sendmessage`
-/// body the SDK sends, POSTed over a plain keep-alive hyper connection pool
-/// with only the headers the server needs: no SDK, no tower layers. Plain
-/// `http://` servers only (the simulator).
+/// `bench bare-post`: the ceiling of a small call. The same request the SDK
+/// sends — the headers of ILINK.md §2.1 (a fresh `X-WECHAT-UIN` each time)
+/// and the same `sendmessage` body with its `base_info` — POSTed over a
+/// plain keep-alive hyper connection pool: no SDK, no tower layers. The
+/// bytes on the wire match, so the server does the same work for both and
+/// the ratio measures the SDK's own cost. Plain `http://` servers only (the
+/// simulator).
 async fn bare_post(account: &Account, args: &BenchArgs) -> Result<Value> {
     let to = recipient(account, args)?;
     let base = account.base_url.trim_end_matches('/');
@@ -276,23 +279,37 @@ async fn bare_post(account: &Account, args: &BenchArgs) -> Result<Value> {
         .context("invalid base URL")?;
     let client = crate::http::plain_client();
     let auth = format!("Bearer {}", account.token);
+    let client_version =
+        wxlink_proto::encode_client_version(wxlink_proto::DEFAULT_CHANNEL_VERSION).to_string();
     let post = move |i: u64| {
-        let (client, url, auth, to) = (client.clone(), url.clone(), auth.clone(), to.clone());
+        let (client, url, auth, to, client_version) = (
+            client.clone(),
+            url.clone(),
+            auth.clone(),
+            to.clone(),
+            client_version.clone(),
+        );
         async move {
             let body = json!({
                 "msg": {
                     "from_user_id": "",
                     "to_user_id": to,
-                    "client_id": format!("bare:{i}"),
+                    "client_id": wxlink_proto::new_client_id(wxlink_proto::consts::CLIENT_ID_PREFIX),
                     "message_type": 2,
                     "message_state": 2,
                     "item_list": [{"type": 1, "text_item": {"text": format!("wxlink bench message {i}")}}],
                 },
-                "base_info": {"channel_version": "bare"},
+                "base_info": {
+                    "channel_version": wxlink_proto::DEFAULT_CHANNEL_VERSION,
+                    "bot_agent": wxlink_proto::DEFAULT_BOT_AGENT,
+                },
             });
             let request = http::Request::post(url)
                 .header("content-type", "application/json")
                 .header("authorizationtype", "ilink_bot_token")
+                .header("x-wechat-uin", wxlink_proto::random_wechat_uin())
+                .header("ilink-app-id", wxlink_proto::consts::APP_ID)
+                .header("ilink-app-clientversion", client_version)
                 .header("authorization", auth)
                 .body(http_body_util::Full::new(bytes::Bytes::from(
                     body.to_string(),

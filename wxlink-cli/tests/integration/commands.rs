@@ -756,6 +756,38 @@ async fn bench_bare_post_measures_the_no_sdk_ceiling() {
     assert_eq!(report["errors"], 0);
     // The server accepted every one as a well-formed bot reply.
     assert_eq!(sim.sent_messages().len(), 30);
+
+    // The ceiling sends what the SDK sends: the same header names and a body
+    // of the same size, so the server's work per call is the same for both.
+    // One call of each, so both texts are "wxlink bench message 0".
+    for kind in ["bare-post", "send-text"] {
+        let one = run(wxlink_at(&sim, dir.path()).args([
+            "bench",
+            kind,
+            "--count",
+            "1",
+            "--warmup",
+            "0",
+            "--to",
+            &sim.user_id(),
+        ]))
+        .await;
+        assert_ok(&one);
+    }
+    let log: Vec<_> = sim
+        .request_log()
+        .into_iter()
+        .filter(|r| r.endpoint == Some("sendmessage"))
+        .collect();
+    let (bare, ours) = (&log[log.len() - 2], &log[log.len() - 1]);
+    let names = |r: &wxlink_sim::RequestRecord| {
+        let mut names: Vec<String> = r.headers.iter().map(|(n, _)| n.clone()).collect();
+        names.sort();
+        names
+    };
+    assert_eq!(names(bare), names(ours));
+    assert!(names(ours).contains(&"x-wechat-uin".to_owned()));
+    assert_eq!(bare.body_size, ours.body_size);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

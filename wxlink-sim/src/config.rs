@@ -75,9 +75,16 @@ pub struct SimConfig {
     pub inbound_full_url: bool,
     /// The `redirect_host` that `scaned_but_redirect` names, instead of the
     /// second listener's `127.0.0.1:PORT2`. Clients that follow ILINK.md
-    /// poll `https://<redirect_host>`; point this at a TLS front end of the
-    /// second listener when testing such a client.
+    /// poll `https://<redirect_host>`, so a host named here must answer
+    /// TLS, for instance a front end that forwards to the second listener.
     pub redirect_host: Option<String>,
+    /// Whether the second listener (the one `scaned_but_redirect` names)
+    /// speaks TLS (the default, `true`), as a client that polls
+    /// `https://` + `redirect_host` (ILINK.md §1.2) needs. Its certificate
+    /// is for `127.0.0.1` and `localhost`, signed by a CA made at start:
+    /// see [`Simulator::tls_root_der`]. `false` serves plain HTTP there,
+    /// for a client that keeps `http://` after the redirect.
+    pub redirect_tls: bool,
 }
 
 impl Default for SimConfig {
@@ -100,6 +107,7 @@ impl Default for SimConfig {
             record_limit: 10_000,
             inbound_full_url: false,
             redirect_host: None,
+            redirect_tls: true,
         }
     }
 }
@@ -365,6 +373,13 @@ impl SimBuilder {
     /// Names `host` in `scaned_but_redirect` instead of the second listener.
     pub fn redirect_host(mut self, host: impl Into<String>) -> Self {
         self.config.redirect_host = Some(host.into());
+        self
+    }
+
+    /// Serves the second listener over TLS (`true`, the default) or plain
+    /// HTTP (`false`); see [`SimConfig::redirect_tls`].
+    pub fn redirect_tls(mut self, on: bool) -> Self {
+        self.config.redirect_tls = on;
         self
     }
 

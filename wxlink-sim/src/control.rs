@@ -4,7 +4,7 @@
 //!
 //! | Method and path | Body | Answer |
 //! |---|---|---|
-//! | `GET /_sim/info` | — | `{base_url, cdn_base_url, redirect_host, redirect_base_url, token, bot_id, user_id}` |
+//! | `GET /_sim/info` | — | `{base_url, cdn_base_url, redirect_host, redirect_base_url, redirect_tls, tls_root_der_base64, token, bot_id, user_id}` (`tls_root_der_base64`: the CA certificate, standard base64 of its DER, a client trusts to reach the redirect listener over TLS) |
 //! | `POST /_sim/inject/text` | `{from_user?, text, context_token?}` | the injected message |
 //! | `POST /_sim/inject/message` | a `WeixinMessage` (`from_user_id` optional) | the injected message |
 //! | `POST /_sim/inject/media` | `{from_user?, kind: image\|voice\|file\|video, data_base64, key_encoding?: hex\|base64_raw\|base64_hex, file_name?, transcript?}` | the injected message |
@@ -186,6 +186,8 @@ fn route(
             "cdn_base_url": sim.cdn_base_url(),
             "redirect_host": sim.redirect_host(),
             "redirect_base_url": sim.redirect_base_url(),
+            "redirect_tls": sim.config().redirect_tls,
+            "tls_root_der_base64": base64::engine::general_purpose::STANDARD.encode(sim.tls_root_der()),
             "token": sim.token().expose_secret(),
             "bot_id": sim.bot_id(),
             "user_id": sim.user_id(),

@@ -158,7 +158,13 @@
 //!   answer `{"ret":-2}`, the burst throttle `{"ret":-2,"errmsg":"prepare
 //!   failed"}`. The request log's [`RequestRecord::note`] says why.
 //! - `scaned_but_redirect` names `127.0.0.1:PORT2` without a scheme, as the
-//!   real server names a bare host; the second listener speaks plain HTTP.
+//!   real server names a bare host. The second listener speaks TLS, since a
+//!   client polls `https://` + that host (ILINK.md §1.2), with a certificate
+//!   for `127.0.0.1` and `localhost` signed by a CA made when the simulator
+//!   starts: add [`Simulator::tls_root_der`] to the client's trusted roots
+//!   (in WxLink, `TransportOptions::extra_root_certificates`).
+//!   [`SimBuilder::redirect_tls`]`(false)` makes it plain HTTP again, for a
+//!   client that keeps `http://` after a redirect.
 
 mod api;
 mod body;
@@ -173,6 +179,7 @@ mod redact;
 mod server;
 mod sim;
 mod state;
+mod tls;
 
 pub use config::{
     CdnStorage, Fidelity, SendOkBody, SimBuilder, SimConfig, Throttle, UploadUrlMode,
@@ -224,4 +231,7 @@ pub enum SimError {
     /// An argument was not usable.
     #[error("invalid input: {0}")]
     InvalidInput(String),
+    /// The redirect listener's certificate or TLS setup could not be made.
+    #[error("cannot set up tls for the redirect listener")]
+    Tls(#[source] Box<dyn std::error::Error + Send + Sync>),
 }

@@ -1,6 +1,7 @@
-//! The HTTP side: two loopback listeners (the main one and the redirect
-//! host), one task per connection serving HTTP/1.1 and h2c, routing,
-//! fault injection, authentication and the request log.
+//! The HTTP side: two loopback listeners (the main one, plain HTTP, and
+//! the redirect host, TLS unless configured off), one task per connection
+//! serving HTTP/1.1 and HTTP/2 (h2c on plain connections), routing, fault
+//! injection, authentication and the request log.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -14,6 +15,7 @@ use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
 
 use crate::body::SimBody;
 use crate::fault::Fault;
@@ -22,6 +24,10 @@ use crate::state::Shared;
 
 /// How long a shutdown waits for open connections to finish.
 const DRAIN: Duration = Duration::from_secs(2);
+
+/// How long a client may take over its TLS handshake before the connection
+/// is dropped, so a silent client cannot hold a task forever.
+const HANDSHAKE: Duration = Duration::from_secs(10);
 
 /// The endpoints the simulator serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,11 +113,13 @@ impl Route {
 #[error("connection dropped by an injected fault")]
 pub(crate) struct Dropped;
 
-/// Starts serving `listener` until shutdown; returns the accept task.
+/// Starts serving `listener` until shutdown, over TLS when `tls` is given;
+/// returns the accept task.
 pub(crate) fn serve(
     shared: Arc<Shared>,
     listener: TcpListener,
     redirect: bool,
+    tls: Option<TlsAcceptor>,
 ) -> tokio::task::JoinHandle<()> {
     let mut shutdown = shared.shutdown.clone();
     tokio::spawn(async move {
@@ -126,7 +134,19 @@ pub(crate) fn serve(
                         continue;
                     };
                     let _ = stream.set_nodelay(true);
-                    conns.spawn(connection(shared.clone(), stream, redirect));
+                    match &tls {
+                        None => {
+                            conns.spawn(connection(shared.clone(), stream, redirect));
+                        }
+                        Some(acceptor) => {
+                            conns.spawn(tls_connection(
+                                shared.clone(),
+                                acceptor.clone(),
+                                stream,
+                                redirect,
+                            ));
+                        }
+                    }
                 }
                 _ = wait_shutdown(&mut shutdown) => break,
                 Some(_) = conns.join_next(), if !conns.is_empty() => {}
@@ -150,9 +170,37 @@ pub(crate) async fn wait_shutdown(rx: &mut watch::Receiver<bool>) {
     }
 }
 
-/// Serves one connection, HTTP/1.1 or h2c, until it closes or the
-/// simulator shuts down.
-async fn connection(shared: Arc<Shared>, stream: tokio::net::TcpStream, redirect: bool) {
+/// Completes the TLS handshake on `stream`, then serves it like a plain
+/// connection. A client that does not speak TLS (a plain HTTP request, for
+/// one) fails the handshake and is disconnected without an HTTP answer.
+async fn tls_connection(
+    shared: Arc<Shared>,
+    acceptor: TlsAcceptor,
+    stream: tokio::net::TcpStream,
+    redirect: bool,
+) {
+    let mut shutdown = shared.shutdown.clone();
+    let handshake = tokio::time::timeout(HANDSHAKE, acceptor.accept(stream));
+    let stream = tokio::select! {
+        done = handshake => match done {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(err)) => {
+                tracing::debug!(error = %err, "tls handshake failed on the redirect listener");
+                return;
+            }
+            Err(_) => return,
+        },
+        _ = wait_shutdown(&mut shutdown) => return,
+    };
+    connection(shared, stream, redirect).await;
+}
+
+/// Serves one connection, HTTP/1.1 or HTTP/2 (h2c when plain), until it
+/// closes or the simulator shuts down.
+async fn connection<S>(shared: Arc<Shared>, stream: S, redirect: bool)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let mut shutdown = shared.shutdown.clone();
     let service = hyper::service::service_fn(move |req| {
         let shared = shared.clone();

@@ -87,7 +87,8 @@ impl Simulator {
     ///
     /// # Errors
     ///
-    /// [`SimError::Bind`] when the port cannot be bound.
+    /// [`SimError::Bind`] when the port cannot be bound, [`SimError::Tls`]
+    /// when the second listener's certificate cannot be made.
     pub async fn start_with(config: SimConfig) -> Result<Self, SimError> {
         let main = TcpListener::bind(("127.0.0.1", config.port))
             .await
@@ -103,6 +104,12 @@ impl Simulator {
             .redirect_host
             .clone()
             .unwrap_or_else(|| format!("127.0.0.1:{port2}"));
+        // The certificate is made even when the second listener is plain,
+        // so `tls_root_der` always has something to return; it costs well
+        // under a millisecond.
+        let tls = crate::tls::generate()?;
+        let redirect_scheme = if config.redirect_tls { "https" } else { "http" };
+        let acceptor = config.redirect_tls.then(|| tls.acceptor.clone());
         let shared = Arc::new(Shared {
             state: Mutex::new(State::new(&config)),
             config,
@@ -113,11 +120,12 @@ impl Simulator {
             cdn_base_url: format!("{base_url}/c2c"),
             base_url,
             redirect_host,
-            redirect_base_url: format!("http://127.0.0.1:{port2}"),
+            redirect_base_url: format!("{redirect_scheme}://127.0.0.1:{port2}"),
+            tls_root_der: tls.root_der,
         });
         let tasks = vec![
-            crate::server::serve(shared.clone(), main, false),
-            crate::server::serve(shared.clone(), second, true),
+            crate::server::serve(shared.clone(), main, false, None),
+            crate::server::serve(shared.clone(), second, true, acceptor),
         ];
         Ok(Self {
             shared,
@@ -154,16 +162,27 @@ impl Simulator {
         self.shared.cdn_base_url.clone()
     }
 
-    /// The `host:port` that `scaned_but_redirect` names: by default a
-    /// second listener serving the same state, which speaks plain HTTP (see
-    /// [`SimConfig::redirect_host`] to name another host).
+    /// The `host:port` that `scaned_but_redirect` names, without a scheme:
+    /// by default `127.0.0.1:PORT2`, a second listener serving the same
+    /// state over TLS (see [`SimConfig::redirect_host`] to name another
+    /// host, [`SimConfig::redirect_tls`] to make it plain HTTP).
     pub fn redirect_host(&self) -> String {
         self.shared.redirect_host.clone()
     }
 
-    /// The base URL of the second listener, e.g. `http://127.0.0.1:PORT2`.
+    /// The base URL of the second listener, `https://127.0.0.1:PORT2` (or
+    /// `http://` with [`SimConfig::redirect_tls`] off).
     pub fn redirect_base_url(&self) -> String {
         self.shared.redirect_base_url.clone()
+    }
+
+    /// The certificate (DER) a client must trust to reach the second
+    /// listener over TLS: a CA made when this simulator started, which
+    /// signed the listener's certificate for `127.0.0.1` and `localhost`.
+    /// Its key never leaves the process. With WxLink's transport, add it to
+    /// `TransportOptions::extra_root_certificates`.
+    pub fn tls_root_der(&self) -> &[u8] {
+        &self.shared.tls_root_der
     }
 
     /// The bot token of the current session (the one started with the

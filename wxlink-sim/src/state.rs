@@ -257,8 +257,12 @@ pub(crate) struct Shared {
     pub(crate) cdn_base_url: String,
     /// `127.0.0.1:PORT2`, the second listener `scaned_but_redirect` points at.
     pub(crate) redirect_host: String,
-    /// `http://127.0.0.1:PORT2`.
+    /// `https://127.0.0.1:PORT2`, or `http://` when the second listener
+    /// speaks plain HTTP.
     pub(crate) redirect_base_url: String,
+    /// The DER certificate of the CA behind the second listener's TLS
+    /// certificate.
+    pub(crate) tls_root_der: Vec<u8>,
 }
 
 impl Shared {

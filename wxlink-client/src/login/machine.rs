@@ -212,10 +212,7 @@ impl Machine {
                 }
             }
             Polled::ScannedButRedirect(host) => {
-                if let Some(base) = host
-                    .as_deref()
-                    .and_then(|h| redirect_base(&self.poll_base, h))
-                {
+                if let Some(base) = host.as_deref().and_then(redirect_base) {
                     self.poll_base = base;
                 }
                 self.scanned = true;
@@ -281,25 +278,26 @@ impl Machine {
 /// The polling base after a `scaned_but_redirect` to `host`, or `None` to
 /// keep the current one.
 ///
-/// ILINK.md §1.2 says the client polls `https://` + `redirect_host`. When
-/// the current base uses plain `http://` (the simulator on loopback, or a
-/// test proxy), the scheme is kept, because a server reachable only over
-/// HTTP cannot redirect to HTTPS on the same footing. A host that already
-/// carries a scheme is used as given.
-pub(crate) fn redirect_base(current: &str, host: &str) -> Option<String> {
+/// ILINK.md §1.2: `redirect_host` is a bare host name (`host` or
+/// `host:port`) and the client polls `https://` + `redirect_host`, whatever
+/// the scheme of the login base; a plain-HTTP login base (a local test
+/// server) does not make the redirected polls plain. A host that already
+/// carries an `http://` or `https://` scheme (in any case) is used as given
+/// rather than turned into `https://http://…`: the protocol names only bare
+/// hosts, and a full URL is taken to say what it means. A trailing `/` is
+/// dropped; an empty or blank host keeps the current base.
+pub(crate) fn redirect_base(host: &str) -> Option<String> {
     let host = host.trim().trim_end_matches('/');
     if host.is_empty() {
         return None;
     }
-    if host.starts_with("http://") || host.starts_with("https://") {
+    let has_scheme = host.split_once("://").is_some_and(|(scheme, _)| {
+        scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https")
+    });
+    if has_scheme {
         return Some(host.to_owned());
     }
-    let scheme = if current.trim_start().starts_with("http://") {
-        "http"
-    } else {
-        "https"
-    };
-    Some(format!("{scheme}://{host}"))
+    Some(format!("https://{host}"))
 }
 
 #[cfg(test)]
@@ -396,25 +394,53 @@ mod tests {
     }
 
     #[test]
-    fn redirect_switches_the_polling_host_keeping_plain_http() {
+    fn redirect_switches_the_polling_host_to_https() {
         let t = Instant::now();
         let mut m = machine(t);
         m.on_polled(Polled::ScannedButRedirect(Some("dc2.example".into())), t);
         assert_eq!(m.poll_base(), "https://dc2.example");
         assert_eq!(m.qr_base(), BASE);
-        // A missing host keeps the current one.
+        // A missing or blank host keeps the current one.
         m.on_polled(Polled::ScannedButRedirect(None), t);
         assert_eq!(m.poll_base(), "https://dc2.example");
+        m.on_polled(Polled::ScannedButRedirect(Some(" ".into())), t);
+        assert_eq!(m.poll_base(), "https://dc2.example");
+    }
 
+    #[test]
+    fn a_plain_http_login_base_still_redirects_to_https() {
+        let t = Instant::now();
+        let mut m = Machine::new(
+            MachineConfig {
+                base_url: "http://127.0.0.1:4000".to_owned(),
+                poll_interval: Duration::from_secs(1),
+                max_qr_codes: 3,
+                deadline: Duration::from_secs(480),
+            },
+            t,
+        );
+        m.on_polled(Polled::ScannedButRedirect(Some("127.0.0.1:4001".into())), t);
+        assert_eq!(m.poll_base(), "https://127.0.0.1:4001");
+        assert_eq!(m.qr_base(), "http://127.0.0.1:4000");
+    }
+
+    #[test]
+    fn redirect_base_adds_https_to_a_bare_host_and_keeps_a_given_scheme() {
         assert_eq!(
-            redirect_base("http://127.0.0.1:4000", "127.0.0.1:4001").as_deref(),
-            Some("http://127.0.0.1:4001")
+            redirect_base("127.0.0.1:4001").as_deref(),
+            Some("https://127.0.0.1:4001")
         );
         assert_eq!(
-            redirect_base("https://a", "http://b/").as_deref(),
-            Some("http://b")
+            redirect_base(" ilinkai-idc2.example/ ").as_deref(),
+            Some("https://ilinkai-idc2.example")
         );
-        assert_eq!(redirect_base("https://a", " "), None);
+        assert_eq!(redirect_base("http://b/").as_deref(), Some("http://b"));
+        assert_eq!(
+            redirect_base("HTTPS://b:8443").as_deref(),
+            Some("HTTPS://b:8443")
+        );
+        assert_eq!(redirect_base(" "), None);
+        assert_eq!(redirect_base(""), None);
     }
 
     #[test]

@@ -13,9 +13,10 @@
 //!
 //! The rules follow the official client: QR codes are fetched from the login
 //! base URL (the default host unless [`LoginOptions::base_url`] says
-//! otherwise); status polls follow `scaned_but_redirect` to the host the
-//! server names (keeping `http://` when the login base is plain HTTP, as the
-//! simulator is); at most three QR codes are shown; the whole wait ends after
+//! otherwise); status polls follow `scaned_but_redirect` to `https://` + the
+//! bare host the server names, whatever the login base's scheme (ILINK.md
+//! §1.2; a named host that carries its own `http://` or `https://` is used as
+//! given); at most three QR codes are shown; the whole wait ends after
 //! 480 s; a failed status poll counts as `wait`; `binded_redirect` means the
 //! bot is already connected; `confirmed` must carry both the bot id and the
 //! token. A successful login becomes an [`AccountRecord`] for storage.

@@ -13,6 +13,7 @@ use wxlink_client::{
     LoginState, WxLinkClient, login_with_qr,
 };
 use wxlink_sim::{Fault, LoginScript, Simulator};
+use wxlink_transport::{HttpsTransport, TransportOptions};
 
 /// Fast options against the simulator.
 fn options(sim: &Simulator) -> LoginOptions {
@@ -94,11 +95,22 @@ async fn confirm_path_reports_qr_and_statuses_and_returns_working_credentials() 
     assert_eq!(fetches[0].auth, wxlink_sim::AuthSeen::Missing);
 }
 
+/// A transport that trusts the simulator's TLS root (for its redirect
+/// listener) and ignores any proxy in the environment.
+fn trusting_transport(sim: &Simulator) -> HttpsTransport {
+    let mut transport_options = TransportOptions::default().proxy(None);
+    transport_options
+        .extra_root_certificates
+        .push(sim.tls_root_der().to_vec());
+    HttpsTransport::try_with_options(transport_options).unwrap()
+}
+
 #[tokio::test]
-async fn redirect_path_keeps_polling_on_the_named_host_over_plain_http() {
+async fn redirect_path_polls_the_named_host_over_https_and_completes() {
     let sim = sim().await;
-    sim.script_login(LoginScript::redirect());
-    let mut session = LoginSession::start(options(&sim)).await.unwrap();
+    sim.script_login(LoginScript::redirect().user("dave@im.wechat"));
+    let opts = options(&sim).client(WxLinkClient::builder().transport(trusting_transport(&sim)));
+    let mut session = LoginSession::start(opts).await.unwrap();
     let mut states = Vec::new();
     for _ in 0..20 {
         let state = session.poll_once().await.unwrap();
@@ -107,21 +119,59 @@ async fn redirect_path_keeps_polling_on_the_named_host_over_plain_http() {
             break;
         }
     }
-    assert!(
-        matches!(states.last(), Some(LoginState::Confirmed(_))),
-        "{states:?}"
-    );
-    // The simulator speaks plain HTTP on both listeners, so the scheme is kept.
+    let Some(LoginState::Confirmed(result)) = states.last() else {
+        panic!("the redirected login did not complete: {states:?}");
+    };
+    assert_eq!(result.user_id.as_deref(), Some("dave@im.wechat"));
+    // ILINK.md §1.2: `https://` + the bare host, although the login base
+    // is plain `http://`.
+    assert!(sim.base_url().starts_with("http://"));
     assert_eq!(
         session.poll_base_url(),
-        format!("http://{}", sim.redirect_host())
+        format!("https://{}", sim.redirect_host())
     );
+    assert_eq!(session.poll_base_url(), sim.redirect_base_url());
+    // The polls after the redirect reached the TLS listener, which answers
+    // nothing but TLS, and the login finished there.
     let polls = sim
         .wait_for_requests("get_qrcode_status", 3, WAIT)
         .await
         .unwrap();
     assert!(!polls[0].redirect_listener);
-    assert!(polls.last().unwrap().redirect_listener);
+    let first_redirected = polls.iter().position(|p| p.redirect_listener).unwrap();
+    assert!(
+        polls[first_redirected..]
+            .iter()
+            .all(|p| p.redirect_listener)
+    );
+    assert_usable(&sim, LoginOutcome::Confirmed(result.clone())).await;
+}
+
+#[tokio::test]
+async fn redirect_path_without_the_simulators_root_never_reaches_the_redirect_host() {
+    let sim = sim().await;
+    sim.script_login(LoginScript::redirect());
+    // Default roots only: the simulator's certificate is not trusted, so
+    // every redirected poll fails its handshake and counts as `wait`.
+    let transport = HttpsTransport::with_options(TransportOptions::default().proxy(None));
+    let opts = options(&sim)
+        .deadline(Duration::from_secs(1))
+        .client(WxLinkClient::builder().transport(transport));
+    let mut session = LoginSession::start(opts).await.unwrap();
+    let mut last = None;
+    for _ in 0..6 {
+        let state = session.poll_once().await.unwrap();
+        last = Some(state.clone());
+        if state.is_final() {
+            break;
+        }
+    }
+    assert!(!matches!(last, Some(LoginState::Confirmed(_))), "{last:?}");
+    assert_eq!(session.poll_base_url(), sim.redirect_base_url());
+    assert!(
+        sim.request_log().iter().all(|r| !r.redirect_listener),
+        "an untrusted TLS listener must not be served"
+    );
 }
 
 #[tokio::test]

@@ -1,9 +1,14 @@
 //! The standalone simulator: starts it on 127.0.0.1, prints one JSON line
-//! `{"base_url":…,"cdn_base_url":…,"token":…}` and serves until Ctrl-C.
+//! `{"base_url":…,"cdn_base_url":…,"redirect_base_url":…,
+//! "tls_root_der_base64":…,"token":…}` and serves until Ctrl-C.
+//! `tls_root_der_base64` is the CA certificate (standard base64 of its DER)
+//! a client trusts to reach the redirect listener, which speaks TLS unless
+//! `--redirect-plain-http` is given.
 //!
 //! Usage: `wxlink-sim [--port N] [--hold-ms N] [--qr-hold-ms N] [--seed N]
 //! [--cdn-memory-limit BYTES | --digest-only] [--full-upload-url]
-//! [--record-limit N] [--request-log-limit N] [--cdn-object-limit N]`.
+//! [--record-limit N] [--request-log-limit N] [--cdn-object-limit N]
+//! [--redirect-plain-http]`.
 //! Drive it through the JSON control endpoints under `/_sim/`. The limits
 //! bound the record logs and the CDN's upload slots and stored objects
 //! (10 000 entries each by default) so a long load test does not grow the
@@ -12,11 +17,14 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use wxlink_sim::{CdnStorage, Simulator, UploadUrlMode};
 
 const USAGE: &str = "usage: wxlink-sim [--port N] [--hold-ms N] [--qr-hold-ms N] [--seed N] \
                      [--cdn-memory-limit BYTES | --digest-only] [--full-upload-url] \
-                     [--record-limit N] [--request-log-limit N] [--cdn-object-limit N]";
+                     [--record-limit N] [--request-log-limit N] [--cdn-object-limit N] \
+                     [--redirect-plain-http]";
 
 fn parse_args() -> Result<wxlink_sim::SimBuilder, String> {
     let mut builder = Simulator::builder();
@@ -47,6 +55,7 @@ fn parse_args() -> Result<wxlink_sim::SimBuilder, String> {
                 builder.request_log_limit(count(value("--request-log-limit")?)?)
             }
             "--cdn-object-limit" => builder.cdn_object_limit(count(value("--cdn-object-limit")?)?),
+            "--redirect-plain-http" => builder.redirect_tls(false),
             "-h" | "--help" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown argument {other}\n{USAGE}")),
         };
@@ -78,6 +87,8 @@ async fn main() -> ExitCode {
     let line = serde_json::json!({
         "base_url": sim.base_url(),
         "cdn_base_url": sim.cdn_base_url(),
+        "redirect_base_url": sim.redirect_base_url(),
+        "tls_root_der_base64": STANDARD.encode(sim.tls_root_der()),
         "token": sim.token().expose_secret(),
     });
     println!("{line}");

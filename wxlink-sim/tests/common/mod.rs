@@ -8,6 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::{BodyExt as _, Full};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -45,8 +46,42 @@ pub fn client() -> Client<HttpConnector, Full<Bytes>> {
     Client::builder(TokioExecutor::new()).build_http()
 }
 
+/// A client for `http://` and `https://` URLs that trusts only `root` (a
+/// DER certificate, such as [`Simulator::tls_root_der`]), offering HTTP/1.1
+/// by ALPN.
+pub fn tls_client(root: &[u8]) -> Client<HttpsConnector<HttpConnector>, Full<Bytes>> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls::pki_types::CertificateDer::from(root.to_vec()))
+        .unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(config)
+        .https_or_http()
+        .enable_http1()
+        .build();
+    Client::builder(TokioExecutor::new()).build(connector)
+}
+
 /// Sends a request and reads the whole answer.
 pub async fn send(
+    method: Method,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> Result<Reply, String> {
+    send_trusting(None, method, url, headers, body).await
+}
+
+/// Sends a request over a plain client, or over a TLS-capable one trusting
+/// `root` when given, and reads the whole answer.
+pub async fn send_trusting(
+    root: Option<&[u8]>,
     method: Method,
     url: &str,
     headers: &[(&str, &str)],
@@ -57,7 +92,13 @@ pub async fn send(
         req = req.header(*k, *v);
     }
     let req = req.body(Full::new(body.into())).unwrap();
-    let resp = tokio::time::timeout(Duration::from_secs(20), client().request(req))
+    let sent = async {
+        match root {
+            None => client().request(req).await,
+            Some(root) => tls_client(root).request(req).await,
+        }
+    };
+    let resp = tokio::time::timeout(Duration::from_secs(20), sent)
         .await
         .map_err(|_| "timeout".to_owned())?
         .map_err(|e| format!("request failed: {e:?}"))?;
@@ -113,6 +154,20 @@ pub async fn get(url: &str) -> Reply {
     send(Method::GET, url, &[("ilink-app-id", "bot")], Bytes::new())
         .await
         .unwrap()
+}
+
+/// A GET of `url` (`http://` or `https://`) trusting the simulator's TLS
+/// root.
+pub async fn get_trusting(sim: &Simulator, url: &str) -> Reply {
+    send_trusting(
+        Some(sim.tls_root_der()),
+        Method::GET,
+        url,
+        &[("ilink-app-id", "bot")],
+        Bytes::new(),
+    )
+    .await
+    .unwrap()
 }
 
 pub fn base_info() -> Value {

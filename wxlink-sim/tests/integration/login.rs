@@ -6,7 +6,8 @@ use crate::common;
 
 use std::time::{Duration, Instant};
 
-use common::{api_with, get, send};
+use base64::Engine as _;
+use common::{api_with, get, get_trusting, send, send_trusting};
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
 use wxlink_sim::{Fidelity, LoginScript, Simulator};
@@ -38,18 +39,20 @@ async fn qrcode(sim: &Simulator, local_tokens: &[&str]) -> String {
     v["qrcode"].as_str().unwrap().to_owned()
 }
 
-async fn status_at(base: &str, qrcode: &str, code: Option<&str>) -> Value {
+/// One status poll on `base` (`http://` or `https://`, trusting the
+/// simulator's TLS root).
+async fn status_at(sim: &Simulator, base: &str, qrcode: &str, code: Option<&str>) -> Value {
     let mut url = format!("{base}/ilink/bot/get_qrcode_status?qrcode={qrcode}");
     if let Some(c) = code {
         url.push_str(&format!("&verify_code={c}"));
     }
-    let r = get(&url).await;
+    let r = get_trusting(sim, &url).await;
     assert_eq!(r.status, StatusCode::OK);
     r.json()
 }
 
 async fn status(sim: &Simulator, qrcode: &str, code: Option<&str>) -> Value {
-    status_at(&sim.base_url(), qrcode, code).await
+    status_at(sim, &sim.base_url(), qrcode, code).await
 }
 
 fn check_confirmed(sim: &Simulator, v: &Value, user: &str) {
@@ -124,12 +127,98 @@ async fn scaned_but_redirect_moves_progress_to_the_second_listener() {
     assert!(!host.contains("://"), "a bare host, like the real server's");
     // The old host sees no progress any more.
     assert_eq!(status(&sim, &q, None).await["status"], "wait");
-    let new_base = format!("http://{host}");
-    assert_eq!(status_at(&new_base, &q, None).await["status"], "scaned");
-    let confirmed = status_at(&new_base, &q, None).await;
-    check_confirmed(&sim, &confirmed, "o9cq80redirected@im.wechat");
-    assert!(sim.request_log().iter().any(|r| r.redirect_listener));
+    // The client adds `https://` to the bare host (ILINK.md §1.2).
+    let new_base = format!("https://{host}");
     assert_eq!(sim.redirect_base_url(), new_base);
+    assert_eq!(
+        status_at(&sim, &new_base, &q, None).await["status"],
+        "scaned"
+    );
+    let confirmed = status_at(&sim, &new_base, &q, None).await;
+    check_confirmed(&sim, &confirmed, "o9cq80redirected@im.wechat");
+    let redirected: Vec<_> = sim
+        .request_log()
+        .into_iter()
+        .filter(|r| r.redirect_listener)
+        .collect();
+    assert_eq!(redirected.len(), 2, "{redirected:?}");
+}
+
+#[tokio::test]
+async fn the_redirect_listener_speaks_tls_with_the_exposed_root_only() {
+    let sim = common::sim().await;
+    let https = format!("https://{}", sim.redirect_host());
+    let probe = |base: &str| format!("{base}/ilink/bot/get_qrcode_status?qrcode=nosuchcode");
+    // Trusting the simulator's root, the TLS listener answers, also under
+    // the name `localhost`, which the certificate covers too.
+    let port = sim.redirect_host().rsplit_once(':').unwrap().1.to_owned();
+    for base in [https.clone(), format!("https://localhost:{port}")] {
+        let r = get_trusting(&sim, &probe(&base)).await;
+        assert_eq!(r.status, StatusCode::OK, "{base}");
+        assert!(r.json()["status"].is_string(), "{base}");
+    }
+    // The root is also in `/_sim/info`, as standard base64.
+    let info = get(&format!("{}/_sim/info", sim.base_url())).await.json();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(info["tls_root_der_base64"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(der, sim.tls_root_der());
+    assert_eq!(info["redirect_tls"], true);
+    assert_eq!(info["redirect_base_url"], https);
+
+    // Plain HTTP to the TLS listener gets no HTTP answer at all.
+    let plain = format!("http://{}", sim.redirect_host());
+    let err = send(Method::GET, &probe(&plain), &[], "").await.err();
+    assert!(
+        err.as_deref()
+            .is_some_and(|e| e.starts_with("request failed")),
+        "{err:?}"
+    );
+    // A client that trusts another simulator's root refuses the certificate.
+    let other = common::sim().await;
+    assert_ne!(other.tls_root_der(), sim.tls_root_der());
+    let err = send_trusting(
+        Some(other.tls_root_der()),
+        Method::GET,
+        &probe(&https),
+        &[],
+        "",
+    )
+    .await
+    .err();
+    assert!(
+        err.as_deref()
+            .is_some_and(|e| e.contains("InvalidCertificate")),
+        "{err:?}"
+    );
+    // None of the refused attempts reached the API.
+    let on_redirect = sim
+        .request_log()
+        .iter()
+        .filter(|r| r.redirect_listener)
+        .count();
+    assert_eq!(on_redirect, 2);
+}
+
+#[tokio::test]
+async fn the_redirect_listener_can_speak_plain_http_instead() {
+    let sim = Simulator::builder()
+        .hold(Duration::from_millis(100))
+        .redirect_tls(false)
+        .start()
+        .await
+        .unwrap();
+    sim.script_login(LoginScript::redirect());
+    let q = qrcode(&sim, &[]).await;
+    status(&sim, &q, None).await;
+    let v = status(&sim, &q, None).await;
+    assert_eq!(v["redirect_host"], sim.redirect_host());
+    let plain = format!("http://{}", sim.redirect_host());
+    assert_eq!(sim.redirect_base_url(), plain);
+    let r = get(&format!("{plain}/ilink/bot/get_qrcode_status?qrcode={q}")).await;
+    assert_eq!(r.json()["status"], "scaned");
+    let info = get(&format!("{}/_sim/info", sim.base_url())).await.json();
+    assert_eq!(info["redirect_tls"], false);
 }
 
 #[tokio::test]
@@ -147,7 +236,7 @@ async fn the_redirect_host_can_be_named_explicitly() {
     assert_eq!(v["redirect_host"], "ilinkai-idc2.example.net");
     // The second listener keeps serving the login behind whatever host is named.
     assert_eq!(
-        status_at(&sim.redirect_base_url(), &q, None).await["status"],
+        status_at(&sim, &sim.redirect_base_url(), &q, None).await["status"],
         "scaned"
     );
 }

@@ -73,6 +73,12 @@ pub struct GlobalArgs {
     /// servers negotiate HTTP/2 by themselves.
     #[arg(long, global = true, env = "WXLINK_H2C")]
     pub h2c: bool,
+
+    /// A CA certificate (PEM or DER file) to trust besides the built-in Mozilla roots: a
+    /// corporate TLS proxy's, or the one `wxlink sim` prints as tls_root_der_base64 for its
+    /// https login redirect host.
+    #[arg(long, global = true, value_name = "FILE", env = "WXLINK_CA_CERT")]
+    pub ca_cert: Option<std::path::PathBuf>,
 }
 
 /// The commands of `wxlink`.
@@ -303,6 +309,7 @@ impl std::fmt::Debug for GlobalArgs {
             .field("cdn_base_url", &self.cdn_base_url)
             .field("verbose", &self.verbose)
             .field("h2c", &self.h2c)
+            .field("ca_cert", &self.ca_cert)
             .finish()
     }
 }

@@ -35,6 +35,7 @@ pub async fn run(global: &GlobalArgs, args: &LoginArgs) -> Result<ExitCode> {
         .collect();
 
     let options = LoginOptions::new()
+        .client(super::client_builder(global)?)
         .base_url(base_url.clone())
         .local_tokens(local_tokens)
         .deadline(Duration::from_secs(args.timeout.max(1)));

@@ -13,12 +13,12 @@ pub use login::{describe as describe_login_state, print_qr};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use wxlink_client::WxLinkClient;
+use wxlink_client::{ClientBuilder, WxLinkClient};
 use wxlink_proto::BotToken;
 use wxlink_transport::{HttpsTransport, TransportOptions};
 
 use crate::account::{self, Account};
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, GlobalArgs};
 
 /// Runs the parsed command and returns the process exit code.
 pub async fn run(cli: Cli) -> Result<ExitCode> {
@@ -29,38 +29,86 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Login(args) => login::run(global, args).await,
         Command::Send(args) => {
             let account = account::resolve(global)?;
-            send::run(&client_for(&account, global.h2c)?, args).await
+            send::run(&client_for(&account, global)?, args).await
         }
         Command::Listen(args) => {
             let account = account::resolve(global)?;
-            listen::run(&client_for(&account, global.h2c)?, args).await
+            listen::run(&client_for(&account, global)?, args).await
         }
         Command::Typing(args) => {
             let account = account::resolve(global)?;
-            typing::run(&client_for(&account, global.h2c)?, args).await
+            typing::run(&client_for(&account, global)?, args).await
         }
         Command::Bench(args) => {
             let account = account::resolve(global)?;
-            bench::run(&account, &client_for(&account, global.h2c)?, args).await
+            bench::run(&account, &client_for(&account, global)?, args).await
         }
     }
 }
 
-/// Builds the client for an account; `h2c` speaks HTTP/2 without TLS to a
-/// plain `http://` server so that every call shares one connection.
-pub fn client_for(account: &Account, h2c: bool) -> Result<WxLinkClient> {
-    let mut builder = WxLinkClient::builder();
-    if h2c {
-        let mut options = TransportOptions::default();
-        options.http2_prior_knowledge = true;
-        builder = builder.transport(HttpsTransport::with_options(options));
-    }
-    builder
+/// Builds the client for an account with the transport the global flags ask
+/// for.
+pub fn client_for(account: &Account, global: &GlobalArgs) -> Result<WxLinkClient> {
+    client_builder(global)?
         .base_url(account.base_url.clone())
         .cdn_base_url(account.cdn_base_url.clone())
         .token(BotToken::new(account.token.clone()))
         .build()
         .context("cannot set up the iLink client")
+}
+
+/// A client builder with the transport the global flags ask for: `--h2c`
+/// speaks HTTP/2 without TLS to a plain `http://` server so that every call
+/// shares one connection, and `--ca-cert` trusts one more CA.
+pub fn client_builder(global: &GlobalArgs) -> Result<ClientBuilder> {
+    let mut builder = WxLinkClient::builder();
+    if global.h2c || global.ca_cert.is_some() {
+        let mut options = TransportOptions::default();
+        options.http2_prior_knowledge = global.h2c;
+        if let Some(path) = &global.ca_cert {
+            options
+                .extra_root_certificates
+                .push(read_certificate(path)?);
+        }
+        // Only an unusable extra root makes the options fail.
+        let transport = HttpsTransport::try_with_options(options).with_context(|| {
+            let path = global
+                .ca_cert
+                .as_deref()
+                .unwrap_or(std::path::Path::new(""));
+            format!("cannot use the CA certificate in {}", path.display())
+        })?;
+        builder = builder.transport(transport);
+    }
+    Ok(builder)
+}
+
+/// Reads one certificate as DER, from a DER file or the first
+/// `CERTIFICATE` block of a PEM file.
+fn read_certificate(path: &std::path::Path) -> Result<Vec<u8>> {
+    let raw = std::fs::read(path)
+        .with_context(|| format!("cannot read the CA certificate {}", path.display()))?;
+    let Some(text) = std::str::from_utf8(&raw)
+        .ok()
+        .filter(|t| t.contains("-----BEGIN"))
+    else {
+        return Ok(raw);
+    };
+    pem_certificate(text).with_context(|| {
+        format!(
+            "{} is a PEM file without a readable CERTIFICATE block",
+            path.display()
+        )
+    })
+}
+
+/// The DER bytes of the first `CERTIFICATE` block of a PEM text.
+fn pem_certificate(text: &str) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    let (_, rest) = text.split_once("-----BEGIN CERTIFICATE-----")?;
+    let (body, _) = rest.split_once("-----END CERTIFICATE-----")?;
+    let body: String = body.split_whitespace().collect();
+    base64::engine::general_purpose::STANDARD.decode(body).ok()
 }
 
 /// Whether an error (or any of its causes) is an iLink session expiry (-14).

@@ -5,6 +5,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use serde_json::json;
 use wxlink_sim::{CdnStorage, Simulator};
 
@@ -31,6 +33,8 @@ pub async fn run(args: &SimArgs) -> Result<ExitCode> {
     let line = json!({
         "base_url": sim.base_url(),
         "cdn_base_url": sim.cdn_base_url(),
+        "redirect_base_url": sim.redirect_base_url(),
+        "tls_root_der_base64": STANDARD.encode(sim.tls_root_der()),
         "token": sim.token().expose_secret(),
         "bot_id": sim.bot_id(),
         "user_id": sim.user_id(),

@@ -33,6 +33,8 @@ fn wxlink(dir: &Path) -> Command {
         .env_remove("WXLINK_BASE_URL")
         .env_remove("WXLINK_CDN_BASE_URL")
         .env_remove("WXLINK_ACCOUNT")
+        .env_remove("WXLINK_CA_CERT")
+        .env_remove("WXLINK_H2C")
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())
         .kill_on_drop(true);
@@ -636,6 +638,21 @@ async fn sim_command_prints_its_addresses_and_serves_other_commands() {
         .unwrap()
         .unwrap();
     let info: serde_json::Value = serde_json::from_str(&first).unwrap();
+    // What a client needs to follow the https login redirect.
+    assert!(
+        info["redirect_base_url"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://127.0.0.1:"),
+        "{info}"
+    );
+    let root = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD
+            .decode(info["tls_root_der_base64"].as_str().unwrap())
+            .unwrap()
+    };
+    assert_eq!(root[0], 0x30, "a DER certificate starts with a SEQUENCE");
     let (base, cdn, token, user) = (
         info["base_url"].as_str().unwrap(),
         info["cdn_base_url"].as_str().unwrap(),
@@ -826,4 +843,86 @@ async fn default_account_file_is_used_and_a_bound_bot_stays_connected() {
         stdout(&out)
     );
     assert_eq!(std::fs::read(&path).unwrap(), saved);
+}
+
+/// `wxlink login` against a simulator whose login redirects to its https
+/// listener, trusting `ca_cert` (a file name in `dir`) when given, with a
+/// login deadline of `timeout` seconds (the CLI polls once a second, so a
+/// redirected login takes about 3 s).
+async fn redirected_login(
+    sim: &Simulator,
+    dir: &Path,
+    ca_cert: Option<&str>,
+    timeout: &str,
+) -> Output {
+    sim.script_login(LoginScript::redirect());
+    let mut cmd = wxlink(dir);
+    if let Some(file) = ca_cert {
+        cmd.args(["--ca-cert", file]);
+    }
+    run(cmd.args([
+        "--base-url",
+        &sim.base_url(),
+        "login",
+        "--out",
+        "bot.json",
+        "--timeout",
+        timeout,
+    ]))
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_follows_the_https_redirect_with_the_ca_cert_flag_in_der_or_pem() {
+    use base64::Engine as _;
+    let sim = sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let der = sim.tls_root_der().to_vec();
+    std::fs::write(dir.path().join("sim-ca.der"), &der).unwrap();
+    let pem = format!(
+        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+        base64::engine::general_purpose::STANDARD.encode(&der)
+    );
+    std::fs::write(dir.path().join("sim-ca.pem"), pem).unwrap();
+
+    for file in ["sim-ca.der", "sim-ca.pem"] {
+        let out = redirected_login(&sim, dir.path(), Some(file), "20").await;
+        assert_ok(&out);
+        let account: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join("bot.json")).unwrap()).unwrap();
+        assert_eq!(account["token"], sim.token().expose_secret(), "{file}");
+        std::fs::remove_file(dir.path().join("bot.json")).unwrap();
+    }
+    // The polls after the redirect reached the TLS listener.
+    assert!(sim.request_log().iter().any(|r| r.redirect_listener));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_without_the_ca_cert_cannot_reach_the_redirect_host() {
+    let sim = sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = redirected_login(&sim, dir.path(), None, "3").await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(!dir.path().join("bot.json").exists());
+    assert!(!sim.request_log().iter().any(|r| r.redirect_listener));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unusable_ca_cert_is_named_in_the_error() {
+    let sim = sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("broken.pem"),
+        "-----BEGIN CERTIFICATE-----\n%%%\n",
+    )
+    .unwrap();
+    for (file, says) in [
+        ("missing.der", "cannot read the CA certificate"),
+        ("broken.pem", "without a readable CERTIFICATE block"),
+    ] {
+        let out = redirected_login(&sim, dir.path(), Some(file), "3").await;
+        assert_eq!(out.status.code(), Some(1), "{file}: {}", stderr(&out));
+        assert!(stderr(&out).contains(says), "{file}: {}", stderr(&out));
+        assert!(stderr(&out).contains(file), "{file}: {}", stderr(&out));
+    }
 }

@@ -1,5 +1,5 @@
 //! The `wxlink` binary against a simulator: send, listen, typing, login,
-//! session expiry, bench and the standalone `wxlink sim`.
+//! session expiry, bench, log verbosity and the standalone `wxlink sim`.
 //!
 //! Each test starts its own simulator in-process and points the binary at
 //! it through the WXLINK_* variables or flags, exactly as a user would
@@ -925,4 +925,155 @@ async fn an_unusable_ca_cert_is_named_in_the_error() {
         assert!(stderr(&out).contains(says), "{file}: {}", stderr(&out));
         assert!(stderr(&out).contains(file), "{file}: {}", stderr(&out));
     }
+}
+
+/// The lines of `text` that the tracing subscriber wrote: its format puts
+/// the level, padded to five characters, after the timestamp.
+fn log_lines(text: &str) -> Vec<&str> {
+    text.lines()
+        .filter(|l| {
+            [" TRACE ", " DEBUG ", "  INFO ", "  WARN ", " ERROR "]
+                .iter()
+                .any(|level| l.contains(level))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verbosity_flags_and_rust_log_put_logs_on_stderr_only_and_hide_secrets() {
+    let sim = sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let user = sim.user_id();
+    let token = sim.token().expose_secret().to_owned();
+    // The part after the bot id is the secret half of the token.
+    let token_secret = token.rsplit(':').next().unwrap().to_owned();
+    let ctx = "ctx-secret-7f3a9c";
+    let send = [
+        "send",
+        "--to",
+        &user,
+        "--context-token",
+        ctx,
+        "--text",
+        "hi",
+    ];
+
+    // Each run prints exactly one message id on stdout and nothing else.
+    let check_stdout = |out: &Output, sent_before: usize| {
+        assert_ok(out);
+        let lines: Vec<&str> = std::str::from_utf8(&out.stdout).unwrap().lines().collect();
+        assert_eq!(lines.len(), 1, "stdout:\n{}", stdout(out));
+        let sent = sim.sent_messages();
+        assert_eq!(sent.len(), sent_before + 1);
+        assert_eq!(
+            sent[sent_before].msg.client_id.as_deref(),
+            Some(lines[0]),
+            "stdout:\n{}",
+            stdout(out)
+        );
+    };
+
+    // Without -v and without RUST_LOG: no log lines at all.
+    let quiet = run(wxlink_at(&sim, dir.path()).args(send)).await;
+    check_stdout(&quiet, 0);
+    assert!(log_lines(&stderr(&quiet)).is_empty(), "{}", stderr(&quiet));
+
+    // -vv: debug lines on stderr, about the sendmessage call.
+    let debug = run(wxlink_at(&sim, dir.path()).arg("-vv").args(send)).await;
+    check_stdout(&debug, 1);
+    let err = stderr(&debug);
+    let logs = log_lines(&err);
+    assert!(
+        logs.iter()
+            .any(|l| l.contains(" DEBUG ") && l.contains("sendmessage")),
+        "{err}"
+    );
+
+    // RUST_LOG=debug without -v: the same debug lines.
+    let env = run(wxlink_at(&sim, dir.path())
+        .env("RUST_LOG", "debug")
+        .args(send))
+    .await;
+    check_stdout(&env, 2);
+    let env_err = stderr(&env);
+    assert!(
+        log_lines(&env_err)
+            .iter()
+            .any(|l| l.contains(" DEBUG ") && l.contains("sendmessage")),
+        "{env_err}"
+    );
+
+    // -vvv (trace) is the most talkative; check it for secrets too.
+    let trace = run(wxlink_at(&sim, dir.path()).arg("-vvv").args(send)).await;
+    check_stdout(&trace, 3);
+    for out in [&debug, &env, &trace] {
+        let err = stderr(out);
+        for secret in [token.as_str(), token_secret.as_str(), ctx] {
+            assert!(!err.contains(secret), "`{secret}` in the logs:\n{err}");
+        }
+    }
+}
+
+/// A port that was free a moment ago on 127.0.0.1.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sim_command_listens_on_the_port_it_is_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port().to_string();
+    let mut child = wxlink(dir.path())
+        .args(["sim", "--port", &port, "--hold-ms", "300"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let info: serde_json::Value = serde_json::from_str(&first).unwrap();
+    let base = info["base_url"].as_str().unwrap();
+    assert!(base.ends_with(&format!(":{port}")), "{info}");
+    let out = run(wxlink(dir.path()).args([
+        "--base-url",
+        base,
+        "--cdn-base-url",
+        info["cdn_base_url"].as_str().unwrap(),
+        "--token",
+        info["token"].as_str().unwrap(),
+        "send",
+        "--to",
+        info["user_id"].as_str().unwrap(),
+        "--text",
+        "hello on a chosen port",
+    ]))
+    .await;
+    assert_ok(&out);
+    assert_eq!(stdout(&out).lines().count(), 1, "{}", stdout(&out));
+    child.kill().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sim_command_on_a_busy_port_fails_and_names_the_port() {
+    let dir = tempfile::tempdir().unwrap();
+    // Held for the whole test, so the simulator cannot have the port.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port().to_string();
+    let out = run(wxlink(dir.path()).args(["sim", "--port", &port, "--hold-ms", "300"])).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("cannot start the simulator on port {port}")),
+        "{err}"
+    );
+    assert!(stdout(&out).is_empty(), "{}", stdout(&out));
+    drop(busy);
 }

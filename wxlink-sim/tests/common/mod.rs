@@ -207,3 +207,23 @@ pub async fn poll(sim: &Simulator, cursor: &str) -> Value {
     assert_eq!(r.status, StatusCode::OK);
     r.json()
 }
+
+/// Starts the `wxlink-sim` binary with `args` and returns the process
+/// (killed when dropped) and the JSON object of its first line.
+pub async fn start_binary(args: &[&str]) -> (tokio::process::Child, Value) {
+    use tokio::io::AsyncBufReadExt as _;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_wxlink-sim"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    (child, serde_json::from_str(&line).unwrap())
+}

@@ -4,14 +4,12 @@
 
 use crate::common;
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use base64::Engine as _;
 use common::{api, get, send, text_reply};
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
-use tokio::io::AsyncBufReadExt as _;
 
 async fn control(base: &str, path: &str, body: Value) -> common::Reply {
     send(
@@ -184,20 +182,7 @@ async fn control_errors_are_400_and_unknown_paths_404() {
 
 #[tokio::test]
 async fn the_binary_prints_its_addresses_and_serves() {
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_wxlink-sim"))
-        .args(["--hold-ms", "100", "--seed", "7"])
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = tokio::io::BufReader::new(stdout).lines();
-    let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    let info: Value = serde_json::from_str(&line).unwrap();
+    let (mut child, info) = common::start_binary(&["--hold-ms", "100", "--seed", "7"]).await;
     let base = info["base_url"].as_str().unwrap();
     assert!(base.starts_with("http://127.0.0.1:"));
     assert_eq!(info["cdn_base_url"], format!("{base}/c2c"));

@@ -5,13 +5,11 @@
 
 use crate::common;
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::{api, base_info, get, send, text_reply};
 use http::{Method, StatusCode};
-use serde_json::{Value, json};
-use tokio::io::AsyncBufReadExt as _;
+use serde_json::json;
 use wxlink_sim::{RecordCounts, SimError, Simulator};
 
 /// A test simulator keeping `records` entries per record log and
@@ -237,20 +235,8 @@ async fn the_binary_applies_the_record_limit() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--record-limit"));
 
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_wxlink-sim"))
-        .args(["--hold-ms", "100", "--record-limit", "2"])
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = tokio::io::BufReader::new(stdout).lines();
-    let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    let info: Value = serde_json::from_str(&line).unwrap();
+    let (mut child, info) =
+        common::start_binary(&["--hold-ms", "100", "--record-limit", "2"]).await;
     let base = info["base_url"].as_str().unwrap();
     let auth = format!("Bearer {}", info["token"].as_str().unwrap());
     let user = get(&format!("{base}/_sim/info")).await.json()["user_id"]

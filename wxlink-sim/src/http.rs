@@ -74,8 +74,8 @@ pub(crate) struct Dropped;
 pub(crate) struct Call {
     pub(crate) query: Option<String>,
     pub(crate) body: Bytes,
-    /// The bearer token of a valid session, for authenticated routes.
-    pub(crate) token: Option<String>,
+    /// The account whose valid bearer token the request carried.
+    pub(crate) account: Option<u32>,
     pub(crate) redirect: bool,
     /// An injected fault will keep the answer from the client (a cut body
     /// or a dropped connection): what the handler hands out is lost.

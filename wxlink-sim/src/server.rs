@@ -235,6 +235,7 @@ async fn handle(
             })
             .collect(),
         auth: AuthSeen::Missing,
+        bot_id: None,
         body_size: 0,
         status: 0,
         note: None,
@@ -251,22 +252,26 @@ async fn handle(
 
     // Bearer check, before anything else so the log knows.
     let token = bearer(req.headers());
-    let valid_token = token
+    let authed = token
         .as_deref()
-        .and_then(|t| shared.state().binding_for(t).map(|b| b.token.clone()));
-    record.auth = match (
-        &token,
-        &valid_token,
-        req.headers().contains_key(header::AUTHORIZATION),
-    ) {
-        (_, Some(_), _) => AuthSeen::Valid,
-        (_, None, true) => AuthSeen::Rejected,
+        .and_then(|t| shared.state().bot_for(t).map(|b| (b.id, b.bot_id.clone())));
+    record.auth = match (&authed, req.headers().contains_key(header::AUTHORIZATION)) {
+        (Some(_), _) => AuthSeen::Valid,
+        (None, true) => AuthSeen::Rejected,
         _ => AuthSeen::Missing,
     };
+    let account = authed.as_ref().map(|(id, _)| *id);
+    record.bot_id = authed.map(|(_, bot)| bot);
 
     // Faults come first: they stand for what the network or a gateway in
     // front of the server does.
-    let mut fault = shared.state().faults.take(route.name());
+    let mut fault = {
+        let mut st = shared.state();
+        match st.faults.take(route.name()) {
+            Some(f) => Some(f),
+            None => st.chaos.draw(route.name(), record.bot_id.as_deref()),
+        }
+    };
     while let Some(f) = fault.take() {
         match f {
             Fault::Delay(d) => tokio::time::sleep(d).await,
@@ -386,7 +391,7 @@ async fn handle(
             }
         };
         record.body_size = bytes.len() as u64;
-        if route.needs_auth() && valid_token.is_none() {
+        if route.needs_auth() && account.is_none() {
             Answer::refused(
                 json_response(SESSION_EXPIRED),
                 "missing or unknown bot token",
@@ -395,7 +400,7 @@ async fn handle(
             let call = Call {
                 query,
                 body: bytes,
-                token: valid_token,
+                account,
                 redirect,
                 answer_lost: after.truncate || after.lose,
                 redeliver: std::mem::take(&mut after.redeliver),
@@ -478,7 +483,10 @@ fn finish(shared: &Shared, record: RequestRecord) {
             "simulator refused a call"
         );
     }
-    shared.state().log_request(record);
+    let mut st = shared.state();
+    let account = record.bot_id.as_deref().and_then(|b| st.id_of_bot(b));
+    st.log_request(account, record);
+    drop(st);
     shared.touch();
 }
 

@@ -22,7 +22,8 @@ use crate::state::{Queued, Shared, State};
 use crate::storage::UploadSlot;
 
 /// `{"ret":-2,"errmsg":"invalid arguments"}`, the observed answer to a
-/// malformed message (ILINK.md §11.5).
+/// malformed message, such as several items in one (`docs/protocol.md`,
+/// `sendmessage`).
 const INVALID_ARGUMENTS: &str = r#"{"ret":-2,"errmsg":"invalid arguments"}"#;
 
 /// The body of a business error (always HTTP 200).
@@ -443,7 +444,7 @@ fn check_item(st: &State, item: &MessageItem, to_user: &str) -> Result<(), Strin
 }
 
 /// `getconfig`: requires `ilink_user_id`; always answers `"ret":0` with a
-/// base64 `typing_ticket` on success (ILINK.md §4.6).
+/// base64 `typing_ticket` on success (`docs/protocol.md`, `getconfig`).
 pub(crate) fn getconfig(shared: &Arc<Shared>, call: Call) -> Answer {
     let req: GetConfigRequest = match decode(&call.body) {
         Ok(r) => r,
@@ -528,7 +529,8 @@ pub(crate) fn sendtyping(shared: &Arc<Shared>, call: Call) -> Answer {
 }
 
 /// `getuploadurl`: validates the declared sizes and key, then issues an
-/// upload parameter (ILINK.md §4.8, §11.7).
+/// upload parameter (`docs/protocol.md`, `getuploadurl`): `filesize` must
+/// be the padded ciphertext size and `aeskey` 32 hex digits.
 pub(crate) fn getuploadurl(shared: &Arc<Shared>, call: Call) -> Answer {
     let req: GetUploadUrlRequest = match decode(&call.body) {
         Ok(r) => r,

@@ -81,13 +81,13 @@ pub struct SimConfig {
     /// items carry.
     pub inbound_full_url: bool,
     /// The `redirect_host` that `scaned_but_redirect` names, instead of the
-    /// second listener's `127.0.0.1:PORT2`. Clients that follow ILINK.md
-    /// poll `https://<redirect_host>`, so a host named here must answer
+    /// second listener's `127.0.0.1:PORT2`. Clients that follow the protocol
+    /// (`docs/protocol.md`, `get_qrcode_status`) poll `https://<redirect_host>`, so a host named here must answer
     /// TLS, for instance a front end that forwards to the second listener.
     pub redirect_host: Option<String>,
     /// Whether the second listener (the one `scaned_but_redirect` names)
     /// speaks TLS (the default, `true`), as a client that polls
-    /// `https://` + `redirect_host` (ILINK.md §1.2) needs. Its certificate
+    /// `https://` + `redirect_host` (`docs/protocol.md`, `get_qrcode_status`) needs. Its certificate
     /// is for `127.0.0.1` and `localhost`, signed by a CA made at start:
     /// see [`Simulator::tls_root_der`]. `false` serves plain HTTP there,
     /// for a client that keeps `http://` after the redirect.
@@ -121,8 +121,8 @@ impl Default for SimConfig {
     }
 }
 
-/// The body of a successful `sendmessage` answer (both forms are observed,
-/// ILINK.md §4.5).
+/// The body of a successful `sendmessage` answer (both forms are observed;
+/// see `docs/protocol.md`, `SendMessageResponse`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum SendOkBody {
@@ -132,13 +132,14 @@ pub enum SendOkBody {
     /// `{"ret":0}`.
     RetZero,
     /// `{"ret":0,"message_id":<id>}`, with a server-side message id (also
-    /// reported, ILINK.md §12.1).
+    /// reported; `docs/protocol.md`, `SendMessageResponse`).
     WithMessageId,
     /// Any of the forms above, chosen by the seeded random number generator.
     Random,
 }
 
-/// Which upload location `getuploadurl` returns (ILINK.md §4.8).
+/// Which upload location `getuploadurl` returns (`docs/protocol.md`,
+/// `GetUploadUrlResponse`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum UploadUrlMode {
@@ -176,7 +177,8 @@ impl Default for CdnStorage {
 }
 
 /// Optional behaviours of the real server that tests switch on one at a
-/// time (ILINK.md §11.5). All are off by default.
+/// time, from field reports of its limits (each switch says what was
+/// reported; `docs/protocol.md`, `sendmessage`). All are off by default.
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
 pub struct Fidelity {

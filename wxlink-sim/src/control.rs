@@ -5,19 +5,32 @@
 //! | Method and path | Body | Answer |
 //! |---|---|---|
 //! | `GET /_sim/info` | — | `{base_url, cdn_base_url, redirect_host, redirect_base_url, redirect_tls, tls_root_der_base64, token, bot_id, user_id}` (`tls_root_der_base64`: the CA certificate, standard base64 of its DER, a client trusts to reach the redirect listener over TLS) |
-//! | `POST /_sim/inject/text` | `{from_user?, text, context_token?}` | the injected message |
-//! | `POST /_sim/inject/message` | a `WeixinMessage` (`from_user_id` optional) | the injected message |
+//! | `POST /_sim/inject/text` | `{from_user?, text, context_token?, quote?: {svr_id, partial?: {text, start, end}}}` | the injected message |
+//! | `POST /_sim/inject/message` | a `WeixinMessage` (`from_user_id` optional; fields the protocol types do not model are delivered as given) | the injected message |
 //! | `POST /_sim/inject/media` | `{from_user?, kind: image\|voice\|file\|video, data_base64, key_encoding?: hex\|base64_raw\|base64_hex, file_name?, transcript?}` | the injected message |
 //! | `GET /_sim/sent`, `/_sim/typing`, `/_sim/notify`, `/_sim/uploads`, `/_sim/requests` | — | the records kept (the newest `record_limit`, or `request_log_limit` for requests), oldest first |
 //! | `GET /_sim/sent?min=N&timeout_ms=T` (also `typing`, `uploads`) | — | waits until at least N records were added in all (dropped ones count) and answers those kept; 408 `{"error":…}` after T ms (default 5 000) |
 //! | `GET /_sim/counts` | — | `{sent, typing, notify, uploads, requests: {total, kept}, requests_by_endpoint: {name: total}}`, all-time since the start or last reset |
 //! | `POST /_sim/fault` | `{endpoint, kind, status?, body?, delay_ms?, times?, stall_ms?, after_bytes?, retry_after_s?, delays_ms?}`: see below | `{}` |
-//! | `POST /_sim/expire`, `POST /_sim/reset` | — | `{}` |
+//! | `POST /_sim/expire`, `POST /_sim/reset` | — | `{}` (`expire?bot_id=` expires that account) |
+//! | `GET /_sim/accounts` | — | `[{token, bot_id, user_id, valid}]`, in creation order |
+//! | `POST /_sim/accounts` | `{count?}` | the accounts created |
+//! | `GET /_sim/account?bot_id=…` | — | `{token, bot_id, user_id, valid, pending, polls, counts}` |
+//! | `POST /_sim/accounts/expire?bot_id=…`, `/_sim/accounts/delete?bot_id=…` | — | `{}` |
+//! | `GET /_sim/polls` (`?bot_id=…`) | — | `{concurrent_polls, in_flight, max_in_flight}`, of all accounts or one |
+//! | `GET /_sim/truth?bot_id=…` | — | the account's ground truth `{messages: {id: {delivered, lost, copies}}}` |
+//! | `POST /_sim/chaos` | `{seed, rules: [{endpoint?, probability, faults: [{kind, …}]}]}` (`{}` stops the chaos) | `{}` |
+//! | `GET /_sim/chaos` | — | `{faults, log: [{request, endpoint, bot_id, kind, fault}]}` |
 //! | `POST /_sim/login_script` | `{path: confirm\|redirect\|verify_code\|expired\|binded_redirect, code?, max_attempts?, user_id?, step_delay_ms?, manual?}` | `{}` |
 //! | `POST /_sim/login_advance` | — | `{}` once the user of the newest QR login in progress took a step (a held status poll answers at once); 400 when none is in progress |
-//! | `POST /_sim/fidelity` | `{max_text_bytes?, replies_per_inbound?, burst_max_per_second?, burst_cooldown_ms?, reply_window_ms?, single_binding_per_user?}` | `{}` |
+//! | `POST /_sim/fidelity` | `{max_text_bytes?, replies_per_inbound?, burst_max_per_second?, burst_cooldown_ms?, burst_extends?, reply_window_ms?, single_binding_per_user?, newer_poll_wins?, push_window_ms?, max_text_chars?, voice_not_shown?, reject_unknown_users?}` | `{}` |
 //! | `POST /_sim/clock` | `{advance_ms}` | `{}` |
 //! | `POST /_sim/users` | `{user_id}` | `{}` |
+//!
+//! Every endpoint that reads or injects for one account takes `?bot_id=…`
+//! (the inject, record, count, `users` and `expire` endpoints, and `sent`
+//! with `min`); without it they mean the default account for injection and
+//! all accounts for records. An unknown `bot_id` answers 400.
 //!
 //! Errors answer HTTP 400 with `{"error": "<reason>"}`; unknown paths 404.
 //!
@@ -451,6 +464,10 @@ fn route(
             "faults": sim.chaos_faults(),
             "log": sim.chaos_log(),
         })),
+        "/_sim/polls" if get => match account {
+            Some(a) => json(&a.poll_counts()),
+            None => json(&sim.poll_counts()),
+        },
         "/_sim/accounts" if get => json(
             &sim.accounts()
                 .iter()

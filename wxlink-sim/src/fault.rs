@@ -47,7 +47,8 @@ pub const FAULT_TARGETS: &[&str] = &[
 /// The real server has been seen to report session expiry both without
 /// `ret` (the usual form, [`Fault::SessionExpired`]) and with `ret = -14`
 /// beside `errcode` ([`Fault::SessionExpiredRet`]); a client should treat
-/// both as expiry (ILINK.md §6.3, §12.2).
+/// both as expiry (`docs/protocol.md`, Conventions: `errcode` non-zero is
+/// a failure, whether or not `ret` is present).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Fault {

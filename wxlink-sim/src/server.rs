@@ -77,7 +77,8 @@ impl Route {
     }
 
     /// Routes a request by method and path. The path may carry any prefix
-    /// before `ilink/bot/…` (ILINK.md §1.3), and any prefix before the CDN's
+    /// before `ilink/bot/…` (the API base URL may carry a path, see
+    /// `docs/protocol.md`, Endpoints), and any prefix before the CDN's
     /// `upload` and `download`.
     fn find(method: &Method, path: &str) -> Option<Self> {
         const API: &[(&str, Route)] = &[

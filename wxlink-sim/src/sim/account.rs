@@ -384,6 +384,20 @@ impl Simulator {
         })
     }
 
+    /// The `getupdates` polls of every account added up: polls in flight
+    /// now, overlaps on one token in all, and the most in flight at once on
+    /// any one token.
+    pub fn poll_counts(&self) -> PollCounts {
+        let st = self.shared.state();
+        st.bots
+            .values()
+            .fold(PollCounts::default(), |acc, b| PollCounts {
+                concurrent_polls: acc.concurrent_polls + b.polls.overlapping,
+                in_flight: acc.in_flight + b.polls.in_flight,
+                max_in_flight: acc.max_in_flight.max(b.polls.max_in_flight),
+            })
+    }
+
     /// Creates an account owned by a fresh user, as if a new bot had
     /// logged in.
     pub fn create_account(&self) -> Account {

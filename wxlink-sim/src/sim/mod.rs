@@ -201,7 +201,8 @@ impl Simulator {
 
     /// Encrypts `plaintext` with a fresh key, stores the ciphertext on the
     /// CDN and returns a message item of `kind` pointing at it, with the
-    /// key in `encoding` as real inbound items carry it (ILINK.md §7.5):
+    /// key in `encoding` as real inbound items carry it (see `docs/protocol.md`,
+    /// `CdnMedia` and `ImageItem`):
     ///
     /// - image: [`KeyEncoding::Base64Raw`] gives `image_item.aeskey` (hex)
     ///   plus `media.aes_key` (raw-byte base64), like official inbound

@@ -36,6 +36,15 @@ async fn poll_with(sim: &Simulator, token: &str) -> Value {
     r.json()
 }
 
+/// Waits (at most 2 s) until `n` polls of `account` are in flight.
+async fn held_polls(account: &wxlink_sim::Account, n: u32) {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while account.poll_counts().in_flight < n {
+        assert!(Instant::now() < deadline, "the poll never arrived");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 fn texts(v: &Value) -> Vec<String> {
     v["msgs"]
         .as_array()
@@ -128,10 +137,7 @@ async fn with_newer_poll_wins_the_older_poll_answers_empty_at_once() {
             (v, started.elapsed())
         })
     };
-    sim.wait_for_requests("getupdates", 0, Duration::from_secs(1))
-        .await
-        .unwrap();
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    held_polls(&sim.default_account(), 1).await;
     let newer = {
         let sim = sim.clone();
         let token = token.clone();
@@ -238,11 +244,7 @@ async fn accounts_can_be_created_expired_and_deleted() {
         let sim = sim.clone();
         tokio::spawn(async move { api_with(&sim, "getupdates", Some(&t), json!({})).await })
     };
-    first
-        .wait_for_requests("getupdates", 0, Duration::from_secs(1))
-        .await
-        .unwrap();
-    tokio::time::sleep(Duration::from_millis(30)).await;
+    held_polls(&first, 1).await;
     first.expire().unwrap();
     assert_eq!(held.await.unwrap().json()["errcode"], -14);
     // A reset brings back the start accounts only.

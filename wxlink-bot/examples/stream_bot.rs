@@ -1,26 +1,24 @@
-//! An echo bot on the update stream, with a typing indicator, a SQLite state
-//! file and a clean Ctrl-C.
+//! An echo bot on the runtime's host, with a typing indicator, a SQLite
+//! state file and a clean Ctrl-C.
 //!
 //! ```text
 //! # against a simulator started here, exiting after 3 echoes:
-//! cargo run -p wxlink-client --example stream_bot -- bot.db --sim --max 3
+//! cargo run -p wxlink-bot --example stream_bot -- bot.db --sim --max 3
 //! # against any iLink server (a running `wxlink sim`, for example):
-//! cargo run -p wxlink-client --example stream_bot -- bot.db --base-url http://127.0.0.1:8080 --token TOKEN
+//! cargo run -p wxlink-bot --example stream_bot -- bot.db --base-url http://127.0.0.1:8080 --token TOKEN
 //! # with the account file a QR login saved:
-//! cargo run -p wxlink-client --example stream_bot -- bot.db --account account.json
+//! cargo run -p wxlink-bot --example stream_bot -- bot.db --account account.json
 //! ```
 //!
-//! Stop it with Ctrl-C: the long poll is aborted, `notifystop` is sent and
-//! every message that was not answered yet stays in `bot.db`, to be answered
-//! first on the next start.
+//! Stop it with Ctrl-C: the long poll is aborted, `notifystop` is sent, the
+//! lease is released and every message that was not answered yet stays in
+//! `bot.db`, to be answered first on the next start.
 
 use std::error::Error;
 use std::time::Duration;
 
-use futures_util::StreamExt;
-use wxlink_client::runtime::{
-    BotRuntime, RuntimeError, RuntimeOptions, SqliteStore, UpdatesOptions,
-};
+use wxlink_bot::store::{AccountId, SqliteStore};
+use wxlink_bot::{AccountConfig, EventKind, Host, Incoming};
 use wxlink_client::{AccountRecord, WxLinkClient};
 use wxlink_proto::BotToken;
 
@@ -81,42 +79,33 @@ async fn main() -> Result<(), Box<dyn Error>> {
 
     // Keep the simulator alive for the whole run when there is one.
     let mut simulator = None;
-    let (client, bot_id) = match &args.target {
+    let config = match &args.target {
         Target::Sim => {
             let sim = wxlink_sim::Simulator::builder()
                 .hold(Duration::from_secs(2))
                 .start()
                 .await?;
-            let client = WxLinkClient::builder()
+            let builder = WxLinkClient::builder()
                 .base_url(sim.base_url())
-                .token(sim.token())
-                .build()?;
-            let bot_id = sim.bot_id();
+                .token(sim.token());
+            let config = AccountConfig::new(AccountId::new(sim.bot_id())?, builder);
             simulator = Some(sim);
-            (client, Some(bot_id))
+            config
         }
-        Target::Server { base_url, token } => {
-            let client = WxLinkClient::builder()
+        Target::Server { base_url, token } => AccountConfig::new(
+            AccountId::new("bot")?,
+            WxLinkClient::builder()
                 .base_url(base_url.clone())
-                .token(BotToken::new(token.clone()))
-                .build()?;
-            (client, None)
-        }
-        Target::Account(file) => {
-            let record = AccountRecord::load(file)?;
-            (
-                WxLinkClient::from_account(&record)?,
-                record.account_id.clone(),
-            )
-        }
+                .token(BotToken::new(token.clone())),
+        ),
+        Target::Account(file) => AccountConfig::from_record(&AccountRecord::load(file)?)?,
     };
     if let Some(sim) = &simulator {
         // Somebody to talk to: a user who writes every half second.
         let sim = sim.clone();
         tokio::spawn(async move {
             for n in 1.. {
-                // Each simulator numbers its messages from the same base;
-                // random ids keep a store reused across runs from taking
+                // Random ids keep a store reused across runs from taking
                 // them for messages it has already seen.
                 let message =
                     wxlink_sim::InboundMessage::text(sim.user_id(), format!("hello #{n}"))
@@ -127,52 +116,52 @@ async fn main() -> Result<(), Box<dyn Error>> {
         });
     }
 
-    let mut options = RuntimeOptions::default();
-    if let Some(id) = bot_id {
-        options = options.bot_id(id);
-    }
-    let bot = BotRuntime::with_options(client, SqliteStore::open(&args.store)?, options);
-    let mut updates = bot.updates_until(UpdatesOptions::default(), async {
-        let _ = tokio::signal::ctrl_c().await;
-        tracing::info!("Ctrl-C: stopping");
-    });
+    let host = Host::builder(SqliteStore::open(&args.store)?).build();
+    let mut events = host.events();
+    let (answered_tx, mut answered_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    host.add_account(config, move |incoming: Incoming| {
+        let answered = answered_tx.clone();
+        async move {
+            let text = incoming.text().unwrap_or("(no text)").to_owned();
+            tracing::info!(from = incoming.sender(), replay = incoming.is_replay(), %text, "message");
+            // "Think" for a moment with the typing indicator on.
+            let typing = incoming.typing();
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            incoming.reply(&format!("echo: {text}")).await?;
+            typing.finish().await;
+            // Returning Ok acknowledges the message: a crash before this
+            // line means it is answered again after a restart, without the
+            // echo the server already accepted.
+            let _ = answered.send(());
+            Ok::<(), wxlink_bot::Error>(())
+        }
+    })
+    .await?;
 
     let mut answered = 0;
-    while let Some(item) = updates.next().await {
-        let delivery = match item {
-            Ok(delivery) => delivery,
-            Err(RuntimeError::SessionExpired) => {
-                eprintln!("the session expired: log in again (wxlink login)");
-                std::process::exit(2);
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {
+                tracing::info!("Ctrl-C: stopping");
+                break;
             }
-            Err(err) => {
-                tracing::warn!(error = %err, "update stream reported an error");
-                continue;
+            Ok(event) = events.recv() => {
+                if event.kind == EventKind::SessionExpired {
+                    eprintln!("the session expired: log in again (wxlink login)");
+                    host.shutdown().await;
+                    std::process::exit(2);
+                }
+                tracing::info!(account = %event.account, kind = ?event.kind, "event");
             }
-        };
-        let text = delivery.text().unwrap_or("(no text)").to_owned();
-        tracing::info!(from = delivery.sender(), replay = delivery.is_replay(), %text, "message");
-
-        // "Think" for a moment with the typing indicator on.
-        let typing = bot.typing(delivery.sender());
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        // The reply ends "typing…": the cancel goes out right after it.
-        let result = typing.reply(&format!("echo: {text}")).await;
-        match result {
-            // Acknowledge only once the answer is out: a crash before this
-            // line means the message is answered again after a restart.
-            Ok(()) => delivery.ack().await?,
-            Err(err) => tracing::warn!(error = %err, "reply failed; message kept for the next run"),
-        }
-
-        answered += 1;
-        if args.max.is_some_and(|max| answered >= max) {
-            break;
+            Some(()) = answered_rx.recv() => {
+                answered += 1;
+                if args.max.is_some_and(|max| answered >= max) {
+                    break;
+                }
+            }
         }
     }
-    // Dropping the stream aborts the poll in flight and sends notifystop.
-    drop(updates);
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    host.shutdown().await;
     tracing::info!(answered, "bye");
     Ok(())
 }

@@ -237,6 +237,20 @@ impl AccountHandle {
         crate::incoming::push_text(&self.shared, user, text).await
     }
 
+    /// Pushes a message the runtime does not build itself (media, a
+    /// captioned file) through the facade's own builders, with the push
+    /// budget, pacing and throttle of [`push_text`](Self::push_text).
+    /// `sends` is how many messages the call sends (2 for a captioned
+    /// media message). The permit's `client_id` is fresh: a push answers
+    /// no delivery, so there is nothing to derive it from.
+    pub async fn push_with<T, F, Fut>(&self, user: &str, sends: u32, call: F) -> Result<T, Error>
+    where
+        F: FnOnce(crate::ReplyPermit) -> Fut,
+        Fut: std::future::Future<Output = Result<T, wxlink_client::Error>>,
+    {
+        crate::incoming::push_with(&self.shared, user, sends, call).await
+    }
+
     /// The bot's throttle state: since when, and when the probe is due.
     pub fn throttled(&self) -> Option<(std::time::SystemTime, std::time::SystemTime)> {
         self.shared.limiter.throttle().map(|t| {

@@ -271,12 +271,9 @@ impl Incoming {
     }
 }
 
-/// Pushes `text` to `user` without an inbound message to answer: the push
-/// budget applies, and the user must have written within the reply window.
-pub(crate) async fn push_text(shared: &Shared, user: &str, text: &str) -> Result<(), Error> {
-    if text.is_empty() {
-        return Err(Error::from(wxlink_client::Error::EmptyText));
-    }
+/// Checks that pushes are on, finds the context token and takes `count`
+/// sends from the push budget.
+async fn reserve_push(shared: &Shared, user: &str, count: u32) -> Result<ContextToken, Error> {
     if shared.options.push_budget == 0 {
         return Err(Error::new(Kind::BudgetExhausted {
             used: 0,
@@ -284,9 +281,7 @@ pub(crate) async fn push_text(shared: &Shared, user: &str, text: &str) -> Result
             push: true,
         }));
     }
-    let chunks = wxlink_client::chunk_text(text, shared.options.max_chars.max(1));
     let context = shared.context_for(user).await?;
-    let count = u32::try_from(chunks.len()).unwrap_or(u32::MAX);
     shared
         .reserve(
             &BudgetKind::Push {
@@ -295,6 +290,40 @@ pub(crate) async fn push_text(shared: &Shared, user: &str, text: &str) -> Result
             count,
         )
         .await?;
+    Ok(context)
+}
+
+/// Pushes through a facade builder; see
+/// [`AccountHandle::push_with`](crate::AccountHandle::push_with).
+pub(crate) async fn push_with<T, F, Fut>(
+    shared: &Shared,
+    user: &str,
+    sends: u32,
+    call: F,
+) -> Result<T, Error>
+where
+    F: FnOnce(ReplyPermit) -> Fut,
+    Fut: Future<Output = Result<T, wxlink_client::Error>>,
+{
+    let context = reserve_push(shared, user, sends.max(1)).await?;
+    let permit = ReplyPermit {
+        client: shared.client(),
+        user: user.to_owned(),
+        context_token: context,
+        client_id: wxlink_proto::new_client_id(wxlink_proto::consts::CLIENT_ID_PREFIX),
+    };
+    shared.paced_send(move |_| call(permit)).await
+}
+
+/// Pushes `text` to `user` without an inbound message to answer: the push
+/// budget applies, and the user must have written within the reply window.
+pub(crate) async fn push_text(shared: &Shared, user: &str, text: &str) -> Result<(), Error> {
+    if text.is_empty() {
+        return Err(Error::from(wxlink_client::Error::EmptyText));
+    }
+    let chunks = wxlink_client::chunk_text(text, shared.options.max_chars.max(1));
+    let count = u32::try_from(chunks.len()).unwrap_or(u32::MAX);
+    let context = reserve_push(shared, user, count).await?;
     for chunk in chunks {
         let (to, text, ctx) = (user.to_owned(), chunk.to_owned(), context.clone());
         shared

@@ -7,5 +7,7 @@
 
 mod host;
 mod limits;
+#[cfg(unix)]
+mod process;
 mod store;
 mod support;

@@ -9,5 +9,6 @@ mod host;
 mod limits;
 #[cfg(unix)]
 mod process;
+mod soak;
 mod store;
 mod support;

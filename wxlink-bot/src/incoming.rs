@@ -152,6 +152,14 @@ impl Incoming {
         TypingGuard::start(Arc::clone(&self.shared), self.sender().to_owned())
     }
 
+    /// [`typing`](Self::typing), returned once the first `sendtyping` was
+    /// answered (see [`TypingGuard::shown`]).
+    pub async fn typing_shown(&self) -> TypingGuard {
+        let mut guard = self.typing();
+        guard.shown().await;
+        guard
+    }
+
     /// Replies with `text`, split into messages of at most
     /// [`max_chars`](crate::AccountOptions::max_chars) characters (2 000 by
     /// default); each counts against the reply budget, reserved for all of

@@ -382,3 +382,32 @@ async fn a_second_runner_gets_the_lease_error_then_takes_over_a_killed_runner_lo
     assert_eq!(*handled.lock().unwrap(), ["one", "two", "three"]);
     second.shutdown().await;
 }
+
+#[tokio::test]
+async fn typing_shown_reaches_the_server_before_the_reply_and_is_cancelled_after() {
+    let s = sim().await;
+    let host = Host::builder(MemoryStore::new()).build();
+    host.add_account(account(&s, fast()), |incoming: Incoming| async move {
+        let typing = incoming.typing_shown().await;
+        incoming.reply("answer").await?;
+        typing.finish().await;
+        Ok::<(), wxlink_bot::Error>(())
+    })
+    .await
+    .unwrap();
+    s.inject_text("alice@im.wechat", "hi");
+    let sent = s.wait_for_sent(1, Duration::from_secs(10)).await.unwrap();
+    let typing = s.wait_for_typing(2, Duration::from_secs(10)).await.unwrap();
+    let statuses: Vec<i64> = typing.iter().map(|t| t.status).collect();
+    assert_eq!(statuses, [1, 2]);
+    assert!(
+        typing[0].at <= sent[0].at,
+        "the reply arrived before typing"
+    );
+    assert!(
+        typing[1].at >= sent[0].at,
+        "typing was cancelled before the reply"
+    );
+    assert!(typing.iter().all(|t| t.ilink_user_id == "alice@im.wechat"));
+    host.shutdown().await;
+}

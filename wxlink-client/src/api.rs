@@ -31,6 +31,7 @@ pub(crate) struct ApiSettings {
     pub(crate) bot_agent: Option<String>,
     pub(crate) route_tag: Option<String>,
     pub(crate) channel_version: Option<String>,
+    pub(crate) cdn_timeouts: Option<wxlink_media::TransferTimeouts>,
 }
 
 /// Boxes any suitable service into the transport's erased service type.
@@ -60,6 +61,7 @@ pub(crate) struct Api {
     cdn_base_url: String,
     long_poll: Option<Duration>,
     cdn_timeout: Option<Duration>,
+    cdn_timeouts: wxlink_media::TransferTimeouts,
 }
 
 impl Api {
@@ -104,6 +106,7 @@ impl Api {
             cdn_base_url,
             long_poll,
             cdn_timeout,
+            cdn_timeouts: settings.cdn_timeouts.unwrap_or_default(),
         })
     }
 
@@ -130,6 +133,11 @@ impl Api {
     /// The timeout of one CDN transfer (`Timeouts::cdn`; none by default).
     pub(crate) fn cdn_timeout(&self) -> Option<Duration> {
         self.cdn_timeout
+    }
+
+    /// The idle and overall limits of every CDN transfer.
+    pub(crate) fn cdn_timeouts(&self) -> wxlink_media::TransferTimeouts {
+        self.cdn_timeouts
     }
 
     /// The raw transport, for CDN transfers (no iLink headers).

@@ -225,6 +225,17 @@ impl ClientBuilder {
         self
     }
 
+    /// The time limits of every CDN upload and download: an idle limit
+    /// between chunks (30 s by default) and an overall limit of `base +
+    /// size / min_rate` (30 s plus one second per 64 KiB by default). A CDN
+    /// that stops moving bytes fails the call with an error whose
+    /// [`is_timeout`](crate::Error::is_timeout) is true.
+    #[must_use]
+    pub fn cdn_timeouts(mut self, timeouts: wxlink_media::TransferTimeouts) -> Self {
+        self.settings.cdn_timeouts = Some(timeouts);
+        self
+    }
+
     /// The retry policy for calls that are safe to retry.
     #[must_use]
     pub fn retry(mut self, retry: wxlink_transport::RetryPolicy) -> Self {

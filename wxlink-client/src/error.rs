@@ -170,7 +170,7 @@ fn media_transport(e: &wxlink_media::MediaError) -> Option<&wxlink_transport::Er
 fn media_is_timeout(e: &wxlink_media::MediaError) -> bool {
     use wxlink_media::MediaError;
     match e {
-        MediaError::Timeout { .. } => true,
+        MediaError::Timeout { .. } | MediaError::Stalled { .. } => true,
         MediaError::Http { source } => {
             source
                 .downcast_ref::<MediaError>()

@@ -23,6 +23,7 @@ use crate::client::{SentMessage, WxLinkClient, into_future};
 
 pub use wxlink_media::{
     Downloaded, DownloadedFile, InboundMedia, MediaError, MediaKind, Phase, Progress, ProgressHook,
+    TransferTimeouts,
 };
 
 /// Where the bytes of an outbound media message come from.
@@ -359,6 +360,7 @@ async fn upload(
 ) -> Result<UploadedMedia, Error> {
     let mut options = UploadOptions::with_cdn_base_url(client.cdn_base_url());
     options.attempt_timeout = client.api().cdn_timeout();
+    options.timeouts = client.api().cdn_timeouts();
     if let Some(hook) = progress {
         options = options.progress(hook);
     }
@@ -504,6 +506,7 @@ impl WxLinkClient {
         let media = self.resolve_media(item)?;
         let mut options = wxlink_media::download::DownloadOptions::default();
         options.timeout = self.api().cdn_timeout();
+        options.timeouts = self.api().cdn_timeouts();
         let http = CdnHttp(self.api().service().clone());
         wxlink_media::download(&http, &media, &options)
             .await
@@ -528,6 +531,7 @@ impl WxLinkClient {
         let media = self.resolve_media(item)?;
         let mut options = wxlink_media::download::DownloadOptions::default();
         options.timeout = self.api().cdn_timeout();
+        options.timeouts = self.api().cdn_timeouts();
         let http = CdnHttp(self.api().service().clone());
         wxlink_media::download_to_file(&http, &media, path, &options)
             .await

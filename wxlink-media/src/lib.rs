@@ -41,6 +41,8 @@ mod http;
 pub mod item;
 pub mod key;
 pub mod kind;
+#[cfg(feature = "transport")]
+mod limits;
 pub mod progress;
 #[cfg(feature = "transport")]
 mod source;
@@ -54,6 +56,8 @@ pub use download::{
 };
 #[cfg(feature = "transport")]
 pub use http::{HttpService, cdn_download_url, cdn_upload_url};
+#[cfg(feature = "transport")]
+pub use limits::TransferTimeouts;
 #[cfg(feature = "transport")]
 pub use upload::{UploadOptions, UploadSource, UploadUrlApi, upload};
 
@@ -152,6 +156,14 @@ pub enum MediaError {
         /// The limit that fired.
         after: std::time::Duration,
     },
+    /// A CDN transfer made no progress for its idle limit: the CDN stopped
+    /// reading the upload, stopped sending the download, or never answered.
+    /// Not retried.
+    #[error("media transfer stalled: no progress for {} ms", .idle.as_millis())]
+    Stalled {
+        /// The idle limit that fired.
+        idle: std::time::Duration,
+    },
     /// The HTTP exchange failed (connect, network, body). Retried for CDN
     /// uploads.
     #[error("media http request failed")]
@@ -204,6 +216,23 @@ pub enum MediaError {
         /// The start of the response body.
         message: String,
     },
+}
+
+impl MediaError {
+    /// True when a transfer ran out of time: an overall limit
+    /// ([`MediaError::Timeout`]), an idle limit ([`MediaError::Stalled`]),
+    /// or an upload attempt's limit (wrapped in [`MediaError::Http`] so that
+    /// it is retried, and so also behind [`MediaError::NotReplayable`]).
+    pub fn is_timeout(&self) -> bool {
+        match self {
+            Self::Timeout { .. } | Self::Stalled { .. } => true,
+            Self::Http { source } => source
+                .downcast_ref::<MediaError>()
+                .is_some_and(MediaError::is_timeout),
+            Self::NotReplayable { last: Some(last) } => last.is_timeout(),
+            _ => false,
+        }
+    }
 }
 
 #[cfg(all(test, feature = "transport"))]

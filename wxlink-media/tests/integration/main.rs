@@ -12,3 +12,4 @@ mod common;
 mod crypto;
 mod fuzz;
 mod sim_roundtrip;
+mod stall;

@@ -247,9 +247,14 @@ pub struct SendArgs {
     #[arg(long, value_name = "PATH")]
     pub file: Option<PathBuf>,
 
-    /// Download this http(s) URL, then upload and send it.
+    /// Download this http(s) URL, then upload and send it. Only public addresses are fetched.
     #[arg(long, value_name = "URL")]
     pub url: Option<String>,
+
+    /// Let --url fetch from this machine's loopback interface (127.0.0.0/8, ::1), for a local
+    /// test server. Private networks and metadata addresses stay refused.
+    #[arg(long, requires = "url")]
+    pub url_allow_loopback: bool,
 
     /// A text sent before the media (with --file or --url).
     #[arg(long, value_name = "TEXT", conflicts_with = "text")]
@@ -322,6 +327,7 @@ impl std::fmt::Debug for SendArgs {
             .field("text", &self.text)
             .field("file", &self.file)
             .field("url", &self.url)
+            .field("url_allow_loopback", &self.url_allow_loopback)
             .field("caption", &self.caption)
             .field("chunk", &self.chunk)
             .finish()

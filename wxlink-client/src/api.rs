@@ -32,6 +32,7 @@ pub(crate) struct ApiSettings {
     pub(crate) route_tag: Option<String>,
     pub(crate) channel_version: Option<String>,
     pub(crate) cdn_timeouts: Option<wxlink_media::TransferTimeouts>,
+    pub(crate) fetch: Option<wxlink_media::FetchOptions>,
 }
 
 /// Boxes any suitable service into the transport's erased service type.
@@ -62,6 +63,7 @@ pub(crate) struct Api {
     long_poll: Option<Duration>,
     cdn_timeout: Option<Duration>,
     cdn_timeouts: wxlink_media::TransferTimeouts,
+    fetch: wxlink_media::FetchOptions,
 }
 
 impl Api {
@@ -107,6 +109,7 @@ impl Api {
             long_poll,
             cdn_timeout,
             cdn_timeouts: settings.cdn_timeouts.unwrap_or_default(),
+            fetch: settings.fetch.clone().unwrap_or_default(),
         })
     }
 
@@ -138,6 +141,11 @@ impl Api {
     /// The idle and overall limits of every CDN transfer.
     pub(crate) fn cdn_timeouts(&self) -> wxlink_media::TransferTimeouts {
         self.cdn_timeouts
+    }
+
+    /// The limits and address policy of URL fetches.
+    pub(crate) fn fetch_options(&self) -> &wxlink_media::FetchOptions {
+        &self.fetch
     }
 
     /// The raw transport, for CDN transfers (no iLink headers).

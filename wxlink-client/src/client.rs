@@ -236,6 +236,30 @@ impl ClientBuilder {
         self
     }
 
+    /// The limits of URL fetches (`send_media_from_url` and the runtime's
+    /// media replies from a URL): size, time, redirects, and which
+    /// addresses may be reached. By default only public addresses are
+    /// fetched, checked on every redirect hop after resolving the name,
+    /// and an `https://` page may not redirect to `http://`; a URL a chat
+    /// user supplies cannot reach this machine or its network.
+    ///
+    /// ```
+    /// use wxlink_client::WxLinkClient;
+    /// use wxlink_media::{AddressPolicy, FetchOptions};
+    /// use wxlink_proto::BotToken;
+    ///
+    /// let client = WxLinkClient::builder()
+    ///     .token(BotToken::new("token"))
+    ///     .fetch_options(FetchOptions::default().max_bytes(10 << 20).policy(AddressPolicy::AllowLoopback))
+    ///     .build()?;
+    /// # Ok::<(), wxlink_client::Error>(())
+    /// ```
+    #[must_use]
+    pub fn fetch_options(mut self, options: wxlink_media::FetchOptions) -> Self {
+        self.settings.fetch = Some(options);
+        self
+    }
+
     /// The retry policy for calls that are safe to retry.
     #[must_use]
     pub fn retry(mut self, retry: wxlink_transport::RetryPolicy) -> Self {

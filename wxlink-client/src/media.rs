@@ -22,8 +22,8 @@ use crate::api::Api;
 use crate::client::{SentMessage, WxLinkClient, into_future};
 
 pub use wxlink_media::{
-    Downloaded, DownloadedFile, InboundMedia, MediaError, MediaKind, Phase, Progress, ProgressHook,
-    TransferTimeouts,
+    AddressPolicy, Downloaded, DownloadedFile, FetchOptions, InboundMedia, MediaError, MediaKind,
+    Phase, Progress, ProgressHook, Resolver, TransferTimeouts,
 };
 
 /// Where the bytes of an outbound media message come from.
@@ -244,6 +244,7 @@ impl WxLinkClient {
             caption: None,
             context_token: None,
             progress: None,
+            fetch: None,
         }
     }
 }
@@ -260,6 +261,7 @@ pub struct SendMediaRequest {
     caption: Option<String>,
     context_token: Option<ContextToken>,
     progress: Option<ProgressHook>,
+    fetch: Option<wxlink_media::FetchOptions>,
 }
 
 impl std::fmt::Debug for SendMediaRequest {
@@ -306,6 +308,13 @@ impl SendMediaRequest {
     /// the phase, bytes done and the total when known.
     pub fn progress(mut self, hook: impl Fn(Progress) + Send + Sync + 'static) -> Self {
         self.progress = Some(ProgressHook::new(hook));
+        self
+    }
+
+    /// The limits of this request's URL fetch, instead of the client's
+    /// ([`ClientBuilder::fetch_options`](crate::ClientBuilder::fetch_options)).
+    pub fn fetch_options(mut self, options: wxlink_media::FetchOptions) -> Self {
+        self.fetch = Some(options);
         self
     }
 
@@ -357,8 +366,10 @@ async fn upload(
     to: &str,
     source: UploadSource,
     progress: Option<ProgressHook>,
+    fetch: Option<wxlink_media::FetchOptions>,
 ) -> Result<UploadedMedia, Error> {
     let mut options = UploadOptions::with_cdn_base_url(client.cdn_base_url());
+    options.fetch = fetch.unwrap_or_else(|| client.api().fetch_options().clone());
     options.attempt_timeout = client.api().cdn_timeout();
     options.timeouts = client.api().cdn_timeouts();
     if let Some(hook) = progress {
@@ -399,7 +410,7 @@ async fn send_media(req: SendMediaRequest) -> Result<SentMedia, Error> {
     if let Some(kind) = req.kind {
         source = source.kind(kind);
     }
-    let uploaded = upload(&req.client, &req.to, source, req.progress).await?;
+    let uploaded = upload(&req.client, &req.to, source, req.progress, req.fetch).await?;
     let item = uploaded.to_message_item();
     deliver(
         &req.client,
@@ -616,7 +627,7 @@ impl SendVoiceRequest {
             .file_name(file_name.clone())
             .kind(MediaKind::Voice);
         let attempt = async {
-            let uploaded = upload(&self.client, &self.to, source, None).await?;
+            let uploaded = upload(&self.client, &self.to, source, None, None).await?;
             let item = wxlink_media::item::voice_item(&uploaded, self.meta);
             deliver(&self.client, &self.to, None, item, ctx, &uploaded).await
         };
@@ -635,7 +646,7 @@ impl SendVoiceRequest {
             .file_name(file_name)
             .content_type("audio/silk")
             .kind(MediaKind::File);
-        let uploaded = upload(&self.client, &self.to, source, None).await?;
+        let uploaded = upload(&self.client, &self.to, source, None, None).await?;
         let item = uploaded.to_message_item();
         deliver(&self.client, &self.to, None, item, ctx, &uploaded).await
     }

@@ -36,6 +36,7 @@ pub mod crypto;
 pub mod download;
 #[cfg(feature = "transport")]
 mod fetch;
+pub mod guard;
 #[cfg(feature = "transport")]
 mod http;
 pub mod item;
@@ -54,6 +55,11 @@ pub use download::{
     Downloaded, DownloadedFile, InboundMedia, download, download_to_file, resolve_item,
     resolve_thumbnail,
 };
+#[cfg(feature = "transport")]
+pub use fetch::FetchOptions;
+pub use guard::{AddressClass, AddressPolicy};
+#[cfg(feature = "transport")]
+pub use guard::{Resolve, Resolver};
 #[cfg(feature = "transport")]
 pub use http::{HttpService, cdn_download_url, cdn_upload_url};
 #[cfg(feature = "transport")]
@@ -137,6 +143,33 @@ pub enum MediaError {
     UnsupportedUrl {
         /// Why.
         reason: String,
+    },
+    /// A URL fetch was refused before connecting: the host resolves to an
+    /// address the fetch policy forbids (loopback, private, link-local,
+    /// CGNAT, multicast, cloud metadata…).
+    #[error("refusing to fetch from {host}: {addr} is a {class} address")]
+    BlockedAddress {
+        /// The host name (or literal) of the refused hop.
+        host: String,
+        /// The forbidden address it resolved to.
+        addr: std::net::IpAddr,
+        /// Why the address is forbidden.
+        class: crate::guard::AddressClass,
+    },
+    /// An `https://` URL redirected to plain `http://`; refused unless the
+    /// fetch options allow downgrades.
+    #[error("refusing the redirect from https to plain http at {host}")]
+    InsecureRedirect {
+        /// The host of the `http://` location.
+        host: String,
+    },
+    /// The host name of a fetch could not be resolved.
+    #[error("cannot resolve {host}")]
+    Resolve {
+        /// The host name.
+        host: String,
+        /// The resolver's error.
+        source: std::io::Error,
     },
     /// A URL fetch followed more redirects than allowed.
     #[error("more than {limit} redirects")]

@@ -325,9 +325,26 @@ async fn send_url_downloads_it_and_sends_the_inferred_kind() {
     let dir = tempfile::tempdir().unwrap();
     let png = tiny_png();
     let (url, server) = serve_bytes(png.clone(), "image/png").await;
-    let out =
+    // Without the flag, a loopback URL is refused and nothing is sent.
+    let refused =
         run(wxlink_at(&sim, dir.path()).args(["send", "--to", &sim.user_id(), "--url", &url]))
             .await;
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("loopback"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert!(sim.sent_messages().is_empty());
+    let out = run(wxlink_at(&sim, dir.path()).args([
+        "send",
+        "--to",
+        &sim.user_id(),
+        "--url",
+        &url,
+        "--url-allow-loopback",
+    ]))
+    .await;
     assert_ok(&out);
     server.abort();
     let sent = sim.sent_messages();

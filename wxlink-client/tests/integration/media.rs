@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use common::{WAIT, client, mp4_bytes, png_bytes, sim};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use wxlink_client::media::{MediaKind, Phase};
+use wxlink_client::media::{AddressPolicy, FetchOptions, MediaError, MediaKind, Phase};
 use wxlink_client::{Error, WxLinkClient};
 use wxlink_proto::{ContextToken, MessageItem, MessageItemType, VoiceEncodeType};
 use wxlink_sim::{Fault, KeyEncoding, Simulator};
@@ -231,6 +231,7 @@ async fn send_media_from_url_downloads_then_sends_the_right_kind() {
     let url = serve_once(png.clone(), "image/png").await;
     let sent = client
         .send_media_from_url(sim.user_id(), url)
+        .fetch_options(FetchOptions::default().policy(AddressPolicy::AllowLoopback))
         .caption("from the web")
         .await
         .unwrap();
@@ -239,6 +240,38 @@ async fn send_media_from_url_downloads_then_sends_the_right_kind() {
     let item = sent_item(&sim, 1);
     assert_eq!(item.item_type, Some(MessageItemType::Image));
     assert_eq!(round_trip(&client, &item).await, png);
+}
+
+#[tokio::test]
+async fn send_media_from_url_refuses_loopback_by_default_and_the_client_can_allow_it() {
+    let sim = sim().await;
+    let client = client(&sim);
+    let url = serve_once(png_bytes(100), "image/png").await;
+    let err = client
+        .send_media_from_url(sim.user_id(), &url)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err.media(), Some(MediaError::BlockedAddress { .. })),
+        "{err:?}"
+    );
+    assert!(!err.may_have_been_sent());
+    assert!(sim.sent_messages().is_empty());
+    assert!(sim.uploads().is_empty());
+
+    // The same URL through a client that allows loopback.
+    let allowing = WxLinkClient::builder()
+        .base_url(sim.base_url())
+        .cdn_base_url(sim.cdn_base_url())
+        .token(sim.token())
+        .fetch_options(FetchOptions::default().policy(AddressPolicy::AllowLoopback))
+        .build()
+        .unwrap();
+    let sent = allowing
+        .send_media_from_url(sim.user_id(), url)
+        .await
+        .unwrap();
+    assert_eq!(sent.kind, MediaKind::Image);
 }
 
 #[tokio::test]

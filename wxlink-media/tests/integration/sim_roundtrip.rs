@@ -358,7 +358,7 @@ async fn url_upload_limits_redirects_size_and_time() {
     })
     .await;
     let mut options = env.options();
-    options.fetch = FetchOptions::default();
+    options.fetch = FetchOptions::default().policy(wxlink_media::AddressPolicy::AllowLoopback);
     options.fetch.max_redirects = 3;
     options.fetch.max_bytes = 1000;
     options.fetch.timeout = Duration::from_millis(300);

@@ -79,6 +79,11 @@ pub struct GlobalArgs {
     /// https login redirect host.
     #[arg(long, global = true, value_name = "FILE", env = "WXLINK_CA_CERT")]
     pub ca_cert: Option<std::path::PathBuf>,
+
+    /// Allow a plain http:// server on another host (a test server on a trusted network). By
+    /// default the bot token only travels over https://, or over http:// to this machine.
+    #[arg(long, global = true, env = "WXLINK_ALLOW_INSECURE_HTTP")]
+    pub allow_insecure_http: bool,
 }
 
 /// The commands of `wxlink`.

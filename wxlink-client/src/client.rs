@@ -260,6 +260,19 @@ impl ClientBuilder {
         self
     }
 
+    /// Allows a plain `http://` base URL on another host (default: refused
+    /// with [`Error::InsecureBaseUrl`]), for a test server elsewhere on a
+    /// trusted network. Every call carries the bot token, which plain HTTP
+    /// shows to anyone on the path; loopback (`127.0.0.0/8`, `::1`,
+    /// `localhost`) never leaves the machine and is always allowed. The
+    /// same setting governs a QR login's redirect host and confirmed base
+    /// URL when this builder is given to the login.
+    #[must_use]
+    pub fn allow_insecure_http(mut self, allow: bool) -> Self {
+        self.settings.allow_insecure_http = allow;
+        self
+    }
+
     /// The retry policy for calls that are safe to retry.
     #[must_use]
     pub fn retry(mut self, retry: wxlink_transport::RetryPolicy) -> Self {

@@ -32,6 +32,15 @@ pub enum Error {
     /// The text to send is empty (ILINK.md §5.6 rule 4).
     #[error("text is empty")]
     EmptyText,
+    /// The base URL is plain `http://` on another host, so the bot token
+    /// would cross the network readable; refused unless
+    /// [`ClientBuilder::allow_insecure_http`](crate::ClientBuilder::allow_insecure_http)
+    /// says otherwise. Nothing was sent.
+    #[error("refusing plain http to {host}: the bot token would travel unencrypted")]
+    InsecureBaseUrl {
+        /// The host the URL names.
+        host: String,
+    },
     /// An argument was unusable; the text says which and why.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
@@ -103,6 +112,15 @@ impl Error {
             || self.media().is_some_and(media_is_timeout)
     }
 
+    /// True when a plain-HTTP URL off this machine was refused (a base URL,
+    /// a login's redirect host or its confirmed base URL).
+    pub fn is_insecure_url(&self) -> bool {
+        matches!(
+            self,
+            Self::InsecureBaseUrl { .. } | Self::Login(LoginError::InsecureUrl { .. })
+        )
+    }
+
     /// The `ret`/`errcode`/`errmsg` the server returned, when the failure
     /// was a business error in the response body.
     pub fn api_status(&self) -> Option<&ApiStatus> {
@@ -122,6 +140,7 @@ impl Error {
             Self::MissingToken
             | Self::EmptyText
             | Self::InvalidArgument(_)
+            | Self::InsecureBaseUrl { .. }
             | Self::NoTypingTicket
             | Self::Account(_) => false,
             Self::Login(_) => false,

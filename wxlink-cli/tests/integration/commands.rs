@@ -877,9 +877,11 @@ async fn redirected_login(
     if let Some(file) = ca_cert {
         cmd.args(["--ca-cert", file]);
     }
+    // The https listener serves the whole API: an https login base, whose
+    // redirect is polled over https too.
     run(cmd.args([
         "--base-url",
-        &sim.base_url(),
+        &sim.redirect_base_url(),
         "login",
         "--out",
         "bot.json",
@@ -1093,4 +1095,25 @@ async fn sim_command_on_a_busy_port_fails_and_names_the_port() {
     );
     assert!(stdout(&out).is_empty(), "{}", stdout(&out));
     drop(busy);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_http_server_on_another_host_is_refused_before_any_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    // `.invalid` never resolves; the refusal comes before any lookup.
+    let out = run(wxlink(dir.path()).args([
+        "--base-url",
+        "http://ilink.invalid:8080",
+        "--token",
+        "t",
+        "send",
+        "--to",
+        "u@im.wechat",
+        "--text",
+        "hi",
+    ]))
+    .await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("ilink.invalid"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("plain http"), "{}", stderr(&out));
 }

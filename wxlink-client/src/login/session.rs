@@ -283,6 +283,7 @@ impl LoginSession {
                 poll_interval: options.poll_interval,
                 max_qr_codes: options.max_qr_codes.max(1),
                 deadline: options.deadline,
+                allow_insecure_http: api.allows_insecure_http(),
             },
             now,
         );

@@ -155,7 +155,7 @@ pub enum Command {
             poll cursor is saved after every poll (atomically: a crash never loses or rewinds it) \
             and resumed on the next start. With --download-dir inbound media is downloaded and \
             decrypted there, and the line gets a \"downloaded\" field with the paths. Runs until \
-            Ctrl-C, or for a single poll with --once.",
+            Ctrl-C, or until one batch of messages has arrived with --once.",
         after_help = "Examples:\n  \
             wxlink listen\n  \
             wxlink listen --cursor-file bot.cursor --download-dir inbox/\n  \
@@ -277,7 +277,9 @@ pub struct ListenArgs {
     #[arg(long, value_name = "F")]
     pub cursor_file: Option<PathBuf>,
 
-    /// Poll once (returns when messages arrive or the server's hold ends), then exit.
+    /// Wait for one batch of inbound messages, print it and exit. Empty polls, dropped
+    /// connections and 5xx answers are retried with the normal backoff; a session expiry or a
+    /// permanent error fails the command.
     #[arg(long)]
     pub once: bool,
 

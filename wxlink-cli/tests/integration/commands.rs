@@ -1117,3 +1117,44 @@ async fn a_plain_http_server_on_another_host_is_refused_before_any_connection() 
     assert!(stderr(&out).contains("ilink.invalid"), "{}", stderr(&out));
     assert!(stderr(&out).contains("plain http"), "{}", stderr(&out));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listen_once_rides_out_a_dropped_poll_and_a_502_and_prints_the_message_once() {
+    let sim = sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    sim.inject_fault("getupdates", wxlink_sim::Fault::DropConnection, 1)
+        .unwrap();
+    sim.inject_fault(
+        "getupdates",
+        wxlink_sim::Fault::HttpStatus(502, "bad gateway".into()),
+        1,
+    )
+    .unwrap();
+    let injected = sim.inject_text(sim.user_id(), "after the storm");
+    let out = run(wxlink_at(&sim, dir.path()).args(["listen", "--once"])).await;
+    assert_ok(&out);
+    let printed = stdout(&out);
+    let lines: Vec<&str> = printed.lines().collect();
+    assert_eq!(lines.len(), 1, "{printed}");
+    let msg: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+    assert_eq!(msg["item_list"][0]["text_item"]["text"], "after the storm");
+    assert!(lines[0].contains(&format!("\"message_id\":{}", injected.message_id)));
+    // Both faults were met: the message came on the third poll.
+    let polls = sim
+        .wait_for_requests("getupdates", 3, Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert!(polls.len() >= 3, "{}", polls.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listen_once_fails_on_a_session_expiry() {
+    let sim = sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    sim.inject_fault("getupdates", wxlink_sim::Fault::SessionExpired, 1)
+        .unwrap();
+    sim.inject_text(sim.user_id(), "never printed");
+    let out = run(wxlink_at(&sim, dir.path()).args(["listen", "--once"])).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stdout(&out).is_empty(), "{}", stdout(&out));
+}

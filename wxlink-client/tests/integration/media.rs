@@ -555,3 +555,82 @@ async fn a_slow_cdn_upload_times_out_as_a_typed_timeout() {
     assert!(started.elapsed() < std::time::Duration::from_secs(3));
     assert!(sim.sent_messages().is_empty());
 }
+
+/// A client for `sim` whose CDN transfers give up after `idle` without
+/// progress.
+fn impatient_client(sim: &Simulator, idle: std::time::Duration) -> WxLinkClient {
+    WxLinkClient::builder()
+        .base_url(sim.base_url())
+        .cdn_base_url(sim.cdn_base_url())
+        .token(sim.token())
+        .cdn_timeouts(wxlink_client::media::TransferTimeouts::new(
+            Some(idle),
+            std::time::Duration::from_secs(60),
+            64 * 1024,
+        ))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cdn_that_stops_reading_an_upload_fails_it_with_a_timeout() {
+    let sim = sim().await;
+    let idle = std::time::Duration::from_millis(800);
+    let client = impatient_client(&sim, idle);
+    sim.inject_fault(
+        "cdn_upload",
+        Fault::StallUpload {
+            after: 64 * 1024,
+            stall: std::time::Duration::from_secs(60),
+        },
+        1,
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    // Far more than the loopback socket buffers hold.
+    let err = client
+        .send_file_buffer(sim.user_id(), vec![5u8; 48 * 1024 * 1024])
+        .file_name("big.bin")
+        .await
+        .unwrap_err();
+    assert!(err.is_timeout(), "{err:?}");
+    assert!(
+        matches!(err.media(), Some(MediaError::Stalled { idle: i }) if *i == idle),
+        "{err:?}"
+    );
+    // It gave up after the idle limit, not after the 60 s stall.
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    assert!(sim.sent_messages().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cdn_that_stops_sending_a_download_fails_it_with_a_timeout() {
+    let sim = sim().await;
+    let idle = std::time::Duration::from_millis(600);
+    let client = impatient_client(&sim, idle);
+    client
+        .send_file_buffer(sim.user_id(), vec![9u8; 300_000])
+        .file_name("data.bin")
+        .await
+        .unwrap();
+    let item = sent_item(&sim, 0);
+    sim.inject_fault(
+        "cdn_download",
+        Fault::StallBody(std::time::Duration::from_secs(60)),
+        1,
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.bin");
+    let err = client.download_media_to(&item, &path).await.unwrap_err();
+    assert!(err.is_timeout(), "{err:?}");
+    assert!(
+        matches!(err.media(), Some(MediaError::Stalled { .. })),
+        "{err:?}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    assert!(!path.exists());
+    // The fault was used up; the same download now succeeds.
+    assert_eq!(round_trip(&client, &item).await.len(), 300_000);
+}

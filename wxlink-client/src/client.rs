@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use wxlink_proto::{
-    ApiResponse, BotToken, ContextToken, GetConfig, GetConfigRequest, GetConfigResponse,
+    ApiResponse, ApiStatus, BotToken, ContextToken, GetConfig, GetConfigRequest, GetConfigResponse,
     GetUpdates, GetUpdatesRequest, GetUpdatesResponse, MessageItem, MessageItemType, MessageState,
     MessageType, NotifyStart, NotifyStartRequest, NotifyStop, NotifyStopRequest, SendMessage,
     SendMessageRequest, SendTyping, SendTypingRequest, TextItem, TypingStatus, TypingTicket,
@@ -61,6 +61,29 @@ pub const FIRST_POLL_TIMEOUT: Duration =
 /// `hold`: the hold plus [`LONG_POLL_MARGIN`].
 pub(crate) fn poll_limit(hold: Duration) -> Duration {
     hold.saturating_add(LONG_POLL_MARGIN)
+}
+
+/// Wraps a `sendmessage` refusal in what it most likely means: `-3` as
+/// [`Error::InvalidRecipient`] with a hint, `-2` as [`Error::Rejected`]
+/// with a guess at the cause. Other errors are returned as they are.
+fn explain_refusal(to: &str, facts: &crate::reject::SendFacts, e: Error) -> Error {
+    let Some(status) = e.api_status().cloned() else {
+        return e;
+    };
+    if status.kind() == wxlink_proto::StatusKind::InvalidRecipient {
+        return Error::InvalidRecipient {
+            to: to.to_owned(),
+            hint: crate::reject::recipient_hint(to),
+            source: Box::new(e),
+        };
+    }
+    match crate::reject::classify_rejection(&status, facts) {
+        Some(guess) => Error::Rejected {
+            guess,
+            source: Box::new(e),
+        },
+        None => e,
+    }
 }
 
 /// The high-level client of the iLink bot API.
@@ -569,6 +592,10 @@ impl WxLinkClient {
             return Err(Error::InvalidArgument("recipient user id is empty".into()));
         }
         let client_id = wxlink_proto::new_client_id(wxlink_proto::consts::CLIENT_ID_PREFIX);
+        let facts = match item.text_item.as_ref().and_then(|t| t.text.as_deref()) {
+            Some(text) => crate::reject::SendFacts::text(text, context_token.is_some()),
+            None => crate::reject::SendFacts::media(context_token.is_some()),
+        };
         let msg = WeixinMessage {
             from_user_id: Some(String::new()),
             to_user_id: Some(to.to_owned()),
@@ -583,12 +610,22 @@ impl WxLinkClient {
             msg: Some(msg),
             base_info: None,
         };
-        let resp = self.inner.api.call::<SendMessage>(&request).await?;
+        let refused = |status: ApiStatus| {
+            explain_refusal(
+                to,
+                &facts,
+                Error::Transport(wxlink_transport::Error::Api(status)),
+            )
+        };
+        let resp = match self.inner.api.call::<SendMessage>(&request).await {
+            Ok(resp) => resp,
+            Err(e) => return Err(explain_refusal(to, &facts, e)),
+        };
         // The transport already turns a non-zero status into an error; this
         // guards the rule "a rejection is never a success" on its own.
         let status = resp.status();
         if !status.is_success() {
-            return Err(Error::Transport(wxlink_transport::Error::Api(status)));
+            return Err(refused(status));
         }
         Ok(SentMessage {
             client_id,

@@ -63,6 +63,30 @@ pub enum Error {
         #[source]
         source: Box<Error>,
     },
+    /// `sendmessage` answered `-3`: the recipient is not a user id the
+    /// server knows as written. User ids are case-sensitive opaque strings;
+    /// send to the `from_user_id` of an inbound message, unchanged.
+    #[error("the server does not know the recipient {to:?}: {hint}")]
+    InvalidRecipient {
+        /// The `to_user_id` that was sent.
+        to: String,
+        /// What to check.
+        hint: String,
+        /// The refusal, as the server reported it.
+        #[source]
+        source: Box<Error>,
+    },
+    /// `sendmessage` answered `-2`, with the likely cause guessed from the
+    /// `errmsg` and the request (see
+    /// [`classify_rejection`](crate::reject::classify_rejection)).
+    #[error("sendmessage rejected, likely {guess}")]
+    Rejected {
+        /// The likely cause and the rule that chose it.
+        guess: crate::reject::RejectionGuess,
+        /// The refusal, as the server reported it.
+        #[source]
+        source: Box<Error>,
+    },
     /// A multi-message send (text chunks, or a caption and its media) failed
     /// after `sent` messages had already gone out.
     #[error("send failed after {sent} messages were sent")]
@@ -82,10 +106,34 @@ impl Error {
         match self {
             Self::Transport(e) => Some(e),
             Self::Media(e) => media_transport(e),
+            Self::VoiceRejected { source }
+            | Self::PartiallySent { source, .. }
+            | Self::InvalidRecipient { source, .. }
+            | Self::Rejected { source, .. } => source.transport(),
+            _ => None,
+        }
+    }
+
+    /// The likely cause of a `-2` refusal of a send, looking through
+    /// wrappers; `None` for any other failure.
+    pub fn rejection(&self) -> Option<crate::reject::RejectionGuess> {
+        match self {
+            Self::Rejected { guess, .. } => Some(*guess),
             Self::VoiceRejected { source } | Self::PartiallySent { source, .. } => {
-                source.transport()
+                source.rejection()
             }
             _ => None,
+        }
+    }
+
+    /// True when a send was refused with `-3` because of its recipient.
+    pub fn is_invalid_recipient(&self) -> bool {
+        match self {
+            Self::InvalidRecipient { .. } => true,
+            Self::VoiceRejected { source } | Self::PartiallySent { source, .. } => {
+                source.is_invalid_recipient()
+            }
+            _ => false,
         }
     }
 
@@ -93,7 +141,10 @@ impl Error {
     pub fn media(&self) -> Option<&wxlink_media::MediaError> {
         match self {
             Self::Media(e) => Some(e),
-            Self::VoiceRejected { source } | Self::PartiallySent { source, .. } => source.media(),
+            Self::VoiceRejected { source }
+            | Self::PartiallySent { source, .. }
+            | Self::InvalidRecipient { source, .. }
+            | Self::Rejected { source, .. } => source.media(),
             _ => None,
         }
     }
@@ -144,7 +195,9 @@ impl Error {
             | Self::NoTypingTicket
             | Self::Account(_) => false,
             Self::Login(_) => false,
-            Self::VoiceRejected { source } => source.may_have_been_sent(),
+            Self::VoiceRejected { source }
+            | Self::InvalidRecipient { source, .. }
+            | Self::Rejected { source, .. } => source.may_have_been_sent(),
             Self::PartiallySent { .. } => true,
         }
     }

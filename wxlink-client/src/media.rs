@@ -456,19 +456,26 @@ async fn deliver(
 }
 
 impl WxLinkClient {
-    /// Sends SILK audio as a native voice message (a voice bubble).
+    /// Sends audio (SILK by default) to `to` **as a file attachment**, the
+    /// form that arrives.
     ///
-    /// The defaults are SILK (`encode_type` 6) at 24 000 Hz. WeChat is known
-    /// not to show outbound voice bubbles on every server (ILINK.md §7.6):
-    /// when the server refuses the voice upload or message, the error is
-    /// [`Error::VoiceRejected`]; with
-    /// [`fallback_to_file(true)`](SendVoiceRequest::fallback_to_file) the
-    /// audio is then sent as a file attachment instead.
+    /// The server accepts native voice bubbles (`voice_item`) in every
+    /// format tried and answers success, but recipients are shown nothing
+    /// (docs/protocol.md, "Voice"); no answer tells the two apart. So the
+    /// audio goes out as a FILE item named `voice.silk` unless
+    /// [`native_bubble(true)`](SendVoiceRequest::native_bubble) asks for the
+    /// voice bubble. With the bubble, a refusal is [`Error::VoiceRejected`],
+    /// or, with [`fallback_to_file(true)`](SendVoiceRequest::fallback_to_file),
+    /// a file send.
     ///
     /// ```no_run
     /// # async fn run(client: wxlink_client::WxLinkClient, silk: Vec<u8>) -> Result<(), wxlink_client::Error> {
+    /// // Arrives as a file.
+    /// client.send_voice("alice@im.wechat", silk.clone()).await?;
+    /// // The native bubble, accepted but not shown by the server today.
     /// let sent = client
     ///     .send_voice("alice@im.wechat", silk)
+    ///     .native_bubble(true)
     ///     .playtime_ms(3_200)
     ///     .sample_rate(24_000)
     ///     .fallback_to_file(true)
@@ -485,6 +492,7 @@ impl WxLinkClient {
             meta: VoiceMeta::default(),
             context_token: None,
             fallback_to_file: false,
+            native_bubble: false,
             file_name: None,
         }
     }
@@ -559,6 +567,7 @@ pub struct SendVoiceRequest {
     meta: VoiceMeta,
     context_token: Option<ContextToken>,
     fallback_to_file: bool,
+    native_bubble: bool,
     file_name: Option<String>,
 }
 
@@ -569,6 +578,7 @@ impl std::fmt::Debug for SendVoiceRequest {
             .field("audio_bytes", &self.audio.len())
             .field("meta", &self.meta)
             .field("fallback_to_file", &self.fallback_to_file)
+            .field("native_bubble", &self.native_bubble)
             .finish_non_exhaustive()
     }
 }
@@ -598,8 +608,18 @@ impl SendVoiceRequest {
         self
     }
 
-    /// When the server refuses the voice message, send the audio as a file
-    /// attachment instead of failing.
+    /// Sends a native voice bubble (`voice_item`) instead of a file. The
+    /// server accepts it but, as of the latest field reports, recipients
+    /// see nothing (docs/protocol.md, "Voice"); use it only to test
+    /// whether that changed.
+    pub fn native_bubble(mut self, native: bool) -> Self {
+        self.native_bubble = native;
+        self
+    }
+
+    /// With [`native_bubble`](Self::native_bubble): when the server refuses
+    /// the voice message, send the audio as a file attachment instead of
+    /// failing.
     pub fn fallback_to_file(mut self, fallback: bool) -> Self {
         self.fallback_to_file = fallback;
         self
@@ -623,6 +643,9 @@ impl SendVoiceRequest {
             .clone()
             .unwrap_or_else(|| "voice.silk".into());
         let ctx = self.context_token.as_ref();
+        if !self.native_bubble {
+            return send_audio_file(&self.client, &self.to, self.audio, file_name, ctx).await;
+        }
         let source = UploadSource::bytes(self.audio.clone())
             .file_name(file_name.clone())
             .kind(MediaKind::Voice);
@@ -642,14 +665,25 @@ impl SendVoiceRequest {
             });
         }
         tracing::debug!(error = %err, "server refused the voice message; sending a file");
-        let source = UploadSource::bytes(self.audio)
-            .file_name(file_name)
-            .content_type("audio/silk")
-            .kind(MediaKind::File);
-        let uploaded = upload(&self.client, &self.to, source, None, None).await?;
-        let item = uploaded.to_message_item();
-        deliver(&self.client, &self.to, None, item, ctx, &uploaded).await
+        send_audio_file(&self.client, &self.to, self.audio, file_name, ctx).await
     }
+}
+
+/// Uploads audio and sends it as a file attachment.
+async fn send_audio_file(
+    client: &WxLinkClient,
+    to: &str,
+    audio: Bytes,
+    file_name: String,
+    ctx: Option<&ContextToken>,
+) -> Result<SentMedia, Error> {
+    let source = UploadSource::bytes(audio)
+        .file_name(file_name)
+        .content_type("audio/silk")
+        .kind(MediaKind::File);
+    let uploaded = upload(client, to, source, None, None).await?;
+    let item = uploaded.to_message_item();
+    deliver(client, to, None, item, ctx, &uploaded).await
 }
 into_future!(SendVoiceRequest => SentMedia);
 

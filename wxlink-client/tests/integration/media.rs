@@ -364,7 +364,26 @@ async fn getuploadurl_session_expiry_is_typed() {
 }
 
 #[tokio::test]
-async fn send_voice_sends_a_native_voice_item_with_its_metadata() {
+async fn send_voice_sends_a_file_by_default() {
+    let sim = sim().await;
+    let client = client(&sim);
+    let silk = b"\x02#!SILK_V3 some frames".to_vec();
+    let sent = client
+        .send_voice(sim.user_id(), silk.clone())
+        .await
+        .unwrap();
+    assert_eq!(sent.kind, MediaKind::File);
+    assert_eq!(sim.uploads()[0].media_type, 3);
+    let item = sent_item(&sim, 0);
+    assert_eq!(item.item_type, Some(MessageItemType::File));
+    assert!(item.voice_item.is_none());
+    let file = item.file_item.as_ref().unwrap();
+    assert_eq!(file.file_name.as_deref(), Some("voice.silk"));
+    assert_eq!(round_trip(&client, &item).await, silk);
+}
+
+#[tokio::test]
+async fn send_voice_sends_a_native_voice_item_with_its_metadata_on_request() {
     let sim = sim().await;
     let client = client(&sim);
     let mut silk = vec![0x02];
@@ -372,6 +391,7 @@ async fn send_voice_sends_a_native_voice_item_with_its_metadata() {
     silk.extend((0..2000).map(|i| (i % 200) as u8));
     let sent = client
         .send_voice(sim.user_id(), silk.clone())
+        .native_bubble(true)
         .playtime_ms(3200)
         .sample_rate(16_000)
         .encode_type(VoiceEncodeType::Silk)
@@ -426,6 +446,7 @@ async fn a_refused_voice_says_so_and_can_fall_back_to_a_file() {
 
     let err = client
         .send_voice(sim.user_id(), silk.clone())
+        .native_bubble(true)
         .await
         .unwrap_err();
     assert!(matches!(err, Error::VoiceRejected { .. }), "{err:?}");
@@ -435,6 +456,7 @@ async fn a_refused_voice_says_so_and_can_fall_back_to_a_file() {
 
     let sent = client
         .send_voice(sim.user_id(), silk.clone())
+        .native_bubble(true)
         .fallback_to_file(true)
         .await
         .unwrap();

@@ -57,6 +57,32 @@ pub const FIRST_POLL_TIMEOUT: Duration =
     Duration::from_millis(wxlink_proto::consts::LONG_POLL_TIMEOUT_MS)
         .saturating_add(LONG_POLL_MARGIN);
 
+/// The shortest long-poll hold a server suggestion is raised to.
+pub const MIN_SERVER_HOLD: Duration = Duration::from_secs(1);
+
+/// The longest long-poll hold a server suggestion is cut to: nine times the
+/// official 35 s is generous for any real server and keeps a broken or
+/// hostile `longpolling_timeout_ms` (up to `i64::MAX` ms) from parking a
+/// poll for centuries.
+pub const MAX_SERVER_HOLD: Duration = Duration::from_secs(300);
+
+/// The hold a server's `longpolling_timeout_ms` suggests, clamped to
+/// [`MIN_SERVER_HOLD`]..=[`MAX_SERVER_HOLD`]; `None` for zero or a
+/// negative value, which suggest nothing.
+///
+/// ```
+/// use std::time::Duration;
+/// use wxlink_client::client::{MAX_SERVER_HOLD, server_hold};
+///
+/// assert_eq!(server_hold(35_000), Some(Duration::from_secs(35)));
+/// assert_eq!(server_hold(i64::MAX), Some(MAX_SERVER_HOLD));
+/// assert_eq!(server_hold(-5), None);
+/// ```
+pub fn server_hold(ms: i64) -> Option<Duration> {
+    let ms = u64::try_from(ms).ok().filter(|ms| *ms > 0)?;
+    Some(Duration::from_millis(ms).clamp(MIN_SERVER_HOLD, MAX_SERVER_HOLD))
+}
+
 /// The client-side limit of a poll the server is expected to hold for
 /// `hold`: the hold plus [`LONG_POLL_MARGIN`].
 pub(crate) fn poll_limit(hold: Duration) -> Duration {
@@ -686,12 +712,8 @@ impl WxLinkClient {
             .await
         {
             Ok(response) => {
-                if let Some(ms) = response
-                    .longpolling_timeout_ms
-                    .and_then(|ms| u64::try_from(ms).ok())
-                    .filter(|ms| *ms > 0)
-                {
-                    let limit = poll_limit(Duration::from_millis(ms));
+                if let Some(hold) = response.longpolling_timeout_ms.and_then(server_hold) {
+                    let limit = poll_limit(hold);
                     self.inner
                         .poll_timeout_ms
                         .store(duration_ms(limit), Ordering::Relaxed);

@@ -67,7 +67,7 @@ pub use limits::TransferTimeouts;
 #[cfg(feature = "transport")]
 pub use upload::{UploadOptions, UploadSource, UploadUrlApi, upload};
 
-pub use crypto::{Decryptor, Encryptor, ciphertext_len};
+pub use crypto::{Decryptor, Encryptor, checked_ciphertext_len, ciphertext_len};
 pub use item::{UploadedMedia, VoiceMeta};
 pub use key::{AesKey, KeyEncoding, resolve_item_key};
 pub use kind::{Inferred, MediaKind, infer_kind};

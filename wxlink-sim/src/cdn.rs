@@ -247,7 +247,7 @@ pub(crate) async fn upload(
         match st.cdn.mode {
             CdnStorage::DigestOnly => Choice::Digest,
             CdnStorage::Spill { memory_limit } => {
-                if st.cdn.memory_used + slot.filesize <= memory_limit {
+                if st.cdn.memory_used.saturating_add(slot.filesize) <= memory_limit {
                     st.cdn.memory_used += slot.filesize;
                     Choice::Memory
                 } else {

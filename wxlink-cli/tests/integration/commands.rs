@@ -1158,3 +1158,22 @@ async fn listen_once_fails_on_a_session_expiry() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stdout(&out).is_empty(), "{}", stdout(&out));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_with_a_timeout_beyond_any_clock_still_completes() {
+    let sim = sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    sim.script_login(LoginScript::confirm());
+    let out = run(wxlink(dir.path()).args([
+        "--base-url",
+        &sim.base_url(),
+        "login",
+        "--out",
+        "bot.json",
+        "--timeout",
+        "10000000000000000000",
+    ]))
+    .await;
+    assert_ok(&out);
+    assert!(dir.path().join("bot.json").exists());
+}

@@ -124,7 +124,9 @@ impl Machine {
             pending_code: None,
             awaiting_code: false,
             scanned: false,
-            deadline_at: now + deadline,
+            // A deadline too far to represent (`--timeout 10000000000000000000`,
+            // `Duration::MAX`) means no deadline in practice: a century.
+            deadline_at: instant_after(now, deadline),
             config,
         }
     }
@@ -292,6 +294,15 @@ impl Machine {
             user_id: c.ilink_user_id.filter(|s| !s.is_empty()),
         })
     }
+}
+
+/// `now + d`, or a century from now when that cannot be represented (a
+/// deadline or interval of `Duration::MAX`, `--timeout
+/// 10000000000000000000`): no deadline, in practice, and no overflow.
+pub(crate) fn instant_after(now: Instant, d: Duration) -> Instant {
+    now.checked_add(d)
+        .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 24 * 3600)))
+        .unwrap_or(now)
 }
 
 /// The scheme of the login base, `https` unless it is plainly `http`.

@@ -82,6 +82,7 @@ pub mod client;
 mod error;
 pub mod login;
 pub mod media;
+pub mod reject;
 
 pub use account::AccountRecord;
 pub use chunk::{DEFAULT_MAX_CHARS, chunk_text};

@@ -17,8 +17,8 @@ use wxlink_proto::{
 use crate::body::SimBody;
 use crate::cdn::UploadSlot;
 use crate::config::{SendOkBody, UploadUrlMode};
+use crate::http::{Answer, Call, SESSION_EXPIRED, json, json_response, wait_shutdown};
 use crate::records::{NotifyCall, SentMessage, TypingCall};
-use crate::server::{Answer, Call, SESSION_EXPIRED, json, json_response, wait_shutdown};
 use crate::state::{Shared, State};
 
 /// `{"ret":-2,"errmsg":"invalid arguments"}`, the observed answer to a
@@ -75,6 +75,9 @@ pub(crate) async fn getupdates(shared: &Arc<Shared>, call: Call) -> Answer {
             _ = wait_shutdown(&mut shutdown) => break Vec::new(),
         }
     };
+    if !call.redeliver.is_empty() && !call.answer_lost {
+        redeliver(shared, &msgs, &call.redeliver);
+    }
     let mut st = shared.state();
     let omit_ret = st
         .rng
@@ -97,6 +100,34 @@ pub(crate) async fn getupdates(shared: &Arc<Shared>, call: Call) -> Answer {
         text = text.replacen(r#"{"ret":0"#, r#"{"ret":0,"msgs":[]"#, 1);
     }
     Answer::ok(json_response(text))
+}
+
+/// Queues `msgs` again after each of `delays`, unless the simulator was
+/// reset or shut down in between.
+fn redeliver(shared: &Arc<Shared>, msgs: &[wxlink_proto::WeixinMessage], delays: &[Duration]) {
+    if msgs.is_empty() {
+        return;
+    }
+    let generation = shared.state().generation;
+    for delay in delays {
+        let shared = shared.clone();
+        let msgs = msgs.to_vec();
+        let delay = *delay;
+        let mut shutdown = shared.shutdown.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = wait_shutdown(&mut shutdown) => return,
+            }
+            let mut st = shared.state();
+            if st.generation != generation {
+                return;
+            }
+            st.queue.extend(msgs);
+            drop(st);
+            shared.inbound.notify_waiters();
+        });
+    }
 }
 
 /// The opaque cursor after `delivered` batches: base64 of a tagged
@@ -453,8 +484,8 @@ pub(crate) fn getuploadurl(shared: &Arc<Shared>, call: Call) -> Answer {
     let full_url = format!(
         "{}/upload?encrypted_query_param={}&filekey={}",
         shared.cdn_base_url,
-        crate::cdn::encode_component(&param),
-        crate::cdn::encode_component(&filekey),
+        crate::http::encode_component(&param),
+        crate::http::encode_component(&filekey),
     );
     let mode = shared.config.upload_url_mode;
     let resp = GetUploadUrlResponse {

@@ -16,29 +16,15 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::BodyExt as _;
-use hyper::body::Incoming;
 use md5::{Digest as _, Md5};
-use percent_encoding::percent_decode_str;
 use tokio::io::AsyncWriteExt as _;
 use wxlink_media::{AesKey, Decryptor};
 
 use crate::body::SimBody;
 use crate::config::CdnStorage;
+use crate::http::{Answer, RequestBody, cdn_error, drain, query_param};
 use crate::records::UploadRecord;
-use crate::server::{Answer, status};
 use crate::state::Shared;
-
-pub(crate) use wxlink_proto::url::encode_uri_component as encode_component;
-
-/// The value of query parameter `name`, percent-decoded. A `+` stays a
-/// `+`: clients encode with `encodeURIComponent`, not as HTML forms, and a
-/// base64 parameter may hold a literal `+`.
-pub(crate) fn query_param(query: Option<&str>, name: &str) -> Option<String> {
-    query?.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (k == name).then(|| percent_decode_str(v).decode_utf8_lossy().into_owned())
-    })
-}
 
 /// An upload announced by `getuploadurl`.
 #[derive(Debug, Clone)]
@@ -195,15 +181,6 @@ enum Sink {
     Digest,
 }
 
-/// A 4xx answer carrying `x-error-message`, as the real CDN does.
-fn cdn_error(code: StatusCode, message: &str) -> Response<SimBody> {
-    let mut resp = status(code, message);
-    if let Ok(v) = HeaderValue::from_str(message) {
-        resp.headers_mut().insert("x-error-message", v);
-    }
-    resp
-}
-
 /// `POST <cdn>/upload?encrypted_query_param=…&filekey=…`: streams the body
 /// through the decryptor and MD5, never holding more than the storage
 /// policy allows. Returns the answer and the bytes read.
@@ -211,7 +188,7 @@ pub(crate) async fn upload(
     shared: &Arc<Shared>,
     query: Option<&str>,
     headers: &http::HeaderMap,
-    mut body: Incoming,
+    mut body: RequestBody,
 ) -> (Answer, u64) {
     let param = query_param(query, "encrypted_query_param").unwrap_or_default();
     let filekey = query_param(query, "filekey");
@@ -247,7 +224,7 @@ pub(crate) async fn upload(
         )
     };
     if filekey.as_deref().is_some_and(|k| k != slot.filekey) {
-        let size = drain_rest(&mut body).await;
+        let size = drain(&mut body).await;
         return refuse(shared, record, "filekey mismatch", size);
     }
     let declared = headers
@@ -255,7 +232,7 @@ pub(crate) async fn upload(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
     if declared.is_some_and(|n| n != slot.filesize) {
-        let size = drain_rest(&mut body).await;
+        let size = drain(&mut body).await;
         return refuse(shared, record, "file size mismatch", size);
     }
 
@@ -270,7 +247,7 @@ pub(crate) async fn upload(
         match st.cdn.mode {
             CdnStorage::DigestOnly => Choice::Digest,
             CdnStorage::Spill { memory_limit } => {
-                if st.cdn.memory_used + slot.filesize <= memory_limit {
+                if st.cdn.memory_used.saturating_add(slot.filesize) <= memory_limit {
                     st.cdn.memory_used += slot.filesize;
                     Choice::Memory
                 } else {
@@ -287,12 +264,12 @@ pub(crate) async fn upload(
         Choice::Disk(Ok(path)) => match tokio::fs::File::create(&path).await {
             Ok(f) => Sink::Disk(path, tokio::io::BufWriter::new(f)),
             Err(_) => {
-                let size = drain_rest(&mut body).await;
+                let size = drain(&mut body).await;
                 return refuse(shared, record, "cdn storage unavailable", size);
             }
         },
         Choice::Disk(Err(_)) => {
-            let size = drain_rest(&mut body).await;
+            let size = drain(&mut body).await;
             return refuse(shared, record, "cdn storage unavailable", size);
         }
     };
@@ -336,7 +313,7 @@ pub(crate) async fn upload(
     if failure.is_some() {
         // Read what the client is still sending, so it gets to read the 4xx
         // instead of a reset while it writes.
-        received += drain_rest(&mut body).await;
+        received += drain(&mut body).await;
     }
     if failure.is_none() && received != slot.filesize {
         failure = Some("file size mismatch");
@@ -412,17 +389,6 @@ pub(crate) async fn upload(
     (Answer::ok(resp), received)
 }
 
-/// Reads and discards the rest of a request body; returns the bytes read.
-async fn drain_rest(body: &mut Incoming) -> u64 {
-    let mut n = 0u64;
-    while let Some(Ok(frame)) = body.frame().await {
-        if let Ok(data) = frame.into_data() {
-            n += data.len() as u64;
-        }
-    }
-    n
-}
-
 /// `GET <cdn>/download?encrypted_query_param=…`: streams the stored
 /// ciphertext.
 pub(crate) async fn download(shared: &Arc<Shared>, query: Option<&str>) -> Answer {
@@ -454,20 +420,4 @@ pub(crate) async fn download(shared: &Arc<Shared>, query: Option<&str>) -> Answe
     resp.headers_mut()
         .insert(header::CONTENT_LENGTH, HeaderValue::from(media.filesize));
     Answer::ok(resp)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn query_values_round_trip_through_component_encoding() {
-        let raw = "a+b/c=d&e f";
-        let q = format!("x=1&encrypted_query_param={}", encode_component(raw));
-        assert_eq!(
-            query_param(Some(&q), "encrypted_query_param").as_deref(),
-            Some(raw)
-        );
-        assert_eq!(query_param(Some(&q), "missing"), None);
-    }
 }

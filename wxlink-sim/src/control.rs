@@ -11,7 +11,7 @@
 //! | `GET /_sim/sent`, `/_sim/typing`, `/_sim/notify`, `/_sim/uploads`, `/_sim/requests` | — | the records kept (the newest `record_limit`, or `request_log_limit` for requests), oldest first |
 //! | `GET /_sim/sent?min=N&timeout_ms=T` (also `typing`, `uploads`) | — | waits until at least N records were added in all (dropped ones count) and answers those kept; 408 `{"error":…}` after T ms (default 5 000) |
 //! | `GET /_sim/counts` | — | `{sent, typing, notify, uploads, requests: {total, kept}, requests_by_endpoint: {name: total}}`, all-time since the start or last reset |
-//! | `POST /_sim/fault` | `{endpoint, kind: http_status\|delay\|drop_connection\|truncated_body\|invalid_json\|session_expired\|session_expired_ret\|json, status?, body?, delay_ms?, times?}` (`body` is the text of `http_status` and the JSON of `json`, a string or any JSON value) | `{}` |
+//! | `POST /_sim/fault` | `{endpoint, kind, status?, body?, delay_ms?, times?, stall_ms?, after_bytes?, retry_after_s?, delays_ms?}`: see below | `{}` |
 //! | `POST /_sim/expire`, `POST /_sim/reset` | — | `{}` |
 //! | `POST /_sim/login_script` | `{path: confirm\|redirect\|verify_code\|expired\|binded_redirect, code?, max_attempts?, user_id?, step_delay_ms?, manual?}` | `{}` |
 //! | `POST /_sim/login_advance` | — | `{}` once the user of the newest QR login in progress took a step (a held status poll answers at once); 400 when none is in progress |
@@ -20,6 +20,25 @@
 //! | `POST /_sim/users` | `{user_id}` | `{}` |
 //!
 //! Errors answer HTTP 400 with `{"error": "<reason>"}`; unknown paths 404.
+//!
+//! The fault kinds of `POST /_sim/fault` and the fields each reads (any
+//! kind but `delay` is applied `delay_ms` late when that is given):
+//!
+//! | `kind` | [`Fault`] | Fields |
+//! |---|---|---|
+//! | `http_status` | `HttpStatus` | `status` (503), `body` (its text) |
+//! | `delay` | `Delay` | `delay_ms` |
+//! | `drop_connection` | `DropConnection` | — |
+//! | `truncated_body` | `TruncatedBody` | — |
+//! | `invalid_json` | `InvalidJson` | — |
+//! | `session_expired`, `session_expired_ret` | `SessionExpired`, `SessionExpiredRet` | — |
+//! | `json` | `Json` | `body` (a string, or any JSON value sent as its text) |
+//! | `stall_body` | `StallBody` | `stall_ms` |
+//! | `stall_upload` | `StallUpload` | `after_bytes` (0), `stall_ms` |
+//! | `reset_upload` | `ResetUpload` | `after_bytes` (0) |
+//! | `retry_after` | `RetryAfter` | `status` (503), `retry_after_s` (1) |
+//! | `lose_response` | `LoseResponse` | — |
+//! | `duplicate` | `Duplicate` | `delays_ms` (1 000 and 2 400 000) |
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,9 +54,9 @@ use crate::Simulator;
 use crate::body::SimBody;
 use crate::config::{Fidelity, Throttle};
 use crate::fault::Fault;
+use crate::http::{json, json_response, read_body, status};
 use crate::inbound::InboundMessage;
 use crate::login::LoginScript;
-use crate::server::{json, json_response, read_body, status};
 use crate::state::Shared;
 
 fn bad(reason: impl Into<String>) -> Response<SimBody> {
@@ -81,6 +100,10 @@ struct FaultIn {
     body: Option<serde_json::Value>,
     delay_ms: Option<u64>,
     times: Option<u32>,
+    stall_ms: Option<u64>,
+    after_bytes: Option<u64>,
+    retry_after_s: Option<u64>,
+    delays_ms: Option<Vec<u64>>,
 }
 
 impl FaultIn {
@@ -136,7 +159,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
     };
     let sim = Simulator::view(shared);
     if method == Method::GET {
-        if let Some(min) = crate::cdn::query_param(query.as_deref(), "min") {
+        if let Some(min) = crate::http::query_param(query.as_deref(), "min") {
             return wait_for(&sim, &path, &min, query.as_deref()).await;
         }
     }
@@ -154,7 +177,7 @@ async fn wait_for(
     let Ok(n) = min.parse::<usize>() else {
         return bad("min must be a number");
     };
-    let ms = crate::cdn::query_param(query, "timeout_ms")
+    let ms = crate::http::query_param(query, "timeout_ms")
         .and_then(|t| t.parse::<u64>().ok())
         .unwrap_or(5_000);
     let timeout = Duration::from_millis(ms);
@@ -263,6 +286,31 @@ fn route(
                 "json" => match input.body_text() {
                     Some(body) => Fault::Json(body),
                     None => return Err("a json fault needs a body".to_owned()),
+                },
+                "stall_body" => Fault::StallBody(Duration::from_millis(
+                    input.stall_ms.ok_or("a stall_body fault needs stall_ms")?,
+                )),
+                "stall_upload" => Fault::StallUpload {
+                    after: input.after_bytes.unwrap_or(0),
+                    stall: Duration::from_millis(
+                        input
+                            .stall_ms
+                            .ok_or("a stall_upload fault needs stall_ms")?,
+                    ),
+                },
+                "reset_upload" => Fault::ResetUpload {
+                    after: input.after_bytes.unwrap_or(0),
+                },
+                "retry_after" => Fault::RetryAfter(
+                    input.status.unwrap_or(503),
+                    Duration::from_secs(input.retry_after_s.unwrap_or(1)),
+                ),
+                "lose_response" => Fault::LoseResponse,
+                "duplicate" => match &input.delays_ms {
+                    Some(ms) => {
+                        Fault::Duplicate(ms.iter().copied().map(Duration::from_millis).collect())
+                    }
+                    None => Fault::duplicate(),
                 },
                 other => return Err(format!("unknown fault kind {other}")),
             };

@@ -138,6 +138,12 @@
 //! | `SessionExpired` | HTTP 200 `{"errcode":-14,"errmsg":"session timeout"}` (the usual form, no `ret`) | no |
 //! | `SessionExpiredRet` | HTTP 200 `{"ret":-14,"errcode":-14,"errmsg":"session timeout"}` (the other observed form) | no |
 //! | `Json(body)` | HTTP 200 with that JSON body, e.g. `{"ret":-2,"errmsg":"unknown error"}` | no |
+//! | `StallBody(d)` | the headers at once, then no body byte for `d`, then the body | yes |
+//! | `StallUpload { after, stall }` | the server reads `after` request bytes, stops reading for `stall`, then goes on | as without the fault |
+//! | `ResetUpload { after }` | the server reads `after` request bytes, then resets the connection | no |
+//! | `RetryAfter(code, d)` / `Fault::too_many_requests(d)` / `Fault::unavailable(d)` | 429 or 503 with `Retry-After` in whole seconds | no |
+//! | `LoseResponse` | the call is handled, then the connection closes unanswered; a `getupdates` batch is lost | yes |
+//! | `Duplicate(delays)` / `Fault::duplicate()` | the normal answer; `getupdates` delivers each message again after each delay | yes |
 //!
 //! Endpoint names are those of [`FAULT_TARGETS`]: `get_bot_qrcode`,
 //! `get_qrcode_status`, `getupdates`, `sendmessage`, `getconfig`,
@@ -172,6 +178,7 @@ mod cdn;
 mod config;
 pub mod control;
 mod fault;
+mod http;
 mod inbound;
 mod login;
 mod records;

@@ -10,8 +10,8 @@ use wxlink_proto::{
     BotToken, GetBotQrcodeRequest, GetBotQrcodeResponse, GetQrcodeStatusResponse, QrStatus,
 };
 
-use crate::cdn::query_param;
-use crate::server::{Answer, Call, json, wait_shutdown};
+use crate::http::query_param;
+use crate::http::{Answer, Call, json, wait_shutdown};
 use crate::state::{Binding, Shared, random_bot_id, random_token};
 
 /// Which way a scripted login goes.
@@ -318,7 +318,7 @@ pub(crate) fn get_bot_qrcode(shared: &Arc<Shared>, call: Call) -> Answer {
         qrcode_img_content: Some(format!(
             "{}/_sim/qr?qrcode={qrcode}&bot_type={}",
             shared.base_url,
-            crate::cdn::encode_component(&bot_type)
+            crate::http::encode_component(&bot_type)
         )),
         qrcode: Some(qrcode),
         ..Default::default()

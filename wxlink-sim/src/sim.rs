@@ -328,7 +328,7 @@ impl Simulator {
             format!(
                 "{}/download?encrypted_query_param={}",
                 self.shared.cdn_base_url,
-                crate::cdn::encode_component(&param)
+                crate::http::encode_component(&param)
             )
         });
         let media = |with_key: bool| CdnMedia {

@@ -81,6 +81,9 @@ pub(crate) struct State {
     pub(crate) clock_offset: Duration,
     pub(crate) cdn: CdnState,
     pub(crate) login: LoginState,
+    /// Bumped by every reset, so timers started before it (re-deliveries)
+    /// know to do nothing.
+    pub(crate) generation: u64,
 }
 
 impl State {
@@ -120,6 +123,7 @@ impl State {
             clock_offset: Duration::ZERO,
             cdn: CdnState::new(config.cdn_storage, config.cdn_object_limit),
             login: LoginState::default(),
+            generation: 0,
         }
     }
 
@@ -149,6 +153,7 @@ impl State {
         self.clock_offset = Duration::ZERO;
         self.cdn.clear();
         self.login = LoginState::default();
+        self.generation = self.generation.wrapping_add(1);
     }
 
     /// The binding inbound messages go to.

@@ -70,7 +70,7 @@ pub fn client_builder(global: &GlobalArgs) -> Result<ClientBuilder> {
     if let Some(transport) = transport(global)? {
         builder = builder.transport(transport);
     }
-    Ok(builder)
+    Ok(builder.allow_insecure_http(global.allow_insecure_http))
 }
 
 /// The transport the global flags ask for, `None` for the default.

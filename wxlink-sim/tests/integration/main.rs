@@ -18,3 +18,4 @@ mod fuzz;
 mod login;
 mod records;
 mod secrets;
+mod stalls;

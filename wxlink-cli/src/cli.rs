@@ -79,6 +79,11 @@ pub struct GlobalArgs {
     /// https login redirect host.
     #[arg(long, global = true, value_name = "FILE", env = "WXLINK_CA_CERT")]
     pub ca_cert: Option<std::path::PathBuf>,
+
+    /// Allow a plain http:// server on another host (a test server on a trusted network). By
+    /// default the bot token only travels over https://, or over http:// to this machine.
+    #[arg(long, global = true, env = "WXLINK_ALLOW_INSECURE_HTTP")]
+    pub allow_insecure_http: bool,
 }
 
 /// The commands of `wxlink`.
@@ -150,13 +155,28 @@ pub enum Command {
             poll cursor is saved after every poll (atomically: a crash never loses or rewinds it) \
             and resumed on the next start. With --download-dir inbound media is downloaded and \
             decrypted there, and the line gets a \"downloaded\" field with the paths. Runs until \
-            Ctrl-C, or for a single poll with --once.",
+            Ctrl-C, or until one batch of messages has arrived with --once.",
         after_help = "Examples:\n  \
             wxlink listen\n  \
             wxlink listen --cursor-file bot.cursor --download-dir inbox/\n  \
             wxlink listen --once | jq -r '.item_list[0].text_item.text'"
     )]
     Listen(ListenArgs),
+
+    /// List or re-queue the messages a bot runtime gave up on.
+    #[command(
+        name = "dead-letters",
+        long_about = "List or re-queue the messages a bot runtime gave up on.\n\n\
+            A message whose handler failed too often (3 times by default, counted across restarts) \
+            moves from the store's journal to its dead letters and is no longer replayed. `list` \
+            prints one JSON line per dead letter (account, key, message id, sender, attempts, last \
+            error, text; never the context token); `requeue` moves one back into the journal, and \
+            the account's runner handles it again on its next start.",
+        after_help = "Examples:\n  \
+            wxlink dead-letters list --store bot.db\n  \
+            wxlink dead-letters requeue --store bot.db --for BOT@im.bot 17"
+    )]
+    DeadLetters(DeadLettersArgs),
 
     /// Show or cancel the "typing…" indicator for a user.
     #[command(
@@ -255,9 +275,14 @@ pub struct SendArgs {
     #[arg(long, value_name = "PATH")]
     pub file: Option<PathBuf>,
 
-    /// Download this http(s) URL, then upload and send it.
+    /// Download this http(s) URL, then upload and send it. Only public addresses are fetched.
     #[arg(long, value_name = "URL")]
     pub url: Option<String>,
+
+    /// Let --url fetch from this machine's loopback interface (127.0.0.0/8, ::1), for a local
+    /// test server. Private networks and metadata addresses stay refused.
+    #[arg(long, requires = "url")]
+    pub url_allow_loopback: bool,
 
     /// A text sent before the media (with --file or --url).
     #[arg(long, value_name = "TEXT", conflicts_with = "text")]
@@ -275,13 +300,56 @@ pub struct ListenArgs {
     #[arg(long, value_name = "F")]
     pub cursor_file: Option<PathBuf>,
 
-    /// Poll once (returns when messages arrive or the server's hold ends), then exit.
+    /// Wait for one batch of inbound messages, print it and exit. Empty polls, dropped
+    /// connections and 5xx answers are retried with the normal backoff; a session expiry or a
+    /// permanent error fails the command.
     #[arg(long)]
     pub once: bool,
 
     /// Download and decrypt inbound media into this directory.
     #[arg(long, value_name = "DIR")]
     pub download_dir: Option<PathBuf>,
+
+    /// Run on the bot runtime with this SQLite store: durable, de-duplicated, each message
+    /// acknowledged after its line is printed (and replayed after a crash until it was).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["cursor_file", "once"])]
+    pub store: Option<PathBuf>,
+}
+
+/// Options of `wxlink dead-letters`.
+#[derive(Debug, Args, Clone)]
+pub struct DeadLettersArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: DeadLettersAction,
+}
+
+/// `wxlink dead-letters list|requeue`.
+#[derive(Debug, Subcommand, Clone)]
+pub enum DeadLettersAction {
+    /// Print the dead letters, one JSON line each.
+    List {
+        /// The SQLite store file.
+        #[arg(long, value_name = "FILE")]
+        store: PathBuf,
+        /// Only this account (default: every account in the store).
+        #[arg(long = "for", value_name = "ID")]
+        account_id: Option<String>,
+        /// At most this many per account.
+        #[arg(long, value_name = "N", default_value_t = 1000)]
+        limit: usize,
+    },
+    /// Move one dead letter back into the journal.
+    Requeue {
+        /// The SQLite store file.
+        #[arg(long, value_name = "FILE")]
+        store: PathBuf,
+        /// The account the dead letter belongs to.
+        #[arg(long = "for", value_name = "ID")]
+        account_id: String,
+        /// The dead letter's key, as `list` prints it.
+        key: u64,
+    },
 }
 
 /// Options of `wxlink typing`.
@@ -330,6 +398,7 @@ impl std::fmt::Debug for SendArgs {
             .field("text", &self.text)
             .field("file", &self.file)
             .field("url", &self.url)
+            .field("url_allow_loopback", &self.url_allow_loopback)
             .field("caption", &self.caption)
             .field("chunk", &self.chunk)
             .finish()

@@ -7,6 +7,7 @@ mod bench;
 mod codegen;
 mod examples;
 mod flags;
+mod fuzz;
 mod msrv;
 
 use std::path::{Path, PathBuf};
@@ -30,6 +31,7 @@ fn main() -> Result<()> {
         "ci" => ci(&sh),
         "examples" => examples::run(&sh),
         "bench" => bench::run(&sh),
+        "fuzz" => fuzz::run_args(&sh, rest),
         "help" | "--help" | "-h" => {
             print!("{}", flags::HELP);
             Ok(())
@@ -80,6 +82,15 @@ fn deps(sh: &Shell) -> Result<()> {
             "wxlink-client",
             &["wxlink-proto", "wxlink-transport", "wxlink-media"],
         ),
+        (
+            "wxlink-bot",
+            &[
+                "wxlink-proto",
+                "wxlink-transport",
+                "wxlink-media",
+                "wxlink-client",
+            ],
+        ),
         ("wxlink-sim", &["wxlink-proto", "wxlink-media"]),
         (
             "wxlink-cli",
@@ -88,6 +99,7 @@ fn deps(sh: &Shell) -> Result<()> {
                 "wxlink-transport",
                 "wxlink-media",
                 "wxlink-client",
+                "wxlink-bot",
                 "wxlink-sim",
             ],
         ),
@@ -118,6 +130,17 @@ fn deps(sh: &Shell) -> Result<()> {
     .read()?;
     if sim.lines().any(|l| l.starts_with("wxlink-transport ")) {
         bad.push("wxlink-sim -> wxlink-transport (through wxlink-media's default feature)".into());
+    }
+    // A program that only uses the facade builds no SQLite: the bot
+    // runtime's store is the only crate allowed to pull it in.
+    let client = cmd!(
+        sh,
+        "cargo tree --locked -p wxlink-client -e normal --prefix none --format {fmt}"
+    )
+    .quiet()
+    .read()?;
+    if client.lines().any(|l| l.starts_with("rusqlite ")) {
+        bad.push("wxlink-client -> rusqlite (the store belongs to wxlink-bot)".into());
     }
     if !bad.is_empty() {
         bail!("forbidden crate edges:\n  {}", bad.join("\n  "));
@@ -159,6 +182,8 @@ fn ci(sh: &Shell) -> Result<()> {
     deps(sh)?;
     test(sh, &[])?;
     examples::run(sh)?;
+    let all: Vec<String> = fuzz::TARGETS.iter().map(|t| (*t).to_owned()).collect();
+    fuzz::run(sh, fuzz::CI_SECONDS, &all)?;
     let _doc = sh.push_env("RUSTDOCFLAGS", "-D warnings");
     cmd!(sh, "cargo doc --workspace --no-deps --locked").run()?;
     println!("xtask ci: all checks passed");

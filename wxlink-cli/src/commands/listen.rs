@@ -6,6 +6,11 @@
 //! login can fix it. Each batch is printed (and its media downloaded)
 //! before the cursor is saved, so a crash in between repeats output rather
 //! than losing it on our side.
+//!
+//! With `--once` the command waits for one batch of inbound messages: empty
+//! polls and transient failures (a dropped connection, a timeout, a 5xx) are
+//! ridden out with the same backoff, and only a session expiry or a
+//! permanent error (a refused request, a bad URL) fails it.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -16,7 +21,12 @@ use anyhow::{Context, Result};
 use wxlink_client::WxLinkClient;
 use wxlink_proto::{MessageItemType, MessageType, WeixinMessage};
 
-use crate::cli::ListenArgs;
+use wxlink_bot::store::{AccountId, SqliteStore};
+use wxlink_bot::{AccountConfig, EventKind, Host, Incoming};
+use wxlink_proto::BotToken;
+
+use crate::account::Account;
+use crate::cli::{GlobalArgs, ListenArgs};
 use crate::cursor;
 
 /// Runs the listener until Ctrl-C (or after one poll with `--once`).
@@ -45,7 +55,7 @@ pub async fn run(client: &WxLinkClient, args: &ListenArgs) -> Result<ExitCode> {
         };
         let batch = match polled {
             Ok(batch) => batch,
-            Err(e) if args.once || e.is_session_expired() => {
+            Err(e) if e.is_session_expired() || (args.once && is_permanent(&e)) => {
                 break Err(anyhow::Error::new(e).context("polling for messages failed"));
             }
             Err(e) => {
@@ -64,12 +74,14 @@ pub async fn run(client: &WxLinkClient, args: &ListenArgs) -> Result<ExitCode> {
             }
         };
         failures = 0;
+        let mut printed = 0usize;
         for msg in batch.messages() {
             if msg.message_type == Some(MessageType::Bot) {
                 // The bot's own messages echoed back are not inbound
                 // (ILINK.md §5.7).
                 continue;
             }
+            printed += 1;
             let downloaded = match &args.download_dir {
                 Some(dir) => download_media(client, msg, dir).await,
                 None => Vec::new(),
@@ -86,7 +98,7 @@ pub async fn run(client: &WxLinkClient, args: &ListenArgs) -> Result<ExitCode> {
                 .with_context(|| format!("cannot save the cursor file {}", path.display()))?;
         }
         cursor = batch.next_cursor;
-        if args.once {
+        if args.once && printed > 0 {
             break Ok(());
         }
     };
@@ -94,6 +106,96 @@ pub async fn run(client: &WxLinkClient, args: &ListenArgs) -> Result<ExitCode> {
         tracing::debug!(error = %e, "notifystop failed");
     }
     result.map(|()| ExitCode::SUCCESS)
+}
+
+/// Runs the listener on the bot runtime with a SQLite store until Ctrl-C:
+/// each poll is journaled with its cursor before anything is printed,
+/// repeats are dropped by id, and a message is acknowledged only after its
+/// line was written, so a crash replays what was not printed yet.
+pub async fn run_on_store(
+    account: &Account,
+    global: &GlobalArgs,
+    store: &Path,
+    args: &ListenArgs,
+) -> Result<ExitCode> {
+    if let Some(dir) = &args.download_dir {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the download directory {}", dir.display()))?;
+    }
+    let store = SqliteStore::open(store)
+        .with_context(|| format!("cannot open the store {}", store.display()))?;
+    let mut host = Host::builder(store).concurrency(1);
+    if let Some(transport) = super::transport(global)? {
+        host = host.transport(transport);
+    }
+    let host = host.build();
+    let id = AccountId::new(
+        account
+            .account_id
+            .clone()
+            .unwrap_or_else(|| "default".into()),
+    )?;
+    let builder = WxLinkClient::builder()
+        .allow_insecure_http(global.allow_insecure_http)
+        .base_url(account.base_url.clone())
+        .cdn_base_url(account.cdn_base_url.clone())
+        .token(BotToken::new(account.token.clone()));
+    let download_dir = args.download_dir.clone();
+    let mut events = host.events();
+    host.add_account(
+        AccountConfig::new(id, builder),
+        move |incoming: Incoming| {
+            let dir = download_dir.clone();
+            async move {
+                let downloaded = match &dir {
+                    Some(dir) => download_media(&incoming.client(), incoming.message(), dir).await,
+                    None => Vec::new(),
+                };
+                // A failed write (a closed pipe) keeps the message journaled.
+                print_line(incoming.message(), &downloaded)
+                    .map_err(|e| -> Box<dyn std::error::Error + Send + Sync> { e.into() })
+            }
+        },
+    )
+    .await
+    .context("cannot start listening on the store")?;
+    let code = loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break ExitCode::SUCCESS,
+            event = events.recv() => match event {
+                Ok(event) if event.kind == EventKind::SessionExpired => {
+                    eprintln!("error: the session expired (-14); log in again with `wxlink login`");
+                    break ExitCode::from(2);
+                }
+                Ok(event) => tracing::debug!(kind = ?event.kind, "runtime event"),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(_) => break ExitCode::FAILURE,
+            },
+        }
+    };
+    host.shutdown().await;
+    Ok(code)
+}
+
+/// Whether a failed poll cannot succeed by waiting: the session expired,
+/// the server refused the request itself (a 4xx other than 408 and 429), or
+/// the request could not be built. Timeouts, connection failures, 5xx
+/// answers, business errors and undecodable bodies are transient.
+fn is_permanent(e: &wxlink_client::Error) -> bool {
+    if e.is_session_expired() || e.is_insecure_url() {
+        return true;
+    }
+    let Some(t) = e.transport() else {
+        // Errors of the facade itself (a missing token, a bad argument).
+        return true;
+    };
+    if let Some(status) = t.status() {
+        return status.is_client_error() && status.as_u16() != 408 && status.as_u16() != 429;
+    }
+    matches!(
+        t,
+        wxlink_transport::Error::InvalidUrl { .. } | wxlink_transport::Error::InvalidRequest { .. }
+    )
 }
 
 /// Prints one message as a JSON line, with a `downloaded` field listing the

@@ -9,9 +9,8 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod extremes;
 mod login;
 mod media;
 mod messaging;
 mod robustness;
-mod runtime_store;
-mod runtime_stream;

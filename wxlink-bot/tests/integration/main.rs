@@ -1,0 +1,4 @@
+//! Integration tests of wxlink-bot.
+
+mod postgres;
+mod store_contract;

@@ -43,9 +43,9 @@ use tokio_postgres::types::ToSql;
 use wxlink_proto::ContextToken;
 
 use super::{
-    AccountId, AccountSummary, BudgetKind, BudgetOutcome, CommitOutcome, ContextRecord, DeadLetter,
-    FailureOutcome, InboundBatch, JournalEntry, JournalKey, Lease, Store, StoreError, StoreFuture,
-    ThrottleRecord,
+    AccountCredentials, AccountId, AccountSummary, BudgetKind, BudgetOutcome, CommitOutcome,
+    ContextRecord, DeadLetter, FailureOutcome, InboundBatch, JournalEntry, JournalKey, Lease,
+    Store, StoreError, StoreFuture, ThrottleRecord,
 };
 
 /// How a [`PostgresStore`] connects.
@@ -360,82 +360,6 @@ impl PostgresStore {
             accounts,
             share,
         })
-    }
-
-    /// Stores the account file of `account` (JSON with its bot token and
-    /// base URL) for runners to start it from, registering the account if
-    /// it is new. The JSON is bound as a parameter and never logged.
-    pub async fn put_credentials(
-        &self,
-        account: &AccountId,
-        credentials_json: &str,
-    ) -> Result<(), StoreError> {
-        let op = "store an account";
-        let client = self.client(op).await?;
-        client
-            .execute(
-                "INSERT INTO wxlink_accounts (account, credentials) VALUES ($1, $2) \
-                 ON CONFLICT (account) DO UPDATE SET credentials = excluded.credentials",
-                &[&account.as_str(), &credentials_json],
-            )
-            .await
-            .map_err(db(op))?;
-        Ok(())
-    }
-
-    /// The account file stored by [`put_credentials`](Self::put_credentials).
-    pub async fn credentials(&self, account: &AccountId) -> Result<Option<String>, StoreError> {
-        let op = "read an account";
-        let client = self.client(op).await?;
-        let row = client
-            .query_opt(
-                "SELECT credentials FROM wxlink_accounts WHERE account = $1",
-                &[&account.as_str()],
-            )
-            .await
-            .map_err(db(op))?;
-        match row {
-            Some(row) => row.try_get(0).map_err(db(op)),
-            None => Ok(None),
-        }
-    }
-
-    /// Removes `account` and everything kept for it (journal, dead letters,
-    /// ids, tokens, budgets). Refused with [`StoreError::leased`] while a
-    /// runner holds an unexpired lease on it at `now_ms`, so that no runner
-    /// loses an account under its feet. Returns `false` when there was no
-    /// such account.
-    pub async fn remove_account(
-        &self,
-        account: &AccountId,
-        now_ms: i64,
-    ) -> Result<bool, StoreError> {
-        let op = "remove an account";
-        let mut client = self.client(op).await?;
-        let tx = client.transaction().await.map_err(db(op))?;
-        let row = tx
-            .query_opt(
-                "SELECT owner, expires_at FROM wxlink_accounts WHERE account = $1 FOR UPDATE",
-                &[&account.as_str()],
-            )
-            .await
-            .map_err(db(op))?;
-        let Some(row) = row else {
-            return Ok(false);
-        };
-        let owner: Option<String> = row.try_get(0).map_err(db(op))?;
-        let expires: i64 = row.try_get(1).map_err(db(op))?;
-        if let Some(owner) = owner.filter(|_| expires > now_ms) {
-            return Err(StoreError::leased(owner, expires));
-        }
-        tx.execute(
-            "DELETE FROM wxlink_accounts WHERE account = $1",
-            &[&account.as_str()],
-        )
-        .await
-        .map_err(db(op))?;
-        tx.commit().await.map_err(db(op))?;
-        Ok(true)
     }
 }
 
@@ -1160,6 +1084,79 @@ impl Store for PostgresStore {
             })
             .await?;
             Ok(())
+        })
+    }
+
+    fn put_credentials<'a>(
+        &'a self,
+        account: &'a AccountId,
+        credentials: &'a AccountCredentials,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let op = "store an account";
+            let client = self.client(op).await?;
+            client
+                .execute(
+                    "INSERT INTO wxlink_accounts (account, credentials) VALUES ($1, $2) \
+                     ON CONFLICT (account) DO UPDATE SET credentials = excluded.credentials",
+                    &[&account.as_str(), &credentials.expose_secret()],
+                )
+                .await
+                .map_err(db(op))?;
+            Ok(())
+        })
+    }
+
+    fn credentials<'a>(
+        &'a self,
+        account: &'a AccountId,
+    ) -> StoreFuture<'a, Option<AccountCredentials>> {
+        Box::pin(async move {
+            let op = "read an account";
+            let client = self.client(op).await?;
+            let row = client
+                .query_opt(
+                    "SELECT credentials FROM wxlink_accounts WHERE account = $1",
+                    &[&account.as_str()],
+                )
+                .await
+                .map_err(db(op))?;
+            let json: Option<String> = match row {
+                Some(row) => row.try_get(0).map_err(db(op))?,
+                None => None,
+            };
+            Ok(json.map(AccountCredentials::new))
+        })
+    }
+
+    fn remove_account<'a>(&'a self, account: &'a AccountId, now_ms: i64) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let op = "remove an account";
+            let mut client = self.client(op).await?;
+            let tx = client.transaction().await.map_err(db(op))?;
+            let row = tx
+                .query_opt(
+                    "SELECT owner, expires_at FROM wxlink_accounts WHERE account = $1 FOR UPDATE",
+                    &[&account.as_str()],
+                )
+                .await
+                .map_err(db(op))?;
+            let Some(row) = row else {
+                return Ok(false);
+            };
+            let owner: Option<String> = row.try_get(0).map_err(db(op))?;
+            let expires: i64 = row.try_get(1).map_err(db(op))?;
+            if let Some(owner) = owner.filter(|_| expires > now_ms) {
+                return Err(StoreError::leased(owner, expires));
+            }
+            tx.execute(
+                "DELETE FROM wxlink_accounts WHERE account = $1",
+                &[&account.as_str()],
+            )
+            .await
+            .map_err(db(op))?;
+            tx.commit().await.map_err(db(op))?;
+            Ok(true)
         })
     }
 }

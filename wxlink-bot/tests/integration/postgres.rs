@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use tokio_postgres::NoTls;
 use wxlink_bot::store::postgres::{PostgresOptions, migrate};
-use wxlink_bot::store::{AccountId, InboundBatch, PostgresStore, Store, StoreErrorKind};
+use wxlink_bot::store::{
+    AccountCredentials, AccountId, InboundBatch, PostgresStore, Store, StoreErrorKind,
+};
 use wxlink_pgtest::PgDatabase;
 
 /// A fresh database on the shared server, or `None` (reported) without
@@ -111,7 +113,7 @@ async fn runners_take_their_fair_share_and_a_dead_runners_accounts_move() {
     };
     for i in 0..10 {
         store
-            .put_credentials(&account(i), r#"{"token":"x"}"#)
+            .put_credentials(&account(i), &AccountCredentials::new(r#"{"token":"x"}"#))
             .await
             .expect("add an account");
     }
@@ -199,7 +201,10 @@ async fn a_claim_skips_accounts_another_transaction_has_locked() {
         .await
         .expect("connect");
     for i in 0..3 {
-        store.put_credentials(&account(i), "{}").await.expect("add");
+        store
+            .put_credentials(&account(i), &AccountCredentials::new("{}"))
+            .await
+            .expect("add");
     }
     let mut client = raw(&db).await;
     let tx = client.transaction().await.expect("begin");
@@ -237,17 +242,24 @@ async fn account_records_round_trip_and_a_leased_account_is_not_removed() {
     let a = account(1);
     assert_eq!(store.credentials(&a).await.expect("read"), None);
     store
-        .put_credentials(&a, r#"{"token":"t1"}"#)
+        .put_credentials(&a, &AccountCredentials::new(r#"{"token":"t1"}"#))
         .await
         .expect("add");
     store
-        .put_credentials(&a, r#"{"token":"t2"}"#)
+        .put_credentials(&a, &AccountCredentials::new(r#"{"token":"t2"}"#))
         .await
         .expect("replace");
     assert_eq!(
-        store.credentials(&a).await.expect("read").as_deref(),
+        store
+            .credentials(&a)
+            .await
+            .expect("read")
+            .map(|c| c.expose_secret().to_owned())
+            .as_deref(),
         Some(r#"{"token":"t2"}"#)
     );
+    let printed = format!("{:?}", store.credentials(&a).await.expect("read"));
+    assert!(!printed.contains("t2"), "{printed}");
     let lease = store.claim(&a, "runner-a", 1_000, 10).await.expect("claim");
     let err = store.remove_account(&a, 20).await.expect_err("leased");
     assert!(err.is_leased(), "{err}");

@@ -390,6 +390,18 @@ impl PgServer {
     /// Starts a new server. Takes a second or two the first time (for
     /// `initdb`) and a fraction of that afterwards.
     pub fn start() -> Result<Self, PgTestError> {
+        Self::start_inner(false)
+    }
+
+    /// Starts a server that syncs every commit to disk (`fsync`,
+    /// `synchronous_commit` and full-page writes on, as in production),
+    /// for benchmarks; [`start`](Self::start) turns them off for speed.
+    pub fn start_durable() -> Result<Self, PgTestError> {
+        Self::start_inner(true)
+    }
+
+    /// Starts a server, durable or not.
+    fn start_inner(durable: bool) -> Result<Self, PgTestError> {
         let bin = find_binaries()?;
         let probe = std::env::temp_dir().join(format!(
             "wxlink-pgtest-probe-{}-{}",
@@ -417,7 +429,7 @@ impl PgServer {
         // A free port may be taken between the probe and the server's bind;
         // a few fresh tries make that race harmless.
         for _ in 0..5 {
-            match Self::launch(&bin, &base, &template, user.as_ref(), me) {
+            match Self::launch(&bin, &base, &template, user.as_ref(), me, durable) {
                 Ok(server) => return Ok(server),
                 Err(e) => last = Some(e),
             }
@@ -432,6 +444,7 @@ impl PgServer {
         template: &Path,
         user: Option<&RunAs>,
         me: u32,
+        durable: bool,
     ) -> Result<Self, PgTestError> {
         let dir = base.join(format!("run-{}-{}", std::process::id(), random_token(8)));
         private_dir(&dir, user, me)?;
@@ -452,10 +465,14 @@ impl PgServer {
                 .map_err(io("chown init.sql"))?;
         }
         let port = free_port()?;
+        let speed = if durable {
+            ""
+        } else {
+            " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        };
         let options = format!(
-            "-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=off \
-             -c synchronous_commit=off -c full_page_writes=off \
-             -c max_connections=300 -c shared_buffers=32MB",
+            "-c listen_addresses=127.0.0.1 -p {port} -k {} \
+             -c max_connections=300 -c shared_buffers=32MB{speed}",
             dir.display()
         );
         let mut cmd = Command::new("sh");

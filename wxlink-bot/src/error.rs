@@ -31,10 +31,6 @@ pub(crate) enum Kind {
     UserMustWriteFirst,
     /// The queue of sends waiting for the throttle or the budget is full.
     QueueFull,
-    /// The message has no sender.
-    NoSender,
-    /// A journal entry could not be read back.
-    CorruptEntry(serde_json::Error),
     /// The store failed, refused a write (fenced) or the account is leased.
     Store(StoreError),
     /// A facade call failed.
@@ -58,10 +54,6 @@ impl Error {
         Self {
             kind: Box::new(kind),
         }
-    }
-
-    pub(crate) fn kind(&self) -> &Kind {
-        &self.kind
     }
 
     pub(crate) fn invalid(what: impl Into<String>) -> Self {
@@ -200,8 +192,6 @@ impl fmt::Display for Error {
             }
             Kind::UserMustWriteFirst => f.write_str("the user must write first"),
             Kind::QueueFull => f.write_str("send queue is full"),
-            Kind::NoSender => f.write_str("message has no sender"),
-            Kind::CorruptEntry(_) => f.write_str("journal entry is not a valid message"),
             Kind::Store(_) => f.write_str("runtime store failed"),
             Kind::Client(_) => f.write_str("api call failed"),
             Kind::UnknownAccount(id) => write!(f, "account {id} is not running in this host"),
@@ -216,7 +206,6 @@ impl std::error::Error for Error {
         match &*self.kind {
             Kind::Store(e) => Some(e),
             Kind::Client(e) => Some(e),
-            Kind::CorruptEntry(e) => Some(e),
             _ => None,
         }
     }

@@ -149,13 +149,7 @@ pub async fn a_lost_lease_is_fenced_out_of_every_write(store: Arc<dyn Store>) {
             .err(),
         store.record_reply(&old, key, 0).await.err(),
         store
-            .spend_budget(
-                &old,
-                &BudgetKind::Reply { user: "u".into() },
-                1,
-                10,
-                T0 + TTL,
-            )
+            .spend_budget(&old, &BudgetKind::Reply { key }, 1, 10, T0 + TTL)
             .await
             .err(),
         store
@@ -527,16 +521,27 @@ pub async fn accepted_replies_are_recorded_once_in_order(store: Arc<dyn Store>) 
     assert_eq!(entry.accepted_replies, vec![0, 1, 2]);
 }
 
-/// The reply budget counts per user since the user's latest message and
-/// never takes part of a request; a new message renews it.
-pub async fn the_reply_budget_renews_with_each_new_message(store: Arc<dyn Store>) {
+/// The reply budget belongs to one journal entry: it never grants part of
+/// a request, another entry's count is separate, a handled (acknowledged)
+/// entry has none left, and a requeued dead letter starts again from 0.
+pub async fn the_reply_budget_belongs_to_one_entry(store: Arc<dyn Store>) {
     let store = &*store;
+    let a = account("a@im.bot");
     let lease = claim(store, "a@im.bot", "runner-a", T0).await;
-    let reply = BudgetKind::Reply { user: "u".into() };
-    store
-        .commit_batch(&lease, &batch(None, vec![message(Some(1), "u", None)], T0))
+    let accepted = store
+        .commit_batch(
+            &lease,
+            &batch(
+                None,
+                vec![message(Some(1), "u", None), message(Some(2), "u", None)],
+                T0,
+            ),
+        )
         .await
-        .expect("commit");
+        .expect("commit")
+        .accepted;
+    let (first, second) = (accepted[0].key, accepted[1].key);
+    let reply = BudgetKind::Reply { key: first };
     let spend = |n| store.spend_budget(&lease, &reply, n, 3, T0);
     assert_eq!(
         spend(2).await.expect("spend"),
@@ -553,29 +558,34 @@ pub async fn the_reply_budget_renews_with_each_new_message(store: Arc<dyn Store>
         spend(1).await.expect("spend"),
         BudgetOutcome::Granted { used: 3 }
     );
-    // Another user's count is separate; a duplicate message renews nothing.
-    let other = BudgetKind::Reply { user: "v".into() };
+    // The same user's next message has its own budget.
     assert_eq!(
         store
-            .spend_budget(&lease, &other, 1, 3, T0)
+            .spend_budget(&lease, &BudgetKind::Reply { key: second }, 3, 3, T0)
             .await
             .expect("spend"),
-        BudgetOutcome::Granted { used: 1 }
+        BudgetOutcome::Granted { used: 3 }
     );
-    store
-        .commit_batch(&lease, &batch(None, vec![message(Some(1), "u", None)], T0))
-        .await
-        .expect("commit");
-    assert!(matches!(
-        spend(1).await.expect("spend"),
-        BudgetOutcome::Exhausted { .. }
-    ));
-    store
-        .commit_batch(&lease, &batch(None, vec![message(Some(2), "u", None)], T0))
-        .await
-        .expect("commit");
+    // A handled message has no budget left.
+    store.acknowledge(&lease, first).await.expect("acknowledge");
     assert_eq!(
         spend(1).await.expect("spend"),
+        BudgetOutcome::Exhausted {
+            used: 0,
+            resets_at_ms: None
+        }
+    );
+    // A dead letter requeued starts from 0 again.
+    store
+        .record_failure(&lease, second, "boom", 1, T0)
+        .await
+        .expect("dead-letter");
+    assert!(store.requeue(&a, second).await.expect("requeue"));
+    assert_eq!(
+        store
+            .spend_budget(&lease, &BudgetKind::Reply { key: second }, 1, 3, T0)
+            .await
+            .expect("spend"),
         BudgetOutcome::Granted { used: 1 }
     );
 }
@@ -735,7 +745,7 @@ macro_rules! store_conformance_tests {
             the_backlog_pages_by_key_and_acknowledges_once,
             failures_dead_letter_at_the_limit_and_requeue,
             accepted_replies_are_recorded_once_in_order,
-            the_reply_budget_renews_with_each_new_message,
+            the_reply_budget_belongs_to_one_entry,
             the_push_budget_counts_per_window,
             the_throttle_state_round_trips,
             accounts_keep_separate_state,

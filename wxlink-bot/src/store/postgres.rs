@@ -489,9 +489,6 @@ async fn commit_in(
             accepted_replies: Vec::new(),
         });
     }
-    let mut reset: Vec<&str> = senders.clone();
-    reset.sort_unstable();
-    reset.dedup();
     let (token_users, token_values): (Vec<&str>, Vec<&str>) = tokens.into_iter().unzip();
     let window = i64::try_from(batch.id_window).unwrap_or(i64::MAX);
     let cursor = batch.cursor.as_deref().filter(|c| !c.is_empty());
@@ -514,19 +511,6 @@ async fn commit_in(
                 &jsons,
                 &batch.now_ms,
             ],
-        )
-        .await
-    };
-    let replies = async {
-        if reset.is_empty() {
-            return Ok(0);
-        }
-        exec(
-            tx,
-            "INSERT INTO wxlink_replies (account, user_id, used) \
-             SELECT $1, u, 0 FROM unnest($2::text[]) AS t (u) \
-             ON CONFLICT (account, user_id) DO UPDATE SET used = 0",
-            &[&account, &reset],
         )
         .await
     };
@@ -564,7 +548,7 @@ async fn commit_in(
         )
         .await
     };
-    futures_util::try_join!(journal, replies, contexts, evict, counters)?;
+    futures_util::try_join!(journal, contexts, evict, counters)?;
     Ok(outcome)
 }
 
@@ -978,24 +962,28 @@ impl Store for PostgresStore {
         Box::pin(async move {
             let account = lease.account.as_str();
             self.fenced_write(lease, "spend budget", async |tx, row| match kind {
-                BudgetKind::Reply { user } => {
+                BudgetKind::Reply { key } => {
                     let stmt = tx
                         .prepare_cached(
-                            "SELECT used FROM wxlink_replies WHERE account = $1 AND user_id = $2",
+                            "SELECT budget_used FROM wxlink_journal WHERE account = $1 AND key = $2",
                         )
                         .await?;
-                    let used = match tx.query_opt(&stmt, &[&account, user]).await? {
-                        Some(r) => count(r.try_get(0)?),
-                        None => 0,
+                    let key = key_to_sql(*key);
+                    // A message no longer journaled has no budget left.
+                    let Some(r) = tx.query_opt(&stmt, &[&account, &key]).await? else {
+                        return Ok(BudgetOutcome::Exhausted {
+                            used: 0,
+                            resets_at_ms: None,
+                        });
                     };
+                    let used = count(r.try_get(0)?);
                     match used.checked_add(count_wanted).filter(|n| *n <= limit) {
                         Some(n) => {
                             exec(
                                 tx,
-                                "INSERT INTO wxlink_replies (account, user_id, used) \
-                                 VALUES ($1, $2, $3) ON CONFLICT (account, user_id) \
-                                 DO UPDATE SET used = excluded.used",
-                                &[&account, user, &i64::from(n)],
+                                "UPDATE wxlink_journal SET budget_used = $3 \
+                                 WHERE account = $1 AND key = $2",
+                                &[&account, &key, &i64::from(n)],
                             )
                             .await?;
                             Ok(BudgetOutcome::Granted { used: n })

@@ -29,11 +29,18 @@ pub struct Migration {
 }
 
 /// Every migration, oldest first.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial",
-    sql: include_str!("../../../migrations/0001_initial.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial",
+        sql: include_str!("../../../migrations/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "reply budget per entry",
+        sql: include_str!("../../../migrations/0002_reply_budget_per_entry.sql"),
+    },
+];
 
 /// The key of the advisory lock held while migrating: the ASCII of
 /// `wxlinkmg` read as a big-endian integer, unlikely to meet another

@@ -59,9 +59,22 @@ pub struct PostgresOptions {
     /// How long opening one connection may take (10 s by default, unless
     /// the URL sets `connect_timeout`).
     pub connect_timeout: Duration,
+    /// How long the server lets a transaction sit idle before it ends the
+    /// session (`idle_in_transaction_session_timeout`; 5 s by default,
+    /// zero for no limit). A runner frozen inside a transaction (a
+    /// SIGSTOP, a long pause) would otherwise keep its account rows locked,
+    /// and the claims of the other runners skip locked rows: keep it below
+    /// the lease period.
+    pub idle_in_transaction_timeout: Duration,
 }
 
 impl PostgresOptions {
+    /// Sets [`idle_in_transaction_timeout`](Self::idle_in_transaction_timeout).
+    pub fn idle_in_transaction_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_in_transaction_timeout = timeout;
+        self
+    }
+
     /// Sets [`pool_size`](Self::pool_size).
     pub fn pool_size(mut self, size: usize) -> Self {
         self.pool_size = size;
@@ -87,6 +100,7 @@ impl Default for PostgresOptions {
             pool_size: 8,
             wait_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
+            idle_in_transaction_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -197,6 +211,15 @@ impl PostgresStore {
             .map_err(|_| StoreError::with_source("parse the PostgreSQL URL", BadUrl))?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(options.connect_timeout);
+        }
+        if !options.idle_in_transaction_timeout.is_zero() {
+            let ms = options.idle_in_transaction_timeout.as_millis();
+            let mut settings = config.get_options().unwrap_or_default().to_owned();
+            if !settings.is_empty() {
+                settings.push(' ');
+            }
+            settings.push_str(&format!("-c idle_in_transaction_session_timeout={ms}"));
+            config.options(settings);
         }
         if config.get_application_name().is_none() {
             config.application_name("wxlink");

@@ -450,14 +450,9 @@ async fn run_lease(
         let paused = pause_until.is_some_and(|t| Instant::now() < t);
         if poll.is_none() && session_ok && !paused && !dispatch.more && dispatch.held < page {
             let client = shared.client();
-            if let Some(limit) = poll_limit(&client, ttl, valid_until) {
+            if poll_limit(&client, ttl, valid_until).is_some() {
                 let from = cursor.clone();
-                poll = Some(Box::pin(async move {
-                    match limit {
-                        Some(limit) => client.poll(from).timeout(limit).await,
-                        None => client.poll(from).await,
-                    }
-                }));
+                poll = Some(Box::pin(async move { client.poll(from).await }));
             } else if !renew_failed {
                 // Too little of the lease is left for a whole poll: renew
                 // now rather than at the third.
@@ -625,31 +620,25 @@ fn lease_margin(ttl: Duration) -> Duration {
     (ttl / 10).max(Duration::from_millis(20))
 }
 
-/// Whether a poll may start now under a lease held until `valid_until`,
-/// and with which client-side limit (`Some(None)`: the client's own).
+/// Whether a poll may start now under a lease held until `valid_until`
+/// (`None`: renew first).
 ///
 /// A poll that outlasts the lease could take a batch from the server
 /// after another runner took the account over, and the server sends a
 /// batch only once: so a poll starts only when the client's whole limit
 /// ends before the lease (less [`lease_margin`]); otherwise the account
-/// waits for its next renewal. Only when the lease is too short for even
-/// one full poll (`ttl` not above the limit and the margin) is the poll
-/// cut to the lease instead; a batch the server sends as that timer fires
-/// can then be lost, so give a lease longer than the poll limit.
-fn poll_limit(
-    client: &WxLinkClient,
-    ttl: Duration,
-    valid_until: Instant,
-) -> Option<Option<Duration>> {
+/// renews first. A lease too short for even one whole poll (`ttl` not
+/// above the limit and the margin) cannot give that guarantee; its polls
+/// start anyway, whole, since cutting a poll short loses the batch the
+/// server sends as it is cut: give a lease longer than the poll limit.
+fn poll_limit(client: &WxLinkClient, ttl: Duration, valid_until: Instant) -> Option<()> {
     let margin = lease_margin(ttl);
     let left = valid_until
         .checked_duration_since(Instant::now())?
         .checked_sub(margin)?;
     match client.next_poll_timeout() {
-        Some(limit) if limit <= left => Some(None),
-        Some(limit) if limit + margin < ttl => None,
-        _ if left >= Duration::from_millis(50) => Some(Some(left)),
-        _ => None,
+        Some(limit) if limit > left && limit + margin < ttl => None,
+        _ => Some(()),
     }
 }
 

@@ -14,10 +14,13 @@
 //!    attempt (in the store, so across restarts) and is retried after a
 //!    pause, the user's later messages waiting behind it; after the last
 //!    attempt the entry moves to the dead letters and an event says so.
-//! 5. The lease is renewed every third of its time to live. A renewal the
-//!    fence refuses means another runner took over: polling stops at once
-//!    and the running handlers are cancelled (their writes would be refused
-//!    anyway).
+//! 5. The lease is renewed every third of its time to live, or sooner when
+//!    what is left of it is too short for a whole poll: a poll starts only
+//!    when it ends before the lease does. A renewal the fence refuses means
+//!    another runner took over: polling stops at once and the running
+//!    handlers are cancelled (their writes would be refused anyway); a
+//!    renewal that keeps failing starts no poll and stops the account when
+//!    the lease runs out.
 //! 6. `-14` stops polling this account only; a new token
 //!    ([`Host::update_token`](crate::Host::update_token)) resumes it.
 
@@ -373,6 +376,17 @@ async fn run_lease(
     let mut tokens = shared.token_changed.subscribe();
     let ttl = shared.options.lease_ttl;
     let mut renew_at = Instant::now() + ttl / 3;
+    // Until when this runner may be sure it holds the lease, by its own
+    // clock; a poll must end before then (see `poll_limit`).
+    let mut renew_failed = false;
+    let mut valid_until = Instant::now()
+        + Duration::from_millis(
+            lease
+                .expires_at_ms
+                .saturating_sub(now_ms())
+                .max(0)
+                .unsigned_abs(),
+        );
 
     // State from the store: cursor, throttle.
     let mut cursor = loop {
@@ -486,8 +500,14 @@ async fn run_lease(
         let paused = pause_until.is_some_and(|t| Instant::now() < t);
         if poll.is_none() && session_ok && !paused && !dispatch.more && dispatch.held < page {
             let client = shared.client();
-            let from = cursor.clone();
-            poll = Some(Box::pin(async move { client.poll(from).await }));
+            if poll_limit(&client, ttl, valid_until).is_some() {
+                let from = cursor.clone();
+                poll = Some(Box::pin(async move { client.poll(from).await }));
+            } else if !renew_failed {
+                // Too little of the lease is left for a whole poll: renew
+                // now rather than at the third.
+                renew_at = renew_at.min(Instant::now());
+            }
         }
         let next_retry = dispatch.retries.iter().map(|r| r.0).min();
         let wake = [next_retry, pause_until.filter(|_| paused)]
@@ -498,15 +518,25 @@ async fn run_lease(
         tokio::select! {
             _ = stop.changed() => break Exit::Stopped,
             _ = tokio::time::sleep_until(renew_at) => {
+                let asked = Instant::now();
                 match shared.store.renew(&lease, ms(ttl), now_ms()).await {
                     Ok(renewed) => {
                         lease = renewed;
                         shared.set_lease(Some(lease.clone()));
+                        valid_until = asked + ttl;
+                        renew_failed = false;
                         renew_at = Instant::now() + ttl / 3;
                     }
                     Err(err) if err.is_fenced() => break Exit::LeaseLost,
                     Err(err) => {
                         tracing::warn!(account = %shared.id, error = %err, "renewing the lease failed");
+                        // No poll starts until a renewal works (the lease
+                        // may run out); at the end of the lease the account
+                        // stops, since another runner may take it then.
+                        if Instant::now() + lease_margin(ttl) >= valid_until {
+                            break Exit::LeaseLost;
+                        }
+                        renew_failed = true;
                         renew_at = Instant::now() + Duration::from_millis(200).min(ttl / 10);
                     }
                 }
@@ -625,6 +655,25 @@ async fn run_lease(
             }
         }
     };
+    // A stop (a handover to another runner, a shutdown) lets the poll in
+    // flight end and journals its batch: the server counts a batch as
+    // delivered once it sent it, so a poll dropped now could take messages
+    // with it. The poll ends before the lease does (see `poll_limit`).
+    if let (Exit::Stopped, Some(pending)) = (&exit, poll.take()) {
+        if let Ok(polled) = pending.await {
+            let batch = InboundBatch {
+                cursor: Some(polled.next_cursor.clone()).filter(|c| !c.is_empty() && *c != cursor),
+                messages: inbound(&polled.response.msgs),
+                now_ms: now_ms(),
+                id_window: shared.options.id_window,
+            };
+            if !batch.messages.is_empty() || batch.cursor.is_some() {
+                if let Err(err) = shared.store.commit_batch(&lease, &batch).await {
+                    tracing::error!(account = %shared.id, error = %err, count = batch.messages.len(), "journaling the last batch before stopping failed");
+                }
+            }
+        }
+    }
     // Aborting the handlers drops their sends in flight; nothing they did
     // is lost, since their entries stay in the journal.
     tasks.abort_all();
@@ -648,6 +697,33 @@ async fn run_lease(
     }
     shared.set_lease(None);
     exit
+}
+
+/// The time a lease keeps in reserve at its end: no poll may run into it.
+fn lease_margin(ttl: Duration) -> Duration {
+    (ttl / 10).max(Duration::from_millis(20))
+}
+
+/// Whether a poll may start now under a lease held until `valid_until`
+/// (`None`: renew first).
+///
+/// A poll that outlasts the lease could take a batch from the server
+/// after another runner took the account over, and the server sends a
+/// batch only once: so a poll starts only when the client's whole limit
+/// ends before the lease (less [`lease_margin`]); otherwise the account
+/// renews first. A lease too short for even one whole poll (`ttl` not
+/// above the limit and the margin) cannot give that guarantee; its polls
+/// start anyway, whole, since cutting a poll short loses the batch the
+/// server sends as it is cut: give a lease longer than the poll limit.
+fn poll_limit(client: &WxLinkClient, ttl: Duration, valid_until: Instant) -> Option<()> {
+    let margin = lease_margin(ttl);
+    let left = valid_until
+        .checked_duration_since(Instant::now())?
+        .checked_sub(margin)?;
+    match client.next_poll_timeout() {
+        Some(limit) if limit > left && limit + margin < ttl => None,
+        _ => Some(()),
+    }
 }
 
 /// The user messages of a poll as store records (bot messages and

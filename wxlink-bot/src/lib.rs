@@ -74,6 +74,8 @@ mod host;
 mod incoming;
 mod limits;
 mod options;
+#[cfg(feature = "postgres")]
+pub mod runner;
 pub mod store;
 mod typing;
 

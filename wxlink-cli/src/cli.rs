@@ -178,6 +178,20 @@ pub enum Command {
     )]
     DeadLetters(DeadLettersArgs),
 
+    /// Add, list or remove the accounts a store keeps for its runners.
+    #[command(
+        long_about = "Add, list or remove the accounts a store keeps for its runners.\n\n\
+            The --store URL decides the backend: postgres://… is a PostgreSQL store that several \
+            `wxlink listen --store postgres://…` runners share, each running its fair share of the \
+            accounts; a file path is a SQLite store (which keeps no account files). `list` prints \
+            one JSON line per account with its lease holder, never a token.",
+        after_help = "Examples:\n  \
+            wxlink accounts add --store postgres://wxlink@db/wxlink wxlink-account.json\n  \
+            wxlink accounts list --store postgres://wxlink@db/wxlink\n  \
+            wxlink accounts remove --store postgres://wxlink@db/wxlink BOT@im.bot"
+    )]
+    Accounts(crate::commands::accounts::AccountsArgs),
+
     /// Show or cancel the "typing…" indicator for a user.
     #[command(
         long_about = "Show or cancel the \"typing…\" indicator for a user.\n\n\
@@ -312,8 +326,18 @@ pub struct ListenArgs {
 
     /// Run on the bot runtime with this SQLite store: durable, de-duplicated, each message
     /// acknowledged after its line is printed (and replayed after a crash until it was).
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["cursor_file", "once"])]
+    /// A postgres://… URL instead runs this process as one runner of a
+    /// scale-out over the accounts that store keeps (`wxlink accounts add`).
+    #[arg(long, value_name = "FILE|URL", conflicts_with_all = ["cursor_file", "once"])]
     pub store: Option<PathBuf>,
+
+    /// With --store postgres://…: this runner's name in leases (default: unique per process).
+    #[arg(long, value_name = "NAME", requires = "store")]
+    pub owner: Option<String>,
+
+    /// With --store postgres://…: the lease period in milliseconds (default 30000).
+    #[arg(long, value_name = "MS", requires = "store")]
+    pub lease_ttl_ms: Option<u64>,
 }
 
 /// Options of `wxlink dead-letters`.

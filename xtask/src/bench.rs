@@ -191,6 +191,10 @@ pub fn run(sh: &Shell) -> Result<()> {
         Ok(r) => rows.extend(r),
         Err(e) => failures.push(failed("media_bench", &e, &mut rows)),
     }
+    match store_rows(sh) {
+        Ok(r) => rows.extend(r),
+        Err(e) => failures.push(failed("store_bench", &e, &mut rows)),
+    }
 
     println!();
     print!("{}", render_table(&rows));
@@ -801,6 +805,56 @@ fn media_rows(sh: &Shell, aes_ceiling: f64, md5_ceiling: f64) -> Result<Vec<Row>
         .into_iter()
         .map(|(name, ours)| media_row(&name, ours, aes_ceiling, md5_ceiling))
         .collect())
+}
+
+/// The `store_bench` figures (wxlink-bot example): batch commits of
+/// PostgresStore beside SqliteStore, and the store's takeover time beside
+/// its lease period.
+fn store_rows(sh: &Shell) -> Result<Vec<Row>> {
+    println!("\nstore_bench (wxlink-bot example, a throwaway PostgreSQL on loopback):");
+    let output = cmd!(
+        sh,
+        "cargo run --release --quiet -p wxlink-bot --features postgres --example store_bench"
+    )
+    .read()
+    .context("running the store_bench example failed")?;
+    let figures: std::collections::HashMap<String, f64> =
+        parse_bench_lines(&output).into_iter().collect();
+    let get = |name: &str| {
+        figures
+            .get(name)
+            .copied()
+            .with_context(|| format!("store_bench printed no `{name}` line:\n{output}"))
+    };
+    let mut rows = Vec::new();
+    for shape in ["1-account", "16-accounts"] {
+        rows.push(Row {
+            target: format!("store_bench commits/s, {shape}, PostgreSQL vs SQLite"),
+            ours: Figure::new(
+                get(&format!("store-commit-postgres-{shape}"))?,
+                "batches/s",
+                "",
+            ),
+            ceiling: Figure::new(
+                get(&format!("store-commit-sqlite-{shape}"))?,
+                "batches/s",
+                "SQLite",
+            ),
+            goal: Goal::Info,
+        });
+    }
+    for (what, name) in [
+        ("median", "store-takeover-900ms-lease-median-ms"),
+        ("max", "store-takeover-900ms-lease-max-ms"),
+    ] {
+        rows.push(Row {
+            target: format!("store_bench takeover after a runner stops, {what} of 7"),
+            ours: Figure::new(get(name)?, "ms", ""),
+            ceiling: Figure::new(900.0, "ms", "lease"),
+            goal: Goal::Info,
+        });
+    }
+    Ok(rows)
 }
 
 /// One `media_bench` figure as a row: encryption beside AES, everything

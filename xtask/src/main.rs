@@ -103,6 +103,7 @@ fn deps(sh: &Shell) -> Result<()> {
                 "wxlink-sim",
             ],
         ),
+        ("wxlink-pgtest", &[]),
         ("xtask", &[]),
     ];
     let fmt = "{p}";
@@ -152,6 +153,37 @@ fn deps(sh: &Shell) -> Result<()> {
 /// The whole test suite: nextest when installed (else `cargo test`), then
 /// the doc tests, which nextest does not run.
 fn test(sh: &Shell, extra: &[String]) -> Result<()> {
+    // Tests that need PostgreSQL and find no server binaries list themselves
+    // here (see wxlink-pgtest); the list is printed after the run.
+    let skipped = std::env::temp_dir().join(format!("wxlink-pg-skipped-{}", std::process::id()));
+    let _ = std::fs::remove_file(&skipped);
+    let _skipped_env = sh.push_env("WXLINK_PG_SKIPPED_FILE", &skipped);
+    let result = run_tests(sh, extra);
+    report_pg_skips(&skipped);
+    result
+}
+
+/// Prints, loudly, the tests that skipped for want of PostgreSQL.
+fn report_pg_skips(list: &Path) {
+    let Ok(names) = std::fs::read_to_string(list) else {
+        return;
+    };
+    let _ = std::fs::remove_file(list);
+    let mut names: Vec<&str> = names.lines().filter(|l| !l.is_empty()).collect();
+    names.sort_unstable();
+    names.dedup();
+    if !names.is_empty() {
+        eprintln!(
+            "\n!!! {} PostgreSQL test(s) SKIPPED: no PostgreSQL server binaries \
+             (install `postgresql`; WXLINK_REQUIRE_PG=1 makes this an error):\n!!!   {}\n",
+            names.len(),
+            names.join("\n!!!   ")
+        );
+    }
+}
+
+/// nextest (or `cargo test`) and the doc tests.
+fn run_tests(sh: &Shell, extra: &[String]) -> Result<()> {
     let have_nextest = cmd!(sh, "cargo nextest --version")
         .quiet()
         .ignore_stdout()
@@ -180,6 +212,8 @@ fn ci(sh: &Shell) -> Result<()> {
     codegen::run(sh, true)?;
     lint(sh)?;
     deps(sh)?;
+    // CI never skips the PostgreSQL tests: without a server they fail.
+    let _pg = sh.push_env("WXLINK_REQUIRE_PG", "1");
     test(sh, &[])?;
     examples::run(sh)?;
     let all: Vec<String> = fuzz::TARGETS.iter().map(|t| (*t).to_owned()).collect();

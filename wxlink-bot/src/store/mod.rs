@@ -47,11 +47,17 @@ use std::pin::Pin;
 
 use wxlink_proto::ContextToken;
 
+#[cfg(feature = "test-util")]
+pub mod conformance;
 pub mod memory;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
 pub use memory::MemoryStore;
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresStore;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 
@@ -272,6 +278,31 @@ pub struct AccountSummary {
     pub pending: u64,
     /// Dead letters.
     pub dead_letters: u64,
+}
+
+/// An account file kept in the store for runners to start the account from
+/// (JSON with the bot token and base URL, as `wxlink login` writes it).
+///
+/// `Debug` and `Display` print its length only: it holds the bot token.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AccountCredentials(String);
+
+impl AccountCredentials {
+    /// Wraps the account file's JSON text.
+    pub fn new(json: impl Into<String>) -> Self {
+        Self(json.into())
+    }
+
+    /// The JSON text, token included.
+    pub fn expose_secret(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for AccountCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "AccountCredentials(<redacted, {} bytes>)", self.0.len())
+    }
 }
 
 /// The key of one journal entry, assigned by the store in arrival order
@@ -634,6 +665,38 @@ pub trait Store: Send + Sync + 'static {
         lease: &'a Lease,
         record: Option<ThrottleRecord>,
     ) -> StoreFuture<'a, ()>;
+
+    // ----- account records (`wxlink accounts`) -----
+
+    /// Stores the account file of `account`, registering the account if
+    /// it is new, so that runners sharing the store can start it. Not
+    /// fenced (an operator action). Stores that keep no account records
+    /// fail with [`StoreError::invalid`].
+    fn put_credentials<'a>(
+        &'a self,
+        account: &'a AccountId,
+        credentials: &'a AccountCredentials,
+    ) -> StoreFuture<'a, ()> {
+        let _ = (account, credentials);
+        Box::pin(async { Err(StoreError::invalid("this store keeps no account records")) })
+    }
+
+    /// The account file stored for `account`, if any.
+    fn credentials<'a>(
+        &'a self,
+        account: &'a AccountId,
+    ) -> StoreFuture<'a, Option<AccountCredentials>> {
+        let _ = account;
+        Box::pin(async { Err(StoreError::invalid("this store keeps no account records")) })
+    }
+
+    /// Removes `account` and everything kept for it. Refused with
+    /// [`StoreError::leased`] while a runner holds a lease on it that is
+    /// live at `now_ms`. Returns `false` when there was no such account.
+    fn remove_account<'a>(&'a self, account: &'a AccountId, now_ms: i64) -> StoreFuture<'a, bool> {
+        let _ = (account, now_ms);
+        Box::pin(async { Err(StoreError::invalid("this store keeps no account records")) })
+    }
 }
 
 #[cfg(test)]

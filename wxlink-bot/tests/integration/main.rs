@@ -7,8 +7,10 @@
 
 mod host;
 mod limits;
+mod postgres;
 #[cfg(unix)]
 mod process;
 mod soak;
 mod store;
+mod store_contract;
 mod support;

@@ -1,6 +1,7 @@
 //! The commands of `wxlink`, one module each, and what they share: the
 //! client built from the resolved account and the session-expiry check.
 
+pub mod accounts;
 mod bench;
 mod dead_letters;
 mod listen;
@@ -32,6 +33,11 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             let account = account::resolve(global)?;
             send::run(&client_for(&account, global)?, args).await
         }
+        Command::Listen(args) if args.store.as_deref().is_some_and(accounts::is_postgres) => {
+            let url = args.store.as_deref().unwrap_or(std::path::Path::new(""));
+            accounts::listen(global, url, args).await
+        }
+        Command::Accounts(args) => accounts::run(args).await,
         Command::Listen(args) => {
             let account = account::resolve(global)?;
             match &args.store {

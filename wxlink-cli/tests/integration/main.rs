@@ -7,5 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod commands;
+#[cfg(unix)]
+mod scale_out;
 mod store;
 mod usage;

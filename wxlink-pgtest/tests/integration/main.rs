@@ -1,0 +1,3 @@
+//! Integration tests of the throwaway PostgreSQL server.
+
+mod server;

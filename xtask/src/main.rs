@@ -82,6 +82,16 @@ fn deps(sh: &Shell) -> Result<()> {
         ),
         ("wxlink-sim", &["wxlink-proto", "wxlink-media"]),
         (
+            "wxlink-bridge",
+            &[
+                "wxlink-proto",
+                "wxlink-transport",
+                "wxlink-media",
+                "wxlink-client",
+                "wxlink-bot",
+            ],
+        ),
+        (
             "wxlink-cli",
             &[
                 "wxlink-proto",

@@ -1,0 +1,31 @@
+//! `wxlink-bridge`: connects WeChat iLink bot accounts to an AI agent.
+//!
+//! Most bots run in front of an agent. This crate is that loop as a
+//! library: every inbound message becomes a [`Turn`] for an [`Agent`], and
+//! the agent's [`Reply`] goes back to the user through the bot runtime,
+//! chunked so that no message is cut inside a code block.
+//!
+//! ```
+//! use wxlink_bridge::{Agent, BoxFuture, Error, Reply, Turn};
+//!
+//! struct Shout;
+//!
+//! impl Agent for Shout {
+//!     fn respond<'a>(&'a self, turn: &'a Turn) -> BoxFuture<'a, Result<Reply, Error>> {
+//!         Box::pin(async move { Ok(Reply::text(turn.text.to_uppercase())) })
+//!     }
+//! }
+//! ```
+//!
+//! # Modules
+//!
+//! - [`agent`]: the [`Agent`] trait;
+//! - [`turn`]: [`Turn`] and [`Reply`], with their JSON form.
+
+pub mod agent;
+mod error;
+pub mod turn;
+
+pub use agent::{Agent, BoxFuture, FnAgent};
+pub use error::{Error, ErrorKind};
+pub use turn::{MediaKind, Reply, ReplyMedia, Turn, TurnMedia};

@@ -20,12 +20,22 @@
 //! # Modules
 //!
 //! - [`agent`]: the [`Agent`] trait;
-//! - [`turn`]: [`Turn`] and [`Reply`], with their JSON form.
+//! - [`turn`]: [`Turn`] and [`Reply`], with their JSON form;
+//! - [`openai`]: [`OpenAiAgent`], on an OpenAI-compatible endpoint;
+//! - [`history`]: per-user conversation history behind [`HistoryStore`].
 
 pub mod agent;
 mod error;
+pub mod history;
+mod http;
+pub mod openai;
+mod secret;
 pub mod turn;
 
 pub use agent::{Agent, BoxFuture, FnAgent};
 pub use error::{Error, ErrorKind};
+pub use history::{HistoryEntry, HistoryLimits, HistoryStore, MemoryHistory, Role};
+pub use http::HttpClient;
+pub use openai::{OpenAiAgent, OpenAiConfig};
+pub use secret::Secret;
 pub use turn::{MediaKind, Reply, ReplyMedia, Turn, TurnMedia};

@@ -22,20 +22,29 @@
 //! - [`agent`]: the [`Agent`] trait;
 //! - [`turn`]: [`Turn`] and [`Reply`], with their JSON form;
 //! - [`openai`]: [`OpenAiAgent`], on an OpenAI-compatible endpoint;
+//! - [`webhook`]: [`WebhookAgent`] and the [`SendEndpoint`] for answers
+//!   that come later;
+//! - [`command`]: [`CommandAgent`], a local program per turn or long-lived;
 //! - [`history`]: per-user conversation history behind [`HistoryStore`].
 
 pub mod agent;
+pub mod command;
 mod error;
 pub mod history;
 mod http;
 pub mod openai;
 mod secret;
+mod server;
 pub mod turn;
+pub mod webhook;
 
 pub use agent::{Agent, BoxFuture, FnAgent};
+pub use command::{CommandAgent, CommandConfig, CommandMode};
 pub use error::{Error, ErrorKind};
 pub use history::{HistoryEntry, HistoryLimits, HistoryStore, MemoryHistory, Role};
 pub use http::HttpClient;
 pub use openai::{OpenAiAgent, OpenAiConfig};
 pub use secret::Secret;
+pub use server::LoopbackServer;
 pub use turn::{MediaKind, Reply, ReplyMedia, Turn, TurnMedia};
+pub use webhook::{DeferredReply, ReplySink, SendEndpoint, WebhookAgent, WebhookConfig};

@@ -38,8 +38,6 @@ pub enum Answer {
     Sse(Vec<String>),
     /// Any status, content type and body.
     Raw(u16, &'static str, Vec<u8>),
-    /// The answer after a pause.
-    After(Duration, Box<Answer>),
 }
 
 type Body = BoxBody<Bytes, Infallible>;
@@ -69,10 +67,6 @@ fn respond(answer: Answer) -> std::pin::Pin<Box<dyn Future<Output = Response<Bod
                     .header("content-type", "text/event-stream")
                     .body(StreamBody::new(stream).boxed())
                     .unwrap()
-            }
-            Answer::After(pause, answer) => {
-                tokio::time::sleep(pause).await;
-                respond(*answer).await
             }
         }
     })

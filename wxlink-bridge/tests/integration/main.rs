@@ -5,5 +5,7 @@
 // Tests may stop at the first surprise.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod command;
 mod fake;
 mod openai;
+mod webhook;

@@ -25,6 +25,8 @@
 //! - [`webhook`]: [`WebhookAgent`] and the [`SendEndpoint`] for answers
 //!   that come later;
 //! - [`command`]: [`CommandAgent`], a local program per turn or long-lived;
+//! - [`markdown`]: chunking that keeps code fences intact, and the
+//!   official client's markdown filter;
 //! - [`history`]: per-user conversation history behind [`HistoryStore`].
 
 pub mod agent;
@@ -32,6 +34,7 @@ pub mod command;
 mod error;
 pub mod history;
 mod http;
+pub mod markdown;
 pub mod openai;
 mod secret;
 mod server;
@@ -43,6 +46,7 @@ pub use command::{CommandAgent, CommandConfig, CommandMode};
 pub use error::{Error, ErrorKind};
 pub use history::{HistoryEntry, HistoryLimits, HistoryStore, MemoryHistory, Role};
 pub use http::HttpClient;
+pub use markdown::{DEFAULT_CHUNK_CHARS, chunk_markdown, filter_markdown};
 pub use openai::{OpenAiAgent, OpenAiConfig};
 pub use secret::Secret;
 pub use server::LoopbackServer;

@@ -7,5 +7,6 @@
 
 mod command;
 mod fake;
+mod markdown;
 mod openai;
 mod webhook;

@@ -80,10 +80,12 @@ impl<A: Agent + ?Sized> Agent for Box<A> {
 /// small embedded agents.
 ///
 /// ```
-/// use wxlink_bridge::{Agent, FnAgent, Reply};
+/// use wxlink_bridge::{Agent, Error, FnAgent, Reply, Turn};
 ///
-/// let agent = FnAgent::new(|turn| async move { Ok(Reply::text(turn.text.to_uppercase())) });
-/// # let _ = agent.name();
+/// let agent = FnAgent::new(|turn: Turn| async move {
+///     Ok::<_, Error>(Reply::text(turn.text.to_uppercase()))
+/// });
+/// assert_eq!(agent.name(), "fn");
 /// ```
 pub struct FnAgent<F> {
     f: F,

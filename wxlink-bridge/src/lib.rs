@@ -27,14 +27,19 @@
 //! - [`command`]: [`CommandAgent`], a local program per turn or long-lived;
 //! - [`markdown`]: chunking that keeps code fences intact, and the
 //!   official client's markdown filter;
+//! - [`engine`]: the turn semantics (one turn at a time per user, retries,
+//!   dead letters, commands, allow-lists) over an [`Outbox`];
+//! - [`metrics`]: the Prometheus metrics;
 //! - [`history`]: per-user conversation history behind [`HistoryStore`].
 
 pub mod agent;
 pub mod command;
+pub mod engine;
 mod error;
 pub mod history;
 mod http;
 pub mod markdown;
+pub mod metrics;
 pub mod openai;
 mod secret;
 mod server;
@@ -43,10 +48,12 @@ pub mod webhook;
 
 pub use agent::{Agent, BoxFuture, FnAgent};
 pub use command::{CommandAgent, CommandConfig, CommandMode};
+pub use engine::{Engine, EngineOptions, Inbound, Outbox, ReplyTo, Settle, Typing};
 pub use error::{Error, ErrorKind};
 pub use history::{HistoryEntry, HistoryLimits, HistoryStore, MemoryHistory, Role};
 pub use http::HttpClient;
 pub use markdown::{DEFAULT_CHUNK_CHARS, chunk_markdown, filter_markdown};
+pub use metrics::Metrics;
 pub use openai::{OpenAiAgent, OpenAiConfig};
 pub use secret::Secret;
 pub use server::LoopbackServer;

@@ -142,6 +142,19 @@ pub struct DeferredReply {
     pub reply: Reply,
 }
 
+impl DeferredReply {
+    /// A reply from `account` to `user` that answers no message in
+    /// particular (set [`message_id`](Self::message_id) when it does).
+    pub fn new(account: impl Into<String>, user: impl Into<String>, reply: Reply) -> Self {
+        Self {
+            account: account.into(),
+            user: user.into(),
+            message_id: None,
+            reply,
+        }
+    }
+}
+
 /// Where the send endpoint hands the replies it receives: the bridge,
 /// which sends them through the runtime.
 pub trait ReplySink: Send + Sync + 'static {

@@ -22,7 +22,14 @@
 //!   [`EngineOptions::failure_notice`] once, at the first failure, and
 //!   [`EngineOptions::give_up_notice`] when the last attempt failed; then the
 //!   turn's messages are settled as failed, which dead-letters them in the
-//!   runtime.
+//!   runtime. When the runtime counts attempts itself
+//!   ([`Inbound::attempt`], as the bot runtime does, across restarts), each
+//!   delivery makes one agent call and a failure is settled as failed for
+//!   the runtime to retry; the notices are the same.
+//! - **Reply indexes** count the messages of one delivery from 0 in the
+//!   order they are sent, notices included. A retried delivery sends the
+//!   failure notice again first as message 0, which the runtime skips as
+//!   already accepted, so the answer's messages keep their indexes.
 //! - **Typing** is shown before the agent is called and stays on while it
 //!   works; it is cancelled once the reply has been sent.
 //! - **Replies** are filtered (optionally, [`EngineOptions::markdown_filter`])
@@ -73,8 +80,29 @@ pub struct Inbound {
     pub quote: Option<String>,
     /// Its media, downloaded.
     pub media: Vec<TurnMedia>,
+    /// Which delivery attempt this is, when the runtime counts attempts
+    /// (and retries and dead-letters); `None` lets the engine retry by
+    /// itself ([`EngineOptions::attempts`]).
+    pub attempt: Option<DeliveryAttempt>,
     /// How to settle it.
     pub settle: Box<dyn Settle>,
+}
+
+/// A delivery attempt the runtime counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DeliveryAttempt {
+    /// This attempt, from 1.
+    pub number: u32,
+    /// The last attempt before the message is dead-lettered.
+    pub max: u32,
+}
+
+impl DeliveryAttempt {
+    /// Attempt `number` of `max`.
+    pub fn new(number: u32, max: u32) -> Self {
+        Self { number, max }
+    }
 }
 
 impl fmt::Debug for Inbound {
@@ -105,8 +133,16 @@ impl Inbound {
             text: text.into(),
             quote: None,
             media: Vec::new(),
+            attempt: None,
             settle,
         }
+    }
+
+    /// Says which attempt the runtime counts this delivery as.
+    #[must_use]
+    pub fn attempt(mut self, attempt: DeliveryAttempt) -> Self {
+        self.attempt = Some(attempt);
+        self
     }
 
     /// Sets the quoted text.
@@ -272,13 +308,6 @@ impl fmt::Debug for Engine {
     }
 }
 
-/// The reply index of the failure notice. Notices have indexes of their
-/// own, clear of the answer's (which start at 0), so that a turn replayed
-/// after a crash neither repeats a notice nor mistakes its answer for one
-/// already sent.
-const NOTICE_INDEX: u32 = 900;
-/// The reply index of the give-up notice.
-const GIVE_UP_INDEX: u32 = 901;
 /// Replies sent later get indexes from here on, clear of a turn's own.
 const DEFERRED_INDEX_BASE: u32 = 1000;
 
@@ -489,6 +518,7 @@ async fn handle_batch(shared: &Shared, batch: Vec<Inbound>) {
     turn.message_ids.clear();
     let mut texts = Vec::new();
     let mut settles = Vec::with_capacity(batch.len());
+    let attempt = batch[0].attempt;
     for inbound in batch {
         turn.message_ids.push(inbound.message_id);
         if !inbound.text.is_empty() {
@@ -502,13 +532,32 @@ async fn handle_batch(shared: &Shared, batch: Vec<Inbound>) {
     }
     turn.text = texts.join("\n");
 
+    // The attempts this delivery makes: all of them here, or the one the
+    // runtime counts (it retries and dead-letters across restarts).
+    let (first, last, counted_outside) = match attempt {
+        Some(a) => (a.number.max(1), a.max.max(1), true),
+        None => (1, options.attempts.max(1), false),
+    };
+    let end = if counted_outside { first } else { last };
+    let mut index = 0u32;
+    if first >= 2 {
+        if let Some(notice) = &options.failure_notice {
+            // The earlier attempt sent the notice as reply 0; the runtime
+            // skips it as already accepted, and the answer keeps its
+            // indexes.
+            if let Err(err) = shared.outbox.send_text(&to, index, notice.clone()).await {
+                tracing::warn!(error = %err, "cannot send the failure notice");
+            }
+            index += 1;
+        }
+    }
     let typing = shared.outbox.typing(&to).await;
-    let mut notified = false;
     let mut last_error: Option<Error> = None;
     let mut reply = None;
-    let attempts = options.attempts.max(1);
-    for attempt in 1..=attempts {
+    let mut failed_at = first;
+    for attempt in first..=end {
         turn.attempt = attempt;
+        failed_at = attempt;
         let started = Instant::now();
         let result =
             match tokio::time::timeout(options.agent_timeout, shared.agent.respond(&turn)).await {
@@ -516,48 +565,45 @@ async fn handle_batch(shared: &Shared, batch: Vec<Inbound>) {
                 Err(_) => Err(Error::timeout(options.agent_timeout)),
             };
         shared.metrics.latency(started.elapsed());
-        match result {
+        let err = match result {
             Ok(answer) if answer.is_empty() && !answer.deferred => {
-                last_error = Some(Error::unreadable("the agent's reply is empty"));
+                Error::unreadable("the agent's reply is empty")
             }
             Ok(answer) => {
                 reply = Some(answer);
                 break;
             }
-            Err(err) => last_error = Some(err),
-        }
-        if let Some(err) = &last_error {
-            shared.metrics.agent_error(err.kind());
-            tracing::warn!(
-                %account, %user, attempt, attempts, agent = shared.agent.name(), error = %err,
-                "the agent failed a turn"
-            );
-        }
-        if attempt < attempts {
-            if !notified {
-                notified = true;
-                if let Some(notice) = &options.failure_notice {
-                    if let Err(err) = shared
-                        .outbox
-                        .send_text(&to, NOTICE_INDEX, notice.clone())
-                        .await
-                    {
-                        tracing::warn!(error = %err, "cannot send the failure notice");
-                    }
+            Err(err) => err,
+        };
+        shared.metrics.agent_error(err.kind());
+        tracing::warn!(
+            %account, %user, attempt, attempts = last, agent = shared.agent.name(), error = %err,
+            "the agent failed a turn"
+        );
+        last_error = Some(err);
+        if attempt == 1 && last > 1 {
+            if let Some(notice) = &options.failure_notice {
+                if let Err(err) = shared.outbox.send_text(&to, index, notice.clone()).await {
+                    tracing::warn!(error = %err, "cannot send the failure notice");
                 }
+                index += 1;
             }
+        }
+        if attempt < end {
             tokio::time::sleep(options.retry_delay).await;
         }
     }
     let Some(reply) = reply else {
         typing.stop().await;
         let reason = last_error.map_or_else(|| "the agent failed".to_owned(), |e| e.to_string());
+        if failed_at < last {
+            // The runtime tries the delivery again later.
+            shared.metrics.turn("failed");
+            settle_all(settles, Some(&reason)).await;
+            return;
+        }
         if let Some(notice) = &options.give_up_notice {
-            if let Err(err) = shared
-                .outbox
-                .send_text(&to, GIVE_UP_INDEX, notice.clone())
-                .await
-            {
+            if let Err(err) = shared.outbox.send_text(&to, index, notice.clone()).await {
                 tracing::warn!(error = %err, "cannot send the give-up notice");
             }
         }
@@ -573,7 +619,7 @@ async fn handle_batch(shared: &Shared, batch: Vec<Inbound>) {
         settle_all(settles, None).await;
         return;
     }
-    let sent = send_reply(shared, &to, &reply, 0).await;
+    let sent = send_reply(shared, &to, &reply, index).await;
     typing.stop().await;
     match sent {
         Ok(()) => {

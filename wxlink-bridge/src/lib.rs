@@ -48,7 +48,9 @@ pub mod webhook;
 
 pub use agent::{Agent, BoxFuture, FnAgent};
 pub use command::{CommandAgent, CommandConfig, CommandMode};
-pub use engine::{Engine, EngineOptions, Inbound, Outbox, ReplyTo, Settle, Typing};
+pub use engine::{
+    DeliveryAttempt, Engine, EngineOptions, Inbound, Outbox, ReplyTo, Settle, Typing,
+};
 pub use error::{Error, ErrorKind};
 pub use history::{HistoryEntry, HistoryLimits, HistoryStore, MemoryHistory, Role};
 pub use http::HttpClient;

@@ -506,3 +506,65 @@ async fn many_users_and_accounts_are_all_answered_once() {
     assert_eq!(seen, (0..400).collect::<Vec<_>>());
     assert!(calls.load(Ordering::Relaxed) <= 400);
 }
+
+#[tokio::test]
+async fn with_attempts_counted_by_the_runtime_each_delivery_calls_the_agent_once() {
+    use wxlink_bridge::DeliveryAttempt;
+    let agent = Scripted::new(|t, _| {
+        let ok = t.text == "ok";
+        Box::pin(async move {
+            if ok {
+                Ok(Reply::text("answer"))
+            } else {
+                Err(Error::unreadable("bad"))
+            }
+        })
+    });
+    let mut options = fast_options();
+    options.failure_notice = Some("notice".into());
+    options.give_up_notice = Some("gave up".into());
+    let (engine, rec) = setup(agent.clone(), options);
+    let indexed = |rec: &Recorder| -> Vec<(u32, String)> {
+        rec.events()
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Text(_, i, t) => Some((i, t)),
+                _ => None,
+            })
+            .collect()
+    };
+
+    // Attempt 1 of 3 fails: the notice, and the runtime is told to retry.
+    engine.dispatch(inbound(&rec, "u", 1, "bad").attempt(DeliveryAttempt::new(1, 3)));
+    idle(&engine).await;
+    assert_eq!(agent.turns().len(), 1);
+    assert_eq!(indexed(&rec), [(0, "notice".to_owned())]);
+    assert!(matches!(rec.events().last(), Some(Event::Failed(1, _))));
+    assert_eq!(engine.metrics().dead_letters(), 0);
+
+    // Attempt 2 succeeds: the notice again as message 0 (the runtime
+    // skips it as already accepted), the answer as message 1.
+    rec.events.lock().unwrap().clear();
+    engine.dispatch(inbound(&rec, "u", 1, "ok").attempt(DeliveryAttempt::new(2, 3)));
+    idle(&engine).await;
+    assert_eq!(
+        indexed(&rec),
+        [(0, "notice".to_owned()), (1, "answer".to_owned())]
+    );
+    assert_eq!(rec.events().last(), Some(&Event::Done(1)));
+
+    // The last attempt fails: the give-up notice follows, and a dead letter.
+    rec.events.lock().unwrap().clear();
+    engine.dispatch(inbound(&rec, "u", 2, "bad").attempt(DeliveryAttempt::new(3, 3)));
+    idle(&engine).await;
+    assert_eq!(
+        indexed(&rec),
+        [(0, "notice".to_owned()), (1, "gave up".to_owned())]
+    );
+    assert!(matches!(rec.events().last(), Some(Event::Failed(2, _))));
+    assert_eq!(engine.metrics().dead_letters(), 1);
+    assert_eq!(
+        agent.turns().iter().map(|t| t.attempt).collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
+}

@@ -29,11 +29,13 @@
 //!   official client's markdown filter;
 //! - [`engine`]: the turn semantics (one turn at a time per user, retries,
 //!   dead letters, commands, allow-lists) over an [`Outbox`];
+//! - [`config`]: the TOML configuration of `wxlink bridge`;
 //! - [`metrics`]: the Prometheus metrics;
 //! - [`history`]: per-user conversation history behind [`HistoryStore`].
 
 pub mod agent;
 pub mod command;
+pub mod config;
 pub mod engine;
 mod error;
 pub mod history;
@@ -48,6 +50,7 @@ pub mod webhook;
 
 pub use agent::{Agent, BoxFuture, FnAgent};
 pub use command::{CommandAgent, CommandConfig, CommandMode};
+pub use config::{AgentConfig, BridgeConfig};
 pub use engine::{
     DeliveryAttempt, Engine, EngineOptions, Inbound, Outbox, ReplyTo, Settle, Typing,
 };

@@ -188,3 +188,50 @@ async fn the_send_endpoint_refuses_wrong_tokens_bad_bodies_and_non_loopback_bind
         .unwrap_err();
     assert!(err.is_config());
 }
+
+#[tokio::test]
+async fn healthz_and_metrics_are_served_on_loopback() {
+    use wxlink_bridge::{Health, Metrics, serve_ops};
+    let metrics = Arc::new(Metrics::new());
+    metrics.set_throttled_accounts(2);
+    let healthy = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let h = healthy.clone();
+    let server = serve_ops(
+        "127.0.0.1:0".parse().unwrap(),
+        metrics,
+        Arc::new(move || {
+            let mut report = Health::default();
+            report.accounts = 3;
+            report.throttled = 2;
+            report.stopping = !h.load(std::sync::atomic::Ordering::Relaxed);
+            report
+        }),
+    )
+    .await
+    .unwrap();
+    let get = |path: &'static str| {
+        let url = format!("http://{}{path}", server.local_addr());
+        async move {
+            let req = http::Request::get(url).body(Body::empty()).unwrap();
+            let transport = HttpsTransport::with_options(TransportOptions::default().proxy(None));
+            let resp = transport.oneshot(req).await.unwrap();
+            let status = resp.status().as_u16();
+            let bytes = resp.into_body().collect_limited(1 << 20).await.unwrap();
+            (status, String::from_utf8(bytes.to_vec()).unwrap())
+        }
+    };
+    let (status, body) = get("/healthz").await;
+    assert_eq!(status, 200);
+    let report: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(report["accounts"], 3);
+    assert_eq!(report["throttled"], 2);
+    let (status, body) = get("/metrics").await;
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("wxlink_bridge_throttled_accounts 2"),
+        "{body}"
+    );
+    healthy.store(false, std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(get("/healthz").await.0, 503);
+    assert_eq!(get("/nope").await.0, 404);
+}

@@ -117,3 +117,91 @@ where
         "fn"
     }
 }
+
+/// One agent per account, with a default for the others.
+///
+/// ```
+/// use std::sync::Arc;
+/// use wxlink_bridge::{Agent, AgentRouter, Error, FnAgent, Reply, Turn};
+///
+/// let default = Arc::new(FnAgent::new(|_t: Turn| async { Ok::<_, Error>(Reply::text("a")) }));
+/// let special = Arc::new(FnAgent::new(|_t: Turn| async { Ok::<_, Error>(Reply::text("b")) }));
+/// let router = AgentRouter::new(default).account("bot-2@im.bot", special);
+/// # let _ = router.name();
+/// ```
+pub struct AgentRouter {
+    default: Arc<dyn Agent>,
+    by_account: std::collections::HashMap<String, Arc<dyn Agent>>,
+}
+
+impl std::fmt::Debug for AgentRouter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentRouter")
+            .field("default", &self.default.name())
+            .field("accounts", &self.by_account.len())
+            .finish()
+    }
+}
+
+impl AgentRouter {
+    /// Routes every account to `default`.
+    pub fn new(default: Arc<dyn Agent>) -> Self {
+        Self {
+            default,
+            by_account: std::collections::HashMap::new(),
+        }
+    }
+
+    /// Routes `account` to `agent`.
+    #[must_use]
+    pub fn account(mut self, account: impl Into<String>, agent: Arc<dyn Agent>) -> Self {
+        self.by_account.insert(account.into(), agent);
+        self
+    }
+
+    fn pick(&self, account: &str) -> &Arc<dyn Agent> {
+        self.by_account.get(account).unwrap_or(&self.default)
+    }
+}
+
+impl Agent for AgentRouter {
+    fn respond<'a>(&'a self, turn: &'a Turn) -> BoxFuture<'a, Result<Reply, Error>> {
+        self.pick(&turn.account).respond(turn)
+    }
+
+    fn reset<'a>(&'a self, account: &'a str, user: &'a str) -> BoxFuture<'a, Result<(), Error>> {
+        self.pick(account).reset(account, user)
+    }
+
+    fn name(&self) -> &str {
+        self.default.name()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[tokio::test]
+    async fn the_router_picks_the_account_agent_or_the_default() {
+        let a: Arc<dyn Agent> = Arc::new(FnAgent::new(|_t: Turn| async {
+            Ok::<_, Error>(Reply::text("a"))
+        }));
+        let b: Arc<dyn Agent> = Arc::new(FnAgent::new(|_t: Turn| async {
+            Ok::<_, Error>(Reply::text("b"))
+        }));
+        let router = AgentRouter::new(a).account("two", b);
+        let one = router
+            .respond(&Turn::new("one", "u", 1, "x"))
+            .await
+            .unwrap();
+        let two = router
+            .respond(&Turn::new("two", "u", 1, "x"))
+            .await
+            .unwrap();
+        assert_eq!(one.text.as_deref(), Some("a"));
+        assert_eq!(two.text.as_deref(), Some("b"));
+    }
+}

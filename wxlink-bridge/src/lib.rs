@@ -49,7 +49,7 @@ mod server;
 pub mod turn;
 pub mod webhook;
 
-pub use agent::{Agent, BoxFuture, FnAgent};
+pub use agent::{Agent, AgentRouter, BoxFuture, FnAgent};
 pub use command::{CommandAgent, CommandConfig, CommandMode};
 pub use config::{AgentConfig, BridgeConfig};
 pub use engine::{

@@ -45,14 +45,12 @@ pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 /// server's answer win. It is added to every hold the client knows of: the
 /// server's `longpolling_timeout_ms`, the configured
 /// [`Timeouts::long_poll`](wxlink_transport::Timeouts::long_poll) (35 s by
-/// default) before the server has sent one, and the runtime's
-/// [`UpdatesOptions::poll_timeout`](crate::runtime::UpdatesOptions::poll_timeout).
+/// default) before the server has sent one.
 pub const LONG_POLL_MARGIN: Duration = Duration::from_secs(5);
 
 /// The client-side limit of the first long poll by default, before the
 /// server has suggested a hold: the official 35 s (ILINK.md §6.6) plus
-/// [`LONG_POLL_MARGIN`], so 40 s. Both [`WxLinkClient::poll`] and the
-/// runtime's update stream start with it.
+/// [`LONG_POLL_MARGIN`], so 40 s. [`WxLinkClient::poll`] starts with it.
 pub const FIRST_POLL_TIMEOUT: Duration =
     Duration::from_millis(wxlink_proto::consts::LONG_POLL_TIMEOUT_MS)
         .saturating_add(LONG_POLL_MARGIN);
@@ -399,6 +397,7 @@ impl WxLinkClient {
             to: to.into(),
             text: text.into(),
             context_token: None,
+            client_id: None,
         }
     }
 
@@ -517,10 +516,26 @@ impl WxLinkClient {
         item: MessageItem,
         context_token: Option<&ContextToken>,
     ) -> Result<SentMessage, Error> {
+        self.send_item_as(to, item, context_token, None).await
+    }
+
+    /// Sends one message holding exactly `item` under `client_id`, or a
+    /// fresh one when `None`.
+    pub(crate) async fn send_item_as(
+        &self,
+        to: &str,
+        item: MessageItem,
+        context_token: Option<&ContextToken>,
+        client_id: Option<String>,
+    ) -> Result<SentMessage, Error> {
         if to.trim().is_empty() {
             return Err(Error::InvalidArgument("recipient user id is empty".into()));
         }
-        let client_id = wxlink_proto::new_client_id(wxlink_proto::consts::CLIENT_ID_PREFIX);
+        let client_id = match client_id {
+            Some(id) if !id.trim().is_empty() => id,
+            Some(_) => return Err(Error::InvalidArgument("client_id is empty".into())),
+            None => wxlink_proto::new_client_id(wxlink_proto::consts::CLIENT_ID_PREFIX),
+        };
         let msg = WeixinMessage {
             from_user_id: Some(String::new()),
             to_user_id: Some(to.to_owned()),
@@ -555,10 +570,22 @@ impl WxLinkClient {
         text: &str,
         context_token: Option<&ContextToken>,
     ) -> Result<SentMessage, Error> {
+        self.send_text_as(to, text, context_token, None).await
+    }
+
+    /// Sends one text message under `client_id` (a fresh one when `None`).
+    pub(crate) async fn send_text_as(
+        &self,
+        to: &str,
+        text: &str,
+        context_token: Option<&ContextToken>,
+        client_id: Option<String>,
+    ) -> Result<SentMessage, Error> {
         if text.is_empty() {
             return Err(Error::EmptyText);
         }
-        self.send_item(to, text_item(text), context_token).await
+        self.send_item_as(to, text_item(text), context_token, client_id)
+            .await
     }
 
     async fn get_config_now(
@@ -750,6 +777,7 @@ pub struct SendTextRequest {
     to: String,
     text: String,
     context_token: Option<ContextToken>,
+    client_id: Option<String>,
 }
 
 impl SendTextRequest {
@@ -761,10 +789,27 @@ impl SendTextRequest {
         self
     }
 
+    /// Sends the message under this `client_id` instead of a fresh one.
+    ///
+    /// A caller that may send the same message again (a bot replaying a
+    /// delivery after a crash) derives the id from what it answers, so that
+    /// a repeat carries the same id; the gateway is reported to drop a
+    /// repeated `client_id`, though that is not confirmed. An empty id is
+    /// refused with [`Error::InvalidArgument`].
+    pub fn client_id(mut self, id: impl Into<String>) -> Self {
+        self.client_id = Some(id.into());
+        self
+    }
+
     /// Sends the message.
     pub async fn send(self) -> Result<SentMessage, Error> {
         self.client
-            .send_text_now(&self.to, &self.text, self.context_token.as_ref())
+            .send_text_as(
+                &self.to,
+                &self.text,
+                self.context_token.as_ref(),
+                self.client_id,
+            )
             .await
     }
 }

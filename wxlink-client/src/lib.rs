@@ -70,8 +70,10 @@
 //! - [`media`] holds the media request builders and inbound media;
 //! - [`login`] is QR login;
 //! - [`account`] holds [`AccountRecord`], the saved credentials;
-//! - [`chunk`] holds [`chunk_text`];
-//! - [`runtime`] is the bot runtime (update stream, stores, policies).
+//! - [`chunk`] holds [`chunk_text`].
+//!
+//! The bot runtime (update stream, stores, many accounts, send limits) is
+//! the `wxlink-bot` crate, on top of this one.
 
 pub mod account;
 mod api;
@@ -80,7 +82,6 @@ pub mod client;
 mod error;
 pub mod login;
 pub mod media;
-pub mod runtime;
 
 pub use account::AccountRecord;
 pub use chunk::{DEFAULT_MAX_CHARS, chunk_text};

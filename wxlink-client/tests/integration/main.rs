@@ -13,5 +13,3 @@ mod login;
 mod media;
 mod messaging;
 mod robustness;
-mod runtime_store;
-mod runtime_stream;

@@ -1,0 +1,843 @@
+//! [`SqliteStore`]: the embedded, crash-safe [`Store`]: every account of a
+//! process in one SQLite file.
+//!
+//! The database runs in WAL mode with `synchronous=FULL`, so a committed
+//! transaction survives a crash or a power cut. Writes run in `BEGIN
+//! IMMEDIATE` transactions that check the lease fence first, so two
+//! processes sharing the file cannot interleave a fence check and a write.
+//! The file is created with mode 0600 (on Unix): it holds context tokens.
+//! The schema carries its version in `PRAGMA user_version`; a file written
+//! by a newer version of this crate is refused instead of guessed at.
+//!
+//! Message ids are 64-bit unsigned and SQLite integers 64-bit signed: ids
+//! are stored bit-cast to `i64` and cast back, so every id up to `u64::MAX`
+//! round-trips exactly.
+//!
+//! Each call runs on tokio's blocking pool behind one connection.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+use wxlink_proto::ContextToken;
+
+use super::{
+    AccountId, AccountSummary, BudgetKind, BudgetOutcome, CommitOutcome, ContextRecord, DeadLetter,
+    FailureOutcome, InboundBatch, JournalEntry, JournalKey, Lease, Store, StoreError, StoreFuture,
+    ThrottleRecord,
+};
+
+/// The schema version this code writes and reads.
+const SCHEMA_VERSION: i64 = 1;
+
+/// The schema, created in one transaction on first open.
+const SCHEMA: &str = "
+CREATE TABLE accounts (
+    account         TEXT PRIMARY KEY,
+    owner           TEXT,
+    epoch           INTEGER NOT NULL DEFAULT 0,
+    expires_at      INTEGER NOT NULL DEFAULT 0,
+    cursor          TEXT,
+    next_key        INTEGER NOT NULL DEFAULT 0,
+    next_seen       INTEGER NOT NULL DEFAULT 0,
+    push_started    INTEGER NOT NULL DEFAULT 0,
+    push_used       INTEGER NOT NULL DEFAULT 0,
+    throttle_since  INTEGER,
+    throttle_probe  INTEGER,
+    throttle_failed INTEGER
+) WITHOUT ROWID;
+CREATE TABLE journal (
+    account     TEXT NOT NULL,
+    key         INTEGER NOT NULL,
+    message_id  INTEGER,
+    sender      TEXT NOT NULL,
+    json        TEXT NOT NULL,
+    received_at INTEGER NOT NULL,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    last_error  TEXT,
+    replies     TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (account, key)
+) WITHOUT ROWID;
+CREATE TABLE dead_letters (
+    account     TEXT NOT NULL,
+    key         INTEGER NOT NULL,
+    message_id  INTEGER,
+    sender      TEXT NOT NULL,
+    json        TEXT NOT NULL,
+    received_at INTEGER NOT NULL,
+    failed_at   INTEGER NOT NULL,
+    attempts    INTEGER NOT NULL,
+    last_error  TEXT NOT NULL,
+    PRIMARY KEY (account, key)
+) WITHOUT ROWID;
+CREATE TABLE seen_ids (
+    account TEXT NOT NULL,
+    id      INTEGER NOT NULL,
+    seq     INTEGER NOT NULL,
+    PRIMARY KEY (account, id)
+) WITHOUT ROWID;
+CREATE INDEX seen_ids_by_seq ON seen_ids (account, seq);
+CREATE TABLE contexts (
+    account TEXT NOT NULL,
+    user    TEXT NOT NULL,
+    token   TEXT NOT NULL,
+    seen_at INTEGER NOT NULL,
+    PRIMARY KEY (account, user)
+) WITHOUT ROWID;
+CREATE TABLE replies (
+    account TEXT NOT NULL,
+    user    TEXT NOT NULL,
+    used    INTEGER NOT NULL,
+    PRIMARY KEY (account, user)
+) WITHOUT ROWID;
+";
+
+/// A [`Store`] in one SQLite file (bundled SQLite; no system library).
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+}
+
+/// Maps a rusqlite error into a [`StoreError`] for `operation`.
+fn db(operation: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
+    move |err| StoreError::with_source(operation, err)
+}
+
+/// A message id as SQLite stores it (bit-cast, see the module docs).
+fn id_to_sql(id: u64) -> i64 {
+    id as i64
+}
+
+/// A message id read back from SQLite.
+fn id_from_sql(id: i64) -> u64 {
+    id as u64
+}
+
+/// A journal key as SQLite stores it.
+fn key_to_sql(key: JournalKey) -> i64 {
+    i64::try_from(key.0).unwrap_or(i64::MAX)
+}
+
+/// Reply indexes as stored: ascending, comma-separated.
+fn replies_to_sql(replies: &[u32]) -> String {
+    replies
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Reply indexes read back; unreadable parts are skipped.
+fn replies_from_sql(text: &str) -> Vec<u32> {
+    let mut list: Vec<u32> = text
+        .split(',')
+        .filter_map(|p| p.trim().parse().ok())
+        .collect();
+    list.sort_unstable();
+    list.dedup();
+    list
+}
+
+/// Creates `path` with mode 0600 if it does not exist, and takes group and
+/// world access away if it does.
+fn prepare_file(path: &Path) -> Result<(), StoreError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| StoreError::with_source("create the database file", e))?;
+        let meta = file
+            .metadata()
+            .map_err(|e| StoreError::with_source("read the database file mode", e))?;
+        if meta.permissions().mode() & 0o077 != 0 {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| StoreError::with_source("restrict the database file mode", e))?;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Opens (or creates, mode 0600) the store at `path`, creating or
+    /// checking the schema.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref();
+        prepare_file(path)?;
+        let conn = Connection::open(path).map_err(db("open the database"))?;
+        Self::from_connection(conn)
+    }
+
+    /// A store in a private in-memory database (lost on drop); for tests.
+    pub fn open_in_memory() -> Result<Self, StoreError> {
+        let conn = Connection::open_in_memory().map_err(db("open the database"))?;
+        Self::from_connection(conn)
+    }
+
+    /// Configures the connection and brings the schema to the current
+    /// version.
+    fn from_connection(mut conn: Connection) -> Result<Self, StoreError> {
+        // WAL keeps readers off the writer's back and makes each commit one
+        // append; FULL syncs the WAL on every commit, so a commit that
+        // returned is on disk.
+        conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0))
+            .map_err(db("enable WAL"))?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(db("set synchronous"))?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(db("set the busy timeout"))?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(db("create the schema"))?;
+        let version: i64 = tx
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .map_err(db("read the schema version"))?;
+        match version {
+            0 => {
+                tx.execute_batch(SCHEMA).map_err(db("create the schema"))?;
+                tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+                    .map_err(db("create the schema"))?;
+            }
+            SCHEMA_VERSION => {}
+            _ => return Err(StoreError::newer_schema()),
+        }
+        tx.commit().map_err(db("create the schema"))?;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// Runs `f` on the connection on the blocking pool.
+    fn run<T, F>(&self, operation: &'static str, f: F) -> StoreFuture<'static, T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let conn = Arc::clone(&self.conn);
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                let mut conn = conn
+                    .lock()
+                    .map_err(|_| StoreError::new("lock the database connection"))?;
+                f(&mut conn)
+            })
+            .await
+            .map_err(|e| StoreError::with_source(operation, e))?
+        })
+    }
+
+    /// Runs `f` in an immediate transaction after checking the lease fence.
+    fn fenced<T, F>(&self, lease: &Lease, operation: &'static str, f: F) -> StoreFuture<'static, T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
+        let lease = lease.clone();
+        self.run(operation, move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(db(operation))?;
+            check_fence(&tx, &lease, operation)?;
+            let out = f(&tx)?;
+            tx.commit().map_err(db(operation))?;
+            Ok(out)
+        })
+    }
+}
+
+/// Fails with a fenced error unless `lease` is the account's current lease.
+fn check_fence(
+    tx: &Transaction<'_>,
+    lease: &Lease,
+    operation: &'static str,
+) -> Result<(), StoreError> {
+    let row: Option<(Option<String>, i64)> = tx
+        .query_row(
+            "SELECT owner, epoch FROM accounts WHERE account = ?1",
+            [lease.account.as_str()],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .map_err(db(operation))?;
+    match row {
+        Some((Some(owner), epoch)) if owner == lease.owner && epoch as u64 == lease.epoch => Ok(()),
+        _ => Err(StoreError::fenced(operation)),
+    }
+}
+
+/// Reads a journal row.
+fn journal_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JournalEntry> {
+    let replies: String = r.get(7)?;
+    Ok(JournalEntry {
+        key: JournalKey(r.get::<_, i64>(0)? as u64),
+        message_id: r.get::<_, Option<i64>>(1)?.map(id_from_sql),
+        sender: r.get(2)?,
+        json: r.get(3)?,
+        received_at_ms: r.get(4)?,
+        attempts: r.get::<_, i64>(5)?.clamp(0, i64::from(u32::MAX)) as u32,
+        last_error: r.get(6)?,
+        accepted_replies: replies_from_sql(&replies),
+    })
+}
+
+/// The journal columns in the order [`journal_row`] reads them.
+const JOURNAL_COLUMNS: &str =
+    "key, message_id, sender, json, received_at, attempts, last_error, replies";
+
+/// The body of [`Store::commit_batch`], inside the fenced transaction.
+fn commit_in(
+    tx: &Transaction<'_>,
+    lease: &Lease,
+    batch: &InboundBatch,
+) -> rusqlite::Result<CommitOutcome> {
+    let account = lease.account.as_str();
+    let (mut next_key, mut next_seen): (i64, i64) = tx.query_row(
+        "SELECT next_key, next_seen FROM accounts WHERE account = ?1",
+        [account],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let mut outcome = CommitOutcome::default();
+    {
+        let mut seen = tx.prepare_cached(
+            "INSERT OR IGNORE INTO seen_ids (account, id, seq) VALUES (?1, ?2, ?3)",
+        )?;
+        let mut journal = tx.prepare_cached(
+            "INSERT INTO journal (account, key, message_id, sender, json, received_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
+        let mut replies = tx.prepare_cached(
+            "INSERT INTO replies (account, user, used) VALUES (?1, ?2, 0) \
+             ON CONFLICT (account, user) DO UPDATE SET used = 0",
+        )?;
+        let mut context = tx.prepare_cached(
+            "INSERT INTO contexts (account, user, token, seen_at) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (account, user) DO UPDATE SET token = excluded.token, seen_at = excluded.seen_at",
+        )?;
+        for message in &batch.messages {
+            if let Some(id) = message.message_id {
+                next_seen += 1;
+                if seen.execute(params![account, id_to_sql(id), next_seen])? == 0 {
+                    outcome.duplicates += 1;
+                    continue;
+                }
+            }
+            next_key += 1;
+            journal.execute(params![
+                account,
+                next_key,
+                message.message_id.map(id_to_sql),
+                message.sender,
+                message.json,
+                batch.now_ms
+            ])?;
+            replies.execute(params![account, message.sender])?;
+            if let Some(token) = message.context_token.as_ref().filter(|t| !t.is_empty()) {
+                context.execute(params![
+                    account,
+                    message.sender,
+                    token.expose_secret(),
+                    batch.now_ms
+                ])?;
+            }
+            outcome.accepted.push(JournalEntry {
+                key: JournalKey(next_key as u64),
+                message_id: message.message_id,
+                sender: message.sender.clone(),
+                json: message.json.clone(),
+                received_at_ms: batch.now_ms,
+                attempts: 0,
+                last_error: None,
+                accepted_replies: Vec::new(),
+            });
+        }
+    }
+    let window = i64::try_from(batch.id_window).unwrap_or(i64::MAX);
+    tx.execute(
+        "DELETE FROM seen_ids WHERE account = ?1 AND seq <= ?2",
+        params![account, next_seen.saturating_sub(window)],
+    )?;
+    let cursor = batch.cursor.as_deref().filter(|c| !c.is_empty());
+    tx.execute(
+        "UPDATE accounts SET next_key = ?2, next_seen = ?3, cursor = COALESCE(?4, cursor) \
+         WHERE account = ?1",
+        params![account, next_key, next_seen, cursor],
+    )?;
+    Ok(outcome)
+}
+
+impl Store for SqliteStore {
+    fn claim<'a>(
+        &'a self,
+        account: &'a AccountId,
+        owner: &'a str,
+        ttl_ms: i64,
+        now_ms: i64,
+    ) -> StoreFuture<'a, Lease> {
+        let account = account.clone();
+        let owner = owner.to_owned();
+        self.run("claim the account", move |conn| {
+            let op = "claim the account";
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(db(op))?;
+            tx.execute(
+                "INSERT OR IGNORE INTO accounts (account) VALUES (?1)",
+                [account.as_str()],
+            )
+            .map_err(db(op))?;
+            let (current, epoch, expires): (Option<String>, i64, i64) = tx
+                .query_row(
+                    "SELECT owner, epoch, expires_at FROM accounts WHERE account = ?1",
+                    [account.as_str()],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .map_err(db(op))?;
+            let live = expires > now_ms;
+            let epoch = match current {
+                Some(current) if live && current != owner => {
+                    return Err(StoreError::leased(current, expires));
+                }
+                Some(current) if live && current == owner => epoch,
+                _ => epoch + 1,
+            };
+            let expires_at_ms = now_ms.saturating_add(ttl_ms);
+            tx.execute(
+                "UPDATE accounts SET owner = ?2, epoch = ?3, expires_at = ?4 WHERE account = ?1",
+                params![account.as_str(), owner, epoch, expires_at_ms],
+            )
+            .map_err(db(op))?;
+            tx.commit().map_err(db(op))?;
+            Ok(Lease {
+                account,
+                owner,
+                epoch: epoch as u64,
+                expires_at_ms,
+            })
+        })
+    }
+
+    fn renew<'a>(&'a self, lease: &'a Lease, ttl_ms: i64, now_ms: i64) -> StoreFuture<'a, Lease> {
+        let renewed = Lease {
+            expires_at_ms: now_ms.saturating_add(ttl_ms),
+            ..lease.clone()
+        };
+        self.fenced(lease, "renew the lease", move |tx| {
+            tx.execute(
+                "UPDATE accounts SET expires_at = ?2 WHERE account = ?1",
+                params![renewed.account.as_str(), renewed.expires_at_ms],
+            )
+            .map_err(db("renew the lease"))?;
+            Ok(renewed)
+        })
+    }
+
+    fn release<'a>(&'a self, lease: &'a Lease) -> StoreFuture<'a, ()> {
+        let account = lease.account.clone();
+        self.fenced(lease, "release the lease", move |tx| {
+            tx.execute(
+                "UPDATE accounts SET expires_at = 0 WHERE account = ?1",
+                [account.as_str()],
+            )
+            .map_err(db("release the lease"))?;
+            Ok(())
+        })
+    }
+
+    fn accounts(&self) -> StoreFuture<'_, Vec<AccountSummary>> {
+        self.run("list accounts", |conn| {
+            let op = "list accounts";
+            let mut stmt = conn
+                .prepare(
+                    "SELECT a.account, a.owner, a.epoch, a.expires_at, \
+                     (SELECT COUNT(*) FROM journal j WHERE j.account = a.account), \
+                     (SELECT COUNT(*) FROM dead_letters d WHERE d.account = a.account) \
+                     FROM accounts a ORDER BY a.account",
+                )
+                .map_err(db(op))?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, Option<String>>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, i64>(3)?,
+                        r.get::<_, i64>(4)?,
+                        r.get::<_, i64>(5)?,
+                    ))
+                })
+                .map_err(db(op))?;
+            let mut list = Vec::new();
+            for row in rows {
+                let (id, owner, epoch, expires, pending, dead) = row.map_err(db(op))?;
+                list.push(AccountSummary {
+                    account: AccountId::new(id)?,
+                    owner,
+                    epoch: epoch as u64,
+                    expires_at_ms: expires,
+                    pending: pending as u64,
+                    dead_letters: dead as u64,
+                });
+            }
+            Ok(list)
+        })
+    }
+
+    fn cursor<'a>(&'a self, account: &'a AccountId) -> StoreFuture<'a, Option<String>> {
+        let account = account.clone();
+        self.run("read the cursor", move |conn| {
+            let cursor: Option<Option<String>> = conn
+                .query_row(
+                    "SELECT cursor FROM accounts WHERE account = ?1",
+                    [account.as_str()],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(db("read the cursor"))?;
+            Ok(cursor.flatten().filter(|c| !c.is_empty()))
+        })
+    }
+
+    fn commit_batch<'a>(
+        &'a self,
+        lease: &'a Lease,
+        batch: &'a InboundBatch,
+    ) -> StoreFuture<'a, CommitOutcome> {
+        let owned_lease = lease.clone();
+        let batch = batch.clone();
+        self.fenced(lease, "commit batch", move |tx| {
+            commit_in(tx, &owned_lease, &batch).map_err(db("commit batch"))
+        })
+    }
+
+    fn pending<'a>(
+        &'a self,
+        account: &'a AccountId,
+        after: Option<JournalKey>,
+        limit: usize,
+    ) -> StoreFuture<'a, Vec<JournalEntry>> {
+        let account = account.clone();
+        self.run("read the journal", move |conn| {
+            let op = "read the journal";
+            let mut stmt = conn
+                .prepare_cached(&format!(
+                    "SELECT {JOURNAL_COLUMNS} FROM journal WHERE account = ?1 AND key > ?2 \
+                     ORDER BY key LIMIT ?3"
+                ))
+                .map_err(db(op))?;
+            let after = after.map_or(0, key_to_sql);
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            let rows = stmt
+                .query_map(params![account.as_str(), after, limit], journal_row)
+                .map_err(db(op))?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db(op))
+        })
+    }
+
+    fn acknowledge<'a>(&'a self, lease: &'a Lease, key: JournalKey) -> StoreFuture<'a, bool> {
+        let account = lease.account.clone();
+        self.fenced(lease, "acknowledge", move |tx| {
+            let n = tx
+                .execute(
+                    "DELETE FROM journal WHERE account = ?1 AND key = ?2",
+                    params![account.as_str(), key_to_sql(key)],
+                )
+                .map_err(db("acknowledge"))?;
+            Ok(n > 0)
+        })
+    }
+
+    fn record_failure<'a>(
+        &'a self,
+        lease: &'a Lease,
+        key: JournalKey,
+        error: &'a str,
+        max_attempts: u32,
+        now_ms: i64,
+    ) -> StoreFuture<'a, FailureOutcome> {
+        let account = lease.account.clone();
+        let error = error.to_owned();
+        self.fenced(lease, "record a failure", move |tx| {
+            let op = "record a failure";
+            let attempts: Option<i64> = tx
+                .query_row(
+                    "UPDATE journal SET attempts = attempts + 1, last_error = ?3 \
+                     WHERE account = ?1 AND key = ?2 RETURNING attempts",
+                    params![account.as_str(), key_to_sql(key), error],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(db(op))?;
+            let Some(attempts) = attempts else {
+                return Ok(FailureOutcome::Missing);
+            };
+            let attempts = attempts.clamp(0, i64::from(u32::MAX)) as u32;
+            if attempts < max_attempts.max(1) {
+                return Ok(FailureOutcome::Retry { attempts });
+            }
+            tx.execute(
+                "INSERT OR REPLACE INTO dead_letters \
+                 (account, key, message_id, sender, json, received_at, failed_at, attempts, last_error) \
+                 SELECT account, key, message_id, sender, json, received_at, ?3, attempts, ?4 \
+                 FROM journal WHERE account = ?1 AND key = ?2",
+                params![account.as_str(), key_to_sql(key), now_ms, error],
+            )
+            .map_err(db(op))?;
+            tx.execute(
+                "DELETE FROM journal WHERE account = ?1 AND key = ?2",
+                params![account.as_str(), key_to_sql(key)],
+            )
+            .map_err(db(op))?;
+            Ok(FailureOutcome::DeadLettered { attempts })
+        })
+    }
+
+    fn record_reply<'a>(
+        &'a self,
+        lease: &'a Lease,
+        key: JournalKey,
+        index: u32,
+    ) -> StoreFuture<'a, ()> {
+        let account = lease.account.clone();
+        self.fenced(lease, "record a reply", move |tx| {
+            let op = "record a reply";
+            let current: Option<String> = tx
+                .query_row(
+                    "SELECT replies FROM journal WHERE account = ?1 AND key = ?2",
+                    params![account.as_str(), key_to_sql(key)],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(db(op))?;
+            if let Some(current) = current {
+                let mut list = replies_from_sql(&current);
+                if let Err(at) = list.binary_search(&index) {
+                    list.insert(at, index);
+                    tx.execute(
+                        "UPDATE journal SET replies = ?3 WHERE account = ?1 AND key = ?2",
+                        params![account.as_str(), key_to_sql(key), replies_to_sql(&list)],
+                    )
+                    .map_err(db(op))?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn is_seen<'a>(&'a self, account: &'a AccountId, message_id: u64) -> StoreFuture<'a, bool> {
+        let account = account.clone();
+        self.run("check an id", move |conn| {
+            conn.query_row(
+                "SELECT 1 FROM seen_ids WHERE account = ?1 AND id = ?2",
+                params![account.as_str(), id_to_sql(message_id)],
+                |_| Ok(()),
+            )
+            .optional()
+            .map(|r| r.is_some())
+            .map_err(db("check an id"))
+        })
+    }
+
+    fn dead_letters<'a>(
+        &'a self,
+        account: &'a AccountId,
+        limit: usize,
+    ) -> StoreFuture<'a, Vec<DeadLetter>> {
+        let account = account.clone();
+        self.run("list dead letters", move |conn| {
+            let op = "list dead letters";
+            let mut stmt = conn
+                .prepare(
+                    "SELECT key, message_id, sender, json, received_at, failed_at, attempts, last_error \
+                     FROM dead_letters WHERE account = ?1 ORDER BY key LIMIT ?2",
+                )
+                .map_err(db(op))?;
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            let rows = stmt
+                .query_map(params![account.as_str(), limit], |r| {
+                    Ok(DeadLetter {
+                        key: JournalKey(r.get::<_, i64>(0)? as u64),
+                        message_id: r.get::<_, Option<i64>>(1)?.map(id_from_sql),
+                        sender: r.get(2)?,
+                        json: r.get(3)?,
+                        received_at_ms: r.get(4)?,
+                        failed_at_ms: r.get(5)?,
+                        attempts: r.get::<_, i64>(6)?.clamp(0, i64::from(u32::MAX)) as u32,
+                        last_error: r.get(7)?,
+                    })
+                })
+                .map_err(db(op))?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db(op))
+        })
+    }
+
+    fn requeue<'a>(&'a self, account: &'a AccountId, key: JournalKey) -> StoreFuture<'a, bool> {
+        let account = account.clone();
+        self.run("requeue a dead letter", move |conn| {
+            let op = "requeue a dead letter";
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(db(op))?;
+            let moved = tx
+                .execute(
+                    "INSERT OR IGNORE INTO journal (account, key, message_id, sender, json, received_at) \
+                     SELECT account, key, message_id, sender, json, received_at \
+                     FROM dead_letters WHERE account = ?1 AND key = ?2",
+                    params![account.as_str(), key_to_sql(key)],
+                )
+                .map_err(db(op))?;
+            tx.execute(
+                "DELETE FROM dead_letters WHERE account = ?1 AND key = ?2",
+                params![account.as_str(), key_to_sql(key)],
+            )
+            .map_err(db(op))?;
+            tx.commit().map_err(db(op))?;
+            Ok(moved > 0)
+        })
+    }
+
+    fn context<'a>(
+        &'a self,
+        account: &'a AccountId,
+        user: &'a str,
+    ) -> StoreFuture<'a, Option<ContextRecord>> {
+        let account = account.clone();
+        let user = user.to_owned();
+        self.run("read a context token", move |conn| {
+            conn.query_row(
+                "SELECT token, seen_at FROM contexts WHERE account = ?1 AND user = ?2",
+                params![account.as_str(), user],
+                |r| {
+                    Ok(ContextRecord {
+                        token: ContextToken::new(r.get::<_, String>(0)?),
+                        seen_at_ms: r.get(1)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(db("read a context token"))
+        })
+    }
+
+    fn spend_budget<'a>(
+        &'a self,
+        lease: &'a Lease,
+        kind: &'a BudgetKind,
+        count: u32,
+        limit: u32,
+        now_ms: i64,
+    ) -> StoreFuture<'a, BudgetOutcome> {
+        let account = lease.account.clone();
+        let kind = kind.clone();
+        self.fenced(lease, "spend budget", move |tx| {
+            let op = "spend budget";
+            let account = account.as_str();
+            match kind {
+                BudgetKind::Reply { user } => {
+                    let used: i64 = tx
+                        .query_row(
+                            "SELECT used FROM replies WHERE account = ?1 AND user = ?2",
+                            params![account, user],
+                            |r| r.get(0),
+                        )
+                        .optional()
+                        .map_err(db(op))?
+                        .unwrap_or(0);
+                    let used = used.clamp(0, i64::from(u32::MAX)) as u32;
+                    match used.checked_add(count).filter(|n| *n <= limit) {
+                        Some(n) => {
+                            tx.execute(
+                                "INSERT INTO replies (account, user, used) VALUES (?1, ?2, ?3) \
+                                 ON CONFLICT (account, user) DO UPDATE SET used = excluded.used",
+                                params![account, user, n],
+                            )
+                            .map_err(db(op))?;
+                            Ok(BudgetOutcome::Granted { used: n })
+                        }
+                        None => Ok(BudgetOutcome::Exhausted {
+                            used,
+                            resets_at_ms: None,
+                        }),
+                    }
+                }
+                BudgetKind::Push { window_ms } => {
+                    let (mut started, used): (i64, i64) = tx
+                        .query_row(
+                            "SELECT push_started, push_used FROM accounts WHERE account = ?1",
+                            [account],
+                            |r| Ok((r.get(0)?, r.get(1)?)),
+                        )
+                        .map_err(db(op))?;
+                    let mut used = used.clamp(0, i64::from(u32::MAX)) as u32;
+                    if now_ms >= started.saturating_add(window_ms) {
+                        started = now_ms;
+                        used = 0;
+                    }
+                    match used.checked_add(count).filter(|n| *n <= limit) {
+                        Some(n) => {
+                            tx.execute(
+                                "UPDATE accounts SET push_started = ?2, push_used = ?3 WHERE account = ?1",
+                                params![account, started, n],
+                            )
+                            .map_err(db(op))?;
+                            Ok(BudgetOutcome::Granted { used: n })
+                        }
+                        None => Ok(BudgetOutcome::Exhausted {
+                            used,
+                            resets_at_ms: Some(started.saturating_add(window_ms)),
+                        }),
+                    }
+                }
+            }
+        })
+    }
+
+    fn throttle<'a>(&'a self, account: &'a AccountId) -> StoreFuture<'a, Option<ThrottleRecord>> {
+        let account = account.clone();
+        self.run("read the throttle state", move |conn| {
+            let row: Option<(Option<i64>, Option<i64>, Option<i64>)> = conn
+                .query_row(
+                    "SELECT throttle_since, throttle_probe, throttle_failed FROM accounts \
+                     WHERE account = ?1",
+                    [account.as_str()],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()
+                .map_err(db("read the throttle state"))?;
+            Ok(match row {
+                Some((Some(since_ms), Some(next_probe_ms), failed)) => Some(ThrottleRecord {
+                    since_ms,
+                    next_probe_ms,
+                    failed_probes: failed.unwrap_or(0).clamp(0, i64::from(u32::MAX)) as u32,
+                }),
+                _ => None,
+            })
+        })
+    }
+
+    fn set_throttle<'a>(
+        &'a self,
+        lease: &'a Lease,
+        record: Option<ThrottleRecord>,
+    ) -> StoreFuture<'a, ()> {
+        let account = lease.account.clone();
+        self.fenced(lease, "save the throttle state", move |tx| {
+            tx.execute(
+                "UPDATE accounts SET throttle_since = ?2, throttle_probe = ?3, throttle_failed = ?4 \
+                 WHERE account = ?1",
+                params![
+                    account.as_str(),
+                    record.map(|r| r.since_ms),
+                    record.map(|r| r.next_probe_ms),
+                    record.map(|r| i64::from(r.failed_probes))
+                ],
+            )
+            .map_err(db("save the throttle state"))?;
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,124 @@
+//! [`TypingGuard`]: keeps "typing…" alive while the bot works on a reply.
+//!
+//! The guard's task fetches the user's typing ticket through the per-user
+//! config cache (so `getconfig` is not called on every turn), sends
+//! `sendtyping(status=1)`, repeats it every keep-alive interval (5 s by
+//! default) and sends the cancel when the guard is finished or dropped.
+//! With an empty ticket it makes no typing calls at all. Every failure is
+//! logged and swallowed: typing never fails a reply.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use wxlink_proto::TypingTicket;
+
+use crate::account::Shared;
+use crate::config_cache::Lookup;
+
+/// Keeps the typing indicator on for one user while it lives.
+pub struct TypingGuard {
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+    user: String,
+}
+
+impl std::fmt::Debug for TypingGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TypingGuard")
+            .field("user", &self.user)
+            .field("active", &self.task.is_some())
+            .finish()
+    }
+}
+
+/// The typing ticket of `user`, through the config cache.
+async fn ticket(shared: &Shared, user: &str) -> TypingTicket {
+    let lookup = match shared.config.lock() {
+        Ok(cache) => cache.lookup(user, Instant::now()),
+        Err(_) => return TypingTicket::default(),
+    };
+    if let Lookup::Cached(ticket) = lookup {
+        return ticket;
+    }
+    let context = shared.context_for(user).await.ok();
+    let result = shared
+        .client()
+        .get_config(user.to_owned())
+        .context_token(context)
+        .send()
+        .await;
+    let Ok(mut cache) = shared.config.lock() else {
+        return TypingTicket::default();
+    };
+    match result {
+        Ok(resp) => {
+            let ticket = resp.typing_ticket.unwrap_or_default();
+            cache.record_success(user, ticket, Instant::now(), &mut rand::rng())
+        }
+        Err(err) => {
+            tracing::debug!(user, error = %err, "getconfig failed; typing ticket from cache");
+            cache.record_failure(user, Instant::now())
+        }
+    }
+}
+
+impl TypingGuard {
+    /// Starts typing for `user` in the background.
+    pub(crate) fn start(shared: Arc<Shared>, user: String) -> Self {
+        let (stop, mut stopped) = oneshot::channel::<()>();
+        let who = user.clone();
+        let task = tokio::spawn(async move {
+            let ticket = ticket(&shared, &who).await;
+            if ticket.is_empty() {
+                return;
+            }
+            let every = shared
+                .options
+                .typing_keepalive
+                .max(std::time::Duration::from_millis(10));
+            loop {
+                let call = shared
+                    .client()
+                    .send_typing(who.clone())
+                    .ticket(ticket.clone());
+                if let Err(err) = call.send().await {
+                    tracing::debug!(user = %who, error = %err, "sendtyping failed");
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = &mut stopped => break,
+                }
+            }
+            let cancel = shared.client().cancel_typing(who.clone()).ticket(ticket);
+            if let Err(err) = cancel.send().await {
+                tracing::debug!(user = %who, error = %err, "cancelling typing failed");
+            }
+        });
+        Self {
+            stop: Some(stop),
+            task: Some(task),
+            user,
+        }
+    }
+
+    /// Stops typing and waits until the cancel went out.
+    pub async fn finish(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for TypingGuard {
+    fn drop(&mut self) {
+        // The task sends the cancel on its own once told to stop.
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}

@@ -1,0 +1,347 @@
+//! The server's send limits as the runtime applies them: the bot-wide
+//! throttle with one probe, pacing, and the reply and push budgets.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use wxlink_bot::store::MemoryStore;
+use wxlink_bot::{EventKind, Host, Incoming, OnRefusal};
+use wxlink_sim::{Fidelity, Simulator, Throttle};
+
+use crate::support::{account, eventually, fast, sim, wait_event};
+
+#[tokio::test]
+async fn after_a_throttle_no_send_of_that_bot_reaches_the_server_before_the_probe_while_others_send()
+ {
+    // Bot A's server throttles a second send within a second; bot B's never.
+    let a = Simulator::builder()
+        .hold(Duration::from_millis(200))
+        .fidelity(
+            Fidelity::default().with_burst_throttle(Throttle::new(1, Duration::from_millis(300))),
+        )
+        .start()
+        .await
+        .unwrap();
+    let b = sim().await;
+    let host = Host::builder(MemoryStore::new()).build();
+    let mut events = host.events();
+    let cooldown = Duration::from_millis(1500);
+    // No pacing on A, so that its handler trips the throttle at once.
+    let options = fast()
+        .pace(Duration::ZERO)
+        .throttle_cooldown(cooldown, Duration::from_secs(10));
+    let results = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let handler = {
+        let results = results.clone();
+        move |incoming: Incoming| {
+            let results = results.clone();
+            async move {
+                for i in 0..4 {
+                    let r = incoming.reply(&format!("reply {i}")).await;
+                    results
+                        .lock()
+                        .unwrap()
+                        .push(r.map_err(|e| (e.is_throttled(), e.next_probe())));
+                }
+                Ok::<(), wxlink_bot::Error>(())
+            }
+        }
+    };
+    let ha = host
+        .add_account(account(&a, options), handler)
+        .await
+        .unwrap();
+    host.add_account(
+        account(&b, fast().pace(Duration::from_millis(100))),
+        |i: Incoming| async move {
+            i.reply("b").await?;
+            i.reply("b again").await
+        },
+    )
+    .await
+    .unwrap();
+    a.inject_text("alice@im.wechat", "go");
+    let kind = wait_event(&mut events, ha.id(), Duration::from_secs(10), |k| {
+        matches!(k, EventKind::Throttled { .. })
+    })
+    .await;
+    let EventKind::Throttled {
+        since,
+        next_probe,
+        failed_probes,
+    } = kind
+    else {
+        unreachable!()
+    };
+    assert_eq!(failed_probes, 0);
+    let span = next_probe.duration_since(since).unwrap();
+    assert!(
+        span >= cooldown && span < cooldown + Duration::from_millis(200),
+        "{span:?}"
+    );
+    eventually(Duration::from_secs(5), "four reply results", || {
+        let r = results.clone();
+        async move { r.lock().unwrap().len() == 4 }
+    })
+    .await;
+    {
+        let r = results.lock().unwrap();
+        assert!(r[0].is_ok());
+        // The second send met the throttle; the rest were refused typed,
+        // without a request, carrying the probe time.
+        for later in &r[1..] {
+            let (throttled, probe) = (*later).unwrap_err();
+            assert!(throttled);
+            assert_eq!(probe, Some(next_probe));
+        }
+    }
+    // Other bots keep sending meanwhile.
+    for n in 0..3 {
+        b.inject_text("bob@im.wechat", format!("b{n}"));
+    }
+    b.wait_for_sent(6, Duration::from_secs(10)).await.unwrap();
+    let a_sends: Vec<SystemTime> = a
+        .request_log()
+        .iter()
+        .filter(|r| r.endpoint == Some("sendmessage"))
+        .map(|r| r.at)
+        .collect();
+    assert_eq!(
+        a_sends.len(),
+        2,
+        "only the send that tripped the throttle followed the first"
+    );
+    // The probe: after the cool-down one reply goes through and lifts it.
+    let probe_wait = next_probe
+        .duration_since(SystemTime::now())
+        .unwrap_or_default();
+    tokio::time::sleep(probe_wait + Duration::from_millis(50)).await;
+    let before_probe = a.sent_messages().len();
+    let handle = ha.clone();
+    a.inject_text("alice@im.wechat", "again");
+    wait_event(&mut events, handle.id(), Duration::from_secs(10), |k| {
+        *k == EventKind::ThrottleLifted
+    })
+    .await;
+    assert!(handle.throttled().is_none());
+    let sends_after: Vec<SystemTime> = a
+        .request_log()
+        .iter()
+        .filter(|r| r.endpoint == Some("sendmessage"))
+        .map(|r| r.at)
+        .collect();
+    assert!(
+        sends_after[2] >= next_probe,
+        "a send reached the server before the probe time"
+    );
+    assert!(a.sent_messages().len() > before_probe);
+    host.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_failed_probe_doubles_the_cool_down_and_the_throttle_survives_a_restart() {
+    let a = Simulator::builder()
+        .hold(Duration::from_millis(200))
+        .fidelity(
+            Fidelity::default().with_burst_throttle(Throttle::new(1, Duration::from_secs(60))),
+        )
+        .start()
+        .await
+        .unwrap();
+    let store = Arc::new(MemoryStore::new());
+    let host = Host::builder_arc(store.clone()).build();
+    let mut events = host.events();
+    let cooldown = Duration::from_millis(400);
+    let options = fast()
+        .pace(Duration::ZERO)
+        .throttle_cooldown(cooldown, Duration::from_secs(10));
+    let reply_twice = |i: Incoming| async move {
+        let _ = i.reply("one").await;
+        let _ = i.reply("two").await;
+        Ok::<(), wxlink_bot::Error>(())
+    };
+    let ha = host
+        .add_account(account(&a, options.clone()), reply_twice)
+        .await
+        .unwrap();
+    a.inject_text("alice@im.wechat", "go");
+    wait_event(&mut events, ha.id(), Duration::from_secs(10), |k| {
+        matches!(
+            k,
+            EventKind::Throttled {
+                failed_probes: 0,
+                ..
+            }
+        )
+    })
+    .await;
+    tokio::time::sleep(cooldown + Duration::from_millis(50)).await;
+    // The server still throttles: the probe fails and the wait doubles.
+    a.inject_text("alice@im.wechat", "probe");
+    let kind = wait_event(&mut events, ha.id(), Duration::from_secs(10), |k| {
+        matches!(
+            k,
+            EventKind::Throttled {
+                failed_probes: 1,
+                ..
+            }
+        )
+    })
+    .await;
+    let EventKind::Throttled { next_probe, .. } = kind else {
+        unreachable!()
+    };
+    let left = next_probe
+        .duration_since(SystemTime::now())
+        .unwrap_or_default();
+    assert!(
+        left > cooldown,
+        "the second cool-down ({left:?}) did not grow"
+    );
+    // A restarted runner reads the throttle back and does not send.
+    let id = ha.id().clone();
+    host.remove_account(&id).await.unwrap();
+    let sends = a
+        .request_log()
+        .iter()
+        .filter(|r| r.endpoint == Some("sendmessage"))
+        .count();
+    let again = host
+        .add_account(account(&a, options), reply_twice)
+        .await
+        .unwrap();
+    a.inject_text("alice@im.wechat", "after restart");
+    eventually(
+        Duration::from_secs(5),
+        "the restarted runner knows the throttle",
+        || {
+            let again = again.clone();
+            async move { again.throttled().is_some() }
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        a.request_log()
+            .iter()
+            .filter(|r| r.endpoint == Some("sendmessage"))
+            .count(),
+        sends
+    );
+    host.shutdown().await;
+}
+
+#[tokio::test]
+async fn sends_of_one_bot_are_paced_and_budgets_refuse_with_typed_errors() {
+    let s = sim().await;
+    let host = Host::builder(MemoryStore::new()).build();
+    let pace = Duration::from_millis(250);
+    let outcome = Arc::new(std::sync::Mutex::new(None));
+    let handler = {
+        let outcome = outcome.clone();
+        move |i: Incoming| {
+            let outcome = outcome.clone();
+            async move {
+                let mut results = Vec::new();
+                for n in 0..3 {
+                    results.push(i.reply(&format!("r{n}")).await);
+                }
+                *outcome.lock().unwrap() = Some(results);
+                Ok::<(), wxlink_bot::Error>(())
+            }
+        }
+    };
+    let options = fast()
+        .pace(pace)
+        .reply_budget(2)
+        .push_budget(1, Duration::from_secs(3600));
+    let handle = host
+        .add_account(account(&s, options), handler)
+        .await
+        .unwrap();
+    s.inject_text("alice@im.wechat", "hi");
+    eventually(Duration::from_secs(10), "three reply results", || {
+        let o = outcome.clone();
+        async move { o.lock().unwrap().is_some() }
+    })
+    .await;
+    let results = outcome.lock().unwrap().take().unwrap();
+    assert!(results[0].is_ok() && results[1].is_ok());
+    let refused = results[2].as_ref().unwrap_err();
+    assert!(
+        refused.is_budget_exhausted() && !refused.may_have_been_sent(),
+        "{refused:?}"
+    );
+    let sent = s.sent_messages();
+    assert_eq!(sent.len(), 2);
+    let gap = sent[1].at.duration_since(sent[0].at).unwrap();
+    assert!(
+        gap >= pace - Duration::from_millis(20),
+        "sends {gap:?} apart"
+    );
+    // Pushes have their own budget: one per window here.
+    handle.push_text("alice@im.wechat", "news").await.unwrap();
+    let second = handle
+        .push_text("alice@im.wechat", "more news")
+        .await
+        .unwrap_err();
+    assert!(second.is_budget_exhausted());
+    // Nobody who never wrote can be pushed to.
+    let stranger = handle
+        .push_text("stranger@im.wechat", "hello")
+        .await
+        .unwrap_err();
+    assert!(stranger.is_user_must_write_first());
+    assert_eq!(s.sent_messages().len(), 3);
+    host.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_zero_push_budget_disables_pushes_and_a_queued_reply_waits_for_the_next_message() {
+    let s = sim().await;
+    let host = Host::builder(MemoryStore::new()).build();
+    let done = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let handler = {
+        let done = done.clone();
+        move |i: Incoming| {
+            let done = done.clone();
+            async move {
+                let text = i.text().unwrap_or_default().to_owned();
+                if text == "first" {
+                    i.reply("a").await?;
+                    // The budget of 1 is used: this waits for the user's next
+                    // message instead of failing.
+                    i.reply("b (queued)").await?;
+                }
+                done.lock().unwrap().push(text);
+                Ok::<(), wxlink_bot::Error>(())
+            }
+        }
+    };
+    let options = fast()
+        .reply_budget(1)
+        .push_budget(0, Duration::from_secs(60))
+        .on_refusal(OnRefusal::Queue(4));
+    let handle = host
+        .add_account(account(&s, options), handler)
+        .await
+        .unwrap();
+    s.inject_text("alice@im.wechat", "first");
+    s.wait_for_sent(1, Duration::from_secs(10)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        s.sent_messages().len(),
+        1,
+        "the queued reply went out without a new turn"
+    );
+    let refused = handle
+        .push_text("alice@im.wechat", "push")
+        .await
+        .unwrap_err();
+    assert!(refused.is_budget_exhausted());
+    // Alice's next message starts a new turn, which renews her budget.
+    s.inject_text("alice@im.wechat", "second");
+    let sent = s.wait_for_sent(2, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(sent[1].text(), Some("b (queued)"));
+    host.shutdown().await;
+}

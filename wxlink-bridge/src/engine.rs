@@ -626,6 +626,14 @@ async fn handle_batch(shared: &Shared, batch: Vec<Inbound>) {
             shared.metrics.turn("answered");
             settle_all(settles, None).await;
         }
+        Err(err) if err.kind() == ErrorKind::Refused => {
+            // The runtime's policy stops the rest of the answer; sending it
+            // again would be refused again.
+            shared.metrics.send_error();
+            tracing::warn!(%account, %user, error = %err, "the runtime refused part of a reply; the rest is dropped");
+            shared.metrics.turn("answered");
+            settle_all(settles, None).await;
+        }
         Err(err) => {
             shared.metrics.send_error();
             tracing::warn!(%account, %user, error = %err, "cannot send a reply");

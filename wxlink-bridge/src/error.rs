@@ -29,6 +29,10 @@ pub enum ErrorKind {
     Store,
     /// A reply could not be sent to the user.
     Send,
+    /// The runtime refused to send by policy (the reply budget is used up,
+    /// the user has not written within the reply window); trying again
+    /// does not help.
+    Refused,
     /// The reply names media the bridge refuses to send (outside the
     /// media directory, a URL to a forbidden address).
     MediaRefused,

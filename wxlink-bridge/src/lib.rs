@@ -30,6 +30,8 @@
 //! - [`engine`]: the turn semantics (one turn at a time per user, retries,
 //!   dead letters, commands, allow-lists) over an [`Outbox`];
 //! - [`config`]: the TOML configuration of `wxlink bridge`;
+//! - [`runtime`]: [`Bridge`](runtime::Bridge), the engine on the
+//!   `wxlink-bot` host;
 //! - [`metrics`]: the Prometheus metrics;
 //! - [`history`]: per-user conversation history behind [`HistoryStore`].
 
@@ -44,6 +46,7 @@ pub mod markdown;
 pub mod metrics;
 pub mod openai;
 mod ops;
+pub mod runtime;
 mod secret;
 mod server;
 pub mod turn;

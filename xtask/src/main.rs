@@ -99,6 +99,8 @@ fn deps(sh: &Shell) -> Result<()> {
                 "wxlink-media",
                 "wxlink-client",
                 "wxlink-sim",
+                "wxlink-bot",
+                "wxlink-bridge",
             ],
         ),
         ("xtask", &[]),

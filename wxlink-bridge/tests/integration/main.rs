@@ -10,4 +10,6 @@ mod engine;
 mod fake;
 mod markdown;
 mod openai;
+mod sim;
+mod support;
 mod webhook;

@@ -1,0 +1,528 @@
+//! The bridge on the bot runtime: [`Bridge`] runs accounts on a
+//! `wxlink_bot::Host` with the [`Engine`] as their handler.
+//!
+//! For each inbound message the host hands over, the bridge downloads the
+//! message's media into its inbound directory, finds the quoted text (from
+//! the quote itself, or from the bridge's memory of recent messages when a
+//! newer client quotes by id only), and dispatches the message to the
+//! engine. The handler call lasts until the engine settles the message, so
+//! the host's guarantees carry over: a message leaves the journal only once
+//! it was answered, a failed turn is retried by the host after its retry
+//! delay and dead-lettered after `max_attempts` (counted across restarts),
+//! and the replies of a replayed delivery that the server already accepted
+//! are skipped, not sent again. Replies go through the host's pacing,
+//! throttle and budgets: text through `Incoming::reply`, files through
+//! `Incoming::reply_with` and the facade's media calls (a URL is fetched by
+//! the facade, which refuses private and metadata addresses unless the
+//! account's client allows them).
+//!
+//! Replies sent later through the send endpoint, once the message was
+//! acknowledged, are proactive pushes (`AccountHandle::push_text`, the push
+//! budget); files cannot be pushed yet and are refused with a logged
+//! reason.
+//!
+//! The host serialises one user's messages, so each reaches the engine on
+//! its own: messages that arrive while the agent works wait in the journal
+//! and are answered one after the other, in order.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::oneshot;
+use wxlink_bot::{
+    AccountConfig, AccountHandle, AccountOptions, Handler, HandlerFuture, Host, Incoming,
+    TypingGuard,
+};
+use wxlink_proto::{MessageItem, MessageItemType, WeixinMessage};
+
+use crate::agent::{Agent, BoxFuture};
+use crate::engine::{
+    DeliveryAttempt, Engine, EngineOptions, Inbound, Outbox, ReplyTo, Settle, Typing,
+};
+use crate::error::{Error, ErrorKind};
+use crate::metrics::Metrics;
+use crate::turn::{MediaKind, ReplyMedia, TurnMedia};
+use crate::webhook::ReplySink;
+
+/// The most media files downloaded from one message.
+const MAX_MEDIA_PER_MESSAGE: usize = 4;
+/// Recent message texts remembered per account, to resolve quotes by id.
+const QUOTE_MEMORY: usize = 2_000;
+
+/// Settings of a [`Bridge`] beyond the engine's.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct BridgeOptions {
+    /// The turn semantics.
+    pub engine: EngineOptions,
+    /// Where inbound media are downloaded; files are removed once their
+    /// turn is settled.
+    pub inbound_dir: PathBuf,
+    /// Download inbound media at all (default on).
+    pub download_media: bool,
+}
+
+impl BridgeOptions {
+    /// Options with `engine` semantics, downloading media into
+    /// `inbound_dir`.
+    pub fn new(engine: EngineOptions, inbound_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            engine,
+            inbound_dir: inbound_dir.into(),
+            download_media: true,
+        }
+    }
+}
+
+/// Key of a delivery in flight: account and message id.
+type LiveKey = (String, u64);
+
+struct Shared {
+    host: Host,
+    live: Mutex<HashMap<LiveKey, Arc<Incoming>>>,
+    quotes: Mutex<HashMap<String, QuoteMemory>>,
+    options: BridgeOptions,
+    max_attempts: Mutex<HashMap<String, u32>>,
+}
+
+/// Recent message texts of one account, by id.
+#[derive(Default)]
+struct QuoteMemory {
+    order: VecDeque<String>,
+    texts: HashMap<String, String>,
+}
+
+impl QuoteMemory {
+    fn remember(&mut self, id: String, text: String) {
+        if self.texts.insert(id.clone(), text).is_none() {
+            self.order.push_back(id);
+            while self.order.len() > QUOTE_MEMORY {
+                if let Some(old) = self.order.pop_front() {
+                    self.texts.remove(&old);
+                }
+            }
+        }
+    }
+}
+
+/// The bridge: accounts on a host, answered by an agent; see the
+/// [module docs](self). Cheap to clone.
+#[derive(Clone)]
+pub struct Bridge {
+    shared: Arc<Shared>,
+    engine: Engine,
+}
+
+impl fmt::Debug for Bridge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Bridge")
+            .field("engine", &self.engine)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Bridge {
+    /// A bridge answering every account of `host` with `agent`.
+    pub fn new(host: Host, agent: Arc<dyn Agent>, options: BridgeOptions) -> Self {
+        Self::with_metrics(host, agent, options, Arc::new(Metrics::new()))
+    }
+
+    /// The same, recording into `metrics`.
+    pub fn with_metrics(
+        host: Host,
+        agent: Arc<dyn Agent>,
+        options: BridgeOptions,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let shared = Arc::new(Shared {
+            host,
+            live: Mutex::new(HashMap::new()),
+            quotes: Mutex::new(HashMap::new()),
+            options: options.clone(),
+            max_attempts: Mutex::new(HashMap::new()),
+        });
+        let outbox = Arc::new(HostOutbox {
+            shared: shared.clone(),
+        });
+        let engine = Engine::with_metrics(agent, outbox, options.engine, metrics);
+        Self { shared, engine }
+    }
+
+    /// The engine (for its metrics, or to wait until it is idle).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The host.
+    pub fn host(&self) -> &Host {
+        &self.shared.host
+    }
+
+    /// Where the send endpoint hands replies that come later.
+    pub fn reply_sink(&self) -> Arc<dyn ReplySink> {
+        Arc::new(self.engine.clone())
+    }
+
+    /// Starts running an account with `options`, answered by the bridge's
+    /// agent.
+    pub async fn add_account(
+        &self,
+        config: AccountConfig,
+        options: AccountOptions,
+    ) -> Result<AccountHandle, Error> {
+        let id = config.id().as_str().to_owned();
+        let max = options.max_attempts;
+        let config = config.options(options);
+        if let Ok(mut map) = self.shared.max_attempts.lock() {
+            map.insert(id.clone(), max);
+        }
+        let handler = BridgeHandler {
+            shared: self.shared.clone(),
+            engine: self.engine.clone(),
+        };
+        self.shared
+            .host
+            .add_account(config, handler)
+            .await
+            .map_err(|err| {
+                Error::with_source(ErrorKind::Config, format!("cannot run account {id}"), err)
+            })
+    }
+
+    /// Stops taking messages, waits up to `grace` for turns in flight, then
+    /// stops every account. A turn still running after `grace` is not
+    /// acknowledged, so it stays in the journal and is answered again after
+    /// a restart (its replies already accepted are skipped).
+    pub async fn shutdown(&self, grace: std::time::Duration) {
+        let _ = tokio::time::timeout(grace, self.engine.idle()).await;
+        self.shared.host.shutdown().await;
+    }
+}
+
+#[derive(Clone)]
+struct BridgeHandler {
+    shared: Arc<Shared>,
+    engine: Engine,
+}
+
+/// Settles a delivery by answering the handler call waiting on it.
+struct OneshotSettle(oneshot::Sender<Result<(), String>>);
+
+impl Settle for OneshotSettle {
+    fn done(self: Box<Self>) -> BoxFuture<'static, ()> {
+        let _ = self.0.send(Ok(()));
+        Box::pin(async {})
+    }
+
+    fn failed(self: Box<Self>, reason: String) -> BoxFuture<'static, ()> {
+        let _ = self.0.send(Err(reason));
+        Box::pin(async {})
+    }
+}
+
+impl Handler for BridgeHandler {
+    fn handle(&self, incoming: Incoming) -> HandlerFuture {
+        let this = self.clone();
+        Box::pin(async move { this.run(incoming).await.map_err(Into::into) })
+    }
+}
+
+impl BridgeHandler {
+    async fn run(&self, incoming: Incoming) -> Result<(), String> {
+        let account = incoming.account().as_str().to_owned();
+        let user = incoming.sender().to_owned();
+        let message_id = incoming.message_id().unwrap_or(incoming.key().0);
+        let text = incoming.text().unwrap_or_default().to_owned();
+        let quote = self.quote(&account, incoming.message());
+        self.remember(&account, incoming.message(), &text);
+        let media = if self.shared.options.download_media {
+            download(
+                &incoming,
+                &self.shared.options.inbound_dir,
+                &account,
+                message_id,
+            )
+            .await
+        } else {
+            Vec::new()
+        };
+        let max = self
+            .shared
+            .max_attempts
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&account).copied())
+            .unwrap_or(3);
+        let attempt = DeliveryAttempt::new(incoming.attempts() + 1, max);
+        let key = (account.clone(), message_id);
+        if let Ok(mut live) = self.shared.live.lock() {
+            live.insert(key.clone(), Arc::new(incoming));
+        }
+        let (tx, rx) = oneshot::channel();
+        let inbound = Inbound::new(
+            &account,
+            user,
+            message_id,
+            text,
+            Box::new(OneshotSettle(tx)),
+        )
+        .quote(quote)
+        .media(media.clone())
+        .attempt(attempt);
+        self.engine.dispatch(inbound);
+        let result = rx.await;
+        if let Ok(mut live) = self.shared.live.lock() {
+            live.remove(&key);
+        }
+        for file in media {
+            let _ = tokio::fs::remove_file(&file.path).await;
+        }
+        match result {
+            Ok(outcome) => outcome,
+            Err(_) => Err("the bridge stopped before the turn was settled".to_owned()),
+        }
+    }
+
+    /// The quoted text: the quote's own text or title, or, for a quote by
+    /// id only, the text of that message if the bridge saw it.
+    fn quote(&self, account: &str, message: &WeixinMessage) -> Option<String> {
+        let reference = message
+            .item_list
+            .iter()
+            .find_map(|item| item.ref_msg.as_deref())?;
+        let quoted = reference.message_item.as_deref();
+        if let Some(text) = quoted
+            .and_then(|item| item.text_item.as_ref())
+            .and_then(|t| t.text.clone())
+            .filter(|t| !t.is_empty())
+        {
+            return Some(text);
+        }
+        if let Some(id) = quoted.and_then(|item| item.msg_id.clone()) {
+            let known = self
+                .shared
+                .quotes
+                .lock()
+                .ok()
+                .and_then(|q| q.get(account).and_then(|m| m.texts.get(&id).cloned()));
+            if known.is_some() {
+                return known;
+            }
+        }
+        reference.title.clone().filter(|t| !t.is_empty())
+    }
+
+    fn remember(&self, account: &str, message: &WeixinMessage, text: &str) {
+        if text.is_empty() {
+            return;
+        }
+        let Ok(mut quotes) = self.shared.quotes.lock() else {
+            return;
+        };
+        let memory = quotes.entry(account.to_owned()).or_default();
+        for item in &message.item_list {
+            if let Some(id) = &item.msg_id {
+                memory.remember(id.clone(), text.to_owned());
+            }
+        }
+        if let Some(id) = message.message_id {
+            memory.remember(id.to_string(), text.to_owned());
+        }
+    }
+}
+
+/// The media items worth downloading: images, videos, files, and voice
+/// without a transcript; the quoted message's when the message has none.
+fn media_items(message: &WeixinMessage) -> Vec<(&MessageItem, MediaKind)> {
+    let pick = |item: &MessageItem| -> Option<MediaKind> {
+        match item.item_type? {
+            MessageItemType::Image => Some(MediaKind::Image),
+            MessageItemType::Video => Some(MediaKind::Video),
+            MessageItemType::File => Some(MediaKind::File),
+            MessageItemType::Voice
+                if item
+                    .voice_item
+                    .as_ref()
+                    .and_then(|v| v.text.as_deref())
+                    .is_none_or(str::is_empty) =>
+            {
+                Some(MediaKind::Voice)
+            }
+            _ => None,
+        }
+    };
+    let own: Vec<_> = message
+        .item_list
+        .iter()
+        .filter_map(|item| pick(item).map(|k| (item, k)))
+        .collect();
+    if !own.is_empty() {
+        return own;
+    }
+    message
+        .item_list
+        .iter()
+        .filter_map(|item| item.ref_msg.as_deref()?.message_item.as_deref())
+        .filter_map(|item| pick(item).map(|k| (item, k)))
+        .collect()
+}
+
+/// Downloads a message's media; a failed download is logged and left out.
+async fn download(
+    incoming: &Incoming,
+    dir: &Path,
+    account: &str,
+    message_id: u64,
+) -> Vec<TurnMedia> {
+    let items = media_items(incoming.message());
+    if items.is_empty() {
+        return Vec::new();
+    }
+    if let Err(err) = tokio::fs::create_dir_all(dir).await {
+        tracing::warn!(error = %err, dir = %dir.display(), "cannot create the inbound media directory");
+        return Vec::new();
+    }
+    let client = incoming.client();
+    let tag = fnv(account);
+    let mut out = Vec::new();
+    for (n, (item, kind)) in items.into_iter().take(MAX_MEDIA_PER_MESSAGE).enumerate() {
+        let path = dir.join(format!("{tag:08x}-{message_id}-{n}"));
+        match client.download_media_to(item, &path).await {
+            Ok(file) => {
+                let mut media = TurnMedia::new(kind, &path).content_type(file.mime);
+                media.url = None;
+                out.push(media);
+            }
+            Err(err) => {
+                tracing::warn!(%account, message_id, error = %err, "cannot download a media item; the turn goes without it");
+            }
+        }
+    }
+    out
+}
+
+fn fnv(s: &str) -> u32 {
+    let mut hash: u32 = 0x811c_9dc5;
+    for byte in s.bytes() {
+        hash ^= u32::from(byte);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    hash
+}
+
+/// Sends through the delivery the host handed over, or as a push when the
+/// delivery is already settled.
+struct HostOutbox {
+    shared: Arc<Shared>,
+}
+
+impl HostOutbox {
+    fn incoming(&self, to: &ReplyTo) -> Option<Arc<Incoming>> {
+        let id = to.message_id?;
+        self.shared
+            .live
+            .lock()
+            .ok()?
+            .get(&(to.account.clone(), id))
+            .cloned()
+    }
+}
+
+struct HostTyping(Option<TypingGuard>);
+
+impl Typing for HostTyping {
+    fn stop(mut self: Box<Self>) -> BoxFuture<'static, ()> {
+        let guard = self.0.take();
+        Box::pin(async move {
+            if let Some(guard) = guard {
+                guard.finish().await;
+            }
+        })
+    }
+}
+
+fn send_error(err: wxlink_bot::Error) -> Error {
+    let kind = if err
+        .client_error()
+        .is_some_and(|e| matches!(e, wxlink_client::Error::Media(_)))
+    {
+        ErrorKind::MediaRefused
+    } else if err.is_budget_exhausted() || err.is_user_must_write_first() {
+        ErrorKind::Refused
+    } else {
+        ErrorKind::Send
+    };
+    Error::with_source(kind, "cannot send a reply", err)
+}
+
+impl Outbox for HostOutbox {
+    fn typing<'a>(&'a self, to: &'a ReplyTo) -> BoxFuture<'a, Box<dyn Typing>> {
+        let guard = self.incoming(to).map(|incoming| incoming.typing());
+        Box::pin(async move { Box::new(HostTyping(guard)) as Box<dyn Typing> })
+    }
+
+    fn send_text<'a>(
+        &'a self,
+        to: &'a ReplyTo,
+        _index: u32,
+        text: String,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            if let Some(incoming) = self.incoming(to) {
+                return incoming.reply(&text).await.map_err(send_error);
+            }
+            let account = wxlink_bot::store::AccountId::new(to.account.clone())
+                .map_err(|err| Error::with_source(ErrorKind::Send, "not an account id", err))?;
+            let handle = self.shared.host.account(&account).ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Send,
+                    format!("account {} is not running", to.account),
+                )
+            })?;
+            handle.push_text(&to.user, &text).await.map_err(send_error)
+        })
+    }
+
+    fn send_media<'a>(
+        &'a self,
+        to: &'a ReplyTo,
+        _index: u32,
+        media: &'a ReplyMedia,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            let Some(incoming) = self.incoming(to) else {
+                return Err(Error::new(
+                    ErrorKind::MediaRefused,
+                    "a file cannot be sent after its turn ended",
+                ));
+            };
+            let media = media.clone();
+            incoming
+                .reply_with(1, move |permit| async move {
+                    match media {
+                        ReplyMedia::Path(path) => {
+                            permit
+                                .client
+                                .send_media_from_path(permit.user, path)
+                                .context_token(permit.context_token)
+                                .send()
+                                .await
+                        }
+                        ReplyMedia::Url(url) => {
+                            permit
+                                .client
+                                .send_media_from_url(permit.user, url)
+                                .context_token(permit.context_token)
+                                .send()
+                                .await
+                        }
+                    }
+                })
+                .await
+                .map(|_| ())
+                .map_err(send_error)
+        })
+    }
+}

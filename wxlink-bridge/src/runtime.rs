@@ -17,9 +17,8 @@
 //! account's client allows them).
 //!
 //! Replies sent later through the send endpoint, once the message was
-//! acknowledged, are proactive pushes (`AccountHandle::push_text`, the push
-//! budget); files cannot be pushed yet and are refused with a logged
-//! reason.
+//! acknowledged, are proactive pushes (`AccountHandle::push_text` and
+//! `push_with`: the push budget, pacing and throttle).
 //!
 //! The host serialises one user's messages, so each reaches the engine on
 //! its own: messages that arrive while the agent works wait in the journal
@@ -33,7 +32,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 use wxlink_bot::{
     AccountConfig, AccountHandle, AccountOptions, Handler, HandlerFuture, Host, Incoming,
-    TypingGuard,
+    ReplyPermit, TypingGuard,
 };
 use wxlink_proto::{MessageItem, MessageItemType, WeixinMessage};
 
@@ -419,6 +418,18 @@ struct HostOutbox {
 }
 
 impl HostOutbox {
+    /// The running account a push goes from.
+    fn handle(&self, to: &ReplyTo) -> Result<AccountHandle, Error> {
+        let account = wxlink_bot::store::AccountId::new(to.account.clone())
+            .map_err(|err| Error::with_source(ErrorKind::Send, "not an account id", err))?;
+        self.shared.host.account(&account).ok_or_else(|| {
+            Error::new(
+                ErrorKind::Send,
+                format!("account {} is not running", to.account),
+            )
+        })
+    }
+
     fn incoming(&self, to: &ReplyTo) -> Option<Arc<Incoming>> {
         let id = to.message_id?;
         self.shared
@@ -492,34 +503,36 @@ impl Outbox for HostOutbox {
         media: &'a ReplyMedia,
     ) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
-            let Some(incoming) = self.incoming(to) else {
-                return Err(Error::new(
-                    ErrorKind::MediaRefused,
-                    "a file cannot be sent after its turn ended",
-                ));
-            };
             let media = media.clone();
-            incoming
-                .reply_with(1, move |permit| async move {
-                    match media {
-                        ReplyMedia::Path(path) => {
-                            permit
-                                .client
-                                .send_media_from_path(permit.user, path)
-                                .context_token(permit.context_token)
-                                .send()
-                                .await
-                        }
-                        ReplyMedia::Url(url) => {
-                            permit
-                                .client
-                                .send_media_from_url(permit.user, url)
-                                .context_token(permit.context_token)
-                                .send()
-                                .await
-                        }
+            let call = move |permit: ReplyPermit| async move {
+                match media {
+                    ReplyMedia::Path(path) => {
+                        permit
+                            .client
+                            .send_media_from_path(permit.user, path)
+                            .context_token(permit.context_token)
+                            .send()
+                            .await
                     }
-                })
+                    ReplyMedia::Url(url) => {
+                        permit
+                            .client
+                            .send_media_from_url(permit.user, url)
+                            .context_token(permit.context_token)
+                            .send()
+                            .await
+                    }
+                }
+            };
+            if let Some(incoming) = self.incoming(to) {
+                return incoming
+                    .reply_with(1, call)
+                    .await
+                    .map(|_| ())
+                    .map_err(send_error);
+            }
+            self.handle(to)?
+                .push_with(&to.user, 1, call)
                 .await
                 .map(|_| ())
                 .map_err(send_error)

@@ -322,7 +322,11 @@ async fn a_webhook_answering_inline_and_one_answering_later() {
     .await;
     let agent = WebhookAgent::new(WebhookConfig::new(format!("{}/turn", fake.url())));
     let sim = sim().await;
-    let run = start(&sim, Arc::new(agent), engine_options(), fast()).await;
+    let media = tempfile::tempdir().unwrap();
+    std::fs::write(media.path().join("report.txt"), b"the report, done later").unwrap();
+    let mut options = engine_options();
+    options.media_dir = Some(media.path().to_path_buf());
+    let run = start(&sim, Arc::new(agent), options, fast()).await;
     let token = "a-send-token-of-enough-length";
     let endpoint = SendEndpoint::serve(
         "127.0.0.1:0".parse().unwrap(),

@@ -1,4 +1,4 @@
-//! The server's limits as it applies them (docs/protocol.md, "Limits"),
+//! The server's limits as it applies them (docs/architecture.md, "Send limits"),
 //! enforced per bot account before a send leaves:
 //!
 //! - **Pacing and order**: sends of one bot go out one at a time, through
@@ -88,7 +88,7 @@ fn throttled(record: &ThrottleRecord) -> Error {
 }
 
 /// True when a failed send reads as the burst throttle: any `-2` (the code
-/// is overloaded, docs/protocol.md "Limits"; the runtime chunks text below
+/// is overloaded, docs/architecture.md "Send limits"; the runtime chunks text below
 /// the length limit and refuses sends without a context token, which
 /// leaves the throttle as the likely cause).
 fn is_throttle(err: &wxlink_client::Error) -> bool {

@@ -1,5 +1,5 @@
 //! [`AccountOptions`]: the numbers one account runs with, defaulting to the
-//! server's limits as they are observed (docs/protocol.md, "Limits").
+//! server's limits as they are observed (docs/architecture.md, "Send limits").
 
 use std::time::Duration;
 

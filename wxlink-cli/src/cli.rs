@@ -158,6 +158,21 @@ pub enum Command {
     )]
     Listen(ListenArgs),
 
+    /// List or re-queue the messages a bot runtime gave up on.
+    #[command(
+        name = "dead-letters",
+        long_about = "List or re-queue the messages a bot runtime gave up on.\n\n\
+            A message whose handler failed too often (3 times by default, counted across restarts) \
+            moves from the store's journal to its dead letters and is no longer replayed. `list` \
+            prints one JSON line per dead letter (account, key, message id, sender, attempts, last \
+            error, text; never the context token); `requeue` moves one back into the journal, and \
+            the account's runner handles it again on its next start.",
+        after_help = "Examples:\n  \
+            wxlink dead-letters list --store bot.db\n  \
+            wxlink dead-letters requeue --store bot.db --for BOT@im.bot 17"
+    )]
+    DeadLetters(DeadLettersArgs),
+
     /// Show or cancel the "typing…" indicator for a user.
     #[command(
         long_about = "Show or cancel the \"typing…\" indicator for a user.\n\n\
@@ -274,6 +289,47 @@ pub struct ListenArgs {
     /// Download and decrypt inbound media into this directory.
     #[arg(long, value_name = "DIR")]
     pub download_dir: Option<PathBuf>,
+
+    /// Run on the bot runtime with this SQLite store: durable, de-duplicated, each message
+    /// acknowledged after its line is printed (and replayed after a crash until it was).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["cursor_file", "once"])]
+    pub store: Option<PathBuf>,
+}
+
+/// Options of `wxlink dead-letters`.
+#[derive(Debug, Args, Clone)]
+pub struct DeadLettersArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: DeadLettersAction,
+}
+
+/// `wxlink dead-letters list|requeue`.
+#[derive(Debug, Subcommand, Clone)]
+pub enum DeadLettersAction {
+    /// Print the dead letters, one JSON line each.
+    List {
+        /// The SQLite store file.
+        #[arg(long, value_name = "FILE")]
+        store: PathBuf,
+        /// Only this account (default: every account in the store).
+        #[arg(long = "for", value_name = "ID")]
+        account_id: Option<String>,
+        /// At most this many per account.
+        #[arg(long, value_name = "N", default_value_t = 1000)]
+        limit: usize,
+    },
+    /// Move one dead letter back into the journal.
+    Requeue {
+        /// The SQLite store file.
+        #[arg(long, value_name = "FILE")]
+        store: PathBuf,
+        /// The account the dead letter belongs to.
+        #[arg(long = "for", value_name = "ID")]
+        account_id: String,
+        /// The dead letter's key, as `list` prints it.
+        key: u64,
+    },
 }
 
 /// Options of `wxlink typing`.

@@ -21,7 +21,8 @@ use xshell::{Shell, cmd};
 /// How long one example may run before it counts as hung.
 const DEADLINE: Duration = Duration::from_secs(60);
 
-/// Builds the simulator and the client's examples, then runs each example.
+/// Builds the simulator and the examples (the client's and the bot
+/// runtime's), then runs each example.
 pub fn run(sh: &Shell) -> Result<()> {
     // `--examples` builds with the dev-dependencies, like the test build, so
     // after `cargo xtask test` this mostly reuses what is already built.
@@ -106,7 +107,8 @@ pub fn run(sh: &Shell) -> Result<()> {
     }
     println!("examples: login wrote an account file with a token and a base URL");
 
-    // stream_bot: its own in-process simulator, three echoes, then a clean exit.
+    // stream_bot (wxlink-bot's host): its own in-process simulator, three
+    // echoes, then a clean exit.
     let db = scratch.join("bot.db").to_string_lossy().into_owned();
     let out = run_example(
         &example("stream_bot"),

@@ -80,6 +80,15 @@ fn deps(sh: &Shell) -> Result<()> {
             "wxlink-client",
             &["wxlink-proto", "wxlink-transport", "wxlink-media"],
         ),
+        (
+            "wxlink-bot",
+            &[
+                "wxlink-proto",
+                "wxlink-transport",
+                "wxlink-media",
+                "wxlink-client",
+            ],
+        ),
         ("wxlink-sim", &["wxlink-proto", "wxlink-media"]),
         (
             "wxlink-bridge",
@@ -98,6 +107,7 @@ fn deps(sh: &Shell) -> Result<()> {
                 "wxlink-transport",
                 "wxlink-media",
                 "wxlink-client",
+                "wxlink-bot",
                 "wxlink-sim",
                 "wxlink-bot",
                 "wxlink-bridge",
@@ -130,6 +140,17 @@ fn deps(sh: &Shell) -> Result<()> {
     .read()?;
     if sim.lines().any(|l| l.starts_with("wxlink-transport ")) {
         bad.push("wxlink-sim -> wxlink-transport (through wxlink-media's default feature)".into());
+    }
+    // A program that only uses the facade builds no SQLite: the bot
+    // runtime's store is the only crate allowed to pull it in.
+    let client = cmd!(
+        sh,
+        "cargo tree --locked -p wxlink-client -e normal --prefix none --format {fmt}"
+    )
+    .quiet()
+    .read()?;
+    if client.lines().any(|l| l.starts_with("rusqlite ")) {
+        bad.push("wxlink-client -> rusqlite (the store belongs to wxlink-bot)".into());
     }
     if !bad.is_empty() {
         bail!("forbidden crate edges:\n  {}", bad.join("\n  "));

@@ -27,7 +27,7 @@
 //!
 //! [`Store::commit_batch`] writes a poll's new messages *and* the new
 //! cursor in one transaction, before any message is handed out. The server
-//! never replays an old cursor (docs/protocol.md, "Cursor"), so a message
+//! never replays an old cursor (docs/architecture.md, "Leases and fencing"), so a message
 //! must be durable before the cursor that skips past it is.
 //!
 //! # Implementing a store

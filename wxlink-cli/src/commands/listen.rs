@@ -16,7 +16,12 @@ use anyhow::{Context, Result};
 use wxlink_client::WxLinkClient;
 use wxlink_proto::{MessageItemType, MessageType, WeixinMessage};
 
-use crate::cli::ListenArgs;
+use wxlink_bot::store::{AccountId, SqliteStore};
+use wxlink_bot::{AccountConfig, EventKind, Host, Incoming};
+use wxlink_proto::BotToken;
+
+use crate::account::Account;
+use crate::cli::{GlobalArgs, ListenArgs};
 use crate::cursor;
 
 /// Runs the listener until Ctrl-C (or after one poll with `--once`).
@@ -94,6 +99,74 @@ pub async fn run(client: &WxLinkClient, args: &ListenArgs) -> Result<ExitCode> {
         tracing::debug!(error = %e, "notifystop failed");
     }
     result.map(|()| ExitCode::SUCCESS)
+}
+
+/// Runs the listener on the bot runtime with a SQLite store until Ctrl-C:
+/// each poll is journaled with its cursor before anything is printed,
+/// repeats are dropped by id, and a message is acknowledged only after its
+/// line was written, so a crash replays what was not printed yet.
+pub async fn run_on_store(
+    account: &Account,
+    global: &GlobalArgs,
+    store: &Path,
+    args: &ListenArgs,
+) -> Result<ExitCode> {
+    if let Some(dir) = &args.download_dir {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the download directory {}", dir.display()))?;
+    }
+    let store = SqliteStore::open(store)
+        .with_context(|| format!("cannot open the store {}", store.display()))?;
+    let mut host = Host::builder(store).concurrency(1);
+    if let Some(transport) = super::transport(global)? {
+        host = host.transport(transport);
+    }
+    let host = host.build();
+    let id = AccountId::new(
+        account
+            .account_id
+            .clone()
+            .unwrap_or_else(|| "default".into()),
+    )?;
+    let builder = WxLinkClient::builder()
+        .base_url(account.base_url.clone())
+        .cdn_base_url(account.cdn_base_url.clone())
+        .token(BotToken::new(account.token.clone()));
+    let download_dir = args.download_dir.clone();
+    let mut events = host.events();
+    host.add_account(
+        AccountConfig::new(id, builder),
+        move |incoming: Incoming| {
+            let dir = download_dir.clone();
+            async move {
+                let downloaded = match &dir {
+                    Some(dir) => download_media(&incoming.client(), incoming.message(), dir).await,
+                    None => Vec::new(),
+                };
+                // A failed write (a closed pipe) keeps the message journaled.
+                print_line(incoming.message(), &downloaded)
+                    .map_err(|e| -> Box<dyn std::error::Error + Send + Sync> { e.into() })
+            }
+        },
+    )
+    .await
+    .context("cannot start listening on the store")?;
+    let code = loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break ExitCode::SUCCESS,
+            event = events.recv() => match event {
+                Ok(event) if event.kind == EventKind::SessionExpired => {
+                    eprintln!("error: the session expired (-14); log in again with `wxlink login`");
+                    break ExitCode::from(2);
+                }
+                Ok(event) => tracing::debug!(kind = ?event.kind, "runtime event"),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(_) => break ExitCode::FAILURE,
+            },
+        }
+    };
+    host.shutdown().await;
+    Ok(code)
 }
 
 /// Prints one message as a JSON line, with a `downloaded` field listing the

@@ -2,6 +2,7 @@
 //! client built from the resolved account and the session-expiry check.
 
 mod bench;
+mod dead_letters;
 mod listen;
 mod login;
 mod send;
@@ -33,8 +34,12 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Listen(args) => {
             let account = account::resolve(global)?;
-            listen::run(&client_for(&account, global)?, args).await
+            match &args.store {
+                Some(store) => listen::run_on_store(&account, global, store, args).await,
+                None => listen::run(&client_for(&account, global)?, args).await,
+            }
         }
+        Command::DeadLetters(args) => dead_letters::run(args).await,
         Command::Typing(args) => {
             let account = account::resolve(global)?;
             typing::run(&client_for(&account, global)?, args).await
@@ -62,6 +67,14 @@ pub fn client_for(account: &Account, global: &GlobalArgs) -> Result<WxLinkClient
 /// shares one connection, and `--ca-cert` trusts one more CA.
 pub fn client_builder(global: &GlobalArgs) -> Result<ClientBuilder> {
     let mut builder = WxLinkClient::builder();
+    if let Some(transport) = transport(global)? {
+        builder = builder.transport(transport);
+    }
+    Ok(builder)
+}
+
+/// The transport the global flags ask for, `None` for the default.
+pub fn transport(global: &GlobalArgs) -> Result<Option<HttpsTransport>> {
     if global.h2c || global.ca_cert.is_some() {
         let mut options = TransportOptions::default();
         options.http2_prior_knowledge = global.h2c;
@@ -78,9 +91,9 @@ pub fn client_builder(global: &GlobalArgs) -> Result<ClientBuilder> {
                 .unwrap_or(std::path::Path::new(""));
             format!("cannot use the CA certificate in {}", path.display())
         })?;
-        builder = builder.transport(transport);
+        return Ok(Some(transport));
     }
-    Ok(builder)
+    Ok(None)
 }
 
 /// Reads one certificate as DER, from a DER file or the first

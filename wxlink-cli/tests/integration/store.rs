@@ -1,0 +1,224 @@
+//! `wxlink listen --store` and `wxlink dead-letters` on a SQLite store,
+//! against an in-process simulator.
+
+use std::path::Path;
+use std::process::{Output, Stdio};
+use std::time::Duration;
+
+use tokio::process::Command;
+use wxlink_bot::store::{AccountId, InboundBatch, InboundMessage, SqliteStore, Store};
+use wxlink_sim::{InboundMessage as SimMessage, Simulator};
+
+async fn sim() -> Simulator {
+    Simulator::builder()
+        .hold(Duration::from_millis(300))
+        .start()
+        .await
+        .unwrap()
+}
+
+/// `wxlink listen --store s.db` pointed at `sim`, in `dir`.
+fn listen(sim: &Simulator, dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wxlink"));
+    cmd.current_dir(dir)
+        .env_remove("WXLINK_ACCOUNT")
+        .env_remove("WXLINK_CA_CERT")
+        .env_remove("WXLINK_H2C")
+        .env_remove("RUST_LOG")
+        .env("WXLINK_TOKEN", sim.token().expose_secret())
+        .env("WXLINK_BASE_URL", sim.base_url())
+        .env("WXLINK_CDN_BASE_URL", sim.cdn_base_url())
+        .args(["listen", "--store", "s.db"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    cmd
+}
+
+/// Interrupts a child with SIGINT and collects its output (at most 10 s).
+async fn interrupt(child: tokio::process::Child) -> Output {
+    let pid = child.id().unwrap().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
+        .await
+        .expect("wxlink listen did not stop within 10 s after SIGINT")
+        .unwrap()
+}
+
+/// The texts of the JSON lines a run printed.
+fn texts(out: &Output) -> Vec<String> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["item_list"][0]["text_item"]["text"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
+}
+
+fn polls(sim: &Simulator) -> usize {
+    sim.request_log()
+        .iter()
+        .filter(|r| r.endpoint == Some("getupdates"))
+        .count()
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listen_store_prints_each_message_once_across_restarts_even_when_the_server_repeats_it() {
+    let sim = sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let child = listen(&sim, dir.path()).spawn().unwrap();
+    sim.wait_for_requests("getupdates", 1, Duration::from_secs(10))
+        .await
+        .unwrap();
+    sim.inject_message(SimMessage::text(sim.user_id(), "one").message_id(501));
+    sim.inject_message(SimMessage::text(sim.user_id(), "two").message_id(502));
+    // The server sends "one" again, as it is known to.
+    sim.inject_message(SimMessage::text(sim.user_id(), "one").message_id(501));
+    let seen = polls(&sim);
+    sim.wait_for_requests("getupdates", seen + 2, Duration::from_secs(10))
+        .await
+        .unwrap();
+    let first = interrupt(child).await;
+    assert_eq!(
+        first.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert_eq!(texts(&first), ["one", "two"]);
+
+    // A restart resumes from the stored cursor and prints only what is new.
+    let child = listen(&sim, dir.path()).spawn().unwrap();
+    let seen = polls(&sim);
+    sim.wait_for_requests("getupdates", seen + 1, Duration::from_secs(10))
+        .await
+        .unwrap();
+    sim.inject_message(SimMessage::text(sim.user_id(), "three").message_id(503));
+    sim.inject_message(SimMessage::text(sim.user_id(), "two").message_id(502));
+    let seen = polls(&sim);
+    sim.wait_for_requests("getupdates", seen + 2, Duration::from_secs(10))
+        .await
+        .unwrap();
+    let second = interrupt(child).await;
+    assert_eq!(second.status.code(), Some(0));
+    assert_eq!(texts(&second), ["three"]);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("s.db"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "the store is readable by others: {mode:o}");
+    }
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_are_listed_without_the_token_and_a_requeued_one_is_printed_by_listen() {
+    let sim = sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    // A message that failed once with a limit of one: a dead letter.
+    {
+        let store = SqliteStore::open(&path).unwrap();
+        let id = AccountId::new("default").unwrap();
+        let lease = store.claim(&id, "test", 1, 0).await.unwrap();
+        let json = format!(
+            r#"{{"message_id":77,"from_user_id":"{}","context_token":"CTX-SECRET-9f","item_list":[{{"type":1,"text_item":{{"text":"poison"}}}}]}}"#,
+            sim.user_id()
+        );
+        let batch = InboundBatch {
+            cursor: None,
+            messages: vec![InboundMessage {
+                message_id: Some(77),
+                sender: sim.user_id(),
+                context_token: None,
+                json,
+            }],
+            now_ms: 1,
+            id_window: 100,
+        };
+        let key = store.commit_batch(&lease, &batch).await.unwrap().accepted[0].key;
+        store
+            .record_failure(&lease, key, "handler failed", 1, 2)
+            .await
+            .unwrap();
+    }
+    let bin = env!("CARGO_BIN_EXE_wxlink");
+    let list = || {
+        let mut cmd = std::process::Command::new(bin);
+        cmd.current_dir(dir.path())
+            .args(["dead-letters", "list", "--store", "s.db"]);
+        cmd
+    };
+    let out = list().output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(!text.contains("CTX-SECRET-9f"), "{text}");
+    let line: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+    assert_eq!(line["account"], "default");
+    assert_eq!(line["text"], "poison");
+    assert_eq!(line["attempts"], 1);
+    assert_eq!(line["last_error"], "handler failed");
+    let key = line["key"].as_u64().unwrap().to_string();
+
+    let missing = std::process::Command::new(bin)
+        .current_dir(dir.path())
+        .args([
+            "dead-letters",
+            "requeue",
+            "--store",
+            "s.db",
+            "--for",
+            "default",
+            "999",
+        ])
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no dead letter with key 999"));
+    let requeued = std::process::Command::new(bin)
+        .current_dir(dir.path())
+        .args([
+            "dead-letters",
+            "requeue",
+            "--store",
+            "s.db",
+            "--for",
+            "default",
+            &key,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        requeued.status.success(),
+        "{}",
+        String::from_utf8_lossy(&requeued.stderr)
+    );
+    assert!(list().output().unwrap().stdout.is_empty());
+
+    // The next listener prints it first.
+    let child = listen(&sim, dir.path()).spawn().unwrap();
+    sim.wait_for_requests("getupdates", 1, Duration::from_secs(10))
+        .await
+        .unwrap();
+    let out = interrupt(child).await;
+    assert_eq!(texts(&out), ["poison"]);
+}

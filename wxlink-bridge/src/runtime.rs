@@ -454,6 +454,31 @@ impl Typing for HostTyping {
     }
 }
 
+/// Sends one `sendtyping` for the sender of `incoming` and waits for the
+/// answer; failures are logged only (typing is cosmetic).
+async fn show_typing(incoming: &Incoming) {
+    let client = incoming.client();
+    let user = incoming.sender().to_owned();
+    let context = incoming.message().context_token.clone();
+    let ticket = match client
+        .get_config(user.clone())
+        .context_token(context)
+        .send()
+        .await
+    {
+        Ok(config) => config.typing_ticket.filter(|t| !t.is_empty()),
+        Err(err) => {
+            tracing::debug!(%user, error = %err, "getconfig failed; no typing shown first");
+            None
+        }
+    };
+    if let Some(ticket) = ticket {
+        if let Err(err) = client.send_typing(user.clone()).ticket(ticket).send().await {
+            tracing::debug!(%user, error = %err, "sendtyping failed");
+        }
+    }
+}
+
 fn send_error(err: wxlink_bot::Error) -> Error {
     let kind = if err
         .client_error()
@@ -470,8 +495,16 @@ fn send_error(err: wxlink_bot::Error) -> Error {
 
 impl Outbox for HostOutbox {
     fn typing<'a>(&'a self, to: &'a ReplyTo) -> BoxFuture<'a, Box<dyn Typing>> {
-        let guard = self.incoming(to).map(|incoming| incoming.typing());
-        Box::pin(async move { Box::new(HostTyping(guard)) as Box<dyn Typing> })
+        Box::pin(async move {
+            let Some(incoming) = self.incoming(to) else {
+                return Box::new(HostTyping(None)) as Box<dyn Typing>;
+            };
+            // The runtime's guard starts the indicator in the background;
+            // the first one is sent here and awaited, so that "typing…"
+            // shows before the agent is called, even for a fast agent.
+            show_typing(&incoming).await;
+            Box::new(HostTyping(Some(incoming.typing()))) as Box<dyn Typing>
+        })
     }
 
     fn send_text<'a>(

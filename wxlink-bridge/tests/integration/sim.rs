@@ -390,3 +390,23 @@ async fn command_agents_per_turn_and_long_lived_answer_through_the_runtime() {
         ["long-lived: a", "long-lived: b"]
     );
 }
+
+#[tokio::test]
+async fn typing_shows_before_even_an_instant_answer() {
+    let agent = wxlink_bridge::FnAgent::new(|_t: wxlink_bridge::Turn| async {
+        Ok::<_, wxlink_bridge::Error>(wxlink_bridge::Reply::text("instant"))
+    });
+    let sim = sim().await;
+    let _run = start(&sim, Arc::new(agent), engine_options(), fast()).await;
+    sim.inject_text(sim.user_id(), "quick");
+    let sent = sim.wait_for_sent(1, WAIT).await.unwrap();
+    let typing = sim.typing_calls();
+    let first = typing.first().expect("a typing call");
+    assert_eq!(first.status, 1);
+    assert!(
+        first.at <= sent[0].at,
+        "typing {:?} after the reply {:?}",
+        first.at,
+        sent[0].at
+    );
+}

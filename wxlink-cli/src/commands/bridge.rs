@@ -59,6 +59,11 @@ pub struct BridgeArgs {
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
 
+    /// This runner's name in the store's leases. A bridge restarted under the same name takes its
+    /// accounts back at once; under another name it waits until the old lease expires (30 s).
+    #[arg(long, value_name = "NAME")]
+    pub owner: Option<String>,
+
     /// Seconds to let turns in flight finish on Ctrl-C.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     pub grace: u64,
@@ -140,7 +145,11 @@ pub async fn run(global: &GlobalArgs, args: &BridgeArgs) -> Result<ExitCode> {
                     .with_context(|| format!("cannot open the store {store_spec}"))?,
             )
         };
-    let host = Host::builder_arc(store).build();
+    let mut builder = Host::builder_arc(store);
+    if let Some(owner) = &args.owner {
+        builder = builder.owner(owner.clone());
+    }
+    let host = builder.build();
     let engine = config.engine_options(&ids);
     let inbound_dir = std::env::temp_dir().join(format!("wxlink-bridge-{}", std::process::id()));
     let metrics = Arc::new(Metrics::new());
@@ -154,7 +163,12 @@ pub async fn run(global: &GlobalArgs, args: &BridgeArgs) -> Result<ExitCode> {
     for (account, _) in accounts {
         let id = account.id().as_str().to_owned();
         bridge
-            .add_account(account, AccountOptions::default().max_attempts(attempts))
+            .add_account(
+                account,
+                AccountOptions::default()
+                    .max_attempts(attempts)
+                    .wait_for_lease(true),
+            )
             .await
             .with_context(|| format!("cannot start account {id}"))?;
         eprintln!("bridge: account {id} started");

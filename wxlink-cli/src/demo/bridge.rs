@@ -164,7 +164,7 @@ async fn converse(sim: &Simulator, t: &mut Transcript, step: Duration) -> Result
         sent[0].text() == Some(HELLO),
         "the agent's answer reached the user",
     );
-    let typing = typing_since(sim, before.typing.total, 2, step).await;
+    let typing = typing_until_cancel(sim, before.typing.total, step).await;
     let reply_at = sent[0].at;
     let started = typing
         .iter()
@@ -273,16 +273,19 @@ async fn wait_sent(
     Ok(sim.sent_messages_since(since))
 }
 
-/// The typing calls after the count `since`, waiting briefly for `n`.
-async fn typing_since(
+/// The typing calls after the count `since`, once one of them is a
+/// cancel (or `step` passed).
+async fn typing_until_cancel(
     sim: &Simulator,
     since: u64,
-    n: usize,
     step: Duration,
 ) -> Vec<wxlink_sim::TypingCall> {
-    let total = usize::try_from(since)
-        .unwrap_or(usize::MAX)
-        .saturating_add(n);
-    let _ = sim.wait_for_typing(total, step).await;
-    sim.typing_calls_since(since)
+    let deadline = tokio::time::Instant::now() + step;
+    loop {
+        let calls = sim.typing_calls_since(since);
+        if calls.iter().any(|c| c.status == CANCEL) || tokio::time::Instant::now() >= deadline {
+            return calls;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

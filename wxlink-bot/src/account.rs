@@ -67,6 +67,9 @@ pub(crate) struct Shared {
     stop: watch::Receiver<bool>,
     /// Bumped by a new token.
     token_changed: watch::Sender<u64>,
+    /// Dead letters re-queued while the account runs, to load at once.
+    requeued: Mutex<Vec<JournalKey>>,
+    requeue_signal: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for Shared {
@@ -107,7 +110,17 @@ impl Shared {
             events,
             stop,
             token_changed,
+            requeued: Mutex::new(Vec::new()),
+            requeue_signal: tokio::sync::Notify::new(),
         }
+    }
+
+    /// Tells the runner that `key` is back in the journal.
+    pub(crate) fn requeued(&self, key: JournalKey) {
+        if let Ok(mut keys) = self.requeued.lock() {
+            keys.push(key);
+        }
+        self.requeue_signal.notify_one();
     }
 
     /// The current client (cheap clone).
@@ -467,6 +480,25 @@ async fn run_lease(
                 }
                 // A poll in flight with the old token is dropped.
                 poll = None;
+            }
+            _ = shared.requeue_signal.notified() => {
+                let keys: Vec<JournalKey> = shared
+                    .requeued
+                    .lock()
+                    .map(|mut k| std::mem::take(&mut *k))
+                    .unwrap_or_default();
+                for key in keys {
+                    let before = JournalKey(key.0.saturating_sub(1));
+                    match shared.store.pending(&shared.id, Some(before), 1).await {
+                        Ok(mut found) if found.first().is_some_and(|e| e.key == key) => {
+                            let entry = found.remove(0);
+                            dispatch.held += 1;
+                            dispatch.queues.entry(entry.sender.clone()).or_default().push_back(entry);
+                        }
+                        Ok(_) => {}
+                        Err(err) => tracing::warn!(account = %shared.id, error = %err, "loading a re-queued message failed; it runs after a restart"),
+                    }
+                }
             }
             Some(done) = done_rx.recv() => {
                 finish(shared, &mut dispatch, done, shared.options.retry_delay).await;

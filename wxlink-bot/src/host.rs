@@ -424,12 +424,19 @@ impl Host {
         Ok(self.inner.store.dead_letters(id, limit).await?)
     }
 
-    /// Moves a dead letter back into the journal; a running account
-    /// handles it again after its next restart or lease change (the store
-    /// is read forward from the newest key it loaded). Returns `false` when
-    /// there is no such dead letter.
+    /// Moves a dead letter back into the journal with its attempts reset.
+    /// An account running in this host handles it at once (behind the
+    /// user's messages already waiting); one re-queued from elsewhere (the
+    /// `wxlink dead-letters requeue` command) is handled when its runner
+    /// next starts. Returns `false` when there is no such dead letter.
     pub async fn requeue(&self, id: &AccountId, key: JournalKey) -> Result<bool, Error> {
-        Ok(self.inner.store.requeue(id, key).await?)
+        let moved = self.inner.store.requeue(id, key).await?;
+        if moved {
+            if let Some(shared) = self.lock()?.get(id).map(|r| Arc::clone(&r.shared)) {
+                shared.requeued(key);
+            }
+        }
+        Ok(moved)
     }
 
     /// Stops every account (see [`remove_account`](Self::remove_account)).

@@ -177,7 +177,12 @@ impl Incoming {
         let context = self.shared.context_for(&user).await?;
         let todo_count = u32::try_from(todo.len()).unwrap_or(u32::MAX);
         self.shared
-            .reserve(&BudgetKind::Reply { user: user.clone() }, todo_count)
+            .reserve(
+                &BudgetKind::Reply {
+                    key: self.entry.key,
+                },
+                todo_count,
+            )
             .await?;
         for (index, chunk) in todo {
             let client_id = self.client_id(index);
@@ -228,7 +233,12 @@ impl Incoming {
         let user = self.sender().to_owned();
         let context = self.shared.context_for(&user).await?;
         self.shared
-            .reserve(&BudgetKind::Reply { user: user.clone() }, sends)
+            .reserve(
+                &BudgetKind::Reply {
+                    key: self.entry.key,
+                },
+                sends,
+            )
             .await?;
         let permit = ReplyPermit {
             client: self.shared.client(),

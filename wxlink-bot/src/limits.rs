@@ -158,17 +158,20 @@ impl Shared {
             {
                 BudgetOutcome::Granted { .. } => return Ok(()),
                 BudgetOutcome::Exhausted { used, resets_at_ms } => {
+                    // A push window renews at its end; a message's reply
+                    // budget never does, so waiting for it would be waiting
+                    // for ever: it is refused even in queue mode.
+                    let Some(resets_at_ms) = resets_at_ms else {
+                        return Err(refused(used));
+                    };
                     if slot.is_none() {
                         if self.options.on_refusal == OnRefusal::Fail {
                             return Err(refused(used));
                         }
                         slot = Some(self.enter_queue()?);
                     }
-                    // A reply budget renews with the user's next message,
-                    // a push window at its end.
-                    let wait = resets_at_ms
-                        .map(|t| Duration::from_millis((t - now_ms()).max(1).unsigned_abs()))
-                        .unwrap_or(Duration::from_millis(200));
+                    let wait =
+                        Duration::from_millis((resets_at_ms - now_ms()).max(1).unsigned_abs());
                     self.sleep_or_stop(wait.min(Duration::from_secs(60)))
                         .await?;
                 }

@@ -18,8 +18,10 @@ pub enum OnRefusal {
     #[default]
     Fail,
     /// Wait (in a queue of at most this many sends per account) until the
-    /// throttle's probe succeeded or the budget renews; a full queue fails
-    /// with [`Error::is_queue_full`](crate::Error::is_queue_full).
+    /// throttle's probe is due or the push window renews; a full queue
+    /// fails with [`Error::is_queue_full`](crate::Error::is_queue_full). A
+    /// message's reply budget never renews, so a reply past it still fails
+    /// at once.
     Queue(usize),
 }
 
@@ -31,8 +33,8 @@ pub struct AccountOptions {
     /// of one bot go out one at a time, in the order they were asked for,
     /// so a user's messages also arrive in order.
     pub pace: Duration,
-    /// Replies allowed per inbound message of a user (default 10): the
-    /// count starts again with each new message from the user.
+    /// Replies allowed per inbound message (default 10), counted per
+    /// message across attempts.
     pub reply_budget: u32,
     /// Proactive pushes (sends that answer no inbound message) allowed per
     /// [`push_window`](Self::push_window); 0 disables pushes (default 5).

@@ -173,6 +173,10 @@ pub fn run(sh: &Shell) -> Result<()> {
             }
         }
     }
+    match idle_account_rows(sh, &bench, &plan, &mut notes) {
+        Ok(r) => rows.extend(r),
+        Err(e) => failures.push(failed("idle accounts", &e, &mut rows)),
+    }
     match media_rows(sh, aes_ceiling, md5_ceiling) {
         Ok(r) => rows.extend(r),
         Err(e) => failures.push(failed("media_bench", &e, &mut rows)),
@@ -656,6 +660,103 @@ fn poll_row(
         ceiling: Figure::new(16.0, "KiB/poll", "budget"),
         goal: Goal::Below(1.0 + 1e-9, "≤ 16 KiB per poll"),
     })
+}
+
+/// Memory per idle account of the bot runtime: one `wxlink-bot` host with
+/// as many accounts as the largest idle-poll row holds polls, each
+/// long-polling, over HTTP/1.1 (a connection per poll) and h2c (one shared
+/// connection). The figure is the `idle_accounts` example's RSS with every
+/// poll held, minus its RSS with one warm-up account polling, divided by
+/// the accounts.
+fn idle_account_rows(
+    sh: &Shell,
+    bench: &Bench,
+    plan: &Plan,
+    notes: &mut Vec<String>,
+) -> Result<Vec<Row>> {
+    let count = plan.polls[1].0;
+    println!(
+        "
+idle accounts (wxlink-bot host): {count} accounts"
+    );
+    cmd!(
+        sh,
+        "cargo build --release --quiet -p wxlink-bot --example idle_accounts"
+    )
+    .run()
+    .context("building the idle_accounts example failed")?;
+    let bin = target_dir(&crate::project_root())
+        .join("release")
+        .join("examples")
+        .join("idle_accounts");
+    let mut rows = Vec::new();
+    for (h2c, budget) in [(false, 24.0), (true, 16.0)] {
+        let label = protocol_label(h2c);
+        let sim = Simulator::start(&bench.bin, &bench.scratch.join("sim.log"))?;
+        let out_path = bench.scratch.join("idle_accounts.out");
+        let out = File::create(&out_path)?;
+        let mut cmd = Command::new(&bin);
+        cmd.args(["--count", &count.to_string()])
+            .env("WXLINK_BASE_URL", &sim.info.base_url)
+            .env("WXLINK_TOKEN", &sim.info.token)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(Stdio::null());
+        if h2c {
+            cmd.arg("--h2c");
+        }
+        println!(
+            "  idle_accounts --count {count}{}",
+            if h2c { " --h2c" } else { "" }
+        );
+        let mut child = cmd.spawn().context("cannot start idle_accounts")?;
+        let deadline = Instant::now() + bench.timeout;
+        let status = loop {
+            if let Some(status) = child.try_wait()? {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("idle_accounts took longer than {:?}", bench.timeout);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let stdout = std::fs::read_to_string(&out_path).unwrap_or_default();
+        let Some(report) = last_json_object(&stdout).filter(|_| status.success()) else {
+            bail!("idle_accounts exited with {status}: {}", stdout.trim());
+        };
+        let kib = field(&report, "kib_per_account")?;
+        let held = field(&report, "held")?;
+        notes.push(format!(
+            "{count} idle accounts{label} on one wxlink-bot host: ({} RSS with {held} polls held − {} with one warm-up account) / {count} = {kib:.1} KiB per account; {}; the simulator peaked at {} (not counted); the previous one-account runtime measured 55 KiB per account, 38 KiB with one shared transport (HTTP/1.1)",
+            mib(Some(field(&report, "rss_bytes")? as u64)),
+            mib(Some(field(&report, "baseline_rss_bytes")? as u64)),
+            if report.get("own_tokens").and_then(Value::as_bool) == Some(true) {
+                "each account with its own token"
+            } else {
+                "every account polls the simulator's one token (the simulator has one bot)"
+            },
+            mib(sim.peak_rss_bytes()),
+        ));
+        if held < count as f64 {
+            bail!("only {held} of {count} accounts were polling: {report}");
+        }
+        rows.push(Row {
+            target: format!("idle accounts, {count}{label}"),
+            ours: Figure::new(kib, "KiB/account", ""),
+            ceiling: Figure::new(budget, "KiB/account", "budget"),
+            goal: Goal::Below(
+                1.0 + 1e-9,
+                if h2c {
+                    "≤ 16 KiB per account"
+                } else {
+                    "≤ 24 KiB per account"
+                },
+            ),
+        });
+    }
+    Ok(rows)
 }
 
 /// The `media_bench` figures beside their OpenSSL ceilings. Each is the

@@ -39,7 +39,8 @@ struct AccountState {
     seen: HashSet<u64>,
     seen_order: VecDeque<u64>,
     contexts: HashMap<String, ContextRecord>,
-    replies: HashMap<String, u32>,
+    /// Replies used per journal entry.
+    replies: HashMap<JournalKey, u32>,
     push: Window,
     throttle: Option<ThrottleRecord>,
 }
@@ -206,7 +207,6 @@ impl Store for MemoryStore {
                     accepted_replies: Vec::new(),
                 };
                 state.journal.insert(entry.key, entry.clone());
-                state.replies.insert(message.sender.clone(), 0);
                 if let Some(token) = message.context_token.clone().filter(|t| !t.is_empty()) {
                     state.contexts.insert(
                         message.sender.clone(),
@@ -249,6 +249,7 @@ impl Store for MemoryStore {
 
     fn acknowledge<'a>(&'a self, lease: &'a Lease, key: JournalKey) -> StoreFuture<'a, bool> {
         ready(self.fenced(lease, "acknowledge", |state| {
+            state.replies.remove(&key);
             state.journal.remove(&key).is_some()
         }))
     }
@@ -271,6 +272,7 @@ impl Store for MemoryStore {
             if attempts < max_attempts.max(1) {
                 return FailureOutcome::Retry { attempts };
             }
+            state.replies.remove(&key);
             if let Some(entry) = state.journal.remove(&key) {
                 state.dead.insert(
                     key,
@@ -363,11 +365,17 @@ impl Store for MemoryStore {
         now_ms: i64,
     ) -> StoreFuture<'a, BudgetOutcome> {
         ready(self.fenced(lease, "spend budget", |state| match kind {
-            BudgetKind::Reply { user } => {
-                let used = state.replies.get(user).copied().unwrap_or(0);
+            BudgetKind::Reply { key } => {
+                if !state.journal.contains_key(key) {
+                    return BudgetOutcome::Exhausted {
+                        used: 0,
+                        resets_at_ms: None,
+                    };
+                }
+                let used = state.replies.get(key).copied().unwrap_or(0);
                 match used.checked_add(count).filter(|n| *n <= limit) {
                     Some(n) => {
-                        state.replies.insert(user.clone(), n);
+                        state.replies.insert(*key, n);
                         BudgetOutcome::Granted { used: n }
                     }
                     None => BudgetOutcome::Exhausted {

@@ -389,12 +389,13 @@ impl fmt::Debug for ContextRecord {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum BudgetKind {
-    /// A reply to `user`: counted since the user's latest inbound message
-    /// (each new message from the user starts a new count; the server caps
-    /// replies at about 10 per inbound message).
+    /// A reply to the inbound message journaled under `key`: each message
+    /// allows `limit` replies of its own (the server caps replies at about
+    /// 10 per inbound message). A key no longer in the journal (handled or
+    /// dead-lettered) has no budget left.
     Reply {
-        /// The user.
-        user: String,
+        /// The journal key of the message being answered.
+        key: JournalKey,
     },
     /// A proactive push of the account: counted per fixed window of
     /// `window_ms` that starts with the first push after the previous
@@ -419,7 +420,7 @@ pub enum BudgetOutcome {
         /// Sends already used in the current turn or window.
         used: u32,
         /// When a push window ends (ms since the Unix epoch); `None` for a
-        /// reply budget, which a new inbound message renews.
+        /// reply budget, which never renews.
         resets_at_ms: Option<i64>,
     },
 }
@@ -538,10 +539,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// In one fenced transaction: drops messages whose exact id is in the
     /// account's id window (or repeats within the batch), journals the new
-    /// ones with 0 attempts, remembers their ids (keeping the newest
-    /// `batch.id_window`), starts a new reply count for each sender of a new
-    /// message, stores the newest context token per sender, and saves the
-    /// cursor. Either all of it happens or none of it does.
+    /// ones with 0 attempts and no replies used, remembers their ids
+    /// (keeping the newest `batch.id_window`), stores the newest context
+    /// token per sender, and saves the cursor. Either all of it happens or
+    /// none of it does.
     fn commit_batch<'a>(
         &'a self,
         lease: &'a Lease,
@@ -597,8 +598,8 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> StoreFuture<'a, Vec<DeadLetter>>;
 
-    /// Moves a dead letter back into the journal with 0 attempts and no
-    /// error, under its old key, so the account's runner handles it again.
+    /// Moves a dead letter back into the journal with 0 attempts, no error
+    /// and no replies used, under its old key, so the account's runner handles it again.
     /// Returns `false` when there is no such dead letter. Not fenced: an
     /// operator may re-queue while a runner holds the lease, and the runner
     /// picks the entry up on its next pass over the journal.

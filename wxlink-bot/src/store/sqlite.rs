@@ -56,6 +56,7 @@ CREATE TABLE journal (
     attempts    INTEGER NOT NULL DEFAULT 0,
     last_error  TEXT,
     replies     TEXT NOT NULL DEFAULT '',
+    budget_used INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (account, key)
 ) WITHOUT ROWID;
 CREATE TABLE dead_letters (
@@ -82,12 +83,6 @@ CREATE TABLE contexts (
     user    TEXT NOT NULL,
     token   TEXT NOT NULL,
     seen_at INTEGER NOT NULL,
-    PRIMARY KEY (account, user)
-) WITHOUT ROWID;
-CREATE TABLE replies (
-    account TEXT NOT NULL,
-    user    TEXT NOT NULL,
-    used    INTEGER NOT NULL,
     PRIMARY KEY (account, user)
 ) WITHOUT ROWID;
 ";
@@ -310,10 +305,6 @@ fn commit_in(
             "INSERT INTO journal (account, key, message_id, sender, json, received_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?;
-        let mut replies = tx.prepare_cached(
-            "INSERT INTO replies (account, user, used) VALUES (?1, ?2, 0) \
-             ON CONFLICT (account, user) DO UPDATE SET used = 0",
-        )?;
         let mut context = tx.prepare_cached(
             "INSERT INTO contexts (account, user, token, seen_at) VALUES (?1, ?2, ?3, ?4) \
              ON CONFLICT (account, user) DO UPDATE SET token = excluded.token, seen_at = excluded.seen_at",
@@ -335,7 +326,6 @@ fn commit_in(
                 message.json,
                 batch.now_ms
             ])?;
-            replies.execute(params![account, message.sender])?;
             if let Some(token) = message.context_token.as_ref().filter(|t| !t.is_empty()) {
                 context.execute(params![
                     account,
@@ -737,23 +727,27 @@ impl Store for SqliteStore {
             let op = "spend budget";
             let account = account.as_str();
             match kind {
-                BudgetKind::Reply { user } => {
-                    let used: i64 = tx
+                BudgetKind::Reply { key } => {
+                    let used: Option<i64> = tx
                         .query_row(
-                            "SELECT used FROM replies WHERE account = ?1 AND user = ?2",
-                            params![account, user],
+                            "SELECT budget_used FROM journal WHERE account = ?1 AND key = ?2",
+                            params![account, key_to_sql(key)],
                             |r| r.get(0),
                         )
                         .optional()
-                        .map_err(db(op))?
-                        .unwrap_or(0);
+                        .map_err(db(op))?;
+                    let Some(used) = used else {
+                        return Ok(BudgetOutcome::Exhausted {
+                            used: 0,
+                            resets_at_ms: None,
+                        });
+                    };
                     let used = used.clamp(0, i64::from(u32::MAX)) as u32;
                     match used.checked_add(count).filter(|n| *n <= limit) {
                         Some(n) => {
                             tx.execute(
-                                "INSERT INTO replies (account, user, used) VALUES (?1, ?2, ?3) \
-                                 ON CONFLICT (account, user) DO UPDATE SET used = excluded.used",
-                                params![account, user, n],
+                                "UPDATE journal SET budget_used = ?3 WHERE account = ?1 AND key = ?2",
+                                params![account, key_to_sql(key), n],
                             )
                             .map_err(db(op))?;
                             Ok(BudgetOutcome::Granted { used: n })

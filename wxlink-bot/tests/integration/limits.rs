@@ -297,51 +297,86 @@ async fn sends_of_one_bot_are_paced_and_budgets_refuse_with_typed_errors() {
 }
 
 #[tokio::test]
-async fn a_zero_push_budget_disables_pushes_and_a_queued_reply_waits_for_the_next_message() {
+async fn queued_pushes_wait_for_the_next_window_and_a_full_queue_or_a_zero_budget_refuses() {
     let s = sim().await;
     let host = Host::builder(MemoryStore::new()).build();
-    let done = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let replies = Arc::new(std::sync::Mutex::new(Vec::new()));
     let handler = {
-        let done = done.clone();
+        let replies = replies.clone();
         move |i: Incoming| {
-            let done = done.clone();
+            let replies = replies.clone();
             async move {
-                let text = i.text().unwrap_or_default().to_owned();
-                if text == "first" {
-                    i.reply("a").await?;
-                    // The budget of 1 is used: this waits for the user's next
-                    // message instead of failing.
-                    i.reply("b (queued)").await?;
-                }
-                done.lock().unwrap().push(text);
+                let first = i.reply("a").await;
+                // The message's budget of 1 is used, and it never renews:
+                // refused at once even in queue mode.
+                let second = i.reply("b").await;
+                replies
+                    .lock()
+                    .unwrap()
+                    .push((first.is_ok(), second.map_err(|e| e.is_budget_exhausted())));
                 Ok::<(), wxlink_bot::Error>(())
             }
         }
     };
+    let window = Duration::from_millis(700);
     let options = fast()
         .reply_budget(1)
-        .push_budget(0, Duration::from_secs(60))
-        .on_refusal(OnRefusal::Queue(4));
+        .push_budget(1, window)
+        .on_refusal(OnRefusal::Queue(1));
     let handle = host
         .add_account(account(&s, options), handler)
         .await
         .unwrap();
-    s.inject_text("alice@im.wechat", "first");
-    s.wait_for_sent(1, Duration::from_secs(10)).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    assert_eq!(
-        s.sent_messages().len(),
-        1,
-        "the queued reply went out without a new turn"
+    s.inject_text("alice@im.wechat", "hi");
+    eventually(Duration::from_secs(10), "the handler ran", || {
+        let r = replies.clone();
+        async move { !r.lock().unwrap().is_empty() }
+    })
+    .await;
+    assert_eq!(replies.lock().unwrap()[0], (true, Err(true)));
+
+    handle.push_text("alice@im.wechat", "push 1").await.unwrap();
+    let started = std::time::Instant::now();
+    let waiting = {
+        let handle = handle.clone();
+        tokio::spawn(async move { handle.push_text("alice@im.wechat", "push 2").await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The queue holds one send; a second one waiting is refused.
+    let full = handle
+        .push_text("alice@im.wechat", "push 3")
+        .await
+        .unwrap_err();
+    assert!(full.is_queue_full(), "{full:?}");
+    waiting.await.unwrap().unwrap();
+    assert!(
+        started.elapsed() >= window - Duration::from_millis(150),
+        "{:?}",
+        started.elapsed()
     );
+    let texts: Vec<_> = s
+        .sent_messages()
+        .iter()
+        .map(|m| m.text().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(texts, ["a", "push 1", "push 2"]);
+    host.shutdown().await;
+
+    // A zero push budget disables pushes, queue or not.
+    let host = Host::builder(MemoryStore::new()).build();
+    let options = fast()
+        .push_budget(0, window)
+        .on_refusal(OnRefusal::Queue(4));
+    let handle = host
+        .add_account(account(&s, options), |_i: Incoming| async move {
+            Ok::<(), wxlink_bot::Error>(())
+        })
+        .await
+        .unwrap();
     let refused = handle
         .push_text("alice@im.wechat", "push")
         .await
         .unwrap_err();
-    assert!(refused.is_budget_exhausted());
-    // Alice's next message starts a new turn, which renews her budget.
-    s.inject_text("alice@im.wechat", "second");
-    let sent = s.wait_for_sent(2, Duration::from_secs(10)).await.unwrap();
-    assert_eq!(sent[1].text(), Some("b (queued)"));
+    assert!(refused.is_budget_exhausted(), "{refused:?}");
     host.shutdown().await;
 }

@@ -7,5 +7,8 @@
 
 mod host;
 mod limits;
+#[cfg(unix)]
+mod process;
+mod soak;
 mod store;
 mod support;

@@ -242,7 +242,8 @@ async fn accepted_replies_budgets_and_the_throttle_are_kept_per_account() {
             "{name}"
         );
 
-        let reply = BudgetKind::Reply { user: "u".into() };
+        // Each message has its own reply budget.
+        let reply = BudgetKind::Reply { key };
         assert_eq!(
             store.spend_budget(&lease, &reply, 8, 10, 0).await.unwrap(),
             BudgetOutcome::Granted { used: 8 },
@@ -256,14 +257,25 @@ async fn accepted_replies_budgets_and_the_throttle_are_kept_per_account() {
             },
             "{name}"
         );
-        // A new message from the user starts a new count.
         store
             .commit_batch(&lease, &batch("c2", vec![message(2, "u")]))
             .await
             .unwrap();
+        let next = store.pending(&a, Some(key), 1).await.unwrap()[0].key;
+        let other = BudgetKind::Reply { key: next };
         assert_eq!(
-            store.spend_budget(&lease, &reply, 10, 10, 0).await.unwrap(),
+            store.spend_budget(&lease, &other, 10, 10, 0).await.unwrap(),
             BudgetOutcome::Granted { used: 10 },
+            "{name}"
+        );
+        // A handled message has no budget left.
+        store.acknowledge(&lease, key).await.unwrap();
+        assert_eq!(
+            store.spend_budget(&lease, &reply, 1, 10, 0).await.unwrap(),
+            BudgetOutcome::Exhausted {
+                used: 0,
+                resets_at_ms: None
+            },
             "{name}"
         );
 

@@ -138,6 +138,12 @@
 //! | `SessionExpired` | HTTP 200 `{"errcode":-14,"errmsg":"session timeout"}` (the usual form, no `ret`) | no |
 //! | `SessionExpiredRet` | HTTP 200 `{"ret":-14,"errcode":-14,"errmsg":"session timeout"}` (the other observed form) | no |
 //! | `Json(body)` | HTTP 200 with that JSON body, e.g. `{"ret":-2,"errmsg":"unknown error"}` | no |
+//! | `StallBody(d)` | the headers at once, then no body byte for `d`, then the body | yes |
+//! | `StallUpload { after, stall }` | the server reads `after` request bytes, stops reading for `stall`, then goes on | as without the fault |
+//! | `ResetUpload { after }` | the server reads `after` request bytes, then resets the connection | no |
+//! | `RetryAfter(code, d)` / `Fault::too_many_requests(d)` / `Fault::unavailable(d)` | 429 or 503 with `Retry-After` in whole seconds | no |
+//! | `LoseResponse` | the call is handled, then the connection closes unanswered; a `getupdates` batch is lost | yes |
+//! | `Duplicate(delays)` / `Fault::duplicate()` | the normal answer; `getupdates` delivers each message again after each delay | yes |
 //!
 //! Endpoint names are those of [`FAULT_TARGETS`]: `get_bot_qrcode`,
 //! `get_qrcode_status`, `getupdates`, `sendmessage`, `getconfig`,
@@ -169,29 +175,74 @@
 mod api;
 mod body;
 mod cdn;
+mod chaos;
 mod config;
 pub mod control;
+mod error;
 mod fault;
+mod http;
 mod inbound;
 mod login;
+mod qr;
 mod records;
 mod redact;
 mod server;
 mod sim;
+mod start;
 mod state;
+mod storage;
 mod tls;
+mod truth;
 
-pub use config::{
-    CdnStorage, Fidelity, SendOkBody, SimBuilder, SimConfig, Throttle, UploadUrlMode,
-};
+pub use chaos::{Chaos, ChaosEvent, ChaosRule};
+pub use config::{CdnStorage, Fidelity, SendOkBody, SimConfig, Throttle, UploadUrlMode};
+pub use error::SimError;
 pub use fault::{FAULT_TARGETS, Fault};
-pub use inbound::{InboundMessage, InjectedMessage, quoting, text_item, voice_transcript_item};
-pub use login::{LoginPath, LoginScript};
+pub use inbound::{
+    InboundMessage, InjectedMessage, PartialQuote, quoting, text_item, voice_transcript_item,
+};
+pub use qr::{LoginPath, LoginScript};
 pub use records::{
     AuthSeen, LogCount, NotifyCall, RecordCounts, RequestRecord, SentMessage, TypingCall,
     UploadRecord,
 };
-pub use sim::Simulator;
+pub use sim::{Account, PollCounts, Simulator};
+pub use start::SimBuilder;
+pub use truth::{Fate, GroundTruth, Verdict};
+
+/// Writes `tokens` to `path`, one a line, for load tools (`wxlink-sim
+/// --tokens-file`, `wxlink sim --tokens-file`). The file is created
+/// readable and writable by its owner only (on Unix), since the tokens are
+/// credentials; an existing file is replaced.
+///
+/// # Errors
+///
+/// The I/O error of creating or writing the file.
+pub fn write_tokens_file(
+    path: &std::path::Path,
+    tokens: impl IntoIterator<Item = wxlink_proto::BotToken>,
+) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let file = options.open(path)?;
+    // A file that existed keeps its old mode: tighten it too.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    let mut out = std::io::BufWriter::new(file);
+    for token in tokens {
+        writeln!(out, "{}", token.expose_secret())?;
+    }
+    out.flush()
+}
 
 /// Resolves on Ctrl-C, or on SIGTERM where there is one: what a standalone
 /// simulator (`wxlink-sim`, `wxlink sim`) waits for before shutting down.
@@ -213,25 +264,3 @@ pub async fn shutdown_signal() {
 /// Re-exported so tests can name media kinds and key encodings without a
 /// direct dependency on `wxlink-media`.
 pub use wxlink_media::{KeyEncoding, MediaKind};
-
-/// Errors of the simulator's own API (never of the simulated protocol,
-/// which answers on the wire).
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum SimError {
-    /// A listener could not be bound.
-    #[error("cannot bind a loopback listener")]
-    Bind(#[source] std::io::Error),
-    /// A `wait_for_*` helper ran out of time.
-    #[error("timed out waiting for the simulator")]
-    Timeout,
-    /// A fault named an endpoint the simulator does not serve.
-    #[error("unknown endpoint name {0:?}")]
-    UnknownEndpoint(String),
-    /// An argument was not usable.
-    #[error("invalid input: {0}")]
-    InvalidInput(String),
-    /// The redirect listener's certificate or TLS setup could not be made.
-    #[error("cannot set up tls for the redirect listener")]
-    Tls(#[source] Box<dyn std::error::Error + Send + Sync>),
-}

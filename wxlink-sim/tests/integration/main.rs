@@ -9,6 +9,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod accounts;
 mod api;
 mod cdn;
 mod control;
@@ -18,3 +19,4 @@ mod fuzz;
 mod login;
 mod records;
 mod secrets;
+mod stalls;

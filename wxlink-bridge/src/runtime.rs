@@ -50,8 +50,12 @@ const MAX_MEDIA_PER_MESSAGE: usize = 4;
 /// Recent message texts remembered per account, to resolve quotes by id.
 const QUOTE_MEMORY: usize = 2_000;
 
+/// Called with the account and message id when the host hands a message
+/// to the bridge, before anything else happens to it.
+pub type DeliveryHook = Arc<dyn Fn(&str, u64) + Send + Sync>;
+
 /// Settings of a [`Bridge`] beyond the engine's.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct BridgeOptions {
     /// The turn semantics.
@@ -61,6 +65,19 @@ pub struct BridgeOptions {
     pub inbound_dir: PathBuf,
     /// Download inbound media at all (default on).
     pub download_media: bool,
+    /// Told of each delivery as it arrives (tracing, latency measurement).
+    pub on_delivery: Option<DeliveryHook>,
+}
+
+impl fmt::Debug for BridgeOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BridgeOptions")
+            .field("engine", &self.engine)
+            .field("inbound_dir", &self.inbound_dir)
+            .field("download_media", &self.download_media)
+            .field("on_delivery", &self.on_delivery.is_some())
+            .finish()
+    }
 }
 
 impl BridgeOptions {
@@ -71,7 +88,15 @@ impl BridgeOptions {
             engine,
             inbound_dir: inbound_dir.into(),
             download_media: true,
+            on_delivery: None,
         }
+    }
+
+    /// Sets the delivery hook.
+    #[must_use]
+    pub fn on_delivery(mut self, hook: DeliveryHook) -> Self {
+        self.on_delivery = Some(hook);
+        self
     }
 }
 
@@ -233,6 +258,9 @@ impl BridgeHandler {
         let account = incoming.account().as_str().to_owned();
         let user = incoming.sender().to_owned();
         let message_id = incoming.message_id().unwrap_or(incoming.key().0);
+        if let Some(hook) = &self.shared.options.on_delivery {
+            hook(&account, message_id);
+        }
         let text = incoming.text().unwrap_or_default().to_owned();
         let quote = self.quote(&account, incoming.message());
         self.remember(&account, incoming.message(), &text);

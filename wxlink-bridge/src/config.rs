@@ -178,8 +178,6 @@ pub struct TurnConfig {
     pub max_concurrent_turns: Option<usize>,
     /// Where reply files may come from.
     pub media_dir: Option<PathBuf>,
-    /// Let reply URLs reach loopback and private addresses (default false).
-    pub allow_private_urls: Option<bool>,
 }
 
 /// The `[server]` table.

@@ -213,8 +213,21 @@ pub async fn run(global: &GlobalArgs, args: &BridgeArgs) -> Result<ExitCode> {
 
     // Log the host's events until Ctrl-C.
     let mut events = host.events();
+    let (event_host, event_metrics) = (host.clone(), metrics.clone());
     let logger = tokio::spawn(async move {
         while let Ok(event) = events.recv().await {
+            if matches!(
+                event.kind,
+                EventKind::Throttled { .. } | EventKind::ThrottleLifted
+            ) {
+                let throttled = event_host
+                    .account_ids()
+                    .iter()
+                    .filter_map(|id| event_host.account(id))
+                    .filter(|handle| handle.throttled().is_some())
+                    .count();
+                event_metrics.set_throttled_accounts(i64::try_from(throttled).unwrap_or(i64::MAX));
+            }
             match &event.kind {
                 EventKind::SessionExpired => eprintln!(
                     "bridge: account {}: session expired; log in again (wxlink login)",

@@ -69,6 +69,8 @@ pub(crate) struct Shared {
     token_changed: watch::Sender<u64>,
     /// Dead letters re-queued while the account runs, to load at once.
     requeued: Mutex<Vec<JournalKey>>,
+    /// Where a handler asks the runner for its user's waiting messages.
+    takes: Mutex<Option<mpsc::UnboundedSender<TakeRequest>>>,
     requeue_signal: tokio::sync::Notify,
 }
 
@@ -111,8 +113,29 @@ impl Shared {
             stop,
             token_changed,
             requeued: Mutex::new(Vec::new()),
+            takes: Mutex::new(None),
             requeue_signal: tokio::sync::Notify::new(),
         }
+    }
+
+    /// The messages of `user` the runner has read from the journal and not
+    /// handed out yet, taken out of its queue (empty when the account is
+    /// not running).
+    pub(crate) async fn take_waiting(&self, user: &str) -> Vec<JournalEntry> {
+        let Some(tx) = self.takes.lock().ok().and_then(|t| t.clone()) else {
+            return Vec::new();
+        };
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        if tx
+            .send(TakeRequest {
+                user: user.to_owned(),
+                reply,
+            })
+            .is_err()
+        {
+            return Vec::new();
+        }
+        answer.await.unwrap_or_default()
     }
 
     /// Tells the runner that `key` is back in the journal.
@@ -226,11 +249,21 @@ pub(crate) fn message_text(message: &WeixinMessage) -> Option<&str> {
         })
 }
 
+/// A handler's request for its user's waiting messages.
+pub(crate) struct TakeRequest {
+    user: String,
+    reply: tokio::sync::oneshot::Sender<Vec<JournalEntry>>,
+}
+
 /// What a handler task reports back to the loop.
 struct Done {
     user: String,
     entry: JournalEntry,
     outcome: Result<(), String>,
+    /// Messages merged into the turn that were handled with it.
+    merged_done: usize,
+    /// Messages merged into the turn that go back to the user's queue.
+    merged_back: Vec<JournalEntry>,
 }
 
 /// The per-account dispatch state.
@@ -376,6 +409,10 @@ async fn run_lease(
         more: true,
     };
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
+    let (take_tx, mut take_rx) = mpsc::unbounded_channel::<TakeRequest>();
+    if let Ok(mut takes) = shared.takes.lock() {
+        *takes = Some(take_tx);
+    }
     let mut tasks: JoinSet<()> = JoinSet::new();
     let mut poll: Option<PollFuture> = None;
     let mut pause_until: Option<Instant> = None;
@@ -481,6 +518,18 @@ async fn run_lease(
                 // A poll in flight with the old token is dropped.
                 poll = None;
             }
+            Some(take) = take_rx.recv() => {
+                // The entries stay held: the handler that took them
+                // acknowledges them or gives them back.
+                let taken: Vec<JournalEntry> = dispatch
+                    .queues
+                    .remove(&take.user)
+                    .map(Vec::from)
+                    .unwrap_or_default();
+                if let Err(taken) = take.reply.send(taken) {
+                    dispatch.queues.insert(take.user, taken.into());
+                }
+            }
             _ = shared.requeue_signal.notified() => {
                 let keys: Vec<JournalKey> = shared
                     .requeued
@@ -580,6 +629,9 @@ async fn run_lease(
     // is lost, since their entries stay in the journal.
     tasks.abort_all();
     drop(poll);
+    if let Ok(mut takes) = shared.takes.lock() {
+        *takes = None;
+    }
     match exit {
         Exit::Stopped => {
             if shared.options.notify {
@@ -618,6 +670,15 @@ fn inbound(msgs: &[WeixinMessage]) -> Vec<InboundMessage> {
 
 /// Applies a handler's outcome to the dispatch state.
 async fn finish(shared: &Shared, dispatch: &mut Dispatch, done: Done, retry: Duration) {
+    dispatch.held = dispatch.held.saturating_sub(done.merged_done);
+    if !done.merged_back.is_empty() {
+        // Later messages than the turn's own: back to the front of the
+        // user's queue, in order, behind any retry of the turn.
+        let queue = dispatch.queues.entry(done.user.clone()).or_default();
+        for entry in done.merged_back.into_iter().rev() {
+            queue.push_front(entry);
+        }
+    }
     match done.outcome {
         Ok(()) => {
             dispatch.held = dispatch.held.saturating_sub(1);
@@ -648,9 +709,15 @@ async fn run_handler(
     let Ok(_permit) = permits.acquire_owned().await else {
         return;
     };
+    let merged: Arc<Mutex<Vec<JournalEntry>>> = Arc::default();
     let outcome = match serde_json::from_str::<WeixinMessage>(&entry.json) {
         Ok(message) => {
-            let incoming = Incoming::new(Arc::clone(&shared), entry.clone(), message);
+            let incoming = Incoming::new(
+                Arc::clone(&shared),
+                entry.clone(),
+                message,
+                Arc::clone(&merged),
+            );
             // The handler runs in its own task so that a panic is an
             // attempt that failed, not a dead runner.
             let task = tokio::spawn({
@@ -666,6 +733,25 @@ async fn run_handler(
         }
         Err(err) => Err(format!("journal entry is not a valid message: {err}")),
     };
+    let merged: Vec<JournalEntry> = merged
+        .lock()
+        .map(|mut m| std::mem::take(&mut *m))
+        .unwrap_or_default();
+    let (mut merged_done, mut merged_back) = (0, Vec::new());
+    if outcome.is_ok() {
+        for extra in merged {
+            match shared.store.acknowledge(&lease, extra.key).await {
+                Err(err) if err.is_fenced() => return,
+                Err(err) => {
+                    tracing::warn!(account = %shared.id, key = extra.key.0, error = %err, "acknowledging a merged message failed; it stays journaled");
+                    merged_done += 1;
+                }
+                Ok(_) => merged_done += 1,
+            }
+        }
+    } else {
+        merged_back = merged;
+    }
     let report = match outcome {
         Ok(()) => match shared.store.acknowledge(&lease, entry.key).await {
             Ok(_) => Ok(()),
@@ -717,6 +803,8 @@ async fn run_handler(
         user,
         entry,
         outcome: report,
+        merged_done,
+        merged_back,
     });
 }
 

@@ -37,6 +37,8 @@ pub struct Incoming {
     entry: JournalEntry,
     message: WeixinMessage,
     next_index: AtomicU32,
+    /// Later messages of the same user merged into this turn.
+    merged: Arc<std::sync::Mutex<Vec<JournalEntry>>>,
 }
 
 impl fmt::Debug for Incoming {
@@ -88,13 +90,53 @@ pub fn reply_client_id(
 }
 
 impl Incoming {
-    pub(crate) fn new(shared: Arc<Shared>, entry: JournalEntry, message: WeixinMessage) -> Self {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        entry: JournalEntry,
+        message: WeixinMessage,
+        merged: Arc<std::sync::Mutex<Vec<JournalEntry>>>,
+    ) -> Self {
         Self {
             shared,
             entry,
             message,
             next_index: AtomicU32::new(0),
+            merged,
         }
+    }
+
+    /// Takes the sender's later messages that are already journaled and
+    /// waiting behind this one, so that one turn answers them together
+    /// (for example an agent that read them all). They are acknowledged
+    /// with this message when the handler succeeds; when it fails they go
+    /// back to the queue, in order, and are handled after this message's
+    /// retry. Replies still count against this message's budget. An entry
+    /// that cannot be read back as a message (a damaged store) is logged,
+    /// left out of the result and settled with the turn. Called again, it
+    /// takes what arrived since.
+    pub async fn take_queued(&self) -> Vec<WeixinMessage> {
+        let entries = self.shared.take_waiting(self.sender()).await;
+        let mut messages = Vec::with_capacity(entries.len());
+        let mut kept = Vec::with_capacity(entries.len());
+        for entry in entries {
+            match serde_json::from_str::<WeixinMessage>(&entry.json) {
+                Ok(message) => {
+                    messages.push(message);
+                    kept.push(entry);
+                }
+                Err(err) => {
+                    // Handing it back unread would reorder the queue; it is
+                    // merged and acknowledged with the turn instead, and its
+                    // failure is logged here.
+                    tracing::error!(account = %self.shared.id, key = entry.key.0, error = %err, "unreadable journal entry merged into a turn");
+                    kept.push(entry);
+                }
+            }
+        }
+        if let Ok(mut merged) = self.merged.lock() {
+            merged.extend(kept);
+        }
+        messages
     }
 
     /// The account this message came to.
@@ -150,6 +192,14 @@ impl Incoming {
     /// finished or dropped. Best effort: failures are logged only.
     pub fn typing(&self) -> TypingGuard {
         TypingGuard::start(Arc::clone(&self.shared), self.sender().to_owned())
+    }
+
+    /// [`typing`](Self::typing), returned once the first `sendtyping` was
+    /// answered (see [`TypingGuard::shown`]).
+    pub async fn typing_shown(&self) -> TypingGuard {
+        let mut guard = self.typing();
+        guard.shown().await;
+        guard
     }
 
     /// Replies with `text`, split into messages of at most

@@ -21,6 +21,7 @@ use crate::config_cache::Lookup;
 pub struct TypingGuard {
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
+    shown: tokio::sync::watch::Receiver<bool>,
     user: String,
 }
 
@@ -68,10 +69,12 @@ impl TypingGuard {
     /// Starts typing for `user` in the background.
     pub(crate) fn start(shared: Arc<Shared>, user: String) -> Self {
         let (stop, mut stopped) = oneshot::channel::<()>();
+        let (shown_tx, shown) = tokio::sync::watch::channel(false);
         let who = user.clone();
         let task = tokio::spawn(async move {
             let ticket = ticket(&shared, &who).await;
             if ticket.is_empty() {
+                let _ = shown_tx.send(true);
                 return;
             }
             let every = shared
@@ -86,6 +89,7 @@ impl TypingGuard {
                 if let Err(err) = call.send().await {
                     tracing::debug!(user = %who, error = %err, "sendtyping failed");
                 }
+                let _ = shown_tx.send(true);
                 tokio::select! {
                     _ = tokio::time::sleep(every) => {}
                     _ = &mut stopped => break,
@@ -99,8 +103,18 @@ impl TypingGuard {
         Self {
             stop: Some(stop),
             task: Some(task),
+            shown,
             user,
         }
+    }
+
+    /// Waits until the first `sendtyping` was answered (successfully or
+    /// not), or at once when there is no typing ticket for the user, so
+    /// that a caller can make sure "typing…" went out before it works.
+    pub async fn shown(&mut self) {
+        // The sender is dropped only when the task ended, which also means
+        // nothing more will be shown.
+        let _ = self.shown.wait_for(|shown| *shown).await;
     }
 
     /// Stops typing and waits until the cancel went out.

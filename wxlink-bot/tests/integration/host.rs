@@ -382,3 +382,95 @@ async fn a_second_runner_gets_the_lease_error_then_takes_over_a_killed_runner_lo
     assert_eq!(*handled.lock().unwrap(), ["one", "two", "three"]);
     second.shutdown().await;
 }
+
+#[tokio::test]
+async fn typing_shown_reaches_the_server_before_the_reply_and_is_cancelled_after() {
+    let s = sim().await;
+    let host = Host::builder(MemoryStore::new()).build();
+    host.add_account(account(&s, fast()), |incoming: Incoming| async move {
+        let typing = incoming.typing_shown().await;
+        incoming.reply("answer").await?;
+        typing.finish().await;
+        Ok::<(), wxlink_bot::Error>(())
+    })
+    .await
+    .unwrap();
+    s.inject_text("alice@im.wechat", "hi");
+    let sent = s.wait_for_sent(1, Duration::from_secs(10)).await.unwrap();
+    let typing = s.wait_for_typing(2, Duration::from_secs(10)).await.unwrap();
+    let statuses: Vec<i64> = typing.iter().map(|t| t.status).collect();
+    assert_eq!(statuses, [1, 2]);
+    assert!(
+        typing[0].at <= sent[0].at,
+        "the reply arrived before typing"
+    );
+    assert!(
+        typing[1].at >= sent[0].at,
+        "typing was cancelled before the reply"
+    );
+    assert!(typing.iter().all(|t| t.ilink_user_id == "alice@im.wechat"));
+    host.shutdown().await;
+}
+
+#[tokio::test]
+async fn one_turn_can_take_the_users_waiting_messages_and_a_failed_turn_gives_them_back() {
+    let s = sim().await;
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let host = Host::builder_arc(store.clone()).build();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let handler = {
+        let calls = calls.clone();
+        move |incoming: Incoming| {
+            let calls = calls.clone();
+            async move {
+                let call = calls.fetch_add(1, Ordering::SeqCst);
+                // Let the user's next messages arrive and be journaled.
+                tokio::time::sleep(Duration::from_millis(400)).await;
+                let later = incoming.take_queued().await;
+                let mut texts = vec![incoming.text().unwrap_or_default().to_owned()];
+                texts.extend(later.iter().map(|m| {
+                    m.item_list[0]
+                        .text_item
+                        .as_ref()
+                        .unwrap()
+                        .text
+                        .clone()
+                        .unwrap()
+                }));
+                if call == 0 {
+                    return Err(format!("agent down while answering {texts:?}"));
+                }
+                incoming
+                    .reply(&texts.join(" + "))
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+        }
+    };
+    let handle = host
+        .add_account(account(&s, fast()), handler)
+        .await
+        .unwrap();
+    s.inject_text("alice@im.wechat", "one");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    s.inject_text("alice@im.wechat", "two");
+    s.inject_text("alice@im.wechat", "three");
+    let sent = s.wait_for_sent(1, Duration::from_secs(10)).await.unwrap();
+    // The failed first turn gave two and three back; the retry took them
+    // again and answered all three at once.
+    assert_eq!(sent[0].text(), Some("one + two + three"));
+    let id = handle.id().clone();
+    eventually(Duration::from_secs(5), "the journal is empty", || {
+        let (store, id) = (store.clone(), id.clone());
+        async move { store.pending(&id, None, 10).await.unwrap().is_empty() }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        2,
+        "the merged messages got turns of their own"
+    );
+    assert_eq!(s.sent_messages().len(), 1);
+    host.shutdown().await;
+}

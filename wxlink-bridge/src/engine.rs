@@ -347,18 +347,26 @@ impl Engine {
     /// Takes an inbound message: queues it behind the user's turn in
     /// progress, or starts a turn. Returns at once.
     pub fn dispatch(&self, inbound: Inbound) {
-        let key = (inbound.account.clone(), inbound.user.clone());
+        self.dispatch_all(vec![inbound]);
+    }
+
+    /// Takes several messages of one or more users at once: each user's
+    /// are queued together, so those of one user go into one turn when no
+    /// turn of theirs is in progress.
+    pub fn dispatch_all(&self, batch: Vec<Inbound>) {
         let Ok(mut queues) = self.shared.queues.lock() else {
-            tracing::error!("the engine's queue lock is poisoned; a message stays unsettled");
+            tracing::error!("the engine's queue lock is poisoned; messages stay unsettled");
             return;
         };
-        match queues.get_mut(&key) {
-            // A worker is running for this user; it will take the message.
-            Some(queue) => queue.push_back(inbound),
-            None => {
-                queues.insert(key.clone(), VecDeque::from([inbound]));
-                let shared = self.shared.clone();
-                tokio::spawn(async move { worker(shared, key).await });
+        for inbound in batch {
+            let key = (inbound.account.clone(), inbound.user.clone());
+            match queues.get_mut(&key) {
+                Some(queue) => queue.push_back(inbound),
+                None => {
+                    queues.insert(key.clone(), VecDeque::from([inbound]));
+                    let shared = self.shared.clone();
+                    tokio::spawn(async move { worker(shared, key).await });
+                }
             }
         }
     }

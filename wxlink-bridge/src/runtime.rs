@@ -20,9 +20,11 @@
 //! acknowledged, are proactive pushes (`AccountHandle::push_text` and
 //! `push_with`: the push budget, pacing and throttle).
 //!
-//! The host serialises one user's messages, so each reaches the engine on
-//! its own: messages that arrive while the agent works wait in the journal
-//! and are answered one after the other, in order.
+//! The host serialises one user's messages. Those that arrive while the
+//! agent works wait in the journal; when the handler for the next one
+//! runs, it takes them too (`Incoming::take_queued`), and the engine
+//! answers them all in one turn. The host acknowledges them together once
+//! every one of them is settled.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -261,20 +263,6 @@ impl BridgeHandler {
         if let Some(hook) = &self.shared.options.on_delivery {
             hook(&account, message_id);
         }
-        let text = incoming.text().unwrap_or_default().to_owned();
-        let quote = self.quote(&account, incoming.message());
-        self.remember(&account, incoming.message(), &text);
-        let media = if self.shared.options.download_media {
-            download(
-                &incoming,
-                &self.shared.options.inbound_dir,
-                &account,
-                message_id,
-            )
-            .await
-        } else {
-            Vec::new()
-        };
         let max = self
             .shared
             .max_attempts
@@ -283,33 +271,81 @@ impl BridgeHandler {
             .and_then(|m| m.get(&account).copied())
             .unwrap_or(3);
         let attempt = DeliveryAttempt::new(incoming.attempts() + 1, max);
-        let key = (account.clone(), message_id);
+        // The user's messages already waiting behind this one go into the
+        // same turn; the host acknowledges them with this one.
+        let mut messages = vec![(message_id, incoming.message().clone())];
+        for queued in incoming.take_queued().await {
+            let id = queued.message_id.unwrap_or(message_id);
+            messages.push((id, queued));
+        }
+        let client = incoming.client();
+        let incoming = Arc::new(incoming);
+        let keys: Vec<LiveKey> = messages
+            .iter()
+            .map(|(id, _)| (account.clone(), *id))
+            .collect();
         if let Ok(mut live) = self.shared.live.lock() {
-            live.insert(key.clone(), Arc::new(incoming));
+            for key in &keys {
+                live.insert(key.clone(), incoming.clone());
+            }
         }
-        let (tx, rx) = oneshot::channel();
-        let inbound = Inbound::new(
-            &account,
-            user,
-            message_id,
-            text,
-            Box::new(OneshotSettle(tx)),
-        )
-        .quote(quote)
-        .media(media.clone())
-        .attempt(attempt);
-        self.engine.dispatch(inbound);
-        let result = rx.await;
+        let mut batch = Vec::with_capacity(messages.len());
+        let mut waits = Vec::with_capacity(messages.len());
+        let mut files = Vec::new();
+        for (id, message) in &messages {
+            let text = message_text(message);
+            let quote = self.quote(&account, message);
+            self.remember(&account, message, &text);
+            let media = if self.shared.options.download_media {
+                download(
+                    &client,
+                    message,
+                    &self.shared.options.inbound_dir,
+                    &account,
+                    *id,
+                )
+                .await
+            } else {
+                Vec::new()
+            };
+            files.extend(media.iter().map(|m| m.path.clone()));
+            let (tx, rx) = oneshot::channel();
+            waits.push(rx);
+            batch.push(
+                Inbound::new(
+                    &account,
+                    user.clone(),
+                    *id,
+                    text,
+                    Box::new(OneshotSettle(tx)),
+                )
+                .quote(quote)
+                .media(media)
+                .attempt(attempt),
+            );
+        }
+        self.engine.dispatch_all(batch);
+        // The host settles every taken message with this handler call, so
+        // it waits for all of them (a command among them is a turn of its
+        // own).
+        let mut outcome = Ok(());
+        for rx in waits {
+            let result = rx.await.unwrap_or_else(|_| {
+                Err("the bridge stopped before the turn was settled".to_owned())
+            });
+            if outcome.is_ok() {
+                outcome = result;
+            }
+        }
         if let Ok(mut live) = self.shared.live.lock() {
-            live.remove(&key);
+            for key in &keys {
+                live.remove(key);
+            }
         }
-        for file in media {
-            let _ = tokio::fs::remove_file(&file.path).await;
+        for path in files {
+            let _ = tokio::fs::remove_file(&path).await;
         }
-        match result {
-            Ok(outcome) => outcome,
-            Err(_) => Err("the bridge stopped before the turn was settled".to_owned()),
-        }
+        outcome
     }
 
     /// The quoted text: the quote's own text or title, or, for a quote by
@@ -360,6 +396,24 @@ impl BridgeHandler {
     }
 }
 
+/// The text of a message: its first text item, else a voice item's
+/// transcript, else nothing.
+fn message_text(message: &WeixinMessage) -> String {
+    let items = &message.item_list;
+    items
+        .iter()
+        .find(|i| i.item_type == Some(MessageItemType::Text))
+        .and_then(|i| i.text_item.as_ref())
+        .and_then(|t| t.text.clone())
+        .or_else(|| {
+            items
+                .iter()
+                .filter_map(|i| i.voice_item.as_ref())
+                .find_map(|v| v.text.clone().filter(|t| !t.is_empty()))
+        })
+        .unwrap_or_default()
+}
+
 /// The media items worth downloading: images, videos, files, and voice
 /// without a transcript; the quoted message's when the message has none.
 fn media_items(message: &WeixinMessage) -> Vec<(&MessageItem, MediaKind)> {
@@ -398,12 +452,13 @@ fn media_items(message: &WeixinMessage) -> Vec<(&MessageItem, MediaKind)> {
 
 /// Downloads a message's media; a failed download is logged and left out.
 async fn download(
-    incoming: &Incoming,
+    client: &wxlink_client::WxLinkClient,
+    message: &WeixinMessage,
     dir: &Path,
     account: &str,
     message_id: u64,
 ) -> Vec<TurnMedia> {
-    let items = media_items(incoming.message());
+    let items = media_items(message);
     if items.is_empty() {
         return Vec::new();
     }
@@ -411,7 +466,6 @@ async fn download(
         tracing::warn!(error = %err, dir = %dir.display(), "cannot create the inbound media directory");
         return Vec::new();
     }
-    let client = incoming.client();
     let tag = fnv(account);
     let mut out = Vec::new();
     for (n, (item, kind)) in items.into_iter().take(MAX_MEDIA_PER_MESSAGE).enumerate() {
@@ -482,31 +536,6 @@ impl Typing for HostTyping {
     }
 }
 
-/// Sends one `sendtyping` for the sender of `incoming` and waits for the
-/// answer; failures are logged only (typing is cosmetic).
-async fn show_typing(incoming: &Incoming) {
-    let client = incoming.client();
-    let user = incoming.sender().to_owned();
-    let context = incoming.message().context_token.clone();
-    let ticket = match client
-        .get_config(user.clone())
-        .context_token(context)
-        .send()
-        .await
-    {
-        Ok(config) => config.typing_ticket.filter(|t| !t.is_empty()),
-        Err(err) => {
-            tracing::debug!(%user, error = %err, "getconfig failed; no typing shown first");
-            None
-        }
-    };
-    if let Some(ticket) = ticket {
-        if let Err(err) = client.send_typing(user.clone()).ticket(ticket).send().await {
-            tracing::debug!(%user, error = %err, "sendtyping failed");
-        }
-    }
-}
-
 fn send_error(err: wxlink_bot::Error) -> Error {
     let kind = if err
         .client_error()
@@ -527,11 +556,9 @@ impl Outbox for HostOutbox {
             let Some(incoming) = self.incoming(to) else {
                 return Box::new(HostTyping(None)) as Box<dyn Typing>;
             };
-            // The runtime's guard starts the indicator in the background;
-            // the first one is sent here and awaited, so that "typing…"
-            // shows before the agent is called, even for a fast agent.
-            show_typing(&incoming).await;
-            Box::new(HostTyping(Some(incoming.typing()))) as Box<dyn Typing>
+            // Returned once the first indicator went out, so that
+            // "typing…" shows before the agent is called.
+            Box::new(HostTyping(Some(incoming.typing_shown().await))) as Box<dyn Typing>
         })
     }
 

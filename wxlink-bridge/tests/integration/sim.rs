@@ -410,3 +410,40 @@ async fn typing_shows_before_even_an_instant_answer() {
         sent[0].at
     );
 }
+
+#[tokio::test]
+async fn messages_sent_while_the_agent_works_are_answered_together_in_the_next_turn() {
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let turns: Arc<std::sync::Mutex<Vec<wxlink_bridge::Turn>>> = Arc::default();
+    let (g, log) = (gate.clone(), turns.clone());
+    let agent = wxlink_bridge::FnAgent::new(move |t: wxlink_bridge::Turn| {
+        let (g, log) = (g.clone(), log.clone());
+        async move {
+            let first = {
+                let mut log = log.lock().unwrap();
+                log.push(t.clone());
+                log.len() == 1
+            };
+            if first {
+                g.acquire().await.unwrap().forget();
+            }
+            Ok::<_, wxlink_bridge::Error>(wxlink_bridge::Reply::text(format!("re: {}", t.text)))
+        }
+    });
+    let sim = sim().await;
+    let _run = start(&sim, Arc::new(agent), engine_options(), fast()).await;
+    let user = sim.user_id();
+    sim.inject_text(&user, "a");
+    crate::support::eventually(WAIT, "the first turn is with the agent", || !turns.lock().unwrap().is_empty()).await;
+    let b = sim.inject_text(&user, "b");
+    let c = sim.inject_text(&user, "c");
+    // Let the runtime journal both before the first turn ends.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    gate.add_permits(1);
+    sim.wait_for_sent(2, WAIT).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(texts(&sim.sent_messages()), ["re: a", "re: b\nc"]);
+    let turns = turns.lock().unwrap().clone();
+    assert_eq!(turns.len(), 2);
+    assert_eq!(turns[1].message_ids, [b.message_id, c.message_id]);
+}

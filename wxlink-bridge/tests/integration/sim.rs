@@ -434,7 +434,10 @@ async fn messages_sent_while_the_agent_works_are_answered_together_in_the_next_t
     let _run = start(&sim, Arc::new(agent), engine_options(), fast()).await;
     let user = sim.user_id();
     sim.inject_text(&user, "a");
-    crate::support::eventually(WAIT, "the first turn is with the agent", || !turns.lock().unwrap().is_empty()).await;
+    crate::support::eventually(WAIT, "the first turn is with the agent", || {
+        !turns.lock().unwrap().is_empty()
+    })
+    .await;
     let b = sim.inject_text(&user, "b");
     let c = sim.inject_text(&user, "c");
     // Let the runtime journal both before the first turn ends.

@@ -191,6 +191,23 @@ pub enum Command {
             wxlink accounts remove --store postgres://wxlink@db/wxlink BOT@im.bot"
     )]
     Accounts(crate::commands::accounts::AccountsArgs),
+    /// Answer a bot's users with an AI agent: an OpenAI-compatible endpoint, a webhook or a command.
+    #[command(
+        long_about = "Answer a bot's users with an AI agent: an OpenAI-compatible endpoint, a webhook \
+            or a local command.\n\n\
+            Runs one or more accounts on the bot runtime (a durable store, pacing, the server's \
+            throttle, reply budgets, dead letters) and turns every inbound message into a turn for \
+            the agent. Typing shows while the agent works; answers are chunked at 2 000 characters \
+            without splitting a code block; one user's turns run in order, different users' at \
+            once; a failing agent gets the user a short notice, retries, then a dead letter. \
+            /reset and /help are built in. Secrets come from environment variables only. Ctrl-C \
+            lets turns in flight finish (--grace) and leaves the rest journaled for the next start.",
+        after_help = "Examples:\n  \
+            wxlink --account bot.json bridge --openai-base-url http://127.0.0.1:11434/v1 --model llama3\n  \
+            OPENAI_API_KEY=sk-… wxlink --account bot.json bridge --openai-base-url https://api.openai.com/v1 --model gpt-4o-mini\n  \
+            wxlink bridge --config bridge.toml --listen 127.0.0.1:9464"
+    )]
+    Bridge(crate::commands::bridge::BridgeArgs),
 
     /// Show or cancel the "typing…" indicator for a user.
     #[command(
@@ -225,6 +242,9 @@ pub struct DemoArgs {
     /// Give up on any single step after this many seconds.
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     pub step_timeout: u64,
+    /// Demonstrate the agent bridge instead: a built-in local agent answers through the runtime.
+    #[arg(long)]
+    pub bridge: bool,
 }
 
 /// Options of `wxlink sim`.

@@ -195,6 +195,10 @@ pub fn run(sh: &Shell) -> Result<()> {
         Ok(r) => rows.extend(r),
         Err(e) => failures.push(failed("store_bench", &e, &mut rows)),
     }
+    match bridge_rows(sh, &plan, &mut notes) {
+        Ok(r) => rows.extend(r),
+        Err(e) => failures.push(failed("bridge_bench", &e, &mut rows)),
+    }
 
     println!();
     print!("{}", render_table(&rows));
@@ -779,6 +783,103 @@ idle accounts (wxlink-bot host): {count} accounts"
                 },
             ),
         });
+    }
+    Ok(rows)
+}
+
+/// The agent bridge's own overhead per turn with a zero-latency agent
+/// (the engine alone, and the whole bridge on a host against an in-process
+/// simulator), beside the 2 ms budget, and 1,000 conversations across 100
+/// accounts at once (100 / 10 with --quick), which must all be answered
+/// once with no error.
+fn bridge_rows(sh: &Shell, plan: &Plan, notes: &mut Vec<String>) -> Result<Vec<Row>> {
+    let (turns, accounts, users) = if plan.quick {
+        ("500", "10", "10")
+    } else {
+        ("2000", "100", "10")
+    };
+    println!(
+        "\nbridge_bench (wxlink-bridge example): --turns {turns} --accounts {accounts} --users {users}"
+    );
+    let output = cmd!(
+        sh,
+        "cargo run --release --quiet -p wxlink-bridge --example bridge_bench -- --turns {turns} --accounts {accounts} --users {users}"
+    )
+    .read()
+    .context("running the bridge_bench example failed")?;
+    let report = last_json_object(&output).context("bridge_bench printed no JSON report")?;
+    let engine = &report["engine"];
+    let runtime = &report["runtime"];
+    let concurrent = &report["concurrent"];
+    let budget = || Figure::new(2000.0, "µs", "budget");
+    let below = || Goal::Below(1.0 + 1e-9, "≤ 2 ms at the median");
+    let mut rows = vec![
+        Row {
+            target: "bridge: delivered → agent called (engine, median)".into(),
+            ours: Figure::new(field(engine, "in_us_median")?, "µs", ""),
+            ceiling: budget(),
+            goal: below(),
+        },
+        Row {
+            target: "bridge: agent answer → first send (engine, median)".into(),
+            ours: Figure::new(field(engine, "out_us_median")?, "µs", ""),
+            ceiling: budget(),
+            goal: below(),
+        },
+        Row {
+            target: "bridge: CPU per turn (engine)".into(),
+            ours: Figure::new(field(engine, "cpu_us_per_turn")?, "µs", ""),
+            ceiling: budget(),
+            goal: below(),
+        },
+        Row {
+            target: "bridge on the host: delivered → agent called (median)".into(),
+            ours: Figure::new(field(runtime, "in_us_median")?, "µs", ""),
+            ceiling: budget(),
+            goal: below(),
+        },
+        Row {
+            target: "bridge on the host: agent answer → first sendmessage (median)".into(),
+            ours: Figure::new(field(runtime, "out_us_median")?, "µs", ""),
+            ceiling: budget(),
+            goal: below(),
+        },
+    ];
+    notes.push(format!(
+        "bridge overhead, zero-latency agent: the engine alone (one thread, an outbox that sends nothing) {:.1} µs in / {:.1} µs out at the median (p99 {:.0} / {:.0} µs), {:.1} µs CPU per turn over {} turns; on a wxlink-bot host against the in-process simulator {:.0} µs from the handler call to the agent (this includes the awaited first sendtyping and its getconfig, two loopback calls) and {:.0} µs from the answer to the simulator receiving the sendmessage (one loopback call), p99 {:.0} / {:.0} µs",
+        field(engine, "in_us_median")?,
+        field(engine, "out_us_median")?,
+        field(engine, "in_us_p99")?,
+        field(engine, "out_us_p99")?,
+        field(engine, "cpu_us_per_turn")?,
+        field(engine, "turns")?,
+        field(runtime, "in_us_median")?,
+        field(runtime, "out_us_median")?,
+        field(runtime, "in_us_p99")?,
+        field(runtime, "out_us_p99")?,
+    ));
+    let complete = concurrent.get("complete").and_then(Value::as_bool) == Some(true);
+    notes.push(format!(
+        "bridge: {} conversations across {} accounts at once, pacing off: {} answered, {} sent twice, {} errors, in {:.0} ms",
+        field(concurrent, "conversations")?,
+        field(concurrent, "accounts")?,
+        field(concurrent, "answered")?,
+        field(concurrent, "twice")?,
+        field(concurrent, "errors")?,
+        field(concurrent, "wall_ms")?,
+    ));
+    rows.push(Row {
+        target: format!(
+            "bridge: {} conversations × {} accounts",
+            field(concurrent, "conversations")?,
+            accounts
+        ),
+        ours: Figure::new(field(concurrent, "wall_ms")?, "ms", ""),
+        ceiling: Figure::new(f64::NAN, "", "no error"),
+        goal: Goal::Info,
+    });
+    if !complete {
+        bail!("not every conversation was answered exactly once without error: {concurrent}");
     }
     Ok(rows)
 }

@@ -93,6 +93,16 @@ fn deps(sh: &Shell) -> Result<()> {
         ),
         ("wxlink-sim", &["wxlink-proto", "wxlink-media"]),
         (
+            "wxlink-bridge",
+            &[
+                "wxlink-proto",
+                "wxlink-transport",
+                "wxlink-media",
+                "wxlink-client",
+                "wxlink-bot",
+            ],
+        ),
+        (
             "wxlink-cli",
             &[
                 "wxlink-proto",
@@ -101,6 +111,8 @@ fn deps(sh: &Shell) -> Result<()> {
                 "wxlink-client",
                 "wxlink-bot",
                 "wxlink-sim",
+                "wxlink-bot",
+                "wxlink-bridge",
             ],
         ),
         ("wxlink-pgtest", &[]),

@@ -3,6 +3,7 @@
 
 pub mod accounts;
 mod bench;
+pub mod bridge;
 mod dead_letters;
 mod listen;
 mod login;
@@ -46,6 +47,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Command::DeadLetters(args) => dead_letters::run(args).await,
+        Command::Bridge(args) => bridge::run(global, args).await,
         Command::Typing(args) => {
             let account = account::resolve(global)?;
             typing::run(&client_for(&account, global)?, args).await

@@ -17,6 +17,7 @@
 
 mod assets;
 mod bot;
+mod bridge;
 mod transcript;
 
 use std::process::ExitCode;
@@ -40,6 +41,9 @@ const CANCEL: i64 = 2;
 
 /// Runs the demo and returns 0 only when every check passed.
 pub async fn run(args: &DemoArgs) -> Result<ExitCode> {
+    if args.bridge {
+        return bridge::run(args).await;
+    }
     let step = Duration::from_secs(args.step_timeout.max(1));
     let mut t = Transcript::new();
     t.line("WxLink demo: an echo bot talking to a simulated WeChat user.");

@@ -6,6 +6,7 @@
 // Tests may stop at the first surprise.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod bridge;
 mod commands;
 #[cfg(unix)]
 mod scale_out;

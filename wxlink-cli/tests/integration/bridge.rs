@@ -1,0 +1,264 @@
+//! `wxlink bridge` and `wxlink demo --bridge` as real processes, against an
+//! in-process simulator and a fake OpenAI-compatible endpoint on
+//! 127.0.0.1.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use tokio::process::{Child, Command};
+use wxlink_bridge::LoopbackServer;
+use wxlink_sim::Simulator;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+async fn sim() -> Simulator {
+    Simulator::builder()
+        .hold(Duration::from_millis(300))
+        .start()
+        .await
+        .unwrap()
+}
+
+/// `wxlink <args>` pointed at `sim`, in `dir`.
+fn wxlink(sim: &Simulator, dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wxlink"));
+    cmd.current_dir(dir)
+        .env_remove("WXLINK_ACCOUNT")
+        .env_remove("WXLINK_CA_CERT")
+        .env_remove("WXLINK_H2C")
+        .env_remove("RUST_LOG")
+        .env_remove("OPENAI_API_KEY")
+        .env("WXLINK_TOKEN", sim.token().expose_secret())
+        .env("WXLINK_BASE_URL", sim.base_url())
+        .env("WXLINK_CDN_BASE_URL", sim.cdn_base_url())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    cmd
+}
+
+fn signal(child: &Child, sig: &str) {
+    let pid = child.id().unwrap().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn get(url: &str) -> (u16, String) {
+    use http_body_util::BodyExt as _;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Full<Bytes>>();
+    let req = http::Request::get(url)
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    match client.request(req).await {
+        Ok(resp) => {
+            let status = resp.status().as_u16();
+            let body = resp
+                .into_body()
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            (status, String::from_utf8_lossy(&body).into_owned())
+        }
+        Err(_) => (0, String::new()),
+    }
+}
+
+#[tokio::test]
+async fn demo_bridge_passes_every_check() {
+    let out = Command::new(env!("CARGO_BIN_EXE_wxlink"))
+        .args(["demo", "--bridge"])
+        .env_remove("RUST_LOG")
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("all 10 checks passed"), "{stdout}");
+    assert!(stdout.contains("\"typing…\" was shown before the answer"));
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_quick_start_answers_serves_health_and_metrics_and_stops_on_ctrl_c() {
+    // A fake OpenAI-compatible endpoint answering every request with a
+    // streamed "pong", recording the authorization it got.
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let log = seen.clone();
+    let fake = LoopbackServer::bind("127.0.0.1:0".parse().unwrap(), move |req| {
+        let auth = req
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        log.lock().unwrap().push(auth);
+        async move {
+            let body = "data: {\"choices\":[{\"delta\":{\"content\":\"po\"}}]}\n\n\
+                        data: {\"choices\":[{\"delta\":{\"content\":\"ng\"}}]}\n\ndata: [DONE]\n\n";
+            let mut resp = http::Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+            resp.headers_mut().insert(
+                "content-type",
+                http::HeaderValue::from_static("text/event-stream"),
+            );
+            resp
+        }
+    })
+    .await
+    .unwrap();
+
+    let sim = sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let base = format!("http://{}/v1", fake.local_addr());
+    let mut cmd = wxlink(
+        &sim,
+        dir.path(),
+        &[
+            "bridge",
+            "--openai-base-url",
+            &base,
+            "--model",
+            "m",
+            "--store",
+            "b.db",
+            "--listen",
+            &listen,
+        ],
+    );
+    cmd.env("OPENAI_API_KEY", "sk-cli-secret-42");
+    let child = cmd.spawn().unwrap();
+
+    sim.inject_text(sim.user_id(), "ping");
+    let sent = sim
+        .wait_for_sent(1, WAIT)
+        .await
+        .expect("the bridge answered");
+    assert_eq!(sent[0].text(), Some("pong"));
+    assert_eq!(seen.lock().unwrap()[0], "Bearer sk-cli-secret-42");
+
+    let (status, body) = get(&format!("http://{listen}/healthz")).await;
+    assert_eq!(status, 200, "{body}");
+    // The turn is counted once its typing is cancelled, just after the reply.
+    let mut metrics = String::new();
+    for _ in 0..100 {
+        let (status, body) = get(&format!("http://{listen}/metrics")).await;
+        assert_eq!(status, 200);
+        metrics = body;
+        if metrics.contains("wxlink_bridge_turns_total{outcome=\"answered\"} 1") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        metrics.contains("wxlink_bridge_turns_total{outcome=\"answered\"} 1"),
+        "{metrics}"
+    );
+
+    signal(&child, "-INT");
+    let out = tokio::time::timeout(WAIT, child.wait_with_output())
+        .await
+        .expect("stopped")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("sk-cli-secret-42"), "{stderr}");
+    assert!(stderr.contains("stopping"), "{stderr}");
+    // The store file is private.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(dir.path().join("b.db"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "{mode:o}");
+    }
+}
+
+/// An agent whose answer is four paragraphs of about 1 900 characters:
+/// four messages, a second apart at the default pace.
+const LONG_AGENT: &str = r#"
+import json, sys
+turn = json.load(sys.stdin)
+parts = ["part %d of the answer to %s: " % (i, turn["text"]) + "x" * 1880 for i in range(4)]
+print(json.dumps({"text": "\n\n".join(parts)}))
+"#;
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bridge_killed_mid_reply_and_restarted_sends_no_reply_twice() {
+    let sim = sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("agent.py"), LONG_AGENT).unwrap();
+    std::fs::write(
+        dir.path().join("bridge.toml"),
+        "store = \"b.db\"\n[agent]\nkind = \"command\"\nprogram = \"python3\"\nargs = [\"agent.py\"]\n",
+    )
+    .unwrap();
+    let args = ["bridge", "--config", "bridge.toml", "--owner", "runner-1"];
+
+    let first = wxlink(&sim, dir.path(), &args).spawn().unwrap();
+    sim.inject_text(sim.user_id(), "go");
+    // Kill it once the first part went out and was journaled as accepted
+    // (a moment after the server's answer), while it waits its pace for
+    // the next part. A kill between the server's answer and that journal
+    // write is the one window the runtime cannot close; the replay then
+    // repeats the part under the same client_id.
+    sim.wait_for_sent(1, WAIT).await.expect("the first part");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    signal(&first, "-KILL");
+    let _ = first.wait_with_output().await;
+    let before = sim.sent_messages().len();
+    assert!(before < 4, "killed too late: {before} parts already sent");
+
+    let second = wxlink(&sim, dir.path(), &args).spawn().unwrap();
+    sim.wait_for_sent(4, WAIT)
+        .await
+        .expect("the rest after the restart");
+    // Give a repeated send the time to show up.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    signal(&second, "-INT");
+    let _ = tokio::time::timeout(WAIT, second.wait_with_output()).await;
+
+    let sent = sim.sent_messages();
+    let texts: Vec<&str> = sent.iter().filter_map(|m| m.text()).collect();
+    let heads: Vec<&str> = texts.iter().map(|t| &t[..t.find(':').unwrap()]).collect();
+    assert_eq!(
+        heads,
+        [
+            "part 0 of the answer to go",
+            "part 1 of the answer to go",
+            "part 2 of the answer to go",
+            "part 3 of the answer to go"
+        ]
+    );
+    let ids: HashSet<_> = sent.iter().map(|m| m.msg.client_id.clone()).collect();
+    assert_eq!(ids.len(), sent.len(), "no client_id twice");
+}

@@ -28,34 +28,13 @@ use wxlink_proto::{
 
 pub use crate::api::BoxHttpService;
 use crate::api::{Api, ApiSettings};
+pub use crate::api::{FIRST_POLL_TIMEOUT, LONG_POLL_MARGIN};
 use crate::chunk::{DEFAULT_MAX_CHARS, chunk_text};
 use crate::{AccountRecord, Error};
 pub use wxlink_transport::{Body, RetryPolicy, Timeouts};
 
 /// A boxed, sendable future: what every request builder resolves through.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
-
-/// How much longer than the server is expected to hold a long poll the
-/// client waits before giving up on it (ILINK.md §6.5 recommends about 5 s).
-///
-/// The server answers an idle poll after its hold, with a batch of whatever
-/// arrived at that moment. A client timer that fires at the same instant
-/// drops that answer, and the batch is lost: the server counts it as
-/// delivered and never sends it again (ILINK.md §9). The margin lets the
-/// server's answer win. It is added to every hold the client knows of: the
-/// server's `longpolling_timeout_ms`, the configured
-/// [`Timeouts::long_poll`](wxlink_transport::Timeouts::long_poll) (35 s by
-/// default) before the server has sent one, and the runtime's
-/// [`UpdatesOptions::poll_timeout`](crate::runtime::UpdatesOptions::poll_timeout).
-pub const LONG_POLL_MARGIN: Duration = Duration::from_secs(5);
-
-/// The client-side limit of the first long poll by default, before the
-/// server has suggested a hold: the official 35 s (ILINK.md §6.6) plus
-/// [`LONG_POLL_MARGIN`], so 40 s. Both [`WxLinkClient::poll`] and the
-/// runtime's update stream start with it.
-pub const FIRST_POLL_TIMEOUT: Duration =
-    Duration::from_millis(wxlink_proto::consts::LONG_POLL_TIMEOUT_MS)
-        .saturating_add(LONG_POLL_MARGIN);
 
 /// The client-side limit of a poll the server is expected to hold for
 /// `hold`: the hold plus [`LONG_POLL_MARGIN`].
@@ -121,6 +100,18 @@ impl std::fmt::Debug for ClientBuilder {
             .field("has_token", &self.settings.token.is_some())
             .field("cdn_base_url", &self.settings.cdn_base_url)
             .finish_non_exhaustive()
+    }
+}
+
+/// The login's link to a builder: defined beside [`ClientBuilder`] so that
+/// the login module sits below the client and never names it.
+impl crate::login::LoginOptions {
+    /// Uses the transport, timeouts, retry policy and headers of `builder`
+    /// (its base URL and token are ignored: login has neither).
+    #[must_use]
+    pub fn client(mut self, builder: ClientBuilder) -> Self {
+        self.settings = Some(builder.settings);
+        self
     }
 }
 

@@ -13,9 +13,8 @@ mod cursor;
 mod demo;
 mod http;
 mod payload;
-mod progress;
-mod qr;
 mod stats;
+mod ui;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;

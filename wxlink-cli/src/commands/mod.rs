@@ -8,8 +8,6 @@ mod send;
 mod sim;
 mod typing;
 
-pub use login::{describe as describe_login_state, print_qr};
-
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};

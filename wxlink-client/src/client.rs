@@ -566,10 +566,10 @@ impl WxLinkClient {
             base_info: None,
         };
         let resp = self.inner.api.call::<GetConfig>(&request).await?;
-        if let Some(ticket) = resp.typing_ticket.clone().filter(|t| !t.is_empty()) {
-            if let Ok(mut map) = self.inner.tickets.lock() {
-                map.insert(user.to_owned(), ticket);
-            }
+        if let Some(ticket) = resp.typing_ticket.clone().filter(|t| !t.is_empty())
+            && let Ok(mut map) = self.inner.tickets.lock()
+        {
+            map.insert(user.to_owned(), ticket);
         }
         Ok(resp)
     }

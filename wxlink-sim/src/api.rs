@@ -160,10 +160,10 @@ pub(crate) fn sendmessage(shared: &Arc<Shared>, call: Call) -> Answer {
         }
     }
     let conversation = st.conversations.get(&to_user).cloned().unwrap_or_default();
-    if let Some(limit) = fidelity.replies_per_inbound {
-        if conversation.replies_since >= limit {
-            return Answer::refused(business_error(-2, None), "reply limit per inbound message");
-        }
+    if let Some(limit) = fidelity.replies_per_inbound
+        && conversation.replies_since >= limit
+    {
+        return Answer::refused(business_error(-2, None), "reply limit per inbound message");
     }
     let delivered = match fidelity.reply_window {
         Some(window) => {
@@ -277,10 +277,10 @@ fn check_item(st: &State, item: &MessageItem, to_user: &str) -> Result<(), Strin
         .cdn
         .media(param)
         .ok_or("encrypt_query_param does not name uploaded media")?;
-    if let Some(owner) = &stored.to_user_id {
-        if owner != to_user {
-            return Err("media was uploaded for another user".into());
-        }
+    if let Some(owner) = &stored.to_user_id
+        && owner != to_user
+    {
+        return Err("media was uploaded for another user".into());
     }
     let key = match (&media.aes_key, hex_key) {
         (Some(text), _) => match AesKey::parse_inbound(text.expose_secret()) {

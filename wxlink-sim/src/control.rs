@@ -135,10 +135,10 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
         Err(_) => return status(StatusCode::PAYLOAD_TOO_LARGE, "control body too large"),
     };
     let sim = Simulator::view(shared);
-    if method == Method::GET {
-        if let Some(min) = crate::cdn::query_param(query.as_deref(), "min") {
-            return wait_for(&sim, &path, &min, query.as_deref()).await;
-        }
+    if method == Method::GET
+        && let Some(min) = crate::cdn::query_param(query.as_deref(), "min")
+    {
+        return wait_for(&sim, &path, &min, query.as_deref()).await;
     }
     let result = route(&sim, &method, &path, &body);
     result.unwrap_or_else(bad)

@@ -375,10 +375,10 @@ async fn handle(
             Fault::HttpStatus(code, text) => {
                 let code = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY);
                 let mut resp = status(code, &text);
-                if route.is_cdn() {
-                    if let Ok(v) = HeaderValue::from_str(&text) {
-                        resp.headers_mut().insert("x-error-message", v);
-                    }
+                if route.is_cdn()
+                    && let Ok(v) = HeaderValue::from_str(&text)
+                {
+                    resp.headers_mut().insert("x-error-message", v);
                 }
                 resp
             }

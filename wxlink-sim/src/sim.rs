@@ -245,7 +245,7 @@ impl Simulator {
                     .map(|b| b.user_id.clone())
                     .unwrap_or_default()
             });
-        let message_id = msg.message_id.unwrap_or(if n % 2 == 0 {
+        let message_id = msg.message_id.unwrap_or(if n.is_multiple_of(2) {
             BIG_ID_BASE + n
         } else {
             SMALL_ID_BASE + n

@@ -85,11 +85,12 @@ impl ProgressBar {
 
     /// Ends the bar's line even if the transfer stopped early.
     pub fn finish(&self) {
-        if let Ok(mut st) = self.state.lock() {
-            if !st.finished && st.last_draw.is_some() {
-                st.finished = true;
-                let _ = writeln!(std::io::stderr());
-            }
+        if let Ok(mut st) = self.state.lock()
+            && !st.finished
+            && st.last_draw.is_some()
+        {
+            st.finished = true;
+            let _ = writeln!(std::io::stderr());
         }
     }
 

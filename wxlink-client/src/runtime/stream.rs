@@ -331,11 +331,11 @@ impl Looper {
             }
             if let Some(until) = self.pause_until {
                 let now = Instant::now();
-                if now < until {
-                    if let Waited::Shutdown = self.sleep(until - now).await {
-                        self.finish(true).await;
-                        return None;
-                    }
+                if now < until
+                    && let Waited::Shutdown = self.sleep(until - now).await
+                {
+                    self.finish(true).await;
+                    return None;
                 }
                 self.pause_until = None;
                 self.runtime.mark_active();
@@ -609,12 +609,14 @@ impl Drop for Updates {
         // out, best effort, when the stream had started and not stopped.
         let started = self.life.started.load(Ordering::SeqCst);
         let stopped = self.life.stopped.swap(true, Ordering::SeqCst);
-        if self.notify && started && !stopped {
-            if let Ok(handle) = tokio::runtime::Handle::try_current() {
-                let api = Arc::clone(&self.runtime.inner.api);
-                let timeout = self.runtime.inner.options.call_timeout;
-                handle.spawn(stop_call(api, timeout));
-            }
+        if self.notify
+            && started
+            && !stopped
+            && let Ok(handle) = tokio::runtime::Handle::try_current()
+        {
+            let api = Arc::clone(&self.runtime.inner.api);
+            let timeout = self.runtime.inner.options.call_timeout;
+            handle.spawn(stop_call(api, timeout));
         }
     }
 }

@@ -205,10 +205,10 @@ where
                 _ => resp,
             }));
         }
-        if let (Some(sleep), Some(limit)) = (this.sleep.as_mut(), *this.limit) {
-            if sleep.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(Err(Box::new(limit.error())));
-            }
+        if let (Some(sleep), Some(limit)) = (this.sleep.as_mut(), *this.limit)
+            && sleep.as_mut().poll(cx).is_ready()
+        {
+            return Poll::Ready(Err(Box::new(limit.error())));
         }
         Poll::Pending
     }

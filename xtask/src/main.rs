@@ -7,6 +7,8 @@ mod bench;
 mod codegen;
 mod examples;
 mod flags;
+#[cfg(test)]
+mod tidy;
 
 use std::path::{Path, PathBuf};
 

@@ -76,7 +76,7 @@ pub async fn run(client: &WxLinkClient, args: &SendArgs) -> Result<ExitCode> {
 }
 
 /// The phase being shown and its bar (none when the phase is small or
-/// stdout is not a terminal).
+/// stderr is not a terminal).
 type PhaseBar = (Phase, Option<ProgressBar>);
 
 /// The word shown before a progress bar.

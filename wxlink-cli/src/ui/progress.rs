@@ -1,121 +1,95 @@
-//! A small upload progress bar drawn on stderr.
+//! The upload progress bar, drawn on stderr by `indicatif`.
 //!
 //! It is shown only for uploads larger than [`THRESHOLD`] bytes and only
-//! when stdout is a terminal, so scripts that capture the output never see
-//! it. It redraws at most ten times a second and ends with a newline.
+//! when stderr, the stream it draws on, is a terminal, so scripts that
+//! capture the output never see it. It redraws at most ten times a second
+//! and stays on screen, on a line of its own, when the transfer ends.
 
-use std::io::{IsTerminal, Write};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use indicatif::{ProgressDrawTarget, ProgressState, ProgressStyle};
 
 /// Uploads at or below this size get no progress bar.
 pub const THRESHOLD: u64 = 4 * 1024 * 1024;
 
-/// Width of the bar itself, in characters.
-const BAR_WIDTH: usize = 30;
+/// Redraws per second at most.
+const REFRESH_HZ: u8 = 10;
+
+/// The line drawn: label, bar (30 characters), percentage, sizes and the
+/// average rate.
+const TEMPLATE: &str = "{msg} [{bar:30}] {percent:>3}% {done}/{total} {rate}";
 
 /// A progress bar for one transfer; safe to update from any thread.
 #[derive(Debug)]
 pub struct ProgressBar {
-    label: String,
-    total: u64,
-    state: Mutex<State>,
-}
-
-#[derive(Debug)]
-struct State {
-    start: Instant,
-    last_draw: Option<Instant>,
-    /// Characters in the last line drawn, so a shorter line can blank them.
-    last_len: usize,
-    finished: bool,
+    bar: indicatif::ProgressBar,
 }
 
 impl ProgressBar {
     /// A bar for a transfer of `total` bytes, or `None` when the transfer
-    /// is small or stdout is not a terminal.
+    /// is small or stderr is not a terminal.
     pub fn for_upload(label: &str, total: u64) -> Option<Self> {
-        (total > THRESHOLD && std::io::stdout().is_terminal()).then(|| Self::new(label, total))
+        (total > THRESHOLD && std::io::stderr().is_terminal()).then(|| {
+            Self::with_target(label, total, ProgressDrawTarget::stderr_with_hz(REFRESH_HZ))
+        })
     }
 
-    /// A bar that always draws (used by tests and by `for_upload`).
-    pub fn new(label: &str, total: u64) -> Self {
-        Self {
-            label: label.to_owned(),
-            total,
-            state: Mutex::new(State {
-                start: Instant::now(),
-                last_draw: None,
-                last_len: 0,
-                finished: false,
-            }),
-        }
+    /// A bar drawing on `target` (a terminal in use, a recorder in tests).
+    fn with_target(label: &str, total: u64, target: ProgressDrawTarget) -> Self {
+        let bar = indicatif::ProgressBar::with_draw_target(Some(total), target)
+            .with_style(style())
+            .with_message(label.to_owned());
+        Self { bar }
     }
 
     /// Reports that `done` of the total bytes have been sent.
     pub fn update(&self, done: u64) {
-        let Ok(mut st) = self.state.lock() else {
-            return;
-        };
-        if st.finished {
+        if self.bar.is_finished() {
             return;
         }
-        let now = Instant::now();
-        let complete = done >= self.total;
-        if !complete
-            && st
-                .last_draw
-                .is_some_and(|t| now.duration_since(t) < Duration::from_millis(100))
-        {
-            return;
+        self.bar.set_position(done);
+        if self.bar.length().is_some_and(|total| done >= total) {
+            self.bar.finish();
         }
-        st.last_draw = Some(now);
-        let line = self.line(done, now.duration_since(st.start));
-        let len = line.chars().count();
-        let pad = st.last_len.saturating_sub(len);
-        st.last_len = len;
-        let mut err = std::io::stderr().lock();
-        let _ = write!(err, "\r{line}{}", " ".repeat(pad));
-        if complete {
-            let _ = writeln!(err);
-            st.finished = true;
-        }
-        let _ = err.flush();
     }
 
     /// Ends the bar's line even if the transfer stopped early.
     pub fn finish(&self) {
-        if let Ok(mut st) = self.state.lock()
-            && !st.finished
-            && st.last_draw.is_some()
-        {
-            st.finished = true;
-            let _ = writeln!(std::io::stderr());
+        if !self.bar.is_finished() {
+            self.bar.abandon();
         }
     }
+}
 
-    /// The text of the bar for `done` bytes after `elapsed`.
-    fn line(&self, done: u64, elapsed: Duration) -> String {
-        let done = done.min(self.total);
-        let frac = if self.total == 0 {
-            1.0
-        } else {
-            done as f64 / self.total as f64
-        };
-        let filled = ((frac * BAR_WIDTH as f64).round() as usize).min(BAR_WIDTH);
-        let secs = elapsed.as_secs_f64().max(1e-6);
-        let rate = done as f64 / secs / (1024.0 * 1024.0);
-        format!(
-            "{} [{}{}] {:>3.0}% {}/{} {:.1} MiB/s",
-            self.label,
-            "#".repeat(filled),
-            "-".repeat(BAR_WIDTH - filled),
-            frac * 100.0,
-            human_bytes(done),
-            human_bytes(self.total),
-            rate
-        )
-    }
+/// The bar's style: [`TEMPLATE`] with sizes and rate in binary units, the
+/// transferred size clamped to the total.
+fn style() -> ProgressStyle {
+    ProgressStyle::with_template(TEMPLATE)
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("#-")
+        .with_key("done", |s: &ProgressState, w: &mut dyn std::fmt::Write| {
+            let _ = w.write_str(&human_bytes(done(s)));
+        })
+        .with_key("total", |s: &ProgressState, w: &mut dyn std::fmt::Write| {
+            let _ = w.write_str(&human_bytes(s.len().unwrap_or(0)));
+        })
+        .with_key("rate", |s: &ProgressState, w: &mut dyn std::fmt::Write| {
+            let _ = std::fmt::Write::write_fmt(
+                w,
+                format_args!("{:.1} MiB/s", rate_mib_per_s(done(s), s.elapsed())),
+            );
+        })
+}
+
+/// The bytes done so far, never past the total.
+fn done(state: &ProgressState) -> u64 {
+    state.pos().min(state.len().unwrap_or(u64::MAX))
+}
+
+/// The average rate of `done` bytes over `elapsed`, in MiB/s.
+fn rate_mib_per_s(done: u64, elapsed: Duration) -> f64 {
+    done as f64 / elapsed.as_secs_f64().max(1e-6) / (1024.0 * 1024.0)
 }
 
 /// Formats a byte count with a binary unit, e.g. `12.5 MiB`.
@@ -136,12 +110,96 @@ pub fn human_bytes(n: u64) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use indicatif::TermLike;
+
     use super::*;
+
+    /// Width of the bar itself, in characters, as [`TEMPLATE`] sets it.
+    const BAR_WIDTH: usize = 30;
+
+    /// A terminal that keeps every line drawn on it.
+    #[derive(Debug, Clone, Default)]
+    struct Recorder(Arc<Mutex<Vec<String>>>);
+
+    impl Recorder {
+        /// The last line drawn with any text in it, without the blanks
+        /// that pad it to the terminal's width.
+        fn last_line(&self) -> String {
+            let lines = self.0.lock().unwrap();
+            lines
+                .iter()
+                .rev()
+                .map(|l| l.trim_end())
+                .find(|l| !l.is_empty())
+                .unwrap_or_default()
+                .to_owned()
+        }
+    }
+
+    impl TermLike for Recorder {
+        fn width(&self) -> u16 {
+            200
+        }
+        fn move_cursor_up(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_down(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_right(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_left(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn write_line(&self, s: &str) -> std::io::Result<()> {
+            self.0.lock().unwrap().push(s.to_owned());
+            Ok(())
+        }
+        fn write_str(&self, s: &str) -> std::io::Result<()> {
+            self.0.lock().unwrap().push(s.to_owned());
+            Ok(())
+        }
+        fn clear_line(&self) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn flush(&self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The line a bar of `total` bytes shows after `done` bytes in
+    /// `elapsed`.
+    fn line(label: &str, total: u64, done: u64, elapsed: Duration) -> String {
+        let term = Recorder::default();
+        let bar = ProgressBar::with_target(
+            label,
+            total,
+            ProgressDrawTarget::term_like(Box::new(term.clone())),
+        );
+        bar.bar.set_elapsed(elapsed);
+        bar.bar.set_position(done);
+        bar.bar.force_draw();
+        term.last_line()
+    }
+
+    #[test]
+    fn the_template_parses() {
+        assert!(ProgressStyle::with_template(TEMPLATE).is_ok());
+        assert!(TEMPLATE.contains(&format!("{{bar:{BAR_WIDTH}}}")));
+    }
 
     #[test]
     fn line_shows_fraction_sizes_and_rate() {
-        let bar = ProgressBar::new("upload", 10 * 1024 * 1024);
-        let line = bar.line(5 * 1024 * 1024, Duration::from_secs(1));
+        let line = line(
+            "upload",
+            10 * 1024 * 1024,
+            5 * 1024 * 1024,
+            Duration::from_secs(1),
+        );
+        assert!(line.starts_with("upload ["), "{line}");
         assert!(line.contains(" 50%"), "{line}");
         assert!(line.contains("5.0 MiB/10.0 MiB"), "{line}");
         assert!(line.contains("5.0 MiB/s"), "{line}");
@@ -150,10 +208,24 @@ mod tests {
 
     #[test]
     fn progress_past_the_total_is_clamped() {
-        let bar = ProgressBar::new("x", 100);
-        let line = bar.line(500, Duration::from_secs(1));
+        let line = line("x", 100, 500, Duration::from_secs(1));
         assert!(line.contains("100%"), "{line}");
+        assert!(line.contains("100 B/100 B"), "{line}");
         assert_eq!(line.matches('#').count(), BAR_WIDTH);
+    }
+
+    #[test]
+    fn a_finished_bar_ignores_later_updates() {
+        let term = Recorder::default();
+        let bar = ProgressBar::with_target(
+            "x",
+            100,
+            ProgressDrawTarget::term_like(Box::new(term.clone())),
+        );
+        bar.update(100);
+        bar.update(10);
+        assert_eq!(bar.bar.position(), 100);
+        assert!(term.last_line().contains("100%"), "{}", term.last_line());
     }
 
     #[test]

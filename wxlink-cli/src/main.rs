@@ -6,6 +6,10 @@
 //! to stdout, logs and progress to stderr. Exit codes: 0 success, 1 failure,
 //! 2 usage error (reported by clap).
 
+// A user-facing binary has no `unsafe` at all: unlike the workspace's
+// `deny`, `forbid` cannot be lifted by an `#[allow]` further in.
+#![forbid(unsafe_code)]
+
 mod account;
 mod cli;
 mod commands;

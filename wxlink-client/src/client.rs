@@ -531,7 +531,7 @@ impl WxLinkClient {
         // guards the rule "a rejection is never a success" on its own.
         let status = resp.status();
         if !status.is_success() {
-            return Err(Error::Transport(wxlink_transport::Error::Api(status)));
+            return Err(Error::Transport(wxlink_transport::Error::api(status)));
         }
         Ok(SentMessage {
             client_id,

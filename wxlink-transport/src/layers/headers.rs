@@ -147,9 +147,7 @@ impl IlinkHeaderValues {
             Some(t) if !t.is_empty() => {
                 let mut value = HeaderValue::try_from(format!("Bearer {t}")).map_err(|_| {
                     // The value is not shown: it holds the token.
-                    Error::InvalidRequest {
-                        source: "the bot token is not a valid header value".into(),
-                    }
+                    Error::invalid_request("the bot token is not a valid header value")
                 })?;
                 value.set_sensitive(true);
                 Some(value)
@@ -220,9 +218,7 @@ impl fmt::Debug for IlinkHeaderValues {
 }
 
 fn header_value(text: &str) -> Result<HeaderValue, Error> {
-    HeaderValue::from_str(text).map_err(|e| Error::InvalidRequest {
-        source: Box::new(e),
-    })
+    HeaderValue::from_str(text).map_err(Error::invalid_request)
 }
 
 /// A fresh `X-WECHAT-UIN` (ILINK.md §2.2): a random `u32` in decimal,

@@ -150,7 +150,7 @@ impl RetryPolicy {
 
 /// 502, 503 and 504, and Cloudflare's 524 (origin timeout), which the iLink
 /// gateway returns in the field (ILINK.md §6.2).
-fn is_retryable_status(status: StatusCode) -> bool {
+pub(crate) fn is_retryable_status(status: StatusCode) -> bool {
     matches!(status.as_u16(), 502 | 503 | 504 | 524)
 }
 

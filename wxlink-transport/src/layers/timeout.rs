@@ -104,7 +104,7 @@ impl<S> Layer<S> for TimeoutLayer {
 }
 
 /// The service of [`TimeoutLayer`]. A request that runs out of time fails
-/// with [`Error::Timeout`] carrying its class.
+/// with [`Error::is_timeout`] carrying its class.
 #[derive(Debug, Clone)]
 pub struct Timeout<S> {
     inner: S,
@@ -155,10 +155,7 @@ struct Limit {
 
 impl Limit {
     fn error(self) -> Error {
-        Error::Timeout {
-            class: self.class,
-            after: self.after,
-        }
+        Error::timeout(self.class, self.after)
     }
 }
 

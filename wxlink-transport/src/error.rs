@@ -152,6 +152,12 @@ impl StdError for Error {
     }
 }
 
+/// 502, 503 and 504, and Cloudflare's 524 (origin timeout), which the iLink
+/// gateway returns in the field (ILINK.md §6.2).
+pub(crate) fn is_retryable_status(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 502 | 503 | 504 | 524)
+}
+
 /// The name of a timeout class in messages.
 fn class_name(class: TimeoutClass) -> &'static str {
     match class {
@@ -277,7 +283,7 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self.inner.kind {
             Kind::Connect => true,
-            Kind::HttpStatus { status, .. } => crate::layers::is_retryable_status(status),
+            Kind::HttpStatus { status, .. } => is_retryable_status(status),
             _ => false,
         }
     }

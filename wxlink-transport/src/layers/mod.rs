@@ -22,7 +22,6 @@ pub mod trace;
 
 pub use headers::{IlinkHeaderValues, IlinkHeaders, IlinkHeadersLayer};
 pub use limit::{BodyLimit, BodyLimitLayer};
-pub(crate) use retry::is_retryable_status;
 pub use retry::{Retry, RetryLayer, RetryPolicy};
 pub use timeout::{Timeout, TimeoutLayer, Timeouts};
 pub use trace::{Trace, TraceLayer};

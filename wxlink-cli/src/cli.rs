@@ -211,6 +211,14 @@ pub struct SimArgs {
     /// Most entries kept in each record log (sent messages, typing and presence calls, uploads, requests); the oldest go first, `GET /_sim/counts` keeps the all-time totals.
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     pub record_limit: usize,
+
+    /// Bot accounts to start, each with its own token, bot id and owner; the JSON line lists them under `accounts` (`token` is the first one's).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub accounts: u32,
+
+    /// Also write the accounts' tokens to FILE, one a line (readable by its owner only), for load tools.
+    #[arg(long, value_name = "FILE")]
+    pub tokens_file: Option<PathBuf>,
 }
 
 /// Options of `wxlink login`.

@@ -9,20 +9,21 @@ use http::Response;
 use rand::Rng as _;
 use wxlink_media::{AesKey, KeyEncoding, ciphertext_len};
 use wxlink_proto::{
-    GetConfigRequest, GetConfigResponse, GetUpdatesRequest, GetUpdatesResponse,
-    GetUploadUrlRequest, GetUploadUrlResponse, MessageItem, MessageItemType, MessageState,
-    MessageType, SendMessageRequest, SendMessageResponse, SendTypingRequest, TypingTicket,
+    GetConfigRequest, GetConfigResponse, GetUpdatesRequest, GetUploadUrlRequest,
+    GetUploadUrlResponse, MessageItem, MessageItemType, MessageState, MessageType,
+    SendMessageRequest, SendMessageResponse, SendTypingRequest, TypingTicket,
 };
 
 use crate::body::SimBody;
-use crate::cdn::UploadSlot;
 use crate::config::{SendOkBody, UploadUrlMode};
+use crate::http::{Answer, Call, SESSION_EXPIRED, json, json_response, wait_shutdown};
 use crate::records::{NotifyCall, SentMessage, TypingCall};
-use crate::server::{Answer, Call, SESSION_EXPIRED, json, json_response, wait_shutdown};
-use crate::state::{Shared, State};
+use crate::state::{Queued, Shared, State};
+use crate::storage::UploadSlot;
 
 /// `{"ret":-2,"errmsg":"invalid arguments"}`, the observed answer to a
-/// malformed message (ILINK.md §11.5).
+/// malformed message, such as several items in one (`docs/protocol.md`,
+/// `sendmessage`).
 const INVALID_ARGUMENTS: &str = r#"{"ret":-2,"errmsg":"invalid arguments"}"#;
 
 /// The body of a business error (always HTTP 200).
@@ -42,30 +43,70 @@ fn decode<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, St
     serde_json::from_slice(body).map_err(|e| format!("request body is not valid: {e}"))
 }
 
-/// `getupdates`: a long poll held until a message is queued, the hold time
-/// passes or the simulator shuts down (ILINK.md §4.4, §11.4).
+/// `getupdates`: a long poll held until a message is queued for the
+/// token's account, the hold time passes, the account expires, a newer
+/// poll ends it (with [`Fidelity::newer_poll_wins`](crate::Fidelity)) or
+/// the simulator shuts down. Overlapping polls of one account are counted.
 pub(crate) async fn getupdates(shared: &Arc<Shared>, call: Call) -> Answer {
     if let Err(e) = decode::<GetUpdatesRequest>(&call.body) {
         return Answer::refused(json_response(INVALID_ARGUMENTS), e);
     }
-    let token = call.token.unwrap_or_default();
+    let Some(id) = call.account else {
+        return Answer::refused(json_response(SESSION_EXPIRED), "session expired");
+    };
     let hold = shared.config.hold;
     let deadline = tokio::time::Instant::now() + hold;
     let mut shutdown = shared.shutdown.clone();
-    let msgs = loop {
-        let notified = shared.inbound.notified();
+    let (inbound, mine) = {
+        let mut st = shared.state();
+        let newer_wins = st.fidelity.newer_poll_wins;
+        let Some(bot) = st.bot_mut(id) else {
+            return Answer::refused(json_response(SESSION_EXPIRED), "session expired");
+        };
+        let polls = &mut bot.polls;
+        if polls.in_flight > 0 {
+            polls.overlapping += 1;
+        }
+        polls.in_flight += 1;
+        polls.max_in_flight = polls.max_in_flight.max(polls.in_flight);
+        polls.newest += 1;
+        let mine = polls.newest;
+        if newer_wins {
+            // Ends the older polls of this token, which look again.
+            bot.inbound.notify_waiters();
+        }
+        (bot.inbound.clone(), mine)
+    };
+    let _in_flight = InFlight { shared, id };
+    let mut superseded = false;
+    let batch = loop {
+        let notified = inbound.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
         {
             let mut st = shared.state();
-            if st.binding_for(&token).is_none() {
-                // The session expired while the poll was held.
+            let newer_wins = st.fidelity.newer_poll_wins;
+            let Some(bot) = st.bot_mut(id).filter(|b| b.valid) else {
+                // The session expired (or the account went) while the poll
+                // was held.
                 return Answer::refused(json_response(SESSION_EXPIRED), "session expired");
+            };
+            if newer_wins && bot.polls.newest != mine {
+                superseded = true;
+                break Vec::new();
             }
-            if !st.queue.is_empty() {
-                let n = st.queue.len().min(shared.config.max_batch);
-                let batch: Vec<_> = st.queue.drain(..n).collect();
-                st.delivered_batches += 1;
+            if !bot.queue.is_empty() {
+                let n = bot.queue.len().min(shared.config.max_batch);
+                let batch: Vec<Queued> = bot.queue.drain(..n).collect();
+                bot.delivered_batches += 1;
+                for q in &batch {
+                    bot.truth.handed_out(q.message_id, call.answer_lost);
+                    if !call.answer_lost {
+                        for _ in &call.redeliver {
+                            bot.truth.copied(q.message_id);
+                        }
+                    }
+                }
                 break batch;
             }
         }
@@ -75,40 +116,105 @@ pub(crate) async fn getupdates(shared: &Arc<Shared>, call: Call) -> Answer {
             _ = wait_shutdown(&mut shutdown) => break Vec::new(),
         }
     };
+    if !call.redeliver.is_empty() && !call.answer_lost {
+        redeliver(shared, id, &batch, &call.redeliver);
+    }
     let mut st = shared.state();
     let omit_ret = st
         .rng
         .random_bool(shared.config.omit_ret_probability.clamp(0.0, 1.0));
-    let cursor = cursor(st.delivered_batches, shared.config.seed);
-    let resp = GetUpdatesResponse {
-        ret: (!omit_ret).then_some(0),
-        msgs,
-        get_updates_buf: Some(cursor),
-        longpolling_timeout_ms: Some(i64::try_from(hold.as_millis()).unwrap_or(i64::MAX)),
-        ..Default::default()
-    };
+    let delivered = st.bot(id).map_or(0, |b| b.delivered_batches);
+    let cursor = cursor(id, delivered, shared.config.seed);
     drop(st);
-    let Ok(mut text) = serde_json::to_string(&resp) else {
-        return Answer::ok(json(&resp));
-    };
-    // The proto type leaves an empty `msgs` out; the real server sends
-    // `"msgs":[]` unless it also leaves out `ret`.
-    if !omit_ret && resp.msgs.is_empty() {
-        text = text.replacen(r#"{"ret":0"#, r#"{"ret":0,"msgs":[]"#, 1);
+    let timeout_ms = i64::try_from(hold.as_millis()).unwrap_or(i64::MAX);
+    let cursor = serde_json::Value::from(cursor).to_string();
+    let mut text =
+        String::with_capacity(64 + batch.iter().map(|q| q.json.len() + 1).sum::<usize>());
+    text.push('{');
+    // The real server leaves out `ret`, and then an empty `msgs`, at
+    // times; otherwise it sends `"ret":0,"msgs":[…]`.
+    if !omit_ret {
+        text.push_str(r#""ret":0,"#);
     }
-    Answer::ok(json_response(text))
+    if !omit_ret || !batch.is_empty() {
+        text.push_str(r#""msgs":["#);
+        for (i, q) in batch.iter().enumerate() {
+            if i > 0 {
+                text.push(',');
+            }
+            text.push_str(&q.json);
+        }
+        text.push_str("],");
+    }
+    text.push_str(&format!(
+        r#""get_updates_buf":{cursor},"longpolling_timeout_ms":{timeout_ms}}}"#
+    ));
+    let answer = Answer::ok(json_response(text));
+    if superseded {
+        Answer {
+            note: Some("a newer poll of this token took over".to_owned()),
+            ..answer
+        }
+    } else {
+        answer
+    }
+}
+
+/// Counts a poll out of its account's polls in flight when it ends, also
+/// when the connection goes away mid-poll.
+struct InFlight<'a> {
+    shared: &'a Shared,
+    id: u32,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if let Some(bot) = self.shared.state().bot_mut(self.id) {
+            bot.polls.in_flight = bot.polls.in_flight.saturating_sub(1);
+        }
+    }
+}
+
+/// Queues `msgs` again after each of `delays`, unless the simulator was
+/// reset or shut down in between.
+fn redeliver(shared: &Arc<Shared>, id: u32, msgs: &[Queued], delays: &[Duration]) {
+    if msgs.is_empty() {
+        return;
+    }
+    let generation = shared.state().generation;
+    for delay in delays {
+        let shared = shared.clone();
+        let msgs = msgs.to_vec();
+        let delay = *delay;
+        let mut shutdown = shared.shutdown.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = wait_shutdown(&mut shutdown) => return,
+            }
+            let mut st = shared.state();
+            if st.generation != generation {
+                return;
+            }
+            if let Some(bot) = st.bot_mut(id) {
+                bot.queue.extend(msgs);
+                bot.inbound.notify_waiters();
+            }
+        });
+    }
 }
 
 /// The opaque cursor after `delivered` batches: base64 of a tagged
 /// counter, so it looks like the real server's and cannot be confused with
 /// another simulator's.
-fn cursor(delivered: u64, seed: u64) -> String {
-    let text = format!("wxlink-sim:{seed:x}:{delivered}");
+fn cursor(account: u32, delivered: u64, seed: u64) -> String {
+    let text = format!("wxlink-sim:{seed:x}:{account}:{delivered}");
     base64::engine::general_purpose::STANDARD.encode(text)
 }
 
-/// `sendmessage`: validates the reply shape (ILINK.md §5.6, §11.5), applies
-/// the fidelity switches and records the message.
+/// `sendmessage`: validates the reply shape (see `docs/protocol.md`,
+/// `sendmessage`), applies the fidelity switches of the sending bot and
+/// records the message.
 pub(crate) fn sendmessage(shared: &Arc<Shared>, call: Call) -> Answer {
     let req: SendMessageRequest = match decode(&call.body) {
         Ok(r) => r,
@@ -117,77 +223,118 @@ pub(crate) fn sendmessage(shared: &Arc<Shared>, call: Call) -> Answer {
     let Some(msg) = req.msg else {
         return Answer::refused(json_response(INVALID_ARGUMENTS), "msg missing");
     };
-    let mut st = shared.state();
-    if let Err(why) = check_reply(&st, &msg) {
+    let Some(id) = call.account else {
+        return Answer::refused(json_response(SESSION_EXPIRED), "session expired");
+    };
+    let mut guard = shared.state();
+    let st = &mut *guard;
+    if let Err(why) = check_reply(st, &msg) {
         return Answer::refused(json_response(INVALID_ARGUMENTS), why);
     }
     let to_user = msg.to_user_id.clone().unwrap_or_default();
     let fidelity = st.fidelity.clone();
+    let now_ms = st.now_ms();
+    let Some(bot) = st.bots.get_mut(&id) else {
+        return Answer::refused(json_response(SESSION_EXPIRED), "session expired");
+    };
 
+    if fidelity.reject_unknown_users && !bot.users.contains(&to_user) {
+        return Answer::refused(
+            business_error(-3, Some("invalid arguments")),
+            "to_user_id is not a user this bot knows",
+        );
+    }
     if let Some(throttle) = fidelity.burst_throttle {
         let now = Instant::now();
-        if st.throttled_until.is_some_and(|t| t > now) {
+        if bot.throttled_until.is_some_and(|t| t > now) {
+            if throttle.extend_on_attempt {
+                bot.throttled_until = now.checked_add(throttle.cooldown);
+            }
             return Answer::refused(
                 business_error(-2, Some("prepare failed")),
                 "burst throttle cool-down",
             );
         }
-        while st
+        while bot
             .send_times
             .front()
             .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1))
         {
-            st.send_times.pop_front();
+            bot.send_times.pop_front();
         }
-        st.send_times.push_back(now);
-        if st.send_times.len() > throttle.max_per_second as usize {
-            st.throttled_until = Some(now + throttle.cooldown);
-            st.send_times.clear();
+        bot.send_times.push_back(now);
+        if bot.send_times.len() > throttle.max_per_second as usize {
+            bot.throttled_until = now.checked_add(throttle.cooldown);
+            bot.send_times.clear();
             return Answer::refused(
                 business_error(-2, Some("prepare failed")),
                 "burst throttle tripped",
             );
         }
     }
-    if let Some(limit) = fidelity.max_text_bytes {
-        let too_long = msg
-            .item_list
+    let texts = || {
+        msg.item_list
             .iter()
             .filter_map(|i| i.text_item.as_ref()?.text.as_ref())
-            .any(|t| t.len() > limit);
-        if too_long {
-            return Answer::refused(business_error(-2, None), "text over the byte limit");
-        }
+    };
+    if let Some(limit) = fidelity.max_text_bytes
+        && texts().any(|t| t.len() > limit)
+    {
+        return Answer::refused(business_error(-2, None), "text over the byte limit");
     }
-    let conversation = st.conversations.get(&to_user).cloned().unwrap_or_default();
+    if let Some(limit) = fidelity.max_text_chars
+        && texts().any(|t| t.chars().count() > limit)
+    {
+        return Answer::refused(
+            business_error(-2, Some("prepare failed")),
+            "text over the character limit",
+        );
+    }
+    let conversation = bot.conversations.get(&to_user).cloned().unwrap_or_default();
+    let within = |window: Duration| {
+        let window_ms = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
+        conversation
+            .last_inbound_ms
+            .is_some_and(|last| now_ms.saturating_sub(last) <= window_ms)
+    };
+    if let Some(window) = fidelity.push_window
+        && !within(window)
+    {
+        return Answer::refused(business_error(-2, None), "a push outside the reply window");
+    }
     if let Some(limit) = fidelity.replies_per_inbound
         && conversation.replies_since >= limit
     {
         return Answer::refused(business_error(-2, None), "reply limit per inbound message");
     }
-    let delivered = match fidelity.reply_window {
-        Some(window) => {
-            let window_ms = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
-            conversation
-                .last_inbound_ms
-                .is_some_and(|last| st.now_ms().saturating_sub(last) <= window_ms)
-        }
-        None => true,
-    };
-    let bot_id = call
-        .token
-        .as_deref()
-        .and_then(|t| st.binding_for(t))
-        .map(|b| b.bot_id.clone())
-        .unwrap_or_default();
-    st.conversations.entry(to_user).or_default().replies_since += 1;
-    st.sent.push(SentMessage {
-        at: SystemTime::now(),
-        bot_id,
-        msg,
-        delivered,
-    });
+    let mut not_shown = None;
+    if let Some(window) = fidelity.reply_window
+        && !within(window)
+    {
+        not_shown = Some("outside the reply window");
+    }
+    let is_voice = msg
+        .item_list
+        .iter()
+        .any(|i| i.item_type == Some(MessageItemType::Voice));
+    if fidelity.voice_not_shown && is_voice {
+        not_shown = Some("voice is not shown");
+    }
+    let bot_id = bot.bot_id.clone();
+    bot.conversations.entry(to_user).or_default().replies_since += 1;
+    st.log_sent(
+        id,
+        SentMessage {
+            at: SystemTime::now(),
+            bot_id,
+            msg,
+            delivered: not_shown.is_none(),
+            not_shown,
+        },
+    );
     let form = match shared.config.send_ok_body {
+        // Voice that is never shown still gets a message id, as reported.
+        _ if not_shown == Some("voice is not shown") => SendOkBody::WithMessageId,
         SendOkBody::Random => match st.rng.random_range(0..3u8) {
             0 => SendOkBody::Empty,
             1 => SendOkBody::RetZero,
@@ -196,7 +343,7 @@ pub(crate) fn sendmessage(shared: &Arc<Shared>, call: Call) -> Answer {
         other => other,
     };
     let server_id = st.rng.random_range(1u64 << 53..u64::MAX >> 1);
-    drop(st);
+    drop(guard);
     shared.touch();
     let resp = SendMessageResponse {
         ret: (form != SendOkBody::Empty).then_some(0),
@@ -204,13 +351,12 @@ pub(crate) fn sendmessage(shared: &Arc<Shared>, call: Call) -> Answer {
         ..Default::default()
     };
     let answer = Answer::ok(json(&resp));
-    if delivered {
-        answer
-    } else {
-        Answer {
-            note: Some("outside the reply window: dropped silently".to_owned()),
+    match not_shown {
+        None => answer,
+        Some(why) => Answer {
+            note: Some(format!("{why}: dropped silently")),
             ..answer
-        }
+        },
     }
 }
 
@@ -298,7 +444,7 @@ fn check_item(st: &State, item: &MessageItem, to_user: &str) -> Result<(), Strin
 }
 
 /// `getconfig`: requires `ilink_user_id`; always answers `"ret":0` with a
-/// base64 `typing_ticket` on success (ILINK.md §4.6).
+/// base64 `typing_ticket` on success (`docs/protocol.md`, `getconfig`).
 pub(crate) fn getconfig(shared: &Arc<Shared>, call: Call) -> Answer {
     let req: GetConfigRequest = match decode(&call.body) {
         Ok(r) => r,
@@ -310,12 +456,20 @@ pub(crate) fn getconfig(shared: &Arc<Shared>, call: Call) -> Answer {
             "ilink_user_id missing",
         );
     };
+    let Some(id) = call.account else {
+        return Answer::refused(json_response(SESSION_EXPIRED), "session expired");
+    };
     let mut st = shared.state();
-    let ticket = match st.typing_tickets.get(&user) {
-        Some(t) => t.clone(),
+    let issued = st
+        .bot(id)
+        .and_then(|b| b.typing_tickets.get(&user).cloned());
+    let ticket = match issued {
+        Some(t) => t,
         None => {
             let t = st.random_b64(33);
-            st.typing_tickets.insert(user, t.clone());
+            if let Some(bot) = st.bot_mut(id) {
+                bot.typing_tickets.insert(user, t.clone());
+            }
             t
         }
     };
@@ -344,8 +498,13 @@ pub(crate) fn sendtyping(shared: &Arc<Shared>, call: Call) -> Answer {
     if !(1..=2).contains(&status) {
         return Answer::refused(json_response(INVALID_ARGUMENTS), "status must be 1 or 2");
     }
+    let Some(id) = call.account else {
+        return Answer::refused(json_response(SESSION_EXPIRED), "session expired");
+    };
     let mut st = shared.state();
-    let ticket_ok = match (&req.typing_ticket, st.typing_tickets.get(&user)) {
+    let issued = st.bot(id).and_then(|b| b.typing_tickets.get(&user));
+    let bot_id = st.bot(id).map(|b| b.bot_id.clone()).unwrap_or_default();
+    let ticket_ok = match (&req.typing_ticket, issued) {
         (Some(sent), Some(issued)) => sent.expose_secret() == issued,
         _ => false,
     };
@@ -355,26 +514,34 @@ pub(crate) fn sendtyping(shared: &Arc<Shared>, call: Call) -> Answer {
             "typing_ticket was not issued for this user",
         );
     }
-    st.typing.push(TypingCall {
-        at: SystemTime::now(),
-        ilink_user_id: user,
-        status,
-    });
+    st.log_typing(
+        id,
+        TypingCall {
+            at: SystemTime::now(),
+            bot_id,
+            ilink_user_id: user,
+            status,
+        },
+    );
     drop(st);
     shared.touch();
     Answer::ok(json_response(r#"{"ret":0}"#))
 }
 
 /// `getuploadurl`: validates the declared sizes and key, then issues an
-/// upload parameter (ILINK.md §4.8, §11.7).
+/// upload parameter (`docs/protocol.md`, `getuploadurl`): `filesize` must
+/// be the padded ciphertext size and `aeskey` 32 hex digits.
 pub(crate) fn getuploadurl(shared: &Arc<Shared>, call: Call) -> Answer {
     let req: GetUploadUrlRequest = match decode(&call.body) {
         Ok(r) => r,
         Err(e) => return Answer::refused(json_response(INVALID_ARGUMENTS), e),
     };
+    let Some(id) = call.account else {
+        return Answer::refused(json_response(SESSION_EXPIRED), "session expired");
+    };
     let mut st = shared.state();
     let to_user = req.to_user_id.clone().unwrap_or_default();
-    if !st.users.contains(&to_user) {
+    if !st.bot(id).is_some_and(|b| b.users.contains(&to_user)) {
         return Answer::refused(
             business_error(-1, Some("invalid to_user_id")),
             "to_user_id is not a known user",
@@ -432,6 +599,7 @@ pub(crate) fn getuploadurl(shared: &Arc<Shared>, call: Call) -> Answer {
                 filesize: t_file,
                 media_type,
                 to_user_id: to_user.clone(),
+                account: Some(id),
             },
         );
         thumb_param = Some(param);
@@ -447,14 +615,15 @@ pub(crate) fn getuploadurl(shared: &Arc<Shared>, call: Call) -> Answer {
             filesize,
             media_type,
             to_user_id: to_user,
+            account: Some(id),
         },
     );
     drop(st);
     let full_url = format!(
         "{}/upload?encrypted_query_param={}&filekey={}",
         shared.cdn_base_url,
-        crate::cdn::encode_component(&param),
-        crate::cdn::encode_component(&filekey),
+        crate::http::encode_component(&param),
+        crate::http::encode_component(&filekey),
     );
     let mode = shared.config.upload_url_mode;
     let resp = GetUploadUrlResponse {
@@ -473,18 +642,19 @@ fn is_hex(s: &str, len: usize) -> bool {
 
 /// `msg/notifystart` and `msg/notifystop`: recorded, `{"ret":0}`.
 pub(crate) fn notify(shared: &Arc<Shared>, call: Call, start: bool) -> Answer {
+    let Some(id) = call.account else {
+        return Answer::refused(json_response(SESSION_EXPIRED), "session expired");
+    };
     let mut st = shared.state();
-    let bot_id = call
-        .token
-        .as_deref()
-        .and_then(|t| st.binding_for(t))
-        .map(|b| b.bot_id.clone())
-        .unwrap_or_default();
-    st.notify_calls.push(NotifyCall {
-        at: SystemTime::now(),
-        start,
-        bot_id,
-    });
+    let bot_id = st.bot(id).map(|b| b.bot_id.clone()).unwrap_or_default();
+    st.log_notify(
+        id,
+        NotifyCall {
+            at: SystemTime::now(),
+            start,
+            bot_id,
+        },
+    );
     drop(st);
     shared.touch();
     Answer::ok(json_response(r#"{"ret":0}"#))

@@ -25,6 +25,9 @@ pub(crate) enum SimBody {
     /// A prefix of a body, then a short pause (so the prefix is flushed to
     /// the client), then an error so the connection is cut.
     Truncated(Option<Bytes>, Pin<Box<tokio::time::Sleep>>),
+    /// Nothing until the pause is over, then the inner body: the headers
+    /// go out at once and the body stalls.
+    Stalled(Pin<Box<tokio::time::Sleep>>, Box<SimBody>),
     /// A file read to its end, `remaining` bytes long.
     File {
         file: tokio::fs::File,
@@ -58,6 +61,11 @@ impl SimBody {
             buf: BytesMut::new(),
             cut: None,
         }
+    }
+
+    /// This body, held back for `pause` after the headers are sent.
+    pub(crate) fn stalled(self, pause: std::time::Duration) -> Self {
+        Self::Stalled(Box::pin(tokio::time::sleep(pause)), Box::new(self))
     }
 
     /// Cuts this body half way, returning the full length it would have
@@ -113,6 +121,10 @@ impl Body for SimBody {
                 let n = data.len().min(CHUNK);
                 Poll::Ready(Some(Ok(Frame::data(data.split_to(n)))))
             }
+            Self::Stalled(pause, inner) => match pause.as_mut().poll(cx) {
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(()) => Pin::new(inner.as_mut()).poll_frame(cx),
+            },
             Self::Truncated(data, pause) => match data.take() {
                 Some(d) => Poll::Ready(Some(Ok(Frame::data(d)))),
                 None => match pause.as_mut().poll(cx) {
@@ -160,7 +172,7 @@ impl Body for SimBody {
     fn is_end_stream(&self) -> bool {
         match self {
             Self::Bytes(d) => d.is_empty(),
-            Self::Truncated(..) => false,
+            Self::Truncated(..) | Self::Stalled(..) => false,
             Self::File { remaining, cut, .. } => *remaining == 0 && cut.is_none(),
         }
     }
@@ -169,6 +181,7 @@ impl Body for SimBody {
         match self {
             Self::Bytes(d) => SizeHint::with_exact(d.len() as u64),
             Self::Truncated(..) => SizeHint::default(),
+            Self::Stalled(_, inner) => inner.size_hint(),
             Self::File {
                 remaining,
                 cut: None,

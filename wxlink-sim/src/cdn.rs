@@ -1,14 +1,8 @@
-//! The simulated C2C CDN: upload slots issued by `getuploadurl`, streaming
-//! verification of uploads (size, key, padding, plaintext size, MD5),
-//! bounded storage and ciphertext downloads (ILINK.md §7, §11.8).
-//!
-//! Both the upload slots and the stored objects are indexes that grow with
-//! every upload, so each keeps only its newest
-//! [`SimConfig::cdn_object_limit`](crate::SimConfig::cdn_object_limit)
-//! entries; forgetting an object releases its memory or deletes its
-//! spilled file.
+//! The simulated C2C CDN's HTTP side: streaming verification of uploads
+//! (size, key, padding, plaintext size, MD5) into the bounded `storage`,
+//! and ciphertext downloads (see `docs/protocol.md`, `getuploadurl`, and
+//! the media sections of the protocol notes).
 
-use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -16,175 +10,22 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::BodyExt as _;
-use hyper::body::Incoming;
 use md5::{Digest as _, Md5};
-use percent_encoding::percent_decode_str;
 use tokio::io::AsyncWriteExt as _;
-use wxlink_media::{AesKey, Decryptor};
+use wxlink_media::Decryptor;
 
 use crate::body::SimBody;
 use crate::config::CdnStorage;
+use crate::http::{Answer, RequestBody, cdn_error, drain, query_param};
 use crate::records::UploadRecord;
-use crate::server::{Answer, status};
 use crate::state::Shared;
+use crate::storage::{Stored, StoredMedia};
 
-pub(crate) use wxlink_proto::url::encode_uri_component as encode_component;
-
-/// The value of query parameter `name`, percent-decoded. A `+` stays a
-/// `+`: clients encode with `encodeURIComponent`, not as HTML forms, and a
-/// base64 parameter may hold a literal `+`.
-pub(crate) fn query_param(query: Option<&str>, name: &str) -> Option<String> {
-    query?.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (k == name).then(|| percent_decode_str(v).decode_utf8_lossy().into_owned())
-    })
-}
-
-/// An upload announced by `getuploadurl`.
-#[derive(Debug, Clone)]
-pub(crate) struct UploadSlot {
-    pub(crate) filekey: String,
-    pub(crate) key: AesKey,
-    pub(crate) rawsize: u64,
-    pub(crate) rawfilemd5: String,
-    pub(crate) filesize: u64,
-    pub(crate) media_type: i64,
-    pub(crate) to_user_id: String,
-}
-
-/// Where one stored object's ciphertext lives.
-#[derive(Debug, Clone)]
-pub(crate) enum Stored {
-    Memory(Bytes),
-    Disk(PathBuf),
-    DigestOnly,
-}
-
-/// A finished upload (or injected media), addressable by its download
-/// parameter.
-#[derive(Debug, Clone)]
-pub(crate) struct StoredMedia {
-    pub(crate) key: AesKey,
-    pub(crate) filesize: u64,
-    /// The user the media was uploaded for; `None` for injected media.
-    pub(crate) to_user_id: Option<String>,
-    pub(crate) data: Stored,
-    /// Bytes of [`CdnState::memory_used`] this object accounts for (0 for
-    /// injected media, which is not counted against the memory bound).
-    pub(crate) reserved: u64,
-}
-
-/// The CDN's part of the simulator state.
-pub(crate) struct CdnState {
-    pub(crate) mode: CdnStorage,
-    slots: HashMap<String, UploadSlot>,
-    /// Slot parameters, oldest first, for dropping the oldest slot.
-    slot_order: VecDeque<String>,
-    media: HashMap<String, StoredMedia>,
-    /// Download parameters, oldest first, for dropping the oldest object.
-    media_order: VecDeque<String>,
-    /// Most slots, and most stored objects, kept (at least 1).
-    limit: usize,
-    pub(crate) memory_used: u64,
-    dir: Option<tempfile::TempDir>,
-    files: u64,
-}
-
-impl CdnState {
-    pub(crate) fn new(mode: CdnStorage, limit: usize) -> Self {
-        Self {
-            mode,
-            slots: HashMap::new(),
-            slot_order: VecDeque::new(),
-            media: HashMap::new(),
-            media_order: VecDeque::new(),
-            limit: limit.max(1),
-            memory_used: 0,
-            dir: None,
-            files: 0,
-        }
-    }
-
-    /// The upload slot issued under `param`, if it is still kept.
-    pub(crate) fn slot(&self, param: &str) -> Option<&UploadSlot> {
-        self.slots.get(param)
-    }
-
-    /// The stored object downloadable under `param`, if it is still kept.
-    pub(crate) fn media(&self, param: &str) -> Option<&StoredMedia> {
-        self.media.get(param)
-    }
-
-    /// Issues an upload slot, forgetting the oldest one when the limit is
-    /// reached.
-    pub(crate) fn insert_slot(&mut self, param: String, slot: UploadSlot) {
-        if self.slot_order.len() >= self.limit
-            && let Some(oldest) = self.slot_order.pop_front()
-        {
-            self.slots.remove(&oldest);
-        }
-        self.slot_order.push_back(param.clone());
-        self.slots.insert(param, slot);
-    }
-
-    /// Stores an object, forgetting the oldest one (its memory released,
-    /// its spilled file deleted) when the limit is reached.
-    pub(crate) fn insert_media(&mut self, param: String, media: StoredMedia) {
-        if self.media_order.len() >= self.limit
-            && let Some(oldest) = self.media_order.pop_front()
-            && let Some(old) = self.media.remove(&oldest)
-        {
-            self.release(&old);
-        }
-        self.media_order.push_back(param.clone());
-        self.media.insert(param, media);
-    }
-
-    /// Gives back what a forgotten object held: its share of the memory
-    /// bound, or its spilled file. A download still streaming the file
-    /// keeps reading it through its open handle.
-    fn release(&mut self, media: &StoredMedia) {
-        self.memory_used = self.memory_used.saturating_sub(media.reserved);
-        if let Stored::Disk(path) = &media.data {
-            let _ = std::fs::remove_file(path);
-        }
-    }
-
-    /// Forgets every slot and stored object (spilled files are deleted).
-    pub(crate) fn clear(&mut self) {
-        for media in self.media.values() {
-            if let Stored::Disk(path) = &media.data {
-                let _ = std::fs::remove_file(path);
-            }
-        }
-        self.slots.clear();
-        self.slot_order.clear();
-        self.media.clear();
-        self.media_order.clear();
-        self.memory_used = 0;
-    }
-
-    /// A fresh path in the spill directory, creating the directory first.
-    fn spill_path(&mut self) -> std::io::Result<PathBuf> {
-        if self.dir.is_none() {
-            self.dir = Some(
-                tempfile::Builder::new()
-                    .prefix("wxlink-sim-cdn")
-                    .tempdir()?,
-            );
-        }
-        self.files += 1;
-        let dir = self
-            .dir
-            .as_ref()
-            .ok_or_else(|| std::io::Error::other("no spill directory"))?;
-        Ok(dir.path().join(format!("{}.bin", self.files)))
-    }
-
-    /// The directory spilled uploads go to, once one has been spilled.
-    pub(crate) fn spill_dir(&self) -> Option<PathBuf> {
-        self.dir.as_ref().map(|d| d.path().to_path_buf())
-    }
+/// The bot id of the account that issued a slot, or an empty string.
+fn slot_bot_id(shared: &Shared, account: Option<u32>) -> String {
+    account
+        .and_then(|id| shared.state().bot(id).map(|b| b.bot_id.clone()))
+        .unwrap_or_default()
 }
 
 /// Where an upload in progress writes its ciphertext.
@@ -194,15 +35,6 @@ enum Sink {
     Digest,
 }
 
-/// A 4xx answer carrying `x-error-message`, as the real CDN does.
-fn cdn_error(code: StatusCode, message: &str) -> Response<SimBody> {
-    let mut resp = status(code, message);
-    if let Ok(v) = HeaderValue::from_str(message) {
-        resp.headers_mut().insert("x-error-message", v);
-    }
-    resp
-}
-
 /// `POST <cdn>/upload?encrypted_query_param=…&filekey=…`: streams the body
 /// through the decryptor and MD5, never holding more than the storage
 /// policy allows. Returns the answer and the bytes read.
@@ -210,7 +42,7 @@ pub(crate) async fn upload(
     shared: &Arc<Shared>,
     query: Option<&str>,
     headers: &http::HeaderMap,
-    mut body: Incoming,
+    mut body: RequestBody,
 ) -> (Answer, u64) {
     let param = query_param(query, "encrypted_query_param").unwrap_or_default();
     let filekey = query_param(query, "filekey");
@@ -226,6 +58,7 @@ pub(crate) async fn upload(
         at: SystemTime::now(),
         filekey: slot.filekey.clone(),
         media_type: slot.media_type,
+        bot_id: slot_bot_id(shared, slot.account),
         to_user_id: slot.to_user_id.clone(),
         rawsize: slot.rawsize,
         filesize: slot.filesize,
@@ -234,11 +67,12 @@ pub(crate) async fn upload(
         error: None,
         stored: None,
     };
+    let slot_account = slot.account;
     let refuse = |shared: &Arc<Shared>, mut record: UploadRecord, msg: &str, received: u64| {
         record.received = received;
         record.error = Some(msg.to_owned());
         record.at = SystemTime::now();
-        shared.state().uploads.push(record);
+        shared.state().log_upload(slot_account, record);
         shared.touch();
         (
             Answer::refused(cdn_error(StatusCode::BAD_REQUEST, msg), msg.to_owned()),
@@ -246,7 +80,7 @@ pub(crate) async fn upload(
         )
     };
     if filekey.as_deref().is_some_and(|k| k != slot.filekey) {
-        let size = drain_rest(&mut body).await;
+        let size = drain(&mut body).await;
         return refuse(shared, record, "filekey mismatch", size);
     }
     let declared = headers
@@ -254,7 +88,7 @@ pub(crate) async fn upload(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
     if declared.is_some_and(|n| n != slot.filesize) {
-        let size = drain_rest(&mut body).await;
+        let size = drain(&mut body).await;
         return refuse(shared, record, "file size mismatch", size);
     }
 
@@ -269,7 +103,7 @@ pub(crate) async fn upload(
         match st.cdn.mode {
             CdnStorage::DigestOnly => Choice::Digest,
             CdnStorage::Spill { memory_limit } => {
-                if st.cdn.memory_used + slot.filesize <= memory_limit {
+                if st.cdn.memory_used.saturating_add(slot.filesize) <= memory_limit {
                     st.cdn.memory_used += slot.filesize;
                     Choice::Memory
                 } else {
@@ -286,12 +120,12 @@ pub(crate) async fn upload(
         Choice::Disk(Ok(path)) => match tokio::fs::File::create(&path).await {
             Ok(f) => Sink::Disk(path, tokio::io::BufWriter::new(f)),
             Err(_) => {
-                let size = drain_rest(&mut body).await;
+                let size = drain(&mut body).await;
                 return refuse(shared, record, "cdn storage unavailable", size);
             }
         },
         Choice::Disk(Err(_)) => {
-            let size = drain_rest(&mut body).await;
+            let size = drain(&mut body).await;
             return refuse(shared, record, "cdn storage unavailable", size);
         }
     };
@@ -335,7 +169,7 @@ pub(crate) async fn upload(
     if failure.is_some() {
         // Read what the client is still sending, so it gets to read the 4xx
         // instead of a reset while it writes.
-        received += drain_rest(&mut body).await;
+        received += drain(&mut body).await;
     }
     if failure.is_none() && received != slot.filesize {
         failure = Some("file size mismatch");
@@ -401,7 +235,7 @@ pub(crate) async fn upload(
     record.received = received;
     record.download_param = Some(download.clone());
     record.stored = Some(stored_in);
-    st.uploads.push(record);
+    st.log_upload(slot.account, record);
     drop(st);
     shared.touch();
     let mut resp = Response::new(SimBody::empty());
@@ -409,17 +243,6 @@ pub(crate) async fn upload(
         resp.headers_mut().insert("x-encrypted-param", v);
     }
     (Answer::ok(resp), received)
-}
-
-/// Reads and discards the rest of a request body; returns the bytes read.
-async fn drain_rest(body: &mut Incoming) -> u64 {
-    let mut n = 0u64;
-    while let Some(Ok(frame)) = body.frame().await {
-        if let Ok(data) = frame.into_data() {
-            n += data.len() as u64;
-        }
-    }
-    n
 }
 
 /// `GET <cdn>/download?encrypted_query_param=…`: streams the stored
@@ -453,20 +276,4 @@ pub(crate) async fn download(shared: &Arc<Shared>, query: Option<&str>) -> Answe
     resp.headers_mut()
         .insert(header::CONTENT_LENGTH, HeaderValue::from(media.filesize));
     Answer::ok(resp)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn query_values_round_trip_through_component_encoding() {
-        let raw = "a+b/c=d&e f";
-        let q = format!("x=1&encrypted_query_param={}", encode_component(raw));
-        assert_eq!(
-            query_param(Some(&q), "encrypted_query_param").as_deref(),
-            Some(raw)
-        );
-        assert_eq!(query_param(Some(&q), "missing"), None);
-    }
 }

@@ -1,9 +1,10 @@
-//! Configuration of a simulator: hold times, quirks, fidelity switches,
-//! CDN storage and the builder that starts a [`Simulator`](crate::Simulator).
+//! Configuration of a simulator: hold times, quirks, accounts, chaos,
+//! fidelity switches and CDN storage. The builder that starts a
+//! [`Simulator`](crate::Simulator) from it is [`SimBuilder`](crate::SimBuilder).
 
 use std::time::Duration;
 
-use crate::{SimError, Simulator};
+use crate::chaos::Chaos;
 
 /// Settings of one simulator instance.
 ///
@@ -14,6 +15,12 @@ use crate::{SimError, Simulator};
 pub struct SimConfig {
     /// TCP port of the main listener; 0 picks a free port.
     pub port: u16,
+    /// Bot accounts created at start (at least 1). The first is the one
+    /// the one-account API ([`Simulator::token`](crate::Simulator::token),
+    /// [`Simulator::inject_text`](crate::Simulator::inject_text), …) means.
+    pub accounts: usize,
+    /// Faults drawn at random from a seed; `None` (the default) draws none.
+    pub chaos: Option<Chaos>,
     /// How long `getupdates` holds a request when no message is queued. The
     /// real server holds about 35 s; tests use a few hundred milliseconds.
     /// Status polls of the QR login are held as long, unless
@@ -74,13 +81,13 @@ pub struct SimConfig {
     /// items carry.
     pub inbound_full_url: bool,
     /// The `redirect_host` that `scaned_but_redirect` names, instead of the
-    /// second listener's `127.0.0.1:PORT2`. Clients that follow ILINK.md
-    /// poll `https://<redirect_host>`, so a host named here must answer
+    /// second listener's `127.0.0.1:PORT2`. Clients that follow the protocol
+    /// (`docs/protocol.md`, `get_qrcode_status`) poll `https://<redirect_host>`, so a host named here must answer
     /// TLS, for instance a front end that forwards to the second listener.
     pub redirect_host: Option<String>,
     /// Whether the second listener (the one `scaned_but_redirect` names)
     /// speaks TLS (the default, `true`), as a client that polls
-    /// `https://` + `redirect_host` (ILINK.md §1.2) needs. Its certificate
+    /// `https://` + `redirect_host` (`docs/protocol.md`, `get_qrcode_status`) needs. Its certificate
     /// is for `127.0.0.1` and `localhost`, signed by a CA made at start:
     /// see [`Simulator::tls_root_der`]. `false` serves plain HTTP there,
     /// for a client that keeps `http://` after the redirect.
@@ -91,6 +98,8 @@ impl Default for SimConfig {
     fn default() -> Self {
         Self {
             port: 0,
+            accounts: 1,
+            chaos: None,
             hold: Duration::from_millis(35_000),
             seed: 0x5EED_F11A,
             omit_ret_probability: 0.25,
@@ -112,8 +121,8 @@ impl Default for SimConfig {
     }
 }
 
-/// The body of a successful `sendmessage` answer (both forms are observed,
-/// ILINK.md §4.5).
+/// The body of a successful `sendmessage` answer (both forms are observed;
+/// see `docs/protocol.md`, `SendMessageResponse`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum SendOkBody {
@@ -123,13 +132,14 @@ pub enum SendOkBody {
     /// `{"ret":0}`.
     RetZero,
     /// `{"ret":0,"message_id":<id>}`, with a server-side message id (also
-    /// reported, ILINK.md §12.1).
+    /// reported; `docs/protocol.md`, `SendMessageResponse`).
     WithMessageId,
     /// Any of the forms above, chosen by the seeded random number generator.
     Random,
 }
 
-/// Which upload location `getuploadurl` returns (ILINK.md §4.8).
+/// Which upload location `getuploadurl` returns (`docs/protocol.md`,
+/// `GetUploadUrlResponse`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum UploadUrlMode {
@@ -167,7 +177,8 @@ impl Default for CdnStorage {
 }
 
 /// Optional behaviours of the real server that tests switch on one at a
-/// time (ILINK.md §11.5). All are off by default.
+/// time, from field reports of its limits (each switch says what was
+/// reported; `docs/protocol.md`, `sendmessage`). All are off by default.
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
 pub struct Fidelity {
@@ -186,6 +197,29 @@ pub struct Fidelity {
     /// A new login by the same WeChat user expires the tokens of the user's
     /// older bindings (`-14`).
     pub single_binding_per_user: bool,
+    /// When a second `getupdates` poll of one token arrives while one is
+    /// held, the older poll answers at once with no messages and the newer
+    /// one goes on (two pollers of one token fight, as reported). Off, both
+    /// are held and a message goes to one of them.
+    pub newer_poll_wins: bool,
+    /// Refuse a send with `{"ret":-2}` when the user's last message is
+    /// older than this, or the user never wrote: a proactive push outside
+    /// the reply window (reported refused about 15 h after the last
+    /// inbound message; 24 h is the documented window). Replies within it
+    /// pass, up to [`replies_per_inbound`](Self::replies_per_inbound).
+    pub push_window: Option<Duration>,
+    /// Refuse a text item longer than this many characters (Unicode scalar
+    /// values) with `{"ret":-2,"errmsg":"prepare failed"}`; reports put
+    /// the hard limit between 5 000 and 7 337 characters.
+    pub max_text_chars: Option<usize>,
+    /// Accept an outbound voice item with `{"ret":0,"message_id":…}` and
+    /// record it as not shown ([`SentMessage::not_shown`](crate::SentMessage::not_shown)):
+    /// the real server drops outbound voice silently.
+    pub voice_not_shown: bool,
+    /// Refuse a send to a `to_user_id` the bot does not know (never wrote,
+    /// not its owner, not added; compared case-sensitively) with
+    /// `{"ret":-3,"errmsg":"invalid arguments"}`.
+    pub reject_unknown_users: bool,
 }
 
 impl Fidelity {
@@ -199,7 +233,59 @@ impl Fidelity {
             burst_throttle: Some(Throttle::default()),
             reply_window: Some(Duration::from_secs(24 * 3600)),
             single_binding_per_user: true,
+            ..Self::default()
         }
+    }
+
+    /// The limits of the newest field reports, all on: the bot-wide burst
+    /// throttle (3 sends within a second, an hour's penalty that every
+    /// attempt extends), pushes refused outside a 24 h window, 10 replies
+    /// per inbound message, text over 5 000 characters refused, voice
+    /// accepted and not shown, unknown users refused, the newer poll wins
+    /// and one binding per user.
+    pub fn field_reports() -> Self {
+        Self {
+            replies_per_inbound: Some(10),
+            burst_throttle: Some(Throttle::default().extending(true)),
+            single_binding_per_user: true,
+            newer_poll_wins: true,
+            push_window: Some(Duration::from_secs(24 * 3600)),
+            max_text_chars: Some(5_000),
+            voice_not_shown: true,
+            reject_unknown_users: true,
+            ..Self::default()
+        }
+    }
+
+    /// Lets a newer poll of a token end the older one; see
+    /// [`newer_poll_wins`](Self::newer_poll_wins).
+    pub fn with_newer_poll_wins(mut self, on: bool) -> Self {
+        self.newer_poll_wins = on;
+        self
+    }
+
+    /// Refuses pushes to users silent for longer than `window`.
+    pub fn with_push_window(mut self, window: Duration) -> Self {
+        self.push_window = Some(window);
+        self
+    }
+
+    /// Refuses text items over `chars` characters.
+    pub fn with_max_text_chars(mut self, chars: usize) -> Self {
+        self.max_text_chars = Some(chars);
+        self
+    }
+
+    /// Accepts voice and records it as not shown.
+    pub fn with_voice_not_shown(mut self, on: bool) -> Self {
+        self.voice_not_shown = on;
+        self
+    }
+
+    /// Refuses sends to users the bot does not know with `ret -3`.
+    pub fn with_reject_unknown_users(mut self, on: bool) -> Self {
+        self.reject_unknown_users = on;
+        self
     }
 
     /// Refuses text items over `bytes` UTF-8 bytes.
@@ -234,8 +320,8 @@ impl Fidelity {
     }
 }
 
-/// The burst throttle: more than `max_per_second` sends within one second
-/// blocks every send for `cooldown`.
+/// The burst throttle: more than `max_per_second` sends of one bot within
+/// one second blocks every send of that bot (any user) for `cooldown`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Throttle {
@@ -243,6 +329,10 @@ pub struct Throttle {
     pub max_per_second: u32,
     /// How long sends stay blocked once the limit is passed.
     pub cooldown: Duration,
+    /// Every send attempted during the penalty starts the cool-down again,
+    /// as reported for the real server (penalties of 7 h and 15 h followed
+    /// retries).
+    pub extend_on_attempt: bool,
 }
 
 impl Throttle {
@@ -252,144 +342,19 @@ impl Throttle {
         Self {
             max_per_second,
             cooldown,
+            extend_on_attempt: false,
         }
+    }
+
+    /// Makes every attempt during the penalty extend it.
+    pub fn extending(mut self, on: bool) -> Self {
+        self.extend_on_attempt = on;
+        self
     }
 }
 
 impl Default for Throttle {
     fn default() -> Self {
         Self::new(2, Duration::from_secs(3600))
-    }
-}
-
-/// Builds a [`SimConfig`] step by step and starts the simulator.
-#[derive(Debug, Clone, Default)]
-pub struct SimBuilder {
-    config: SimConfig,
-}
-
-impl SimBuilder {
-    /// A builder holding [`SimConfig::default`].
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Listens on this port instead of a free one.
-    pub fn port(mut self, port: u16) -> Self {
-        self.config.port = port;
-        self
-    }
-
-    /// Sets the long-poll hold time of `getupdates`, and of the QR status
-    /// polls unless [`qr_hold`](Self::qr_hold) is set.
-    pub fn hold(mut self, hold: Duration) -> Self {
-        self.config.hold = hold;
-        self
-    }
-
-    /// Sets the random seed.
-    pub fn seed(mut self, seed: u64) -> Self {
-        self.config.seed = seed;
-        self
-    }
-
-    /// Sets the probability that a `getupdates` success leaves out `ret`.
-    pub fn omit_ret_probability(mut self, p: f64) -> Self {
-        self.config.omit_ret_probability = p.clamp(0.0, 1.0);
-        self
-    }
-
-    /// Sets the `sendmessage` success body.
-    pub fn send_ok_body(mut self, body: SendOkBody) -> Self {
-        self.config.send_ok_body = body;
-        self
-    }
-
-    /// Sets the fidelity switches.
-    pub fn fidelity(mut self, fidelity: Fidelity) -> Self {
-        self.config.fidelity = fidelity;
-        self
-    }
-
-    /// Sets the CDN storage mode.
-    pub fn cdn_storage(mut self, storage: CdnStorage) -> Self {
-        self.config.cdn_storage = storage;
-        self
-    }
-
-    /// Sets which upload location `getuploadurl` returns.
-    pub fn upload_url_mode(mut self, mode: UploadUrlMode) -> Self {
-        self.config.upload_url_mode = mode;
-        self
-    }
-
-    /// Sets how many upload slots and stored CDN objects are kept (at
-    /// least 1); see [`SimConfig::cdn_object_limit`].
-    pub fn cdn_object_limit(mut self, n: usize) -> Self {
-        self.config.cdn_object_limit = n.max(1);
-        self
-    }
-
-    /// Holds status polls with nothing new for `hold` instead of the
-    /// `getupdates` hold; see [`SimConfig::qr_hold`].
-    pub fn qr_hold(mut self, hold: Duration) -> Self {
-        self.config.qr_hold = Some(hold);
-        self
-    }
-
-    /// Sets the QR code lifetime.
-    pub fn qr_ttl(mut self, ttl: Duration) -> Self {
-        self.config.qr_ttl = ttl;
-        self
-    }
-
-    /// Sets the most messages per `getupdates` answer (at least 1).
-    pub fn max_batch(mut self, n: usize) -> Self {
-        self.config.max_batch = n.max(1);
-        self
-    }
-
-    /// Sets how many request-log entries are kept; see
-    /// [`SimConfig::request_log_limit`].
-    pub fn request_log_limit(mut self, n: usize) -> Self {
-        self.config.request_log_limit = n;
-        self
-    }
-
-    /// Sets how many entries each of the other record logs keeps (sent
-    /// messages, typing calls, notify calls, uploads); see
-    /// [`SimConfig::record_limit`].
-    pub fn record_limit(mut self, n: usize) -> Self {
-        self.config.record_limit = n;
-        self
-    }
-
-    /// Gives injected media a `full_url`.
-    pub fn inbound_full_url(mut self, on: bool) -> Self {
-        self.config.inbound_full_url = on;
-        self
-    }
-
-    /// Names `host` in `scaned_but_redirect` instead of the second listener.
-    pub fn redirect_host(mut self, host: impl Into<String>) -> Self {
-        self.config.redirect_host = Some(host.into());
-        self
-    }
-
-    /// Serves the second listener over TLS (`true`, the default) or plain
-    /// HTTP (`false`); see [`SimConfig::redirect_tls`].
-    pub fn redirect_tls(mut self, on: bool) -> Self {
-        self.config.redirect_tls = on;
-        self
-    }
-
-    /// The configuration built so far.
-    pub fn config(&self) -> &SimConfig {
-        &self.config
-    }
-
-    /// Starts a simulator with this configuration.
-    pub async fn start(self) -> Result<Simulator, SimError> {
-        Simulator::start_with(self.config).await
     }
 }

@@ -2,8 +2,8 @@
 //! tests, the demo and bot authors' own tests.
 //!
 //! No test can reach WeChat, so this crate serves the next best thing: a
-//! server that behaves as the protocol reference (ILINK.md) says the real
-//! one does. It is strict where the real server is strict, lenient where it
+//! server that behaves as the protocol reference (`docs/protocol.md`) and
+//! the field reports say the real one does. It is strict where the real server is strict, lenient where it
 //! is lenient, and it fails on demand.
 //!
 //! - **API**: every iLink endpoint under any base path, bearer auth with
@@ -37,9 +37,18 @@
 //!   [`Simulator::record_counts`], so a standalone simulator under a long
 //!   load test stays within a fixed memory budget, and the `wait_for_*`
 //!   helpers wait on the all-time counts.
-//! - **Fidelity switches** ([`Fidelity`], all off by default): the 16 KiB
-//!   text limit, the reply limit per inbound message, the burst throttle,
-//!   the 24 h reply window (with a fake clock) and one binding per user.
+//! - **Many accounts** ([`Account`]): thousands of bots in one process,
+//!   each with its own token, queue, cursor, users, tickets, limits and
+//!   records; overlapping polls on one token are counted.
+//! - **Seeded chaos** ([`Chaos`]): faults by probability from a seed, with
+//!   a log and the server's [`GroundTruth`] of what it delivered and lost.
+//! - **Fidelity switches** ([`Fidelity`], all off by default): the text
+//!   limits in bytes and characters, the reply limit per inbound message,
+//!   the bot-wide burst throttle (optionally extended by every attempt),
+//!   pushes refused outside the reply window, replies dropped silently
+//!   outside it (with a fake clock), outbound voice accepted but not shown,
+//!   `ret -3` for unknown recipients, the newer of two polls winning and one
+//!   binding per user.
 //!
 //! # Example: testing a bot
 //!
@@ -123,6 +132,80 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Many accounts
+//!
+//! Every account is a bot of its own; inject into one and only its token's
+//! polls see the message. Records can be read per account, and
+//! [`Account::concurrent_polls`] tells whether a client ever polled one
+//! token twice at once.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), wxlink_sim::SimError> {
+//! use std::time::Duration;
+//!
+//! let sim = wxlink_sim::Simulator::builder()
+//!     .hold(Duration::from_millis(100))
+//!     .accounts(100)
+//!     .start()
+//!     .await?;
+//! let accounts = sim.accounts();
+//! for (i, account) in accounts.iter().enumerate() {
+//!     account.inject_text(account.user_id(), format!("hello bot {i}"))?;
+//! }
+//! // The first account is the one the one-account API means.
+//! assert_eq!(sim.token(), accounts[0].token());
+//! assert_eq!(accounts[42].pending_messages(), 1);
+//! assert_eq!(accounts[42].concurrent_polls(), 0);
+//! # Ok(()) }
+//! ```
+//!
+//! # Seeded chaos and ground truth
+//!
+//! [`Chaos`] draws faults by probability from a seed of its own; the
+//! simulator logs each ([`Simulator::chaos_log`]) and keeps, per account,
+//! what it delivered and what it lost through its own faults
+//! ([`Account::ground_truth`]). [`GroundTruth::judge`] compares that with
+//! the ids a client handled.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), wxlink_sim::SimError> {
+//! use wxlink_sim::{Chaos, Fault, Simulator};
+//!
+//! let chaos = Chaos::new(7).endpoint("getupdates", 0.2, [Fault::LoseResponse, Fault::duplicate()]);
+//! let sim = Simulator::builder().chaos(chaos).start().await?;
+//! let msg = sim.inject_text(sim.user_id(), "hi");
+//! // ... the client under test runs, handling message ids ...
+//! let handled: Vec<u64> = Vec::new();
+//! let verdict = sim.default_account().ground_truth().judge(handled);
+//! // Nothing was delivered yet, so nothing was lost by the client.
+//! assert!(verdict.lost_by_client.is_empty());
+//! assert_eq!(sim.default_account().ground_truth().undelivered(), [msg.message_id]);
+//! # Ok(()) }
+//! ```
+//!
+//! # Fidelity switches
+//!
+//! The limits of the real server are off by default, so a test meets only
+//! the ones it asks for; [`Fidelity::field_reports`] turns on the set the
+//! newest field reports describe.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), wxlink_sim::SimError> {
+//! use std::time::Duration;
+//! use wxlink_sim::{Fidelity, Simulator, Throttle};
+//!
+//! let fidelity = Fidelity::default()
+//!     .with_burst_throttle(Throttle::default().extending(true))
+//!     .with_push_window(Duration::from_secs(24 * 3600))
+//!     .with_reject_unknown_users(true);
+//! let sim = Simulator::builder().fidelity(fidelity).start().await?;
+//! assert!(sim.config().fidelity.reject_unknown_users);
+//! # Ok(()) }
+//! ```
+//!
 //! # Faults
 //!
 //! [`Simulator::inject_fault`] makes the next N calls of one endpoint fail.
@@ -138,6 +221,12 @@
 //! | `SessionExpired` | HTTP 200 `{"errcode":-14,"errmsg":"session timeout"}` (the usual form, no `ret`) | no |
 //! | `SessionExpiredRet` | HTTP 200 `{"ret":-14,"errcode":-14,"errmsg":"session timeout"}` (the other observed form) | no |
 //! | `Json(body)` | HTTP 200 with that JSON body, e.g. `{"ret":-2,"errmsg":"unknown error"}` | no |
+//! | `StallBody(d)` | the headers at once, then no body byte for `d`, then the body | yes |
+//! | `StallUpload { after, stall }` | the server reads `after` request bytes, stops reading for `stall`, then goes on | as without the fault |
+//! | `ResetUpload { after }` | the server reads `after` request bytes, then resets the connection | no |
+//! | `RetryAfter(code, d)` / `Fault::too_many_requests(d)` / `Fault::unavailable(d)` | 429 or 503 with `Retry-After` in whole seconds | no |
+//! | `LoseResponse` | the call is handled, then the connection closes unanswered; a `getupdates` batch is lost | yes |
+//! | `Duplicate(delays)` / `Fault::duplicate()` | the normal answer; `getupdates` delivers each message again after each delay | yes |
 //!
 //! Endpoint names are those of [`FAULT_TARGETS`]: `get_bot_qrcode`,
 //! `get_qrcode_status`, `getupdates`, `sendmessage`, `getconfig`,
@@ -159,7 +248,8 @@
 //!   failed"}`. The request log's [`RequestRecord::note`] says why.
 //! - `scaned_but_redirect` names `127.0.0.1:PORT2` without a scheme, as the
 //!   real server names a bare host. The second listener speaks TLS, since a
-//!   client polls `https://` + that host (ILINK.md §1.2), with a certificate
+//!   client polls `https://` + that host (see `docs/protocol.md`,
+//!   `get_qrcode_status`), with a certificate
 //!   for `127.0.0.1` and `localhost` signed by a CA made when the simulator
 //!   starts: add [`Simulator::tls_root_der`] to the client's trusted roots
 //!   (in WxLink, `TransportOptions::extra_root_certificates`).
@@ -169,29 +259,74 @@
 mod api;
 mod body;
 mod cdn;
+mod chaos;
 mod config;
 pub mod control;
+mod error;
 mod fault;
+mod http;
 mod inbound;
 mod login;
+mod qr;
 mod records;
 mod redact;
 mod server;
 mod sim;
+mod start;
 mod state;
+mod storage;
 mod tls;
+mod truth;
 
-pub use config::{
-    CdnStorage, Fidelity, SendOkBody, SimBuilder, SimConfig, Throttle, UploadUrlMode,
-};
+pub use chaos::{Chaos, ChaosEvent, ChaosRule};
+pub use config::{CdnStorage, Fidelity, SendOkBody, SimConfig, Throttle, UploadUrlMode};
+pub use error::SimError;
 pub use fault::{FAULT_TARGETS, Fault};
-pub use inbound::{InboundMessage, InjectedMessage, quoting, text_item, voice_transcript_item};
-pub use login::{LoginPath, LoginScript};
+pub use inbound::{
+    InboundMessage, InjectedMessage, PartialQuote, quoting, text_item, voice_transcript_item,
+};
+pub use qr::{LoginPath, LoginScript};
 pub use records::{
     AuthSeen, LogCount, NotifyCall, RecordCounts, RequestRecord, SentMessage, TypingCall,
     UploadRecord,
 };
-pub use sim::Simulator;
+pub use sim::{Account, PollCounts, Simulator};
+pub use start::SimBuilder;
+pub use truth::{Fate, GroundTruth, Verdict};
+
+/// Writes `tokens` to `path`, one a line, for load tools (`wxlink-sim
+/// --tokens-file`, `wxlink sim --tokens-file`). The file is created
+/// readable and writable by its owner only (on Unix), since the tokens are
+/// credentials; an existing file is replaced.
+///
+/// # Errors
+///
+/// The I/O error of creating or writing the file.
+pub fn write_tokens_file(
+    path: &std::path::Path,
+    tokens: impl IntoIterator<Item = wxlink_proto::BotToken>,
+) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let file = options.open(path)?;
+    // A file that existed keeps its old mode: tighten it too.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    let mut out = std::io::BufWriter::new(file);
+    for token in tokens {
+        writeln!(out, "{}", token.expose_secret())?;
+    }
+    out.flush()
+}
 
 /// Resolves on Ctrl-C, or on SIGTERM where there is one: what a standalone
 /// simulator (`wxlink-sim`, `wxlink sim`) waits for before shutting down.
@@ -213,25 +348,3 @@ pub async fn shutdown_signal() {
 /// Re-exported so tests can name media kinds and key encodings without a
 /// direct dependency on `wxlink-media`.
 pub use wxlink_media::{KeyEncoding, MediaKind};
-
-/// Errors of the simulator's own API (never of the simulated protocol,
-/// which answers on the wire).
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum SimError {
-    /// A listener could not be bound.
-    #[error("cannot bind a loopback listener")]
-    Bind(#[source] std::io::Error),
-    /// A `wait_for_*` helper ran out of time.
-    #[error("timed out waiting for the simulator")]
-    Timeout,
-    /// A fault named an endpoint the simulator does not serve.
-    #[error("unknown endpoint name {0:?}")]
-    UnknownEndpoint(String),
-    /// An argument was not usable.
-    #[error("invalid input: {0}")]
-    InvalidInput(String),
-    /// The redirect listener's certificate or TLS setup could not be made.
-    #[error("cannot set up tls for the redirect listener")]
-    Tls(#[source] Box<dyn std::error::Error + Send + Sync>),
-}

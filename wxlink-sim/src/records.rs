@@ -28,9 +28,12 @@ pub struct SentMessage {
     pub bot_id: String,
     /// The message as decoded from the request.
     pub msg: WeixinMessage,
-    /// `false` when the 24 h window switch dropped it silently: the bot was
+    /// `false` when a fidelity switch dropped it silently: the bot was
     /// told it succeeded, but the user would never see it.
     pub delivered: bool,
+    /// Why the user would not see it, when `delivered` is `false`:
+    /// `outside the reply window` or `voice is not shown`.
+    pub not_shown: Option<&'static str>,
 }
 
 impl SentMessage {
@@ -55,6 +58,8 @@ pub struct TypingCall {
     /// When it arrived.
     #[serde(with = "unix_ms")]
     pub at: SystemTime,
+    /// The bot that called (`…@im.bot`).
+    pub bot_id: String,
     /// The user whose chat shows the indicator.
     pub ilink_user_id: String,
     /// 1 = typing, 2 = cancel.
@@ -85,6 +90,8 @@ pub struct UploadRecord {
     /// When it finished.
     #[serde(with = "unix_ms")]
     pub at: SystemTime,
+    /// The bot whose `getuploadurl` issued the slot.
+    pub bot_id: String,
     /// The `filekey` of the upload.
     pub filekey: String,
     /// The `media_type` declared to `getuploadurl` (1 image, 2 video, 3
@@ -147,6 +154,9 @@ pub struct RequestRecord {
     pub headers: Vec<(String, String)>,
     /// What the `Authorization` header was.
     pub auth: AuthSeen,
+    /// The bot whose valid token authenticated the call; `None` for the
+    /// login and CDN calls and for a refused token.
+    pub bot_id: Option<String>,
     /// Request body bytes read.
     pub body_size: u64,
     /// HTTP status answered; 0 when the connection was dropped on purpose.
@@ -161,6 +171,7 @@ impl fmt::Debug for UploadRecord {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("UploadRecord")
             .field("at", &self.at)
+            .field("bot_id", &self.bot_id)
             .field("filekey", &Redacted(&self.filekey))
             .field("media_type", &self.media_type)
             .field("to_user_id", &self.to_user_id)
@@ -185,6 +196,7 @@ impl fmt::Debug for RequestRecord {
             .field("endpoint", &self.endpoint)
             .field("headers", &self.headers)
             .field("auth", &self.auth)
+            .field("bot_id", &self.bot_id)
             .field("body_size", &self.body_size)
             .field("status", &self.status)
             .field("note", &self.note)
@@ -204,12 +216,23 @@ impl RequestRecord {
 }
 
 /// A log that keeps the newest `limit` records, oldest first, and counts
-/// every record ever added (until the next reset).
+/// every record ever added (until the next reset). Each record may belong
+/// to an account and carries its number among that account's records, so
+/// one account's records can be read back exactly.
 #[derive(Debug)]
 pub(crate) struct RecordLog<T> {
-    items: VecDeque<T>,
+    items: VecDeque<Entry<T>>,
     limit: usize,
     total: u64,
+}
+
+/// One kept record with its account and its number in that account.
+#[derive(Debug)]
+struct Entry<T> {
+    account: Option<u32>,
+    /// 1 for the account's first record, and so on.
+    ordinal: u64,
+    record: T,
 }
 
 impl<T: Clone> RecordLog<T> {
@@ -223,8 +246,9 @@ impl<T: Clone> RecordLog<T> {
         }
     }
 
-    /// Adds a record, dropping the oldest one when the log is full.
-    pub(crate) fn push(&mut self, record: T) {
+    /// Adds a record of `account` (its `ordinal`-th), dropping the oldest
+    /// one when the log is full.
+    pub(crate) fn push(&mut self, account: Option<u32>, ordinal: u64, record: T) {
         self.total = self.total.saturating_add(1);
         if self.limit == 0 {
             return;
@@ -232,7 +256,11 @@ impl<T: Clone> RecordLog<T> {
         if self.items.len() >= self.limit {
             self.items.pop_front();
         }
-        self.items.push_back(record);
+        self.items.push_back(Entry {
+            account,
+            ordinal,
+            record,
+        });
     }
 
     /// Records added since the start or the last reset, kept or not.
@@ -242,12 +270,12 @@ impl<T: Clone> RecordLog<T> {
 
     /// The records kept, oldest first.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &T> {
-        self.items.iter()
+        self.items.iter().map(|e| &e.record)
     }
 
     /// A copy of the records kept, oldest first.
     pub(crate) fn to_vec(&self) -> Vec<T> {
-        self.items.iter().cloned().collect()
+        self.iter().cloned().collect()
     }
 
     /// A copy of the records added after the all-time count was `mark`,
@@ -259,7 +287,24 @@ impl<T: Clone> RecordLog<T> {
         self.items
             .iter()
             .skip(self.items.len() - keep)
-            .cloned()
+            .map(|e| e.record.clone())
+            .collect()
+    }
+
+    /// The kept records of `account`, oldest first.
+    pub(crate) fn of(&self, account: u32) -> impl Iterator<Item = &T> {
+        self.items
+            .iter()
+            .filter(move |e| e.account == Some(account))
+            .map(|e| &e.record)
+    }
+
+    /// The kept records of `account` after its own count was `mark`.
+    pub(crate) fn of_since(&self, account: u32, mark: u64) -> Vec<T> {
+        self.items
+            .iter()
+            .filter(|e| e.account == Some(account) && e.ordinal > mark)
+            .map(|e| e.record.clone())
             .collect()
     }
 
@@ -268,6 +313,14 @@ impl<T: Clone> RecordLog<T> {
         LogCount {
             total: self.total,
             kept: self.items.len(),
+        }
+    }
+
+    /// The count of `account`'s records, given its all-time `total`.
+    pub(crate) fn count_of(&self, account: u32, total: u64) -> LogCount {
+        LogCount {
+            total,
+            kept: self.of(account).count(),
         }
     }
 
@@ -341,7 +394,7 @@ mod tests {
     fn since_returns_what_was_added_after_the_mark_even_when_the_ring_is_full() {
         let mut log = RecordLog::new(3);
         for n in 0..5 {
-            log.push(n);
+            log.push(Some(n as u32 % 2), 1 + n as u64 / 2, n);
         }
         // Kept: 2, 3, 4; the all-time count is 5.
         assert_eq!(log.since(5), Vec::<i32>::new());
@@ -350,11 +403,16 @@ mod tests {
         // More was added than is kept: what is kept.
         assert_eq!(log.since(0), [2, 3, 4]);
         // A mark from before a reset.
+        // Account 0 added 0, 2, 4 (its 1st, 2nd, 3rd); 0 is no longer kept.
+        assert_eq!(log.of_since(0, 0), [2, 4]);
+        assert_eq!(log.of_since(0, 2), [4]);
+        assert_eq!(log.of_since(1, 1), [3]);
+        assert_eq!(log.count_of(0, 3).kept, 2);
         log.clear();
-        log.push(9);
+        log.push(None, 1, 9);
         assert_eq!(log.since(5), Vec::<i32>::new());
         let mut none = RecordLog::new(0);
-        none.push(1);
+        none.push(None, 1, 1);
         assert_eq!(none.since(0), Vec::<i32>::new());
     }
 }

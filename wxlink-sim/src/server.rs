@@ -6,19 +6,20 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
-use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
 use crate::body::SimBody;
 use crate::fault::Fault;
+use crate::http::{
+    Answer, Call, Dropped, RequestBody, SESSION_EXPIRED, SESSION_EXPIRED_RET, cdn_error, drain,
+    json_response, read_body, status, wait_shutdown,
+};
 use crate::records::{AuthSeen, RequestRecord};
 use crate::state::Shared;
 
@@ -76,7 +77,8 @@ impl Route {
     }
 
     /// Routes a request by method and path. The path may carry any prefix
-    /// before `ilink/bot/…` (ILINK.md §1.3), and any prefix before the CDN's
+    /// before `ilink/bot/…` (the API base URL may carry a path, see
+    /// `docs/protocol.md`, Endpoints), and any prefix before the CDN's
     /// `upload` and `download`.
     fn find(method: &Method, path: &str) -> Option<Self> {
         const API: &[(&str, Route)] = &[
@@ -107,11 +109,6 @@ impl Route {
         ok.then_some(route)
     }
 }
-
-/// Why a handler produced no response: the connection is closed instead.
-#[derive(Debug, thiserror::Error)]
-#[error("connection dropped by an injected fault")]
-pub(crate) struct Dropped;
 
 /// Starts serving `listener` until shutdown, over TLS when `tls` is given;
 /// returns the accept task.
@@ -159,15 +156,6 @@ pub(crate) fn serve(
             conns.abort_all();
         }
     })
-}
-
-/// Resolves when the shutdown flag is set or its sender is gone.
-pub(crate) async fn wait_shutdown(rx: &mut watch::Receiver<bool>) {
-    while !*rx.borrow_and_update() {
-        if rx.changed().await.is_err() {
-            return;
-        }
-    }
 }
 
 /// Completes the TLS handshake on `stream`, then serves it like a plain
@@ -218,74 +206,6 @@ where
     }
 }
 
-/// A JSON response with status 200.
-pub(crate) fn json_response(body: impl Into<Bytes>) -> Response<SimBody> {
-    let mut resp = Response::new(SimBody::full(body));
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    resp
-}
-
-/// Serializes `value` as a 200 JSON response.
-pub(crate) fn json<T: serde::Serialize>(value: &T) -> Response<SimBody> {
-    match serde_json::to_vec(value) {
-        Ok(body) => json_response(body),
-        Err(_) => status(StatusCode::INTERNAL_SERVER_ERROR, "cannot encode response"),
-    }
-}
-
-/// A plain-text response with `code`.
-pub(crate) fn status(code: StatusCode, text: &str) -> Response<SimBody> {
-    let mut resp = Response::new(SimBody::full(text.to_owned()));
-    *resp.status_mut() = code;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    resp
-}
-
-/// The `-14` session-expired body, with no `ret`, as observed.
-pub(crate) const SESSION_EXPIRED: &str = r#"{"errcode":-14,"errmsg":"session timeout"}"#;
-
-/// The `-14` session-expired body in its other observed form, with `ret`
-/// beside `errcode` (fixture `error.session-expired.ret-form.json`).
-pub(crate) const SESSION_EXPIRED_RET: &str =
-    r#"{"ret":-14,"errcode":-14,"errmsg":"session timeout"}"#;
-
-/// What a handler gets about its request.
-pub(crate) struct Call {
-    pub(crate) query: Option<String>,
-    pub(crate) body: Bytes,
-    /// The bearer token of a valid session, for authenticated routes.
-    pub(crate) token: Option<String>,
-    pub(crate) redirect: bool,
-}
-
-/// A handler's answer plus the reason it refused, for the request log.
-pub(crate) struct Answer {
-    pub(crate) response: Response<SimBody>,
-    pub(crate) note: Option<String>,
-}
-
-impl Answer {
-    pub(crate) fn ok(response: Response<SimBody>) -> Self {
-        Self {
-            response,
-            note: None,
-        }
-    }
-
-    pub(crate) fn refused(response: Response<SimBody>, note: impl Into<String>) -> Self {
-        Self {
-            response,
-            note: Some(note.into()),
-        }
-    }
-}
-
 async fn handle(
     shared: Arc<Shared>,
     req: Request<Incoming>,
@@ -316,14 +236,15 @@ async fn handle(
             })
             .collect(),
         auth: AuthSeen::Missing,
+        bot_id: None,
         body_size: 0,
         status: 0,
         note: None,
         redirect_listener: redirect,
     };
     let Some(route) = Route::find(&method, &path) else {
-        let (_, body) = req.into_parts();
-        record.body_size = drain(body).await;
+        let (_, mut body) = req.into_parts();
+        record.body_size = drain(&mut body).await;
         record.status = 404;
         finish(&shared, record);
         return Ok(status(StatusCode::NOT_FOUND, "not found"));
@@ -332,22 +253,26 @@ async fn handle(
 
     // Bearer check, before anything else so the log knows.
     let token = bearer(req.headers());
-    let valid_token = token
+    let authed = token
         .as_deref()
-        .and_then(|t| shared.state().binding_for(t).map(|b| b.token.clone()));
-    record.auth = match (
-        &token,
-        &valid_token,
-        req.headers().contains_key(header::AUTHORIZATION),
-    ) {
-        (_, Some(_), _) => AuthSeen::Valid,
-        (_, None, true) => AuthSeen::Rejected,
+        .and_then(|t| shared.state().bot_for(t).map(|b| (b.id, b.bot_id.clone())));
+    record.auth = match (&authed, req.headers().contains_key(header::AUTHORIZATION)) {
+        (Some(_), _) => AuthSeen::Valid,
+        (None, true) => AuthSeen::Rejected,
         _ => AuthSeen::Missing,
     };
+    let account = authed.as_ref().map(|(id, _)| *id);
+    record.bot_id = authed.map(|(_, bot)| bot);
 
     // Faults come first: they stand for what the network or a gateway in
     // front of the server does.
-    let mut fault = shared.state().faults.take(route.name());
+    let mut fault = {
+        let mut st = shared.state();
+        match st.faults.take(route.name()) {
+            Some(f) => Some(f),
+            None => st.chaos.draw(route.name(), record.bot_id.as_deref()),
+        }
+    };
     while let Some(f) = fault.take() {
         match f {
             Fault::Delay(d) => tokio::time::sleep(d).await,
@@ -361,10 +286,34 @@ async fn handle(
             }
         }
     }
-    let truncate = matches!(fault, Some(Fault::TruncatedBody));
-    if let Some(f) = fault.filter(|f| !matches!(f, Fault::TruncatedBody)) {
-        let (_, body) = req.into_parts();
-        record.body_size = drain(body).await;
+    // What the fault does after the handler ran, if anything.
+    let mut after = After::default();
+    let early = match fault {
+        Some(Fault::TruncatedBody) => {
+            after.truncate = true;
+            None
+        }
+        Some(Fault::StallBody(d)) => {
+            after.stall = Some(d);
+            None
+        }
+        Some(Fault::LoseResponse) => {
+            after.lose = true;
+            None
+        }
+        Some(Fault::Duplicate(delays)) => {
+            after.redeliver = delays;
+            None
+        }
+        Some(f @ (Fault::StallUpload { .. } | Fault::ResetUpload { .. })) => {
+            after.gate = Some(f);
+            None
+        }
+        other => other,
+    };
+    if let Some(f) = early {
+        let (_, mut body) = req.into_parts();
+        record.body_size = drain(&mut body).await;
         // A JSON body is the test's own text and may stage a ticket or a
         // token, so the log names only its size.
         record.note = Some(match &f {
@@ -374,12 +323,24 @@ async fn handle(
         let resp = match f {
             Fault::HttpStatus(code, text) => {
                 let code = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY);
-                let mut resp = status(code, &text);
-                if route.is_cdn()
-                    && let Ok(v) = HeaderValue::from_str(&text)
-                {
-                    resp.headers_mut().insert("x-error-message", v);
+                if route.is_cdn() {
+                    cdn_error(code, &text)
+                } else {
+                    status(code, &text)
                 }
+            }
+            Fault::RetryAfter(code, wait) => {
+                let code = StatusCode::from_u16(code).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+                let text = code.canonical_reason().unwrap_or("unavailable");
+                let mut resp = if route.is_cdn() {
+                    cdn_error(code, text)
+                } else {
+                    status(code, text)
+                };
+                resp.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(retry_after_secs(wait)),
+                );
                 resp
             }
             Fault::InvalidJson => json_response(r#"{"ret":0,"msgs":[{"seq":1,"#),
@@ -398,6 +359,20 @@ async fn handle(
     }
 
     let (parts, body) = req.into_parts();
+    let mut body = RequestBody::new(body);
+    match after.gate.take() {
+        Some(Fault::ResetUpload { after: n }) => {
+            record.body_size = body.buffer(n).await;
+            record.note = Some(format!("injected fault ResetUpload after {n} bytes"));
+            finish(&shared, record);
+            return Err(Dropped);
+        }
+        Some(Fault::StallUpload { after: n, stall }) => {
+            body.buffer(n).await;
+            tokio::time::sleep(stall).await;
+        }
+        _ => {}
+    }
     let answer = if route == Route::CdnUpload {
         let (answer, size) =
             crate::cdn::upload(&shared, query.as_deref(), &parts.headers, body).await;
@@ -417,7 +392,7 @@ async fn handle(
             }
         };
         record.body_size = bytes.len() as u64;
-        if route.needs_auth() && valid_token.is_none() {
+        if route.needs_auth() && account.is_none() {
             Answer::refused(
                 json_response(SESSION_EXPIRED),
                 "missing or unknown bot token",
@@ -426,20 +401,60 @@ async fn handle(
             let call = Call {
                 query,
                 body: bytes,
-                token: valid_token,
+                account,
                 redirect,
+                answer_lost: after.truncate || after.lose,
+                redeliver: std::mem::take(&mut after.redeliver),
             };
             dispatch(&shared, route, call).await
         }
     };
     record.note = answer.note;
     record.status = answer.response.status().as_u16();
+    if after.lose {
+        record.status = 0;
+        let note = record
+            .note
+            .take()
+            .map_or_else(String::new, |n| format!(" ({n})"));
+        record.note = Some(format!("injected fault LoseResponse{note}"));
+        finish(&shared, record);
+        return Err(Dropped);
+    }
     finish(&shared, record);
     let mut resp = answer.response;
-    if truncate {
+    if after.truncate {
         resp = truncate_response(resp).await;
     }
+    if let Some(stall) = after.stall {
+        resp = resp.map(|body| body.stalled(stall));
+    }
     Ok(resp)
+}
+
+/// What an injected fault does once the handler has run.
+#[derive(Default)]
+struct After {
+    /// Cut the response body half way.
+    truncate: bool,
+    /// Send the headers, then hold the body back this long.
+    stall: Option<Duration>,
+    /// Close the connection instead of answering.
+    lose: bool,
+    /// Queue delivered messages again after these delays.
+    redeliver: Vec<Duration>,
+    /// A `StallUpload` or `ResetUpload` applied before the handler runs.
+    gate: Option<Fault>,
+}
+
+/// A `Retry-After` value: whole seconds, rounded up.
+fn retry_after_secs(wait: Duration) -> u64 {
+    let secs = wait.as_secs();
+    if wait.subsec_nanos() > 0 {
+        secs.saturating_add(1)
+    } else {
+        secs
+    }
 }
 
 async fn dispatch(shared: &Arc<Shared>, route: Route, call: Call) -> Answer {
@@ -469,7 +484,10 @@ fn finish(shared: &Shared, record: RequestRecord) {
             "simulator refused a call"
         );
     }
-    shared.state().log_request(record);
+    let mut st = shared.state();
+    let account = record.bot_id.as_deref().and_then(|b| st.id_of_bot(b));
+    st.log_request(account, record);
+    drop(st);
     shared.touch();
 }
 
@@ -481,33 +499,6 @@ fn bearer(headers: &http::HeaderMap) -> Option<String> {
         .eq_ignore_ascii_case("bearer")
         .then(|| token.trim().to_owned())
         .filter(|t| !t.is_empty())
-}
-
-/// Reads a whole body up to `limit` bytes; on overflow returns the bytes
-/// read so far as the error.
-pub(crate) async fn read_body(mut body: Incoming, limit: usize) -> Result<Bytes, u64> {
-    let mut out = Vec::new();
-    while let Some(frame) = body.frame().await {
-        let Ok(frame) = frame else { break };
-        if let Ok(data) = frame.into_data() {
-            if out.len() + data.len() > limit {
-                return Err((out.len() + data.len()) as u64);
-            }
-            out.extend_from_slice(&data);
-        }
-    }
-    Ok(Bytes::from(out))
-}
-
-/// Reads and discards a body, returning its size.
-async fn drain(mut body: Incoming) -> u64 {
-    let mut n = 0u64;
-    while let Some(Ok(frame)) = body.frame().await {
-        if let Ok(data) = frame.into_data() {
-            n += data.len() as u64;
-        }
-    }
-    n
 }
 
 /// Keeps the status and headers of `resp` but sends only half of its body

@@ -2,8 +2,8 @@
 //! server certificate for `127.0.0.1` and `localhost`, made fresh each time
 //! a simulator starts.
 //!
-//! ILINK.md §1.2 has clients poll `https://` + `redirect_host` after
-//! `scaned_but_redirect`, so the listener that host names speaks TLS. The
+//! Clients poll `https://` + `redirect_host` after `scaned_but_redirect`
+//! (`docs/protocol.md`, `get_qrcode_status`), so the listener that host names speaks TLS. The
 //! keys live only in memory; a client trusts the CA's certificate
 //! ([`Simulator::tls_root_der`](crate::Simulator::tls_root_der)) for the
 //! simulator's lifetime and nothing else.
@@ -17,7 +17,7 @@ use rcgen::{
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio_rustls::TlsAcceptor;
 
-use crate::SimError;
+use crate::error::SimError;
 
 /// The names the server certificate is valid for.
 const NAMES: [&str; 2] = ["127.0.0.1", "localhost"];

@@ -173,6 +173,16 @@ pub fn run(sh: &Shell) -> Result<()> {
             }
         }
     }
+    // The simulator itself: its cost per send and its memory with many
+    // idle accounts polling, so a reader sees it is not the bottleneck.
+    match sim_capacity_row(&bench, &plan, &mut notes) {
+        Ok(r) => rows.push(r),
+        Err(e) => failures.push(failed("simulator capacity", &e, &mut rows)),
+    }
+    match sim_idle_accounts_row(&bench, &plan, &mut notes) {
+        Ok(r) => rows.push(r),
+        Err(e) => failures.push(failed("simulator idle accounts", &e, &mut rows)),
+    }
     match media_rows(sh, aes_ceiling, md5_ceiling) {
         Ok(r) => rows.extend(r),
         Err(e) => failures.push(failed("media_bench", &e, &mut rows)),
@@ -252,10 +262,20 @@ impl Simulator {
     /// Starts `wxlink sim` for load tests and reads its first line. Its
     /// stderr goes to `log`.
     fn start(bin: &Path, log: &Path) -> Result<Self> {
+        Self::start_args(
+            bin,
+            log,
+            &["sim", "--hold-ms", "35000", "--cdn-digest-only"],
+        )
+    }
+
+    /// Starts `wxlink <args>` (a `sim` command line) and reads its first
+    /// line.
+    fn start_args(bin: &Path, log: &Path, args: &[&str]) -> Result<Self> {
         let stderr =
             File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
         let mut child = Command::new(bin)
-            .args(["sim", "--hold-ms", "35000", "--cdn-digest-only"])
+            .args(args)
             .env_remove("WXLINK_ACCOUNT")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -949,6 +969,179 @@ fn render_table(rows: &[Row]) -> String {
         out.push_str(&line(cells));
     }
     out
+}
+
+/// The simulator's CPU time so far (user + system), in seconds, from
+/// `/proc/PID/stat`. Linux counts it in clock ticks of 1/100 s (`USER_HZ`,
+/// 100 on every mainstream configuration).
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name in parentheses may hold spaces; fields follow it.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After the name: state is field 3, utime 14, stime 15 (1-based).
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}
+
+/// A process's current resident set size, in bytes (Linux only).
+fn rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let mut words = line.trim_start_matches("VmRSS:").split_whitespace();
+    let value: u64 = words.next()?.parse().ok()?;
+    (words.next() == Some("kB")).then(|| value * 1024)
+}
+
+/// How many `sendmessage` calls one core of the simulator can serve,
+/// from its own CPU time during a `send_text` run at 32 in flight, beside
+/// the client's rate in that run: the simulator is not the bottleneck when
+/// its capacity is well above what the client reaches.
+fn sim_capacity_row(bench: &Bench, plan: &Plan, notes: &mut Vec<String>) -> Result<Row> {
+    println!(
+        "
+simulator capacity: send_text at 32 in flight"
+    );
+    let sim = Simulator::start(&bench.bin, &bench.scratch.join("sim-capacity.log"))?;
+    let pid = sim.child.id();
+    let before = cpu_seconds(pid).context("cannot read the simulator's CPU time")?;
+    let args: Vec<String> = [
+        "send-text",
+        "--count",
+        &plan.send_count.to_string(),
+        "--concurrency",
+        "32",
+        "--warmup",
+        &plan.send_warmup.to_string(),
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    let report = bench.run_bench(&sim, &args)?;
+    let after = cpu_seconds(pid).context("cannot read the simulator's CPU time")?;
+    let client_rps = field(&report, "requests_per_s")?;
+    let calls = (plan.send_count + plan.send_warmup) as f64;
+    let cpu = (after - before).max(0.01);
+    let capacity = calls / cpu;
+    notes.push(format!(
+        "simulator capacity: {calls:.0} sendmessage calls (32 in flight) took {cpu:.2} s of the simulator's CPU,          {:.1} µs each, so one simulator core serves {capacity:.0} req/s; the client reached {client_rps:.0} req/s",
+        cpu * 1e6 / calls
+    ));
+    Ok(Row {
+        target: "simulator capacity, sendmessage, 32 in flight".to_owned(),
+        ours: Figure::new(capacity, "req/s", "per sim core"),
+        ceiling: Figure::new(client_rps, "req/s", "client send_text"),
+        goal: Goal::AtLeast(2.0, "≥ 2x the client's rate"),
+    })
+}
+
+/// The simulator's RSS with one idle long poll held on each of many
+/// accounts (10 000, or 1 000 with `--quick`), each on its own token and
+/// connection, against the 200 MiB budget.
+fn sim_idle_accounts_row(bench: &Bench, plan: &Plan, notes: &mut Vec<String>) -> Result<Row> {
+    use std::io::{Read as _, Write as _};
+    let n: usize = if plan.quick { 1_000 } else { 10_000 };
+    println!(
+        "
+simulator: {n} idle long polls across {n} accounts"
+    );
+    let tokens_path = bench.scratch.join("sim-tokens.txt");
+    let n_text = n.to_string();
+    let tokens_arg = tokens_path.to_string_lossy().into_owned();
+    let sim = Simulator::start_args(
+        &bench.bin,
+        &bench.scratch.join("sim-accounts.log"),
+        &[
+            "sim",
+            "--hold-ms",
+            "300000",
+            "--cdn-digest-only",
+            "--record-limit",
+            "1000",
+            "--accounts",
+            &n_text,
+            "--tokens-file",
+            &tokens_arg,
+        ],
+    )?;
+    let pid = sim.child.id();
+    let tokens: Vec<String> = std::fs::read_to_string(&tokens_path)
+        .with_context(|| format!("cannot read {}", tokens_path.display()))?
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    if tokens.len() != n {
+        bail!("the tokens file lists {} tokens, not {n}", tokens.len());
+    }
+    let addr = sim
+        .info
+        .base_url
+        .strip_prefix("http://")
+        .context("the simulator's base URL is not http://")?
+        .to_owned();
+    let idle = rss_bytes(pid).context("cannot read the simulator's RSS")?;
+    let mut conns = Vec::with_capacity(n);
+    for token in &tokens {
+        let mut stream = std::net::TcpStream::connect(&addr).with_context(|| {
+            format!(
+                "connection {} of {n} failed (open file limit?)",
+                conns.len() + 1
+            )
+        })?;
+        let body = r#"{"get_updates_buf":""}"#;
+        write!(
+            stream,
+            "POST /ilink/bot/getupdates HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )?;
+        conns.push(stream);
+    }
+    // Wait until the simulator holds every poll.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let polls = loop {
+        let mut stream = std::net::TcpStream::connect(&addr)?;
+        write!(
+            stream,
+            "GET /_sim/polls HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )?;
+        let mut raw = String::new();
+        stream.read_to_string(&mut raw)?;
+        let json = raw.split("\r\n\r\n").nth(1).unwrap_or_default();
+        let polls: Value = serde_json::from_str(json).unwrap_or_default();
+        if polls["in_flight"].as_u64() == Some(n as u64) {
+            break polls;
+        }
+        if Instant::now() >= deadline {
+            bail!(
+                "only {} of {n} polls were held after 60 s",
+                polls["in_flight"]
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let held = rss_bytes(pid).context("cannot read the simulator's RSS")?;
+    drop(conns);
+    let concurrent = polls["concurrent_polls"].as_u64().unwrap_or(u64::MAX);
+    if concurrent != 0 {
+        bail!("{concurrent} polls overlapped on one token; each token polled once");
+    }
+    let mib_held = held as f64 / (1024.0 * 1024.0);
+    notes.push(format!(
+        "simulator with {n} accounts: RSS {} idle, {} with one poll held per account \
+         ({:.1} KiB per held poll, {:.1} KiB per idle account); concurrent_polls 0",
+        mib(Some(idle)),
+        mib(Some(held)),
+        held.saturating_sub(idle) as f64 / 1024.0 / n as f64,
+        idle as f64 / 1024.0 / n as f64,
+    ));
+    Ok(Row {
+        target: format!("simulator RSS, {n} idle polls on {n} accounts"),
+        ours: Figure::new(mib_held, "MiB", "RSS"),
+        ceiling: Figure::new(200.0, "MiB", "budget"),
+        goal: Goal::Below(1.0, "< 200 MiB"),
+    })
 }
 
 #[cfg(test)]

@@ -22,7 +22,8 @@ pub async fn run(args: &SimArgs) -> Result<ExitCode> {
         .port(args.port)
         .hold(Duration::from_millis(args.hold_ms))
         .record_limit(args.record_limit)
-        .request_log_limit(args.record_limit);
+        .request_log_limit(args.record_limit)
+        .accounts(usize::try_from(args.accounts).unwrap_or(1));
     if args.cdn_digest_only {
         builder = builder.cdn_storage(CdnStorage::DigestOnly);
     }
@@ -30,6 +31,11 @@ pub async fn run(args: &SimArgs) -> Result<ExitCode> {
         .start()
         .await
         .with_context(|| format!("cannot start the simulator on port {}", args.port))?;
+    let accounts = sim.accounts();
+    if let Some(path) = &args.tokens_file {
+        wxlink_sim::write_tokens_file(path, accounts.iter().map(|a| a.token()))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
     let line = json!({
         "base_url": sim.base_url(),
         "cdn_base_url": sim.cdn_base_url(),
@@ -38,6 +44,11 @@ pub async fn run(args: &SimArgs) -> Result<ExitCode> {
         "token": sim.token().expose_secret(),
         "bot_id": sim.bot_id(),
         "user_id": sim.user_id(),
+        "accounts": accounts.iter().map(|a| json!({
+            "token": a.token().expose_secret(),
+            "bot_id": a.bot_id(),
+            "user_id": a.user_id(),
+        })).collect::<Vec<_>>(),
     });
     {
         let mut out = std::io::stdout().lock();

@@ -1062,6 +1062,79 @@ async fn sim_command_listens_on_the_port_it_is_given() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sim_command_starts_many_accounts_and_writes_their_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tokens.txt");
+    let mut child = wxlink(dir.path())
+        .args([
+            "sim",
+            "--hold-ms",
+            "300",
+            "--accounts",
+            "4",
+            "--tokens-file",
+        ])
+        .arg(&file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let info: serde_json::Value = serde_json::from_str(&first).unwrap();
+    let accounts = info["accounts"].as_array().unwrap();
+    assert_eq!(accounts.len(), 4, "{info}");
+    assert_eq!(accounts[0]["token"], info["token"]);
+    let tokens: Vec<String> = std::fs::read_to_string(&file)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let listed: Vec<&str> = accounts
+        .iter()
+        .map(|a| a["token"].as_str().unwrap())
+        .collect();
+    assert_eq!(tokens, listed);
+    // The last account sends on its own token.
+    let last = &accounts[3];
+    let out = run(wxlink(dir.path()).args([
+        "--base-url",
+        info["base_url"].as_str().unwrap(),
+        "--cdn-base-url",
+        info["cdn_base_url"].as_str().unwrap(),
+        "--token",
+        last["token"].as_str().unwrap(),
+        "send",
+        "--to",
+        last["user_id"].as_str().unwrap(),
+        "--text",
+        "from the fourth bot",
+    ]))
+    .await;
+    assert_ok(&out);
+    let bot = last["bot_id"].as_str().unwrap();
+    let sent: serde_json::Value = serde_json::from_slice(
+        &http_get(&format!(
+            "{}/_sim/sent?bot_id={bot}",
+            info["base_url"].as_str().unwrap()
+        ))
+        .await,
+    )
+    .unwrap();
+    assert_eq!(
+        sent[0]["msg"]["item_list"][0]["text_item"]["text"],
+        "from the fourth bot"
+    );
+    let zero = run(wxlink(dir.path()).args(["sim", "--accounts", "0"])).await;
+    assert!(!zero.status.success());
+    child.kill().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sim_command_on_a_busy_port_fails_and_names_the_port() {
     let dir = tempfile::tempdir().unwrap();
     // Held for the whole test, so the simulator cannot have the port.

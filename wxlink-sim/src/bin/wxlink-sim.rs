@@ -1,6 +1,10 @@
 //! The standalone simulator: starts it on 127.0.0.1, prints one JSON line
 //! `{"base_url":…,"cdn_base_url":…,"redirect_base_url":…,
-//! "tls_root_der_base64":…,"token":…}` and serves until Ctrl-C.
+//! "tls_root_der_base64":…,"token":…,"accounts":[{"token":…,"bot_id":…,
+//! "user_id":…},…]}` and serves until Ctrl-C. `token` is the first
+//! account's; `--accounts N` starts N accounts, and `--tokens-file FILE`
+//! also writes their tokens to FILE, one a line (readable by the owner
+//! only), for load tools.
 //! `tls_root_der_base64` is the CA certificate (standard base64 of its DER)
 //! a client trusts to reach the redirect listener, which speaks TLS unless
 //! `--redirect-plain-http` is given.
@@ -8,12 +12,13 @@
 //! Usage: `wxlink-sim [--port N] [--hold-ms N] [--qr-hold-ms N] [--seed N]
 //! [--cdn-memory-limit BYTES | --digest-only] [--full-upload-url]
 //! [--record-limit N] [--request-log-limit N] [--cdn-object-limit N]
-//! [--redirect-plain-http]`.
+//! [--redirect-plain-http] [--accounts N] [--tokens-file FILE]`.
 //! Drive it through the JSON control endpoints under `/_sim/`. The limits
 //! bound the record logs and the CDN's upload slots and stored objects
 //! (10 000 entries each by default) so a long load test does not grow the
 //! process; `GET /_sim/counts` has the all-time record totals.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -24,12 +29,18 @@ use wxlink_sim::{CdnStorage, Simulator, UploadUrlMode};
 const USAGE: &str = "usage: wxlink-sim [--port N] [--hold-ms N] [--qr-hold-ms N] [--seed N] \
                      [--cdn-memory-limit BYTES | --digest-only] [--full-upload-url] \
                      [--record-limit N] [--request-log-limit N] [--cdn-object-limit N] \
-                     [--redirect-plain-http]";
+                     [--redirect-plain-http] [--accounts N] [--tokens-file FILE]";
 
-fn parse_args() -> Result<wxlink_sim::SimBuilder, String> {
+fn parse_args() -> Result<(wxlink_sim::SimBuilder, Option<PathBuf>), String> {
     let mut builder = Simulator::builder();
+    let mut tokens_file = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
+        if arg == "--tokens-file" {
+            let path = args.next().ok_or("--tokens-file needs a value")?;
+            tokens_file = Some(PathBuf::from(path));
+            continue;
+        }
         let mut value = |name: &str| -> Result<u64, String> {
             args.next()
                 .ok_or_else(|| format!("{name} needs a value"))?
@@ -56,11 +67,15 @@ fn parse_args() -> Result<wxlink_sim::SimBuilder, String> {
             }
             "--cdn-object-limit" => builder.cdn_object_limit(count(value("--cdn-object-limit")?)?),
             "--redirect-plain-http" => builder.redirect_tls(false),
+            "--accounts" => match count(value("--accounts")?)? {
+                0 => return Err("--accounts needs at least 1".to_owned()),
+                n => builder.accounts(n),
+            },
             "-h" | "--help" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown argument {other}\n{USAGE}")),
         };
     }
-    Ok(builder)
+    Ok((builder, tokens_file))
 }
 
 /// A count given on the command line, as a `usize`.
@@ -70,7 +85,7 @@ fn count(n: u64) -> Result<usize, String> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let builder = match parse_args() {
+    let (builder, tokens_file) = match parse_args() {
         Ok(b) => b,
         Err(msg) => {
             eprintln!("{msg}");
@@ -84,12 +99,25 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let accounts = sim.accounts();
+    if let Some(path) = &tokens_file {
+        let tokens = accounts.iter().map(|a| a.token());
+        if let Err(e) = wxlink_sim::write_tokens_file(path, tokens) {
+            eprintln!("wxlink-sim: cannot write {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    }
     let line = serde_json::json!({
         "base_url": sim.base_url(),
         "cdn_base_url": sim.cdn_base_url(),
         "redirect_base_url": sim.redirect_base_url(),
         "tls_root_der_base64": STANDARD.encode(sim.tls_root_der()),
         "token": sim.token().expose_secret(),
+        "accounts": accounts.iter().map(|a| serde_json::json!({
+            "token": a.token().expose_secret(),
+            "bot_id": a.bot_id(),
+            "user_id": a.user_id(),
+        })).collect::<Vec<_>>(),
     });
     println!("{line}");
     wxlink_sim::shutdown_signal().await;

@@ -111,7 +111,7 @@ async fn an_upload_that_checks_out_gets_a_download_param_and_downloads_as_cipher
     let r = download(&sim, &download_param).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.header("content-type"), Some("application/octet-stream"));
-    // The ILINK.md test vector for this key and text.
+    // The protocol notes' published test vector for this key and text.
     assert_eq!(hex::encode(&r.body), "b7b86f6a7e5ca4c39d8da094d17d2f95");
     let uploads = sim.uploads();
     assert_eq!(uploads.len(), 1);

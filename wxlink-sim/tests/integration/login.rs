@@ -127,7 +127,7 @@ async fn scaned_but_redirect_moves_progress_to_the_second_listener() {
     assert!(!host.contains("://"), "a bare host, like the real server's");
     // The old host sees no progress any more.
     assert_eq!(status(&sim, &q, None).await["status"], "wait");
-    // The client adds `https://` to the bare host (ILINK.md §1.2).
+    // The client adds `https://` to the bare host (`docs/protocol.md`, `get_qrcode_status`).
     let new_base = format!("https://{host}");
     assert_eq!(sim.redirect_base_url(), new_base);
     assert_eq!(

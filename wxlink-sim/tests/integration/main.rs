@@ -9,12 +9,16 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod accounts;
 mod api;
 mod cdn;
+mod chaos;
 mod control;
 mod faults;
 mod fixtures;
 mod fuzz;
+mod limits;
 mod login;
 mod records;
 mod secrets;
+mod stalls;

@@ -1,5 +1,6 @@
-//! The [`Simulator`] handle: starting, addresses, credentials, the control
-//! methods tests call, and shutdown.
+//! The [`Simulator`] handle: addresses, credentials, the control methods
+//! tests call, and shutdown; its child `account` holds the [`Account`]
+//! handle and what the two share. Starting lives in `start`.
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -8,31 +9,30 @@ use std::time::Duration;
 use bytes::Bytes;
 use md5::{Digest as _, Md5};
 use rand::Rng as _;
-use tokio::net::TcpListener;
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use wxlink_media::{AesKey, KeyEncoding, MediaKind};
 use wxlink_proto::{
-    AesKeyText, BotToken, CdnMedia, ContextToken, EncryptType, FileItem, ImageItem, MessageItem,
-    MessageItemType, MessageState, MessageType, VideoItem, VoiceEncodeType, VoiceItem,
+    AesKeyText, BotToken, CdnMedia, EncryptType, FileItem, ImageItem, MessageItem, MessageItemType,
+    VideoItem, VoiceEncodeType, VoiceItem,
 };
 
-use crate::SimError;
-use crate::cdn::{Stored, StoredMedia};
-use crate::config::{Fidelity, SimBuilder, SimConfig};
+use crate::chaos::{Chaos, ChaosEvent, ChaosState};
+use crate::config::{Fidelity, SimConfig};
+use crate::error::SimError;
 use crate::fault::{FAULT_TARGETS, Fault};
 use crate::inbound::{InboundMessage, InjectedMessage};
-use crate::login::LoginScript;
+use crate::qr::LoginScript;
 use crate::records::{
     NotifyCall, RecordCounts, RequestRecord, SentMessage, TypingCall, UploadRecord,
 };
-use crate::state::{Shared, State};
+use crate::state::Shared;
+use crate::storage::{Stored, StoredMedia};
 
-/// Message ids at or above this are beyond JavaScript's exact integers
-/// (2^53); every other injected message gets one.
-const BIG_ID_BASE: u64 = 7_423_198_823_477_151_811;
-/// Base of the ordinary-sized message ids.
-const SMALL_ID_BASE: u64 = 1_000_000_000_000;
+mod account;
+
+pub use account::{Account, PollCounts};
+use account::{expire, inject};
 
 /// A running simulated iLink server and CDN.
 ///
@@ -69,71 +69,20 @@ impl fmt::Debug for Simulator {
 }
 
 impl Simulator {
-    /// Starts a simulator with [`SimConfig::default`] on a free port.
-    ///
-    /// # Errors
-    ///
-    /// [`SimError::Bind`] when no loopback port can be bound.
-    pub async fn start() -> Result<Self, SimError> {
-        Self::start_with(SimConfig::default()).await
-    }
-
-    /// A builder for a configured simulator.
-    pub fn builder() -> SimBuilder {
-        SimBuilder::new()
-    }
-
-    /// Starts a simulator with `config`.
-    ///
-    /// # Errors
-    ///
-    /// [`SimError::Bind`] when the port cannot be bound, [`SimError::Tls`]
-    /// when the second listener's certificate cannot be made.
-    pub async fn start_with(config: SimConfig) -> Result<Self, SimError> {
-        let main = TcpListener::bind(("127.0.0.1", config.port))
-            .await
-            .map_err(SimError::Bind)?;
-        let second = TcpListener::bind(("127.0.0.1", 0))
-            .await
-            .map_err(SimError::Bind)?;
-        let port = main.local_addr().map_err(SimError::Bind)?.port();
-        let port2 = second.local_addr().map_err(SimError::Bind)?.port();
-        let base_url = format!("http://127.0.0.1:{port}");
-        let (stop, stop_rx) = watch::channel(false);
-        let redirect_host = config
-            .redirect_host
-            .clone()
-            .unwrap_or_else(|| format!("127.0.0.1:{port2}"));
-        // The certificate is made even when the second listener is plain,
-        // so `tls_root_der` always has something to return; it costs well
-        // under a millisecond.
-        let tls = crate::tls::generate()?;
-        let redirect_scheme = if config.redirect_tls { "https" } else { "http" };
-        let acceptor = config.redirect_tls.then(|| tls.acceptor.clone());
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State::new(&config)),
-            config,
-            inbound: Notify::new(),
-            activity: Notify::new(),
-            login_changed: Notify::new(),
-            shutdown: stop_rx,
-            cdn_base_url: format!("{base_url}/c2c"),
-            base_url,
-            redirect_host,
-            redirect_base_url: format!("{redirect_scheme}://127.0.0.1:{port2}"),
-            tls_root_der: tls.root_der,
-        });
-        let tasks = vec![
-            crate::server::serve(shared.clone(), main, false, None),
-            crate::server::serve(shared.clone(), second, true, acceptor),
-        ];
-        Ok(Self {
+    /// A handle owning the server: `tasks` are the listener tasks, and
+    /// `stop` ends them when the last handle is dropped.
+    pub(crate) fn owning(
+        shared: Arc<Shared>,
+        stop: watch::Sender<bool>,
+        tasks: Vec<JoinHandle<()>>,
+    ) -> Self {
+        Self {
             shared,
             life: Some(Arc::new(Lifetime {
                 stop,
                 tasks: Mutex::new(tasks),
             })),
-        })
+        }
     }
 
     /// Stops accepting connections, answers held long polls, and waits
@@ -185,22 +134,32 @@ impl Simulator {
         &self.shared.tls_root_der
     }
 
-    /// The bot token of the current session (the one started with the
-    /// simulator, or the last confirmed login).
+    /// The bot token of the default account: the first one, or the one
+    /// the latest confirmed QR login created.
     pub fn token(&self) -> BotToken {
-        BotToken::new(self.shared.state().current().token.clone())
+        BotToken::new(
+            self.shared
+                .state()
+                .current()
+                .map(|b| b.token.clone())
+                .unwrap_or_default(),
+        )
     }
 
-    /// The current bot's id, `<12 hex>@im.bot`.
+    /// The default account's bot id, `<12 hex>@im.bot`.
     pub fn bot_id(&self) -> String {
-        self.shared.state().current().bot_id.clone()
+        self.shared
+            .state()
+            .current()
+            .map(|b| b.bot_id.clone())
+            .unwrap_or_default()
     }
 
-    /// The default WeChat user (`…@im.wechat`): the one who "scanned" the
-    /// initial session and who logs in when a script names nobody.
+    /// The default WeChat user (`…@im.wechat`): the one who owns the first
+    /// account and who logs in when a script names nobody.
     pub fn user_id(&self) -> String {
-        let st = self.shared.state();
-        st.bindings
+        self.shared
+            .state()
             .first()
             .map(|b| b.user_id.clone())
             .unwrap_or_default()
@@ -211,13 +170,19 @@ impl Simulator {
         &self.shared.config
     }
 
-    /// Makes `user_id` a known user (one `getuploadurl` accepts as
-    /// `to_user_id`). Users who sent a message are known already.
+    /// Makes `user_id` a user the default account knows (one
+    /// `getuploadurl` accepts as `to_user_id`). Users who sent a message
+    /// are known already.
     pub fn add_user(&self, user_id: impl Into<String>) {
-        self.shared.state().users.insert(user_id.into());
+        let mut st = self.shared.state();
+        let id = st.current_id();
+        if let Some(bot) = st.bot_mut(id) {
+            bot.users.insert(user_id.into());
+        }
     }
 
-    /// Queues a text message from `from_user` and wakes a held long poll.
+    /// Queues a text message from `from_user` for the default account and
+    /// wakes its held long poll.
     pub fn inject_text(
         &self,
         from_user: impl Into<String>,
@@ -226,61 +191,18 @@ impl Simulator {
         self.inject_message(InboundMessage::text(from_user, text))
     }
 
-    /// Queues an inbound message, completing it as the real server would
-    /// (see [`InboundMessage`]), and wakes a held long poll.
+    /// Queues an inbound message for the default account, completing it
+    /// as the real server would (see [`InboundMessage`]), and wakes its
+    /// held long poll.
     pub fn inject_message(&self, message: impl Into<InboundMessage>) -> InjectedMessage {
-        let mut msg = message.into().msg;
-        let mut st = self.shared.state();
-        let n = st.injected;
-        st.injected += 1;
-        let seq = st.next_seq;
-        st.next_seq += 1;
-        let from = msg
-            .from_user_id
-            .clone()
-            .filter(|u| !u.is_empty())
-            .unwrap_or_else(|| {
-                st.bindings
-                    .first()
-                    .map(|b| b.user_id.clone())
-                    .unwrap_or_default()
-            });
-        let message_id = msg.message_id.unwrap_or(if n.is_multiple_of(2) {
-            BIG_ID_BASE + n
-        } else {
-            SMALL_ID_BASE + n
-        });
-        let token = match &msg.context_token {
-            Some(t) if !t.is_empty() => t.clone(),
-            _ => ContextToken::new(format!("AARzJWAF{}", st.random_b64(48))),
-        };
-        let now = st.now_ms();
-        msg.seq = Some(seq);
-        msg.message_id = Some(message_id);
-        msg.from_user_id = Some(from.clone());
-        msg.to_user_id = Some(st.current().bot_id.clone());
-        msg.create_time_ms.get_or_insert(now);
-        msg.message_type.get_or_insert(MessageType::User);
-        msg.message_state.get_or_insert(MessageState::Finish);
-        msg.context_token = Some(token.clone());
-        st.users.insert(from.clone());
-        let conv = st.conversations.entry(from).or_default();
-        conv.last_inbound_ms = Some(now);
-        conv.replies_since = 0;
-        st.queue.push_back(msg.clone());
-        drop(st);
-        self.shared.inbound.notify_waiters();
-        InjectedMessage {
-            message_id,
-            seq,
-            context_token: token,
-            message: msg,
-        }
+        let id = self.shared.state().current_id();
+        inject(&self.shared, id, message.into())
     }
 
     /// Encrypts `plaintext` with a fresh key, stores the ciphertext on the
     /// CDN and returns a message item of `kind` pointing at it, with the
-    /// key in `encoding` as real inbound items carry it (ILINK.md §7.5):
+    /// key in `encoding` as real inbound items carry it (see `docs/protocol.md`,
+    /// `CdnMedia` and `ImageItem`):
     ///
     /// - image: [`KeyEncoding::Base64Raw`] gives `image_item.aeskey` (hex)
     ///   plus `media.aes_key` (raw-byte base64), like official inbound
@@ -328,7 +250,7 @@ impl Simulator {
             format!(
                 "{}/download?encrypted_query_param={}",
                 self.shared.cdn_base_url,
-                crate::cdn::encode_component(&param)
+                crate::http::encode_component(&param)
             )
         });
         let media = |with_key: bool| CdnMedia {
@@ -521,27 +443,21 @@ impl Simulator {
         Ok(())
     }
 
-    /// Expires the current session: every bot endpoint answers `-14` to its
-    /// token from now on (a held long poll too, when it wakes). A new QR
-    /// login gives a fresh token.
+    /// Expires the default account's session: every bot endpoint answers
+    /// `-14` to its token from now on (a held long poll too, at once). A
+    /// new QR login gives a fresh token.
     pub fn expire_session(&self) {
-        let mut st = self.shared.state();
-        let current = st.current;
-        if let Some(b) = st.bindings.get_mut(current) {
-            b.valid = false;
-        }
-        drop(st);
-        self.shared.inbound.notify_waiters();
+        let id = self.shared.state().current_id();
+        expire(&self.shared, id);
     }
 
-    /// Puts the simulator back as it started: the initial session (valid
-    /// again), no queued messages, records (their
-    /// [counts](Self::record_counts) back at zero), faults, scripts,
-    /// conversations or stored media, the configured fidelity and the real
-    /// clock.
+    /// Puts the simulator back as it started: the accounts it started with
+    /// (valid again, with their tokens), no other accounts, no queued
+    /// messages, records (their [counts](Self::record_counts) back at
+    /// zero), faults, chaos draws, scripts, conversations or stored media,
+    /// the configured fidelity and chaos, and the real clock.
     pub fn reset(&self) {
         self.shared.state().reset(&self.shared.config);
-        self.shared.inbound.notify_waiters();
         self.shared.login_changed.notify_waiters();
         self.shared.touch();
     }
@@ -583,9 +499,39 @@ impl Simulator {
         state.clock_offset = state.clock_offset.saturating_add(by);
     }
 
-    /// Number of messages queued and not yet delivered.
+    /// Number of messages queued for any account and not yet delivered.
     pub fn pending_messages(&self) -> usize {
-        self.shared.state().queue.len()
+        self.shared
+            .state()
+            .bots
+            .values()
+            .map(|b| b.queue.len())
+            .sum()
+    }
+
+    /// Replaces the chaos in force (`None` stops it); the generator starts
+    /// again from the new seed, and the chaos log is cleared.
+    ///
+    /// # Errors
+    ///
+    /// [`SimError::InvalidInput`] for a rule that is not usable (unknown
+    /// endpoint, probability outside 0.0 to 1.0, no faults).
+    pub fn set_chaos(&self, chaos: Option<Chaos>) -> Result<(), SimError> {
+        if let Some(c) = &chaos {
+            c.validate().map_err(SimError::InvalidInput)?;
+        }
+        self.shared.state().chaos = ChaosState::new(chaos);
+        Ok(())
+    }
+
+    /// The faults the chaos drew, oldest first (the newest 100 000).
+    pub fn chaos_log(&self) -> Vec<ChaosEvent> {
+        self.shared.state().chaos.log()
+    }
+
+    /// How many faults the chaos drew in all.
+    pub fn chaos_faults(&self) -> u64 {
+        self.shared.state().chaos.total()
     }
 
     /// Waits until at least `n` messages have been sent in all (counting
@@ -685,6 +631,6 @@ impl Simulator {
 }
 
 /// Whether an all-time count has reached `n`.
-fn reached(total: u64, n: usize) -> bool {
+pub(crate) fn reached(total: u64, n: usize) -> bool {
     u64::try_from(n).is_ok_and(|n| total >= n)
 }

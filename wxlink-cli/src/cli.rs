@@ -79,6 +79,11 @@ pub struct GlobalArgs {
     /// https login redirect host.
     #[arg(long, global = true, value_name = "FILE", env = "WXLINK_CA_CERT")]
     pub ca_cert: Option<std::path::PathBuf>,
+
+    /// Allow a plain http:// server on another host (a test server on a trusted network). By
+    /// default the bot token only travels over https://, or over http:// to this machine.
+    #[arg(long, global = true, env = "WXLINK_ALLOW_INSECURE_HTTP")]
+    pub allow_insecure_http: bool,
 }
 
 /// The commands of `wxlink`.
@@ -150,7 +155,7 @@ pub enum Command {
             poll cursor is saved after every poll (atomically: a crash never loses or rewinds it) \
             and resumed on the next start. With --download-dir inbound media is downloaded and \
             decrypted there, and the line gets a \"downloaded\" field with the paths. Runs until \
-            Ctrl-C, or for a single poll with --once.",
+            Ctrl-C, or until one batch of messages has arrived with --once.",
         after_help = "Examples:\n  \
             wxlink listen\n  \
             wxlink listen --cursor-file bot.cursor --download-dir inbox/\n  \
@@ -255,9 +260,14 @@ pub struct SendArgs {
     #[arg(long, value_name = "PATH")]
     pub file: Option<PathBuf>,
 
-    /// Download this http(s) URL, then upload and send it.
+    /// Download this http(s) URL, then upload and send it. Only public addresses are fetched.
     #[arg(long, value_name = "URL")]
     pub url: Option<String>,
+
+    /// Let --url fetch from this machine's loopback interface (127.0.0.0/8, ::1), for a local
+    /// test server. Private networks and metadata addresses stay refused.
+    #[arg(long, requires = "url")]
+    pub url_allow_loopback: bool,
 
     /// A text sent before the media (with --file or --url).
     #[arg(long, value_name = "TEXT", conflicts_with = "text")]
@@ -275,7 +285,9 @@ pub struct ListenArgs {
     #[arg(long, value_name = "F")]
     pub cursor_file: Option<PathBuf>,
 
-    /// Poll once (returns when messages arrive or the server's hold ends), then exit.
+    /// Wait for one batch of inbound messages, print it and exit. Empty polls, dropped
+    /// connections and 5xx answers are retried with the normal backoff; a session expiry or a
+    /// permanent error fails the command.
     #[arg(long)]
     pub once: bool,
 
@@ -330,6 +342,7 @@ impl std::fmt::Debug for SendArgs {
             .field("text", &self.text)
             .field("file", &self.file)
             .field("url", &self.url)
+            .field("url_allow_loopback", &self.url_allow_loopback)
             .field("caption", &self.caption)
             .field("chunk", &self.chunk)
             .finish()

@@ -53,6 +53,34 @@ pub(crate) struct ApiSettings {
     pub(crate) bot_agent: Option<String>,
     pub(crate) route_tag: Option<String>,
     pub(crate) channel_version: Option<String>,
+    pub(crate) cdn_timeouts: Option<wxlink_media::TransferTimeouts>,
+    pub(crate) fetch: Option<wxlink_media::FetchOptions>,
+    pub(crate) allow_insecure_http: bool,
+}
+
+/// Whether `host` (as an URI shows it; IPv6 in brackets) is this machine's
+/// loopback interface, where plain HTTP never leaves the machine.
+pub(crate) fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The host of `url` when it is plain `http://` off this machine, where a
+/// bot token would travel readable by anyone on the path; `None` for
+/// `https://` and for loopback.
+pub(crate) fn plain_http_host(url: &str) -> Option<String> {
+    let uri: http::Uri = url.trim().parse().ok()?;
+    if !uri
+        .scheme_str()
+        .is_some_and(|s| s.eq_ignore_ascii_case("http"))
+    {
+        return None;
+    }
+    let host = uri.host().unwrap_or_default();
+    (!is_loopback_host(host)).then(|| host.to_owned())
 }
 
 /// Boxes any suitable service into the transport's erased service type.
@@ -82,6 +110,9 @@ pub(crate) struct Api {
     cdn_base_url: String,
     long_poll: Option<Duration>,
     cdn_timeout: Option<Duration>,
+    cdn_timeouts: wxlink_media::TransferTimeouts,
+    fetch: wxlink_media::FetchOptions,
+    allow_insecure_http: bool,
 }
 
 impl Api {
@@ -92,6 +123,11 @@ impl Api {
             .clone()
             .filter(|u| !u.trim().is_empty())
             .unwrap_or_else(|| wxlink_proto::DEFAULT_BASE_URL.to_owned());
+        if !settings.allow_insecure_http
+            && let Some(host) = plain_http_host(&base_url)
+        {
+            return Err(Error::InsecureBaseUrl { host });
+        }
         let cdn_base_url = settings
             .cdn_base_url
             .clone()
@@ -126,6 +162,9 @@ impl Api {
             cdn_base_url,
             long_poll,
             cdn_timeout,
+            cdn_timeouts: settings.cdn_timeouts.unwrap_or_default(),
+            fetch: settings.fetch.clone().unwrap_or_default(),
+            allow_insecure_http: settings.allow_insecure_http,
         })
     }
 
@@ -150,6 +189,21 @@ impl Api {
     /// The timeout of one CDN transfer (`Timeouts::cdn`; none by default).
     pub(crate) fn cdn_timeout(&self) -> Option<Duration> {
         self.cdn_timeout
+    }
+
+    /// The idle and overall limits of every CDN transfer.
+    pub(crate) fn cdn_timeouts(&self) -> wxlink_media::TransferTimeouts {
+        self.cdn_timeouts
+    }
+
+    /// Whether plain `http://` to another host was explicitly allowed.
+    pub(crate) fn allows_insecure_http(&self) -> bool {
+        self.allow_insecure_http
+    }
+
+    /// The limits and address policy of URL fetches.
+    pub(crate) fn fetch_options(&self) -> &wxlink_media::FetchOptions {
+        &self.fetch
     }
 
     /// The raw transport, for CDN transfers (no iLink headers).

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use wxlink_proto::{
-    ApiResponse, BotToken, ContextToken, GetConfig, GetConfigRequest, GetConfigResponse,
+    ApiResponse, ApiStatus, BotToken, ContextToken, GetConfig, GetConfigRequest, GetConfigResponse,
     GetUpdates, GetUpdatesRequest, GetUpdatesResponse, MessageItem, MessageItemType, MessageState,
     MessageType, NotifyStart, NotifyStartRequest, NotifyStop, NotifyStopRequest, SendMessage,
     SendMessageRequest, SendTyping, SendTypingRequest, TextItem, TypingStatus, TypingTicket,
@@ -36,10 +36,59 @@ pub use wxlink_transport::{Body, RetryPolicy, Timeouts};
 /// A boxed, sendable future: what every request builder resolves through.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
+/// The shortest long-poll hold a server suggestion is raised to.
+pub const MIN_SERVER_HOLD: Duration = Duration::from_secs(1);
+
+/// The longest long-poll hold a server suggestion is cut to: nine times the
+/// official 35 s is generous for any real server and keeps a broken or
+/// hostile `longpolling_timeout_ms` (up to `i64::MAX` ms) from parking a
+/// poll for centuries.
+pub const MAX_SERVER_HOLD: Duration = Duration::from_secs(300);
+
+/// The hold a server's `longpolling_timeout_ms` suggests, clamped to
+/// [`MIN_SERVER_HOLD`]..=[`MAX_SERVER_HOLD`]; `None` for zero or a
+/// negative value, which suggest nothing.
+///
+/// ```
+/// use std::time::Duration;
+/// use wxlink_client::client::{MAX_SERVER_HOLD, server_hold};
+///
+/// assert_eq!(server_hold(35_000), Some(Duration::from_secs(35)));
+/// assert_eq!(server_hold(i64::MAX), Some(MAX_SERVER_HOLD));
+/// assert_eq!(server_hold(-5), None);
+/// ```
+pub fn server_hold(ms: i64) -> Option<Duration> {
+    let ms = u64::try_from(ms).ok().filter(|ms| *ms > 0)?;
+    Some(Duration::from_millis(ms).clamp(MIN_SERVER_HOLD, MAX_SERVER_HOLD))
+}
+
 /// The client-side limit of a poll the server is expected to hold for
 /// `hold`: the hold plus [`LONG_POLL_MARGIN`].
 pub(crate) fn poll_limit(hold: Duration) -> Duration {
     hold.saturating_add(LONG_POLL_MARGIN)
+}
+
+/// Wraps a `sendmessage` refusal in what it most likely means: `-3` as
+/// [`Error::InvalidRecipient`] with a hint, `-2` as [`Error::Rejected`]
+/// with a guess at the cause. Other errors are returned as they are.
+fn explain_refusal(to: &str, facts: &crate::reject::SendFacts, e: Error) -> Error {
+    let Some(status) = e.api_status().cloned() else {
+        return e;
+    };
+    if status.kind() == wxlink_proto::StatusKind::InvalidRecipient {
+        return Error::InvalidRecipient {
+            to: to.to_owned(),
+            hint: crate::reject::recipient_hint(to),
+            source: Box::new(e),
+        };
+    }
+    match crate::reject::classify_rejection(&status, facts) {
+        Some(guess) => Error::Rejected {
+            guess,
+            source: Box::new(e),
+        },
+        None => e,
+    }
 }
 
 /// The high-level client of the iLink bot API.
@@ -213,6 +262,54 @@ impl ClientBuilder {
     #[must_use]
     pub fn timeouts(mut self, timeouts: wxlink_transport::Timeouts) -> Self {
         self.settings.timeouts = Some(timeouts);
+        self
+    }
+
+    /// The time limits of every CDN upload and download: an idle limit
+    /// between chunks (30 s by default) and an overall limit of `base +
+    /// size / min_rate` (30 s plus one second per 64 KiB by default). A CDN
+    /// that stops moving bytes fails the call with an error whose
+    /// [`is_timeout`](crate::Error::is_timeout) is true.
+    #[must_use]
+    pub fn cdn_timeouts(mut self, timeouts: wxlink_media::TransferTimeouts) -> Self {
+        self.settings.cdn_timeouts = Some(timeouts);
+        self
+    }
+
+    /// The limits of URL fetches (`send_media_from_url` and the runtime's
+    /// media replies from a URL): size, time, redirects, and which
+    /// addresses may be reached. By default only public addresses are
+    /// fetched, checked on every redirect hop after resolving the name,
+    /// and an `https://` page may not redirect to `http://`; a URL a chat
+    /// user supplies cannot reach this machine or its network.
+    ///
+    /// ```
+    /// use wxlink_client::WxLinkClient;
+    /// use wxlink_media::{AddressPolicy, FetchOptions};
+    /// use wxlink_proto::BotToken;
+    ///
+    /// let client = WxLinkClient::builder()
+    ///     .token(BotToken::new("token"))
+    ///     .fetch_options(FetchOptions::default().max_bytes(10 << 20).policy(AddressPolicy::AllowLoopback))
+    ///     .build()?;
+    /// # Ok::<(), wxlink_client::Error>(())
+    /// ```
+    #[must_use]
+    pub fn fetch_options(mut self, options: wxlink_media::FetchOptions) -> Self {
+        self.settings.fetch = Some(options);
+        self
+    }
+
+    /// Allows a plain `http://` base URL on another host (default: refused
+    /// with [`Error::InsecureBaseUrl`]), for a test server elsewhere on a
+    /// trusted network. Every call carries the bot token, which plain HTTP
+    /// shows to anyone on the path; loopback (`127.0.0.0/8`, `::1`,
+    /// `localhost`) never leaves the machine and is always allowed. The
+    /// same setting governs a QR login's redirect host and confirmed base
+    /// URL when this builder is given to the login.
+    #[must_use]
+    pub fn allow_insecure_http(mut self, allow: bool) -> Self {
+        self.settings.allow_insecure_http = allow;
         self
     }
 
@@ -512,6 +609,10 @@ impl WxLinkClient {
             return Err(Error::InvalidArgument("recipient user id is empty".into()));
         }
         let client_id = wxlink_proto::new_client_id(wxlink_proto::consts::CLIENT_ID_PREFIX);
+        let facts = match item.text_item.as_ref().and_then(|t| t.text.as_deref()) {
+            Some(text) => crate::reject::SendFacts::text(text, context_token.is_some()),
+            None => crate::reject::SendFacts::media(context_token.is_some()),
+        };
         let msg = WeixinMessage {
             from_user_id: Some(String::new()),
             to_user_id: Some(to.to_owned()),
@@ -526,12 +627,22 @@ impl WxLinkClient {
             msg: Some(msg),
             base_info: None,
         };
-        let resp = self.inner.api.call::<SendMessage>(&request).await?;
+        let refused = |status: ApiStatus| {
+            explain_refusal(
+                to,
+                &facts,
+                Error::Transport(wxlink_transport::Error::api(status)),
+            )
+        };
+        let resp = match self.inner.api.call::<SendMessage>(&request).await {
+            Ok(resp) => resp,
+            Err(e) => return Err(explain_refusal(to, &facts, e)),
+        };
         // The transport already turns a non-zero status into an error; this
         // guards the rule "a rejection is never a success" on its own.
         let status = resp.status();
         if !status.is_success() {
-            return Err(Error::Transport(wxlink_transport::Error::api(status)));
+            return Err(refused(status));
         }
         Ok(SentMessage {
             client_id,
@@ -592,12 +703,8 @@ impl WxLinkClient {
             .await
         {
             Ok(response) => {
-                if let Some(ms) = response
-                    .longpolling_timeout_ms
-                    .and_then(|ms| u64::try_from(ms).ok())
-                    .filter(|ms| *ms > 0)
-                {
-                    let limit = poll_limit(Duration::from_millis(ms));
+                if let Some(hold) = response.longpolling_timeout_ms.and_then(server_hold) {
+                    let limit = poll_limit(hold);
                     self.inner
                         .poll_timeout_ms
                         .store(duration_ms(limit), Ordering::Relaxed);

@@ -32,6 +32,15 @@ pub enum Error {
     /// The text to send is empty (ILINK.md §5.6 rule 4).
     #[error("text is empty")]
     EmptyText,
+    /// The base URL is plain `http://` on another host, so the bot token
+    /// would cross the network readable; refused unless
+    /// [`ClientBuilder::allow_insecure_http`](crate::ClientBuilder::allow_insecure_http)
+    /// says otherwise. Nothing was sent.
+    #[error("refusing plain http to {host}: the bot token would travel unencrypted")]
+    InsecureBaseUrl {
+        /// The host the URL names.
+        host: String,
+    },
     /// An argument was unusable; the text says which and why.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
@@ -50,6 +59,30 @@ pub enum Error {
     /// instead, or set `fallback_to_file(true)` on the voice request.
     #[error("server refused the voice message")]
     VoiceRejected {
+        /// The refusal, as the server reported it.
+        #[source]
+        source: Box<Error>,
+    },
+    /// `sendmessage` answered `-3`: the recipient is not a user id the
+    /// server knows as written. User ids are case-sensitive opaque strings;
+    /// send to the `from_user_id` of an inbound message, unchanged.
+    #[error("the server does not know the recipient {to:?}: {hint}")]
+    InvalidRecipient {
+        /// The `to_user_id` that was sent.
+        to: String,
+        /// What to check.
+        hint: String,
+        /// The refusal, as the server reported it.
+        #[source]
+        source: Box<Error>,
+    },
+    /// `sendmessage` answered `-2`, with the likely cause guessed from the
+    /// `errmsg` and the request (see
+    /// [`classify_rejection`](crate::reject::classify_rejection)).
+    #[error("sendmessage rejected, likely {guess}")]
+    Rejected {
+        /// The likely cause and the rule that chose it.
+        guess: crate::reject::RejectionGuess,
         /// The refusal, as the server reported it.
         #[source]
         source: Box<Error>,
@@ -73,10 +106,34 @@ impl Error {
         match self {
             Self::Transport(e) => Some(e),
             Self::Media(e) => media_transport(e),
+            Self::VoiceRejected { source }
+            | Self::PartiallySent { source, .. }
+            | Self::InvalidRecipient { source, .. }
+            | Self::Rejected { source, .. } => source.transport(),
+            _ => None,
+        }
+    }
+
+    /// The likely cause of a `-2` refusal of a send, looking through
+    /// wrappers; `None` for any other failure.
+    pub fn rejection(&self) -> Option<crate::reject::RejectionGuess> {
+        match self {
+            Self::Rejected { guess, .. } => Some(*guess),
             Self::VoiceRejected { source } | Self::PartiallySent { source, .. } => {
-                source.transport()
+                source.rejection()
             }
             _ => None,
+        }
+    }
+
+    /// True when a send was refused with `-3` because of its recipient.
+    pub fn is_invalid_recipient(&self) -> bool {
+        match self {
+            Self::InvalidRecipient { .. } => true,
+            Self::VoiceRejected { source } | Self::PartiallySent { source, .. } => {
+                source.is_invalid_recipient()
+            }
+            _ => false,
         }
     }
 
@@ -84,7 +141,10 @@ impl Error {
     pub fn media(&self) -> Option<&wxlink_media::MediaError> {
         match self {
             Self::Media(e) => Some(e),
-            Self::VoiceRejected { source } | Self::PartiallySent { source, .. } => source.media(),
+            Self::VoiceRejected { source }
+            | Self::PartiallySent { source, .. }
+            | Self::InvalidRecipient { source, .. }
+            | Self::Rejected { source, .. } => source.media(),
             _ => None,
         }
     }
@@ -101,6 +161,15 @@ impl Error {
         self.transport()
             .is_some_and(wxlink_transport::Error::is_timeout)
             || self.media().is_some_and(media_is_timeout)
+    }
+
+    /// True when a plain-HTTP URL off this machine was refused (a base URL,
+    /// a login's redirect host or its confirmed base URL).
+    pub fn is_insecure_url(&self) -> bool {
+        matches!(
+            self,
+            Self::InsecureBaseUrl { .. } | Self::Login(LoginError::InsecureUrl { .. })
+        )
     }
 
     /// The `ret`/`errcode`/`errmsg` the server returned, when the failure
@@ -122,10 +191,13 @@ impl Error {
             Self::MissingToken
             | Self::EmptyText
             | Self::InvalidArgument(_)
+            | Self::InsecureBaseUrl { .. }
             | Self::NoTypingTicket
             | Self::Account(_) => false,
             Self::Login(_) => false,
-            Self::VoiceRejected { source } => source.may_have_been_sent(),
+            Self::VoiceRejected { source }
+            | Self::InvalidRecipient { source, .. }
+            | Self::Rejected { source, .. } => source.may_have_been_sent(),
             Self::PartiallySent { .. } => true,
         }
     }
@@ -170,7 +242,7 @@ fn media_transport(e: &wxlink_media::MediaError) -> Option<&wxlink_transport::Er
 fn media_is_timeout(e: &wxlink_media::MediaError) -> bool {
     use wxlink_media::MediaError;
     match e {
-        MediaError::Timeout { .. } => true,
+        MediaError::Timeout { .. } | MediaError::Stalled { .. } => true,
         MediaError::Http { source } => {
             source
                 .downcast_ref::<MediaError>()

@@ -80,6 +80,7 @@ pub mod client;
 mod error;
 pub mod login;
 pub mod media;
+pub mod reject;
 pub mod runtime;
 
 pub use account::AccountRecord;

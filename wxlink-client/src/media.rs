@@ -22,7 +22,8 @@ use crate::api::Api;
 use crate::client::{SentMessage, WxLinkClient, into_future};
 
 pub use wxlink_media::{
-    Downloaded, DownloadedFile, InboundMedia, MediaError, MediaKind, Phase, Progress, ProgressHook,
+    AddressPolicy, Downloaded, DownloadedFile, FetchOptions, InboundMedia, MediaError, MediaKind,
+    Phase, Progress, ProgressHook, Resolver, TransferTimeouts,
 };
 
 /// Where the bytes of an outbound media message come from.
@@ -243,6 +244,7 @@ impl WxLinkClient {
             caption: None,
             context_token: None,
             progress: None,
+            fetch: None,
         }
     }
 }
@@ -259,6 +261,7 @@ pub struct SendMediaRequest {
     caption: Option<String>,
     context_token: Option<ContextToken>,
     progress: Option<ProgressHook>,
+    fetch: Option<wxlink_media::FetchOptions>,
 }
 
 impl std::fmt::Debug for SendMediaRequest {
@@ -305,6 +308,13 @@ impl SendMediaRequest {
     /// the phase, bytes done and the total when known.
     pub fn progress(mut self, hook: impl Fn(Progress) + Send + Sync + 'static) -> Self {
         self.progress = Some(ProgressHook::new(hook));
+        self
+    }
+
+    /// The limits of this request's URL fetch, instead of the client's
+    /// ([`ClientBuilder::fetch_options`](crate::ClientBuilder::fetch_options)).
+    pub fn fetch_options(mut self, options: wxlink_media::FetchOptions) -> Self {
+        self.fetch = Some(options);
         self
     }
 
@@ -356,9 +366,12 @@ async fn upload(
     to: &str,
     source: UploadSource,
     progress: Option<ProgressHook>,
+    fetch: Option<wxlink_media::FetchOptions>,
 ) -> Result<UploadedMedia, Error> {
     let mut options = UploadOptions::with_cdn_base_url(client.cdn_base_url());
+    options.fetch = fetch.unwrap_or_else(|| client.api().fetch_options().clone());
     options.attempt_timeout = client.api().cdn_timeout();
+    options.timeouts = client.api().cdn_timeouts();
     if let Some(hook) = progress {
         options = options.progress(hook);
     }
@@ -397,7 +410,7 @@ async fn send_media(req: SendMediaRequest) -> Result<SentMedia, Error> {
     if let Some(kind) = req.kind {
         source = source.kind(kind);
     }
-    let uploaded = upload(&req.client, &req.to, source, req.progress).await?;
+    let uploaded = upload(&req.client, &req.to, source, req.progress, req.fetch).await?;
     let item = uploaded.to_message_item();
     deliver(
         &req.client,
@@ -443,19 +456,26 @@ async fn deliver(
 }
 
 impl WxLinkClient {
-    /// Sends SILK audio as a native voice message (a voice bubble).
+    /// Sends audio (SILK by default) to `to` **as a file attachment**, the
+    /// form that arrives.
     ///
-    /// The defaults are SILK (`encode_type` 6) at 24 000 Hz. WeChat is known
-    /// not to show outbound voice bubbles on every server (ILINK.md §7.6):
-    /// when the server refuses the voice upload or message, the error is
-    /// [`Error::VoiceRejected`]; with
-    /// [`fallback_to_file(true)`](SendVoiceRequest::fallback_to_file) the
-    /// audio is then sent as a file attachment instead.
+    /// The server accepts native voice bubbles (`voice_item`) in every
+    /// format tried and answers success, but recipients are shown nothing
+    /// (docs/protocol.md, "Voice"); no answer tells the two apart. So the
+    /// audio goes out as a FILE item named `voice.silk` unless
+    /// [`native_bubble(true)`](SendVoiceRequest::native_bubble) asks for the
+    /// voice bubble. With the bubble, a refusal is [`Error::VoiceRejected`],
+    /// or, with [`fallback_to_file(true)`](SendVoiceRequest::fallback_to_file),
+    /// a file send.
     ///
     /// ```no_run
     /// # async fn run(client: wxlink_client::WxLinkClient, silk: Vec<u8>) -> Result<(), wxlink_client::Error> {
+    /// // Arrives as a file.
+    /// client.send_voice("alice@im.wechat", silk.clone()).await?;
+    /// // The native bubble, accepted but not shown by the server today.
     /// let sent = client
     ///     .send_voice("alice@im.wechat", silk)
+    ///     .native_bubble(true)
     ///     .playtime_ms(3_200)
     ///     .sample_rate(24_000)
     ///     .fallback_to_file(true)
@@ -472,6 +492,7 @@ impl WxLinkClient {
             meta: VoiceMeta::default(),
             context_token: None,
             fallback_to_file: false,
+            native_bubble: false,
             file_name: None,
         }
     }
@@ -504,6 +525,7 @@ impl WxLinkClient {
         let media = self.resolve_media(item)?;
         let mut options = wxlink_media::download::DownloadOptions::default();
         options.timeout = self.api().cdn_timeout();
+        options.timeouts = self.api().cdn_timeouts();
         let http = CdnHttp(self.api().service().clone());
         wxlink_media::download(&http, &media, &options)
             .await
@@ -528,6 +550,7 @@ impl WxLinkClient {
         let media = self.resolve_media(item)?;
         let mut options = wxlink_media::download::DownloadOptions::default();
         options.timeout = self.api().cdn_timeout();
+        options.timeouts = self.api().cdn_timeouts();
         let http = CdnHttp(self.api().service().clone());
         wxlink_media::download_to_file(&http, &media, path, &options)
             .await
@@ -544,6 +567,7 @@ pub struct SendVoiceRequest {
     meta: VoiceMeta,
     context_token: Option<ContextToken>,
     fallback_to_file: bool,
+    native_bubble: bool,
     file_name: Option<String>,
 }
 
@@ -554,6 +578,7 @@ impl std::fmt::Debug for SendVoiceRequest {
             .field("audio_bytes", &self.audio.len())
             .field("meta", &self.meta)
             .field("fallback_to_file", &self.fallback_to_file)
+            .field("native_bubble", &self.native_bubble)
             .finish_non_exhaustive()
     }
 }
@@ -583,8 +608,18 @@ impl SendVoiceRequest {
         self
     }
 
-    /// When the server refuses the voice message, send the audio as a file
-    /// attachment instead of failing.
+    /// Sends a native voice bubble (`voice_item`) instead of a file. The
+    /// server accepts it but, as of the latest field reports, recipients
+    /// see nothing (docs/protocol.md, "Voice"); use it only to test
+    /// whether that changed.
+    pub fn native_bubble(mut self, native: bool) -> Self {
+        self.native_bubble = native;
+        self
+    }
+
+    /// With [`native_bubble`](Self::native_bubble): when the server refuses
+    /// the voice message, send the audio as a file attachment instead of
+    /// failing.
     pub fn fallback_to_file(mut self, fallback: bool) -> Self {
         self.fallback_to_file = fallback;
         self
@@ -608,11 +643,14 @@ impl SendVoiceRequest {
             .clone()
             .unwrap_or_else(|| "voice.silk".into());
         let ctx = self.context_token.as_ref();
+        if !self.native_bubble {
+            return send_audio_file(&self.client, &self.to, self.audio, file_name, ctx).await;
+        }
         let source = UploadSource::bytes(self.audio.clone())
             .file_name(file_name.clone())
             .kind(MediaKind::Voice);
         let attempt = async {
-            let uploaded = upload(&self.client, &self.to, source, None).await?;
+            let uploaded = upload(&self.client, &self.to, source, None, None).await?;
             let item = wxlink_media::item::voice_item(&uploaded, self.meta);
             deliver(&self.client, &self.to, None, item, ctx, &uploaded).await
         };
@@ -627,14 +665,25 @@ impl SendVoiceRequest {
             });
         }
         tracing::debug!(error = %err, "server refused the voice message; sending a file");
-        let source = UploadSource::bytes(self.audio)
-            .file_name(file_name)
-            .content_type("audio/silk")
-            .kind(MediaKind::File);
-        let uploaded = upload(&self.client, &self.to, source, None).await?;
-        let item = uploaded.to_message_item();
-        deliver(&self.client, &self.to, None, item, ctx, &uploaded).await
+        send_audio_file(&self.client, &self.to, self.audio, file_name, ctx).await
     }
+}
+
+/// Uploads audio and sends it as a file attachment.
+async fn send_audio_file(
+    client: &WxLinkClient,
+    to: &str,
+    audio: Bytes,
+    file_name: String,
+    ctx: Option<&ContextToken>,
+) -> Result<SentMedia, Error> {
+    let source = UploadSource::bytes(audio)
+        .file_name(file_name)
+        .content_type("audio/silk")
+        .kind(MediaKind::File);
+    let uploaded = upload(client, to, source, None, None).await?;
+    let item = uploaded.to_message_item();
+    deliver(client, to, None, item, ctx, &uploaded).await
 }
 into_future!(SendVoiceRequest => SentMedia);
 

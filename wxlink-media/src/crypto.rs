@@ -27,8 +27,22 @@ pub const BLOCK_LEN: usize = 16;
 ///
 /// PKCS#7 always adds padding, so a plaintext whose length is a multiple of
 /// 16 gains a whole block: 0 → 16, 15 → 16, 16 → 32.
+///
+/// The formula overflows `u64` for the last 16 values below `u64::MAX`; the
+/// result then saturates to the largest multiple of 16, and
+/// [`checked_ciphertext_len`] says `None`.
 pub const fn ciphertext_len(rawsize: u64) -> u64 {
-    (rawsize / 16 + 1) * 16
+    match checked_ciphertext_len(rawsize) {
+        Some(len) => len,
+        None => u64::MAX / 16 * 16,
+    }
+}
+
+/// [`ciphertext_len`], or `None` when the padded size does not fit in a
+/// `u64` (a plaintext within 16 bytes of `u64::MAX`, which only a
+/// malicious or broken size field can announce).
+pub const fn checked_ciphertext_len(rawsize: u64) -> Option<u64> {
+    (rawsize / 16 + 1).checked_mul(16)
 }
 
 fn cipher(key: &AesKey) -> Aes128 {

@@ -21,9 +21,10 @@ use wxlink_transport::{Body, CallMeta};
 
 use crate::MediaError;
 use crate::crypto::Decryptor;
-use crate::http::{HttpService, cdn_download_url, content_length, excerpt, read_prefix};
+use crate::http::{HttpService, cdn_download_url, content_length, excerpt, read_prefix_within};
 use crate::key::{AesKey, KeyEncoding, resolve_item_key};
 use crate::kind::{MediaKind, OCTET_STREAM, SILK_MIME, SNIFF_LEN, is_silk, sniff_mime};
+use crate::limits::TransferTimeouts;
 use crate::progress::{Phase, ProgressHook, report};
 
 /// The default download cap: 100 MiB, the official client's limit.
@@ -284,8 +285,14 @@ pub struct DownloadOptions {
     /// The largest plaintext accepted, in bytes (default 100 MiB).
     pub max_bytes: u64,
     /// The time the whole download may take; `None` (the default) for no
-    /// limit beyond the transport's own.
+    /// limit beyond the transport's own and [`timeouts`](Self::timeouts).
     pub timeout: Option<Duration>,
+    /// The idle limit (until the response head and between chunks) and
+    /// the overall limit that grows with the announced size (or the cap
+    /// when no size is announced). A stall ends the download with
+    /// [`MediaError::Stalled`], the overall limit with
+    /// [`MediaError::Timeout`].
+    pub timeouts: TransferTimeouts,
     /// Receives downloading progress (ciphertext bytes).
     pub progress: Option<ProgressHook>,
 }
@@ -295,6 +302,7 @@ impl Default for DownloadOptions {
         Self {
             max_bytes: DEFAULT_MAX_BYTES,
             timeout: None,
+            timeouts: TransferTimeouts::default(),
             progress: None,
         }
     }
@@ -421,13 +429,21 @@ async fn fetch_into_inner<H: HttpService, K: Sink>(
             reason: "download url is not a valid request uri".to_owned(),
         })?;
     req.extensions_mut().insert(CallMeta::cdn());
-    let resp = http
-        .send(req)
-        .await
-        .map_err(|source| MediaError::Http { source })?;
+    let idle = options.timeouts.idle;
+    let stalled = |idle: Option<Duration>| MediaError::Stalled {
+        idle: idle.unwrap_or_default(),
+    };
+    let send = http.send(req);
+    let resp = match idle {
+        Some(limit) => tokio::time::timeout(limit, send)
+            .await
+            .map_err(|_| stalled(idle))?,
+        None => send.await,
+    }
+    .map_err(|source| MediaError::Http { source })?;
     let status = resp.status();
     if status != StatusCode::OK {
-        let message = excerpt(&read_prefix(resp.into_body(), 4096).await);
+        let message = excerpt(&read_prefix_within(resp.into_body(), idle).await);
         return Err(MediaError::DownloadStatus {
             status: status.as_u16(),
             message,
@@ -453,7 +469,37 @@ async fn fetch_into_inner<H: HttpService, K: Sink>(
     let mut plain_len = 0u64;
     let mut head = Vec::new();
     let mut out = Vec::new();
-    while let Some(chunk) = stream.next().await {
+    // The overall limit grows with the size the CDN announced, else with
+    // the cap; it starts with the first byte of the body.
+    let overall = options
+        .timeouts
+        .overall_for(announced.unwrap_or(cipher_cap));
+    let deadline = overall.and_then(|d| tokio::time::Instant::now().checked_add(d));
+    loop {
+        let next = stream.next();
+        let next = match (idle, deadline) {
+            (None, None) => next.await,
+            (idle_limit, deadline) => {
+                let now = tokio::time::Instant::now();
+                let idle_due = idle_limit.and_then(|d| now.checked_add(d));
+                let due = match (idle_due, deadline) {
+                    (Some(a), Some(b)) => a.min(b),
+                    (Some(a), None) => a,
+                    (None, Some(b)) => b,
+                    (None, None) => now,
+                };
+                match tokio::time::timeout_at(due, next).await {
+                    Ok(next) => next,
+                    Err(_) if deadline.is_some_and(|d| d <= due) => {
+                        return Err(MediaError::Timeout {
+                            after: overall.unwrap_or_default(),
+                        });
+                    }
+                    Err(_) => return Err(stalled(idle)),
+                }
+            }
+        };
+        let Some(chunk) = next else { break };
         let chunk = match chunk {
             Ok(c) => c,
             Err(source) => {

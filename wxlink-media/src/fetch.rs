@@ -4,6 +4,10 @@
 //! computed, with a size bound, an overall timeout and a redirect limit.
 //! The content type comes from the response, and the file name from
 //! `Content-Disposition` or else the last segment of the final URL's path.
+//!
+//! Before each hop, the first request and every redirect, the host is
+//! resolved and its addresses checked against the [`AddressPolicy`] (see
+//! [`crate::guard`]); a refused hop sends nothing.
 
 use std::time::Duration;
 
@@ -13,6 +17,7 @@ use wxlink_proto::{Auth, RetrySafety, TimeoutClass};
 use wxlink_transport::{Body, CallMeta};
 
 use crate::MediaError;
+use crate::guard::{AddressPolicy, Resolver};
 use crate::http::{HttpService, content_length};
 use crate::progress::{Phase, ProgressHook};
 use crate::source::{Digested, spool_reader};
@@ -27,6 +32,12 @@ pub struct FetchOptions {
     pub timeout: Duration,
     /// How many redirects are followed (default 5).
     pub max_redirects: u32,
+    /// Which addresses may be fetched (default: public ones only).
+    pub policy: AddressPolicy,
+    /// Whether an `https://` URL may redirect to `http://` (default no).
+    pub allow_https_downgrade: bool,
+    /// Resolves host names for the address check (default: the system's).
+    pub resolver: Resolver,
 }
 
 impl Default for FetchOptions {
@@ -35,8 +46,107 @@ impl Default for FetchOptions {
             max_bytes: 100 * 1024 * 1024,
             timeout: Duration::from_secs(120),
             max_redirects: 5,
+            policy: AddressPolicy::PublicOnly,
+            allow_https_downgrade: false,
+            resolver: Resolver::default(),
         }
     }
+}
+
+impl FetchOptions {
+    /// Sets the address policy.
+    #[must_use]
+    pub fn policy(mut self, policy: AddressPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Sets the resolver used for the address check.
+    #[must_use]
+    pub fn resolver(mut self, resolver: Resolver) -> Self {
+        self.resolver = resolver;
+        self
+    }
+
+    /// Sets the size limit in bytes.
+    #[must_use]
+    pub fn max_bytes(mut self, max_bytes: u64) -> Self {
+        self.max_bytes = max_bytes;
+        self
+    }
+
+    /// Sets the time limit of the whole fetch.
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Sets how many redirects are followed.
+    #[must_use]
+    pub fn max_redirects(mut self, max_redirects: u32) -> Self {
+        self.max_redirects = max_redirects;
+        self
+    }
+}
+
+/// Checks that `url` may be fetched under `options`: its addresses after
+/// resolution are allowed by the policy. `previous` is the URL that
+/// redirected here, for the downgrade check.
+pub(crate) async fn check_hop(
+    url: &url::Url,
+    previous: Option<&url::Url>,
+    options: &FetchOptions,
+) -> Result<(), MediaError> {
+    if let Some(prev) = previous
+        && prev.scheme() == "https"
+        && url.scheme() == "http"
+        && !options.allow_https_downgrade
+    {
+        return Err(MediaError::InsecureRedirect {
+            host: url.host_str().unwrap_or_default().to_owned(),
+        });
+    }
+    if options.policy == AddressPolicy::AllowAll {
+        return Ok(());
+    }
+    let host = url.host().ok_or_else(|| MediaError::UnsupportedUrl {
+        reason: "url has no host".to_owned(),
+    })?;
+    let port = url.port_or_known_default().unwrap_or(80);
+    let (name, addrs) = match host {
+        url::Host::Ipv4(v4) => (v4.to_string(), vec![std::net::IpAddr::V4(v4)]),
+        url::Host::Ipv6(v6) => (v6.to_string(), vec![std::net::IpAddr::V6(v6)]),
+        url::Host::Domain(name) => {
+            let addrs = options
+                .resolver
+                .0
+                .resolve(name, port)
+                .await
+                .map_err(|source| MediaError::Resolve {
+                    host: name.to_owned(),
+                    source,
+                })?;
+            (name.to_owned(), addrs)
+        }
+    };
+    if addrs.is_empty() {
+        return Err(MediaError::Resolve {
+            host: name,
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no addresses"),
+        });
+    }
+    // Every address must pass: the connection may use any of them.
+    for addr in addrs {
+        if let Err(class) = options.policy.check(addr) {
+            return Err(MediaError::BlockedAddress {
+                host: name,
+                addr,
+                class,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// A fetched URL, spooled to disk.
@@ -84,8 +194,10 @@ async fn fetch_inner<H: HttpService>(
     progress: Option<ProgressHook>,
 ) -> Result<Fetched, MediaError> {
     let mut url = parse_http_url(raw_url)?;
+    let mut previous: Option<url::Url> = None;
     let mut redirects = 0u32;
     loop {
+        check_hop(&url, previous.as_ref(), options).await?;
         let mut req = Request::get(url.as_str())
             .body(Body::empty())
             .map_err(|_| MediaError::UnsupportedUrl {
@@ -117,7 +229,7 @@ async fn fetch_inner<H: HttpService>(
             let next = url.join(location).map_err(|_| MediaError::UnsupportedUrl {
                 reason: "redirect location is not a valid url".to_owned(),
             })?;
-            url = parse_http_url(next.as_str())?;
+            previous = Some(std::mem::replace(&mut url, parse_http_url(next.as_str())?));
             continue;
         }
         if status != StatusCode::OK {

@@ -86,6 +86,17 @@ pub(crate) async fn read_prefix(body: Body, limit: usize) -> Bytes {
     buf.freeze()
 }
 
+/// [`read_prefix`] within `idle`: a body that stalls yields what arrived
+/// before the limit (an error message needs no more).
+pub(crate) async fn read_prefix_within(body: Body, idle: Option<std::time::Duration>) -> Bytes {
+    match idle {
+        Some(idle) => tokio::time::timeout(idle, read_prefix(body, 4096))
+            .await
+            .unwrap_or_default(),
+        None => read_prefix(body, 4096).await,
+    }
+}
+
 /// A short, printable excerpt of a response body for an error message,
 /// with the values of secret-looking fields (CDN parameters, file keys, AES
 /// keys, tokens) replaced by [`wxlink_transport::redact_secrets`].

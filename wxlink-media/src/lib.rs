@@ -36,11 +36,14 @@ pub mod crypto;
 pub mod download;
 #[cfg(feature = "transport")]
 mod fetch;
+pub mod guard;
 #[cfg(feature = "transport")]
 mod http;
 pub mod item;
 pub mod key;
 pub mod kind;
+#[cfg(feature = "transport")]
+mod limits;
 pub mod progress;
 #[cfg(feature = "transport")]
 mod source;
@@ -53,11 +56,18 @@ pub use download::{
     resolve_thumbnail,
 };
 #[cfg(feature = "transport")]
+pub use fetch::FetchOptions;
+pub use guard::{AddressClass, AddressPolicy};
+#[cfg(feature = "transport")]
+pub use guard::{Resolve, Resolver};
+#[cfg(feature = "transport")]
 pub use http::{HttpService, cdn_download_url, cdn_upload_url};
+#[cfg(feature = "transport")]
+pub use limits::TransferTimeouts;
 #[cfg(feature = "transport")]
 pub use upload::{UploadOptions, UploadSource, UploadUrlApi, upload};
 
-pub use crypto::{Decryptor, Encryptor, ciphertext_len};
+pub use crypto::{Decryptor, Encryptor, checked_ciphertext_len, ciphertext_len};
 pub use item::{UploadedMedia, VoiceMeta};
 pub use key::{AesKey, KeyEncoding, resolve_item_key};
 pub use kind::{Inferred, MediaKind, infer_kind};
@@ -134,6 +144,33 @@ pub enum MediaError {
         /// Why.
         reason: String,
     },
+    /// A URL fetch was refused before connecting: the host resolves to an
+    /// address the fetch policy forbids (loopback, private, link-local,
+    /// CGNAT, multicast, cloud metadata…).
+    #[error("refusing to fetch from {host}: {addr} is a {class} address")]
+    BlockedAddress {
+        /// The host name (or literal) of the refused hop.
+        host: String,
+        /// The forbidden address it resolved to.
+        addr: std::net::IpAddr,
+        /// Why the address is forbidden.
+        class: crate::guard::AddressClass,
+    },
+    /// An `https://` URL redirected to plain `http://`; refused unless the
+    /// fetch options allow downgrades.
+    #[error("refusing the redirect from https to plain http at {host}")]
+    InsecureRedirect {
+        /// The host of the `http://` location.
+        host: String,
+    },
+    /// The host name of a fetch could not be resolved.
+    #[error("cannot resolve {host}")]
+    Resolve {
+        /// The host name.
+        host: String,
+        /// The resolver's error.
+        source: std::io::Error,
+    },
     /// A URL fetch followed more redirects than allowed.
     #[error("more than {limit} redirects")]
     TooManyRedirects {
@@ -151,6 +188,14 @@ pub enum MediaError {
     Timeout {
         /// The limit that fired.
         after: std::time::Duration,
+    },
+    /// A CDN transfer made no progress for its idle limit: the CDN stopped
+    /// reading the upload, stopped sending the download, or never answered.
+    /// Not retried.
+    #[error("media transfer stalled: no progress for {} ms", .idle.as_millis())]
+    Stalled {
+        /// The idle limit that fired.
+        idle: std::time::Duration,
     },
     /// The HTTP exchange failed (connect, network, body). Retried for CDN
     /// uploads.
@@ -204,6 +249,23 @@ pub enum MediaError {
         /// The start of the response body.
         message: String,
     },
+}
+
+impl MediaError {
+    /// True when a transfer ran out of time: an overall limit
+    /// ([`MediaError::Timeout`]), an idle limit ([`MediaError::Stalled`]),
+    /// or an upload attempt's limit (wrapped in [`MediaError::Http`] so that
+    /// it is retried, and so also behind [`MediaError::NotReplayable`]).
+    pub fn is_timeout(&self) -> bool {
+        match self {
+            Self::Timeout { .. } | Self::Stalled { .. } => true,
+            Self::Http { source } => source
+                .downcast_ref::<MediaError>()
+                .is_some_and(MediaError::is_timeout),
+            Self::NotReplayable { last: Some(last) } => last.is_timeout(),
+            _ => false,
+        }
+    }
 }
 
 #[cfg(all(test, feature = "transport"))]

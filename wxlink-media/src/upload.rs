@@ -15,10 +15,11 @@ use wxlink_transport::{Body, CallMeta};
 use crate::MediaError;
 use crate::crypto::ciphertext_len;
 use crate::fetch::fetch;
-use crate::http::{HttpService, cdn_upload_url, excerpt, read_prefix};
+use crate::http::{HttpService, cdn_upload_url, excerpt, read_prefix_within};
 use crate::item::UploadedMedia;
 use crate::key::AesKey;
 use crate::kind::infer_kind;
+use crate::limits::{ProgressClock, TransferTimeouts, Watched};
 use crate::progress::ProgressHook;
 use crate::source::{
     DEFAULT_CHUNK_SIZE, ErrorSlot, Origin, Prepared, Replay, base_name, digest_bytes, digest_path,
@@ -78,6 +79,10 @@ pub struct UploadOptions {
     /// default, like the official client) for none. An attempt that runs
     /// out of time counts as a network error and is retried.
     pub attempt_timeout: Option<std::time::Duration>,
+    /// The idle and overall limits of each CDN POST (see
+    /// [`TransferTimeouts`]); a stall ends the upload with
+    /// [`MediaError::Stalled`] or [`MediaError::Timeout`], not retried.
+    pub timeouts: TransferTimeouts,
 }
 
 impl Default for UploadOptions {
@@ -88,6 +93,7 @@ impl Default for UploadOptions {
             chunk_size: DEFAULT_CHUNK_SIZE,
             fetch: FetchOptions::default(),
             attempt_timeout: None,
+            timeouts: TransferTimeouts::default(),
         }
     }
 }
@@ -338,7 +344,15 @@ async fn post_with_retries<H: HttpService>(
             return Err(MediaError::NotReplayable { last: None });
         };
         let total = ciphertext_len(prepared.rawsize);
-        let result = post_once(http, url, body, total, options.attempt_timeout).await;
+        let result = post_once(
+            http,
+            url,
+            body,
+            total,
+            options.attempt_timeout,
+            &options.timeouts,
+        )
+        .await;
         let err = match result {
             Ok(param) => {
                 crate::progress::report(
@@ -368,14 +382,17 @@ async fn post_with_retries<H: HttpService>(
     }
 }
 
-/// One CDN POST, classified as ILINK.md §7.3 says.
+/// One CDN POST, classified as ILINK.md §7.3 says, within `limits`.
 async fn post_once<H: HttpService>(
     http: &H,
     url: &str,
     body: Body,
     len: u64,
     timeout: Option<std::time::Duration>,
+    limits: &TransferTimeouts,
 ) -> Result<String, MediaError> {
+    let clock = ProgressClock::new();
+    let body = Watched::wrap(body, clock.clone());
     let mut req = Request::post(url)
         .header(header::CONTENT_TYPE, "application/octet-stream")
         .header(header::CONTENT_LENGTH, len)
@@ -386,17 +403,44 @@ async fn post_once<H: HttpService>(
     req.extensions_mut()
         .insert(CallMeta::cdn().with_timeout(timeout));
     let send = http.send(req);
-    let resp = match timeout {
-        // The transport's timeout layer applies the per-call limit too; this
-        // outer one also covers a transport without that layer.
-        Some(after) => tokio::time::timeout(after, send)
+    let attempt = async {
+        let resp = match timeout {
+            // The transport's timeout layer applies the per-call limit too; this
+            // outer one also covers a transport without that layer.
+            Some(after) => {
+                tokio::time::timeout(after, send)
+                    .await
+                    .map_err(|_| MediaError::Http {
+                        source: Box::new(MediaError::Timeout { after }),
+                    })?
+            }
+            None => send.await,
+        }
+        .map_err(|source| MediaError::Http { source })?;
+        classify(resp, limits).await
+    };
+    let watched = async {
+        tokio::select! {
+            result = attempt => result,
+            () = clock.stalled(limits.idle) => Err(MediaError::Stalled {
+                idle: limits.idle.unwrap_or_default(),
+            }),
+        }
+    };
+    match limits.overall_for(len) {
+        Some(after) => tokio::time::timeout(after, watched)
             .await
-            .map_err(|_| MediaError::Http {
-                source: Box::new(MediaError::Timeout { after }),
-            })?,
-        None => send.await,
+            .map_err(|_| MediaError::Timeout { after })?,
+        None => watched.await,
     }
-    .map_err(|source| MediaError::Http { source })?;
+}
+
+/// Reads the CDN's answer to an upload: the download parameter, or the
+/// typed refusal.
+async fn classify(
+    resp: http::Response<Body>,
+    limits: &TransferTimeouts,
+) -> Result<String, MediaError> {
     let status = resp.status();
     let header_text = |name: &str| {
         resp.headers()
@@ -413,7 +457,7 @@ async fn post_once<H: HttpService>(
     if status.is_client_error() {
         let message = match header_message {
             Some(m) => excerpt(m.as_bytes()),
-            None => excerpt(&read_prefix(resp.into_body(), 4096).await),
+            None => excerpt(&read_prefix_within(resp.into_body(), limits.idle).await),
         };
         return Err(MediaError::CdnRejected {
             status: status.as_u16(),

@@ -22,6 +22,10 @@ pub const SESSION_EXPIRED: i64 = -14;
 pub const REJECTED: i64 = -2;
 /// The iLink code for an invalid argument, e.g. a bad `to_user_id`.
 pub const INVALID_ARGUMENT: i64 = -1;
+/// The iLink code `sendmessage` answers with, as "invalid arguments", when
+/// `to_user_id` is not the raw, case-exact user id the server knows
+/// (docs/protocol.md, "Send errors").
+pub const INVALID_RECIPIENT: i64 = -3;
 
 impl ApiStatus {
     /// Builds a status from its three fields.
@@ -62,6 +66,7 @@ impl ApiStatus {
             0 => StatusKind::Ok,
             REJECTED => StatusKind::Rejected,
             INVALID_ARGUMENT => StatusKind::InvalidArgument,
+            INVALID_RECIPIENT => StatusKind::InvalidRecipient,
             other => StatusKind::Other(other),
         }
     }
@@ -117,6 +122,9 @@ pub enum StatusKind {
     Rejected,
     /// −1: an invalid argument, such as an unknown `to_user_id`.
     InvalidArgument,
+    /// −3 on `sendmessage`: the recipient is not a user id the server
+    /// knows as written (wrapped as `user:<id>`, or in another case).
+    InvalidRecipient,
     /// Any other non-zero code, kept as sent.
     Other(i64),
 }
@@ -156,10 +164,12 @@ mod tests {
 
     #[test]
     fn zero_ret_with_errcode_fails() {
-        let s = ApiStatus::new(Some(0), Some(-3), None);
+        let s = ApiStatus::new(Some(0), Some(-7), None);
         assert!(!s.is_success());
-        assert_eq!(s.code(), -3);
-        assert_eq!(s.kind(), StatusKind::Other(-3));
+        assert_eq!(s.code(), -7);
+        assert_eq!(s.kind(), StatusKind::Other(-7));
+        let s = ApiStatus::new(Some(-3), None, Some("invalid arguments".into()));
+        assert_eq!(s.kind(), StatusKind::InvalidRecipient);
     }
 
     #[test]

@@ -91,44 +91,76 @@ impl fmt::Debug for Redacted<'_, Option<String>> {
 /// bad field is still delivered with that field absent. An element that
 /// still does not decode (not an object at all) is left out. `null` reads as
 /// an empty list; any other non-array is an error.
+///
+/// The array is read one element at a time: only the element being read is
+/// held as a `serde_json::Value`, so a batch near the body limit costs the
+/// decoded messages plus one element's tree, not a tree of the whole array.
 pub(crate) fn lenient_list<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
 where
     D: serde::Deserializer<'de>,
     T: serde::de::DeserializeOwned,
 {
-    let items = match Option::<Value>::deserialize(deserializer)? {
-        None => return Ok(Vec::new()),
-        Some(Value::Array(items)) => items,
-        Some(_) => return Err(serde::de::Error::custom("expected a list")),
-    };
-    let mut out = Vec::with_capacity(items.len());
-    for item in items {
-        if let Ok(v) = T::deserialize(&item) {
-            out.push(v);
-            continue;
+    struct ListVisitor<T>(std::marker::PhantomData<T>);
+
+    impl<'de, T: serde::de::DeserializeOwned> serde::de::Visitor<'de> for ListVisitor<T> {
+        type Value = Vec<T>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a list")
         }
-        let Value::Object(mut map) = item else {
-            continue;
-        };
-        // Drop every field that does not decode in an element of its own;
-        // the keys are few, so trying each one is cheap.
-        let bad: Vec<String> = map
-            .iter()
-            .filter(|(k, v)| {
-                let mut single = serde_json::Map::new();
-                single.insert((*k).clone(), (*v).clone());
-                T::deserialize(&Value::Object(single)).is_err()
-            })
-            .map(|(k, _)| k.clone())
-            .collect();
-        for k in &bad {
-            map.remove(k);
+
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Vec<T>, E> {
+            Ok(Vec::new())
         }
-        if let Ok(v) = T::deserialize(&Value::Object(map)) {
-            out.push(v);
+
+        fn visit_none<E: serde::de::Error>(self) -> Result<Vec<T>, E> {
+            Ok(Vec::new())
+        }
+
+        fn visit_some<D2: serde::Deserializer<'de>>(self, d: D2) -> Result<Vec<T>, D2::Error> {
+            d.deserialize_any(self)
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+            // The size hint comes from the input; it only sizes a first
+            // allocation, bounded so that a lying hint cannot reserve much.
+            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
+            while let Some(item) = seq.next_element::<Value>()? {
+                if let Some(v) = lenient_element(item) {
+                    out.push(v);
+                }
+            }
+            Ok(out)
         }
     }
-    Ok(out)
+
+    deserializer.deserialize_any(ListVisitor(std::marker::PhantomData))
+}
+
+/// One element of a lenient list: as it is, else without the fields that do
+/// not decode on their own, else nothing.
+fn lenient_element<T: serde::de::DeserializeOwned>(item: Value) -> Option<T> {
+    if let Ok(v) = T::deserialize(&item) {
+        return Some(v);
+    }
+    let Value::Object(mut map) = item else {
+        return None;
+    };
+    // Drop every field that does not decode in an element of its own; the
+    // keys are few, so trying each one is cheap.
+    let bad: Vec<String> = map
+        .iter()
+        .filter(|(k, v)| {
+            let mut single = serde_json::Map::new();
+            single.insert((*k).clone(), (*v).clone());
+            T::deserialize(&Value::Object(single)).is_err()
+        })
+        .map(|(k, _)| k.clone())
+        .collect();
+    for k in &bad {
+        map.remove(k);
+    }
+    T::deserialize(&Value::Object(map)).ok()
 }
 
 /// Implements `Serialize`/`Deserialize` for a generated integer enum through

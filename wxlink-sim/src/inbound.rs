@@ -206,6 +206,7 @@ pub fn quoting(mut item: MessageItem, title: Option<&str>, quoted: MessageItem) 
     item.ref_msg = Some(Box::new(RefMessage {
         message_item: Some(Box::new(quoted)),
         title: title.map(str::to_owned),
+        ..RefMessage::default()
     }));
     item
 }

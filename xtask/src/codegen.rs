@@ -80,7 +80,14 @@ pub fn generate(sh: &Shell, root: &Path) -> Result<Vec<(PathBuf, String)>> {
     ] {
         out.push((gen_dir.join(name), rustfmt(sh, &code)?));
     }
-    out.push((PathBuf::from("docs/protocol.md"), schema.markdown()));
+    // Behaviour notes that are prose, not schema, follow the reference.
+    let notes_path = "wxlink-proto/schema/notes.md";
+    let notes = std::fs::read_to_string(root.join(notes_path))
+        .with_context(|| format!("reading {notes_path}"))?;
+    let mut page = schema.markdown();
+    page.push('\n');
+    page.push_str(&notes);
+    out.push((PathBuf::from("docs/protocol.md"), page));
     Ok(out)
 }
 

@@ -12,8 +12,11 @@ commands:
   test [ARGS...]       the whole test suite (nextest or cargo test), then doc tests
   examples             run the client's examples against a standalone simulator
                        and check what it recorded
-  ci                   codegen --check, lint, deps, test, examples, cargo doc
-                       with -D warnings
+  ci                   codegen --check, lint, deps, test, examples, each fuzz
+                       target for 5 s, cargo doc with -D warnings
+  fuzz [--seconds N] [TARGET...]
+                       run the cargo-fuzz targets in fuzz/ for N s each
+                       (default 30, all targets) from their committed corpus
   bench [--quick]      every DESIGN.md target against a standalone simulator
                        (send_text vs a bare POST, upload vs the MD5 ceiling,
                        peak RSS, memory per idle long poll) and the media

@@ -7,6 +7,7 @@ mod bench;
 mod codegen;
 mod examples;
 mod flags;
+mod fuzz;
 #[cfg(test)]
 mod tidy;
 
@@ -31,6 +32,7 @@ fn main() -> Result<()> {
         "ci" => ci(&sh),
         "examples" => examples::run(&sh),
         "bench" => bench::run(&sh),
+        "fuzz" => fuzz::run_args(&sh, rest),
         "help" | "--help" | "-h" => {
             print!("{}", flags::HELP);
             Ok(())
@@ -159,6 +161,8 @@ fn ci(sh: &Shell) -> Result<()> {
     deps(sh)?;
     test(sh, &[])?;
     examples::run(sh)?;
+    let all: Vec<String> = fuzz::TARGETS.iter().map(|t| (*t).to_owned()).collect();
+    fuzz::run(sh, fuzz::CI_SECONDS, &all)?;
     let _doc = sh.push_env("RUSTDOCFLAGS", "-D warnings");
     cmd!(sh, "cargo doc --workspace --no-deps --locked").run()?;
     println!("xtask ci: all checks passed");

@@ -6,6 +6,11 @@
 //! login can fix it. Each batch is printed (and its media downloaded)
 //! before the cursor is saved, so a crash in between repeats output rather
 //! than losing it on our side.
+//!
+//! With `--once` the command waits for one batch of inbound messages: empty
+//! polls and transient failures (a dropped connection, a timeout, a 5xx) are
+//! ridden out with the same backoff, and only a session expiry or a
+//! permanent error (a refused request, a bad URL) fails it.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -45,7 +50,7 @@ pub async fn run(client: &WxLinkClient, args: &ListenArgs) -> Result<ExitCode> {
         };
         let batch = match polled {
             Ok(batch) => batch,
-            Err(e) if args.once || e.is_session_expired() => {
+            Err(e) if e.is_session_expired() || (args.once && is_permanent(&e)) => {
                 break Err(anyhow::Error::new(e).context("polling for messages failed"));
             }
             Err(e) => {
@@ -64,12 +69,14 @@ pub async fn run(client: &WxLinkClient, args: &ListenArgs) -> Result<ExitCode> {
             }
         };
         failures = 0;
+        let mut printed = 0usize;
         for msg in batch.messages() {
             if msg.message_type == Some(MessageType::Bot) {
                 // The bot's own messages echoed back are not inbound
                 // (ILINK.md §5.7).
                 continue;
             }
+            printed += 1;
             let downloaded = match &args.download_dir {
                 Some(dir) => download_media(client, msg, dir).await,
                 None => Vec::new(),
@@ -86,7 +93,7 @@ pub async fn run(client: &WxLinkClient, args: &ListenArgs) -> Result<ExitCode> {
                 .with_context(|| format!("cannot save the cursor file {}", path.display()))?;
         }
         cursor = batch.next_cursor;
-        if args.once {
+        if args.once && printed > 0 {
             break Ok(());
         }
     };
@@ -94,6 +101,24 @@ pub async fn run(client: &WxLinkClient, args: &ListenArgs) -> Result<ExitCode> {
         tracing::debug!(error = %e, "notifystop failed");
     }
     result.map(|()| ExitCode::SUCCESS)
+}
+
+/// Whether a failed poll cannot succeed by waiting: the session expired,
+/// the server refused the request itself (a 4xx other than 408 and 429), or
+/// the request could not be built. Timeouts, connection failures, 5xx
+/// answers, business errors and undecodable bodies are transient.
+fn is_permanent(e: &wxlink_client::Error) -> bool {
+    if e.is_session_expired() || e.is_insecure_url() {
+        return true;
+    }
+    let Some(t) = e.transport() else {
+        // Errors of the facade itself (a missing token, a bad argument).
+        return true;
+    };
+    if let Some(status) = t.status() {
+        return status.is_client_error() && status.as_u16() != 408 && status.as_u16() != 429;
+    }
+    t.is_invalid_url() || t.is_invalid_request()
 }
 
 /// Prints one message as a JSON line, with a `downloaded` field listing the

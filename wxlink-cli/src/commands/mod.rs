@@ -78,7 +78,7 @@ pub fn client_builder(global: &GlobalArgs) -> Result<ClientBuilder> {
         })?;
         builder = builder.transport(transport);
     }
-    Ok(builder)
+    Ok(builder.allow_insecure_http(global.allow_insecure_http))
 }
 
 /// Reads one certificate as DER, from a DER file or the first

@@ -27,7 +27,14 @@ pub async fn run(client: &WxLinkClient, args: &SendArgs) -> Result<ExitCode> {
             path.display().to_string(),
         )
     } else if let Some(url) = &args.url {
-        (client.send_media_from_url(&args.to, url), url.clone())
+        let mut request = client.send_media_from_url(&args.to, url);
+        if args.url_allow_loopback {
+            request = request.fetch_options(
+                wxlink_client::media::FetchOptions::default()
+                    .policy(wxlink_client::media::AddressPolicy::AllowLoopback),
+            );
+        }
+        (request, url.clone())
     } else {
         bail!("nothing to send: give --text, --file or --url")
     };

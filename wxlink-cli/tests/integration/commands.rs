@@ -325,9 +325,26 @@ async fn send_url_downloads_it_and_sends_the_inferred_kind() {
     let dir = tempfile::tempdir().unwrap();
     let png = tiny_png();
     let (url, server) = serve_bytes(png.clone(), "image/png").await;
-    let out =
+    // Without the flag, a loopback URL is refused and nothing is sent.
+    let refused =
         run(wxlink_at(&sim, dir.path()).args(["send", "--to", &sim.user_id(), "--url", &url]))
             .await;
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("loopback"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert!(sim.sent_messages().is_empty());
+    let out = run(wxlink_at(&sim, dir.path()).args([
+        "send",
+        "--to",
+        &sim.user_id(),
+        "--url",
+        &url,
+        "--url-allow-loopback",
+    ]))
+    .await;
     assert_ok(&out);
     server.abort();
     let sent = sim.sent_messages();
@@ -860,9 +877,11 @@ async fn redirected_login(
     if let Some(file) = ca_cert {
         cmd.args(["--ca-cert", file]);
     }
+    // The https listener serves the whole API: an https login base, whose
+    // redirect is polled over https too.
     run(cmd.args([
         "--base-url",
-        &sim.base_url(),
+        &sim.redirect_base_url(),
         "login",
         "--out",
         "bot.json",
@@ -1149,4 +1168,85 @@ async fn sim_command_on_a_busy_port_fails_and_names_the_port() {
     );
     assert!(stdout(&out).is_empty(), "{}", stdout(&out));
     drop(busy);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_http_server_on_another_host_is_refused_before_any_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    // `.invalid` never resolves; the refusal comes before any lookup.
+    let out = run(wxlink(dir.path()).args([
+        "--base-url",
+        "http://ilink.invalid:8080",
+        "--token",
+        "t",
+        "send",
+        "--to",
+        "u@im.wechat",
+        "--text",
+        "hi",
+    ]))
+    .await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("ilink.invalid"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("plain http"), "{}", stderr(&out));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listen_once_rides_out_a_dropped_poll_and_a_502_and_prints_the_message_once() {
+    let sim = sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    sim.inject_fault("getupdates", wxlink_sim::Fault::DropConnection, 1)
+        .unwrap();
+    sim.inject_fault(
+        "getupdates",
+        wxlink_sim::Fault::HttpStatus(502, "bad gateway".into()),
+        1,
+    )
+    .unwrap();
+    let injected = sim.inject_text(sim.user_id(), "after the storm");
+    let out = run(wxlink_at(&sim, dir.path()).args(["listen", "--once"])).await;
+    assert_ok(&out);
+    let printed = stdout(&out);
+    let lines: Vec<&str> = printed.lines().collect();
+    assert_eq!(lines.len(), 1, "{printed}");
+    let msg: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+    assert_eq!(msg["item_list"][0]["text_item"]["text"], "after the storm");
+    assert!(lines[0].contains(&format!("\"message_id\":{}", injected.message_id)));
+    // Both faults were met: the message came on the third poll.
+    let polls = sim
+        .wait_for_requests("getupdates", 3, Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert!(polls.len() >= 3, "{}", polls.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listen_once_fails_on_a_session_expiry() {
+    let sim = sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    sim.inject_fault("getupdates", wxlink_sim::Fault::SessionExpired, 1)
+        .unwrap();
+    sim.inject_text(sim.user_id(), "never printed");
+    let out = run(wxlink_at(&sim, dir.path()).args(["listen", "--once"])).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stdout(&out).is_empty(), "{}", stdout(&out));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_with_a_timeout_beyond_any_clock_still_completes() {
+    let sim = sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    sim.script_login(LoginScript::confirm());
+    let out = run(wxlink(dir.path()).args([
+        "--base-url",
+        &sim.base_url(),
+        "login",
+        "--out",
+        "bot.json",
+        "--timeout",
+        "10000000000000000000",
+    ]))
+    .await;
+    assert_ok(&out);
+    assert!(dir.path().join("bot.json").exists());
 }

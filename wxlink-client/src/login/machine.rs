@@ -89,6 +89,9 @@ pub(crate) struct MachineConfig {
     pub(crate) max_qr_codes: u32,
     /// The overall deadline (480 s officially, at least 1 s).
     pub(crate) deadline: Duration,
+    /// Whether plain `http://` off this machine is allowed for the redirect
+    /// host and the confirmed base URL.
+    pub(crate) allow_insecure_http: bool,
 }
 
 /// The login state machine of ILINK.md §4.2–§4.3.
@@ -121,7 +124,9 @@ impl Machine {
             pending_code: None,
             awaiting_code: false,
             scanned: false,
-            deadline_at: now + deadline,
+            // A deadline too far to represent (`--timeout 10000000000000000000`,
+            // `Duration::MAX`) means no deadline in practice: a century.
+            deadline_at: instant_after(now, deadline),
             config,
         }
     }
@@ -212,7 +217,11 @@ impl Machine {
                 }
             }
             Polled::ScannedButRedirect(host) => {
-                if let Some(base) = host.as_deref().and_then(redirect_base) {
+                let scheme = scheme_of(&self.config.base_url);
+                if let Some(base) = host.as_deref().and_then(|h| redirect_base(h, scheme)) {
+                    if let Some(host) = self.insecure(&base) {
+                        return Step::Failed(LoginError::InsecureUrl { host });
+                    }
                     self.poll_base = base;
                 }
                 self.scanned = true;
@@ -238,6 +247,15 @@ impl Machine {
             }
             terminal => terminal,
         }
+    }
+
+    /// The host of `url` when it is plain HTTP off this machine and that is
+    /// not allowed.
+    fn insecure(&self, url: &str) -> Option<String> {
+        if self.config.allow_insecure_http {
+            return None;
+        }
+        crate::api::plain_http_host(url)
     }
 
     /// Counts one more QR code, failing once the limit is passed.
@@ -266,6 +284,9 @@ impl Machine {
             .map(|s| s.trim().to_owned())
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| self.config.base_url.clone());
+        if let Some(host) = self.insecure(&base_url) {
+            return Step::Failed(LoginError::InsecureUrl { host });
+        }
         Step::Confirmed(LoginResult {
             bot_token,
             account_id,
@@ -275,18 +296,35 @@ impl Machine {
     }
 }
 
+/// `now + d`, or a century from now when that cannot be represented (a
+/// deadline or interval of `Duration::MAX`, `--timeout
+/// 10000000000000000000`): no deadline, in practice, and no overflow.
+pub(crate) fn instant_after(now: Instant, d: Duration) -> Instant {
+    now.checked_add(d)
+        .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 24 * 3600)))
+        .unwrap_or(now)
+}
+
+/// The scheme of the login base, `https` unless it is plainly `http`.
+fn scheme_of(base: &str) -> &'static str {
+    match base.trim().split_once("://") {
+        Some((scheme, _)) if scheme.eq_ignore_ascii_case("http") => "http",
+        _ => "https",
+    }
+}
+
 /// The polling base after a `scaned_but_redirect` to `host`, or `None` to
 /// keep the current one.
 ///
-/// ILINK.md §1.2: `redirect_host` is a bare host name (`host` or
-/// `host:port`) and the client polls `https://` + `redirect_host`, whatever
-/// the scheme of the login base; a plain-HTTP login base (a local test
-/// server) does not make the redirected polls plain. A host that already
-/// carries an `http://` or `https://` scheme (in any case) is used as given
-/// rather than turned into `https://http://…`: the protocol names only bare
-/// hosts, and a full URL is taken to say what it means. A trailing `/` is
-/// dropped; an empty or blank host keeps the current base.
-pub(crate) fn redirect_base(host: &str) -> Option<String> {
+/// `redirect_host` is a bare host name (`host` or `host:port`); the client
+/// adds the scheme of the login base (docs/protocol.md, "Login redirects"):
+/// an `https://` login polls `https://<redirect_host>`, and a plain-HTTP
+/// test server polls its redirect host over `http://` (refused later, by
+/// the caller, unless that host is loopback or insecure HTTP was allowed).
+/// A host that already carries an `http://` or `https://` scheme (in any
+/// case) is used as given rather than turned into `https://http://…`. A
+/// trailing `/` is dropped; an empty or blank host keeps the current base.
+pub(crate) fn redirect_base(host: &str, scheme: &str) -> Option<String> {
     let host = host.trim().trim_end_matches('/');
     if host.is_empty() {
         return None;
@@ -297,7 +335,7 @@ pub(crate) fn redirect_base(host: &str) -> Option<String> {
     if has_scheme {
         return Some(host.to_owned());
     }
-    Some(format!("https://{host}"))
+    Some(format!("{scheme}://{host}"))
 }
 
 #[cfg(test)]
@@ -313,6 +351,7 @@ mod tests {
                 poll_interval: Duration::from_secs(1),
                 max_qr_codes: 3,
                 deadline: Duration::from_secs(480),
+                allow_insecure_http: false,
             },
             now,
         )
@@ -407,40 +446,98 @@ mod tests {
         assert_eq!(m.poll_base(), "https://dc2.example");
     }
 
-    #[test]
-    fn a_plain_http_login_base_still_redirects_to_https() {
-        let t = Instant::now();
-        let mut m = Machine::new(
+    fn plain_machine(base: &str, allow: bool, t: Instant) -> Machine {
+        Machine::new(
             MachineConfig {
-                base_url: "http://127.0.0.1:4000".to_owned(),
+                base_url: base.to_owned(),
                 poll_interval: Duration::from_secs(1),
                 max_qr_codes: 3,
                 deadline: Duration::from_secs(480),
+                allow_insecure_http: allow,
             },
             t,
-        );
-        m.on_polled(Polled::ScannedButRedirect(Some("127.0.0.1:4001".into())), t);
-        assert_eq!(m.poll_base(), "https://127.0.0.1:4001");
+        )
+    }
+
+    #[test]
+    fn a_plain_http_loopback_login_redirects_over_http() {
+        let t = Instant::now();
+        let mut m = plain_machine("http://127.0.0.1:4000", false, t);
+        let step = m.on_polled(Polled::ScannedButRedirect(Some("127.0.0.1:4001".into())), t);
+        assert!(matches!(step, Step::Poll { scanned: true, .. }), "{step:?}");
+        assert_eq!(m.poll_base(), "http://127.0.0.1:4001");
         assert_eq!(m.qr_base(), "http://127.0.0.1:4000");
     }
 
     #[test]
-    fn redirect_base_adds_https_to_a_bare_host_and_keeps_a_given_scheme() {
+    fn a_plain_http_redirect_off_the_machine_is_refused_unless_allowed() {
+        let t = Instant::now();
+        let mut m = plain_machine("http://127.0.0.1:4000", false, t);
+        let step = m.on_polled(Polled::ScannedButRedirect(Some("dc2.example".into())), t);
+        assert!(
+            matches!(&step, Step::Failed(LoginError::InsecureUrl { host }) if host == "dc2.example"),
+            "{step:?}"
+        );
+        // An explicit http:// host is refused the same way after an https login.
+        let mut m = machine(t);
+        let step = m.on_polled(
+            Polled::ScannedButRedirect(Some("http://dc3.example".into())),
+            t,
+        );
+        assert!(
+            matches!(step, Step::Failed(LoginError::InsecureUrl { .. })),
+            "{step:?}"
+        );
+        // Allowed explicitly.
+        let mut m = plain_machine("http://127.0.0.1:4000", true, t);
+        m.on_polled(Polled::ScannedButRedirect(Some("dc2.example".into())), t);
+        assert_eq!(m.poll_base(), "http://dc2.example");
+    }
+
+    #[test]
+    fn a_confirmed_plain_http_base_off_the_machine_is_refused() {
+        let t = Instant::now();
+        let mut m = machine(t);
+        let mut c = confirmation();
+        c.baseurl = Some("http://api.example".into());
+        let step = m.on_polled(Polled::Confirmed(c), t);
+        assert!(
+            matches!(step, Step::Failed(LoginError::InsecureUrl { .. })),
+            "{step:?}"
+        );
+        let mut c = confirmation();
+        c.baseurl = Some("http://[::1]:9000".into());
+        let step = m.on_polled(Polled::Confirmed(c), t);
+        assert!(matches!(step, Step::Confirmed(_)), "{step:?}");
+    }
+
+    #[test]
+    fn redirect_base_adds_the_login_scheme_to_a_bare_host_and_keeps_a_given_scheme() {
         assert_eq!(
-            redirect_base("127.0.0.1:4001").as_deref(),
+            redirect_base("127.0.0.1:4001", "https").as_deref(),
             Some("https://127.0.0.1:4001")
         );
         assert_eq!(
-            redirect_base(" ilinkai-idc2.example/ ").as_deref(),
+            redirect_base("127.0.0.1:4001", "http").as_deref(),
+            Some("http://127.0.0.1:4001")
+        );
+        assert_eq!(
+            redirect_base(" ilinkai-idc2.example/ ", "https").as_deref(),
             Some("https://ilinkai-idc2.example")
         );
-        assert_eq!(redirect_base("http://b/").as_deref(), Some("http://b"));
         assert_eq!(
-            redirect_base("HTTPS://b:8443").as_deref(),
+            redirect_base("http://b/", "https").as_deref(),
+            Some("http://b")
+        );
+        assert_eq!(
+            redirect_base("HTTPS://b:8443", "http").as_deref(),
             Some("HTTPS://b:8443")
         );
-        assert_eq!(redirect_base(" "), None);
-        assert_eq!(redirect_base(""), None);
+        assert_eq!(redirect_base(" ", "https"), None);
+        assert_eq!(redirect_base("", "https"), None);
+        assert_eq!(scheme_of("HTTP://127.0.0.1"), "http");
+        assert_eq!(scheme_of("https://h"), "https");
+        assert_eq!(scheme_of("h"), "https");
     }
 
     #[test]
@@ -540,6 +637,7 @@ mod tests {
                 poll_interval: Duration::ZERO,
                 max_qr_codes: 3,
                 deadline: Duration::from_millis(10),
+                allow_insecure_http: false,
             },
             t,
         );

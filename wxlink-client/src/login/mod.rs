@@ -248,4 +248,13 @@ pub enum LoginError {
     /// `get_bot_qrcode` answered without a QR code.
     #[error("server returned no qr code")]
     NoQrCode,
+    /// The server sent the login to plain `http://` on another host: a
+    /// redirect host polled with the scheme of a plain-HTTP login base, or a
+    /// confirmed `baseurl`. The bot token would travel unencrypted there;
+    /// refused unless the login's client builder allows insecure HTTP.
+    #[error("refusing plain http to {host} during login")]
+    InsecureUrl {
+        /// The host named.
+        host: String,
+    },
 }

@@ -283,6 +283,7 @@ impl LoginSession {
                 poll_interval: options.poll_interval,
                 max_qr_codes: options.max_qr_codes.max(1),
                 deadline: options.deadline,
+                allow_insecure_http: api.allows_insecure_http(),
             },
             now,
         );
@@ -359,7 +360,7 @@ impl LoginSession {
         let now = Instant::now();
         match self.machine.on_polled(polled, now) {
             Step::Poll { delay, scanned } => {
-                self.next_poll_at = now + delay;
+                self.next_poll_at = super::machine::instant_after(now, delay);
                 Ok(if scanned {
                     LoginState::Scanned
                 } else {
@@ -394,7 +395,8 @@ impl LoginSession {
         self.machine.qr_refreshed();
         self.qrcode = qrcode;
         self.qr_url = qr_url.clone();
-        self.next_poll_at = Instant::now() + self.machine.poll_interval();
+        self.next_poll_at =
+            super::machine::instant_after(Instant::now(), self.machine.poll_interval());
         Ok(LoginState::Refreshed { qr_url })
     }
 

@@ -105,73 +105,134 @@ fn trusting_transport(sim: &Simulator) -> HttpsTransport {
     HttpsTransport::try_with_options(transport_options).unwrap()
 }
 
-#[tokio::test]
-async fn redirect_path_polls_the_named_host_over_https_and_completes() {
-    let sim = sim().await;
-    sim.script_login(LoginScript::redirect().user("dave@im.wechat"));
-    let opts = options(&sim).client(WxLinkClient::builder().transport(trusting_transport(&sim)));
-    let mut session = LoginSession::start(opts).await.unwrap();
+/// Polls `session` until a final state, at most 20 times.
+async fn poll_to_end(session: &mut LoginSession) -> Result<Vec<LoginState>, Error> {
     let mut states = Vec::new();
     for _ in 0..20 {
-        let state = session.poll_once().await.unwrap();
+        let state = session.poll_once().await?;
         states.push(state.clone());
         if state.is_final() {
             break;
         }
     }
+    Ok(states)
+}
+
+#[tokio::test]
+async fn an_https_login_polls_the_redirect_host_over_https_and_completes() {
+    let sim = sim().await;
+    sim.script_login(LoginScript::redirect().user("dave@im.wechat"));
+    // The simulator's TLS listener serves the whole API, so it can be the
+    // https login base; its redirect names itself as a bare host.
+    let opts = options(&sim)
+        .base_url(sim.redirect_base_url())
+        .client(WxLinkClient::builder().transport(trusting_transport(&sim)));
+    let mut session = LoginSession::start(opts).await.unwrap();
+    let states = poll_to_end(&mut session).await.unwrap();
     let Some(LoginState::Confirmed(result)) = states.last() else {
         panic!("the redirected login did not complete: {states:?}");
     };
     assert_eq!(result.user_id.as_deref(), Some("dave@im.wechat"));
-    // ILINK.md §1.2: `https://` + the bare host, although the login base
-    // is plain `http://`.
-    assert!(sim.base_url().starts_with("http://"));
+    // `https://` + the bare host, the scheme of the login base.
     assert_eq!(
         session.poll_base_url(),
         format!("https://{}", sim.redirect_host())
     );
-    assert_eq!(session.poll_base_url(), sim.redirect_base_url());
-    // The polls after the redirect reached the TLS listener, which answers
-    // nothing but TLS, and the login finished there.
+    assert!(sim.request_log().iter().any(|r| r.redirect_listener));
+}
+
+#[tokio::test]
+async fn a_plain_http_loopback_login_polls_its_redirect_host_over_http_and_completes() {
+    let sim = Simulator::builder()
+        .hold(common::HOLD)
+        .redirect_tls(false)
+        .start()
+        .await
+        .unwrap();
+    sim.script_login(LoginScript::redirect().user("erin@im.wechat"));
+    let mut session = LoginSession::start(options(&sim)).await.unwrap();
+    let states = poll_to_end(&mut session).await.unwrap();
+    let Some(LoginState::Confirmed(result)) = states.last() else {
+        panic!("the redirected login did not complete: {states:?}");
+    };
+    assert_eq!(
+        session.poll_base_url(),
+        format!("http://{}", sim.redirect_host())
+    );
     let polls = sim
         .wait_for_requests("get_qrcode_status", 3, WAIT)
         .await
         .unwrap();
     assert!(!polls[0].redirect_listener);
-    let first_redirected = polls.iter().position(|p| p.redirect_listener).unwrap();
-    assert!(
-        polls[first_redirected..]
-            .iter()
-            .all(|p| p.redirect_listener)
-    );
+    assert!(polls.iter().any(|p| p.redirect_listener));
     assert_usable(&sim, LoginOutcome::Confirmed(result.clone())).await;
 }
 
 #[tokio::test]
-async fn redirect_path_without_the_simulators_root_never_reaches_the_redirect_host() {
-    let sim = sim().await;
+async fn a_plain_http_redirect_to_a_non_loopback_name_is_refused() {
+    let sim = Simulator::builder()
+        .hold(common::HOLD)
+        .redirect_host("ilink-dc2.example")
+        .start()
+        .await
+        .unwrap();
     sim.script_login(LoginScript::redirect());
-    // Default roots only: the simulator's certificate is not trusted, so
-    // every redirected poll fails its handshake and counts as `wait`.
-    let transport = HttpsTransport::with_options(TransportOptions::default().proxy(None));
-    let opts = options(&sim)
-        .deadline(Duration::from_secs(1))
-        .client(WxLinkClient::builder().transport(transport));
-    let mut session = LoginSession::start(opts).await.unwrap();
-    let mut last = None;
-    for _ in 0..6 {
-        let state = session.poll_once().await.unwrap();
-        last = Some(state.clone());
-        if state.is_final() {
-            break;
-        }
-    }
-    assert!(!matches!(last, Some(LoginState::Confirmed(_))), "{last:?}");
-    assert_eq!(session.poll_base_url(), sim.redirect_base_url());
+    let mut session = LoginSession::start(options(&sim)).await.unwrap();
+    let outcome = poll_to_end(&mut session).await;
+    let err = match outcome {
+        Err(e) => e,
+        Ok(states) => match states.last() {
+            Some(LoginState::Failed(e)) => Error::Login(e.clone()),
+            other => panic!("expected a refusal, got {other:?}"),
+        },
+    };
+    assert!(err.is_insecure_url(), "{err:?}");
     assert!(
-        sim.request_log().iter().all(|r| !r.redirect_listener),
-        "an untrusted TLS listener must not be served"
+        matches!(&err, Error::Login(LoginError::InsecureUrl { host }) if host == "ilink-dc2.example"),
+        "{err:?}"
     );
+    // The refused host was never polled; the plain base kept its polls.
+    assert!(session.poll_base_url().starts_with(&sim.base_url()));
+}
+
+#[tokio::test]
+async fn a_plain_http_base_off_the_machine_is_refused_unless_allowed() {
+    let err = WxLinkClient::builder()
+        .base_url("http://ilink.example:8080")
+        .token(wxlink_proto::BotToken::new("t"))
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::InsecureBaseUrl { host } if host == "ilink.example"),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("ilink.example"));
+    // An account file naming such a base is refused the same way.
+    let record = AccountRecord::new(wxlink_proto::BotToken::new("t"), "http://10.0.0.7:80");
+    assert!(
+        WxLinkClient::from_account(&record)
+            .unwrap_err()
+            .is_insecure_url()
+    );
+    // Loopback and https are fine; the opt-in opens other hosts.
+    for base in [
+        "http://127.0.0.1:1",
+        "http://localhost:1",
+        "http://[::1]:1",
+        "https://ilink.example",
+    ] {
+        WxLinkClient::builder()
+            .base_url(base)
+            .token(wxlink_proto::BotToken::new("t"))
+            .build()
+            .unwrap();
+    }
+    WxLinkClient::builder()
+        .base_url("http://ilink.example:8080")
+        .token(wxlink_proto::BotToken::new("t"))
+        .allow_insecure_http(true)
+        .build()
+        .unwrap();
 }
 
 #[tokio::test]

@@ -9,6 +9,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod extremes;
 mod login;
 mod media;
 mod messaging;

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use common::{WAIT, client, mp4_bytes, png_bytes, sim};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use wxlink_client::media::{MediaKind, Phase};
+use wxlink_client::media::{AddressPolicy, FetchOptions, MediaError, MediaKind, Phase};
 use wxlink_client::{Error, WxLinkClient};
 use wxlink_proto::{ContextToken, MessageItem, MessageItemType, VoiceEncodeType};
 use wxlink_sim::{Fault, KeyEncoding, Simulator};
@@ -231,6 +231,7 @@ async fn send_media_from_url_downloads_then_sends_the_right_kind() {
     let url = serve_once(png.clone(), "image/png").await;
     let sent = client
         .send_media_from_url(sim.user_id(), url)
+        .fetch_options(FetchOptions::default().policy(AddressPolicy::AllowLoopback))
         .caption("from the web")
         .await
         .unwrap();
@@ -239,6 +240,38 @@ async fn send_media_from_url_downloads_then_sends_the_right_kind() {
     let item = sent_item(&sim, 1);
     assert_eq!(item.item_type, Some(MessageItemType::Image));
     assert_eq!(round_trip(&client, &item).await, png);
+}
+
+#[tokio::test]
+async fn send_media_from_url_refuses_loopback_by_default_and_the_client_can_allow_it() {
+    let sim = sim().await;
+    let client = client(&sim);
+    let url = serve_once(png_bytes(100), "image/png").await;
+    let err = client
+        .send_media_from_url(sim.user_id(), &url)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err.media(), Some(MediaError::BlockedAddress { .. })),
+        "{err:?}"
+    );
+    assert!(!err.may_have_been_sent());
+    assert!(sim.sent_messages().is_empty());
+    assert!(sim.uploads().is_empty());
+
+    // The same URL through a client that allows loopback.
+    let allowing = WxLinkClient::builder()
+        .base_url(sim.base_url())
+        .cdn_base_url(sim.cdn_base_url())
+        .token(sim.token())
+        .fetch_options(FetchOptions::default().policy(AddressPolicy::AllowLoopback))
+        .build()
+        .unwrap();
+    let sent = allowing
+        .send_media_from_url(sim.user_id(), url)
+        .await
+        .unwrap();
+    assert_eq!(sent.kind, MediaKind::Image);
 }
 
 #[tokio::test]
@@ -331,7 +364,26 @@ async fn getuploadurl_session_expiry_is_typed() {
 }
 
 #[tokio::test]
-async fn send_voice_sends_a_native_voice_item_with_its_metadata() {
+async fn send_voice_sends_a_file_by_default() {
+    let sim = sim().await;
+    let client = client(&sim);
+    let silk = b"\x02#!SILK_V3 some frames".to_vec();
+    let sent = client
+        .send_voice(sim.user_id(), silk.clone())
+        .await
+        .unwrap();
+    assert_eq!(sent.kind, MediaKind::File);
+    assert_eq!(sim.uploads()[0].media_type, 3);
+    let item = sent_item(&sim, 0);
+    assert_eq!(item.item_type, Some(MessageItemType::File));
+    assert!(item.voice_item.is_none());
+    let file = item.file_item.as_ref().unwrap();
+    assert_eq!(file.file_name.as_deref(), Some("voice.silk"));
+    assert_eq!(round_trip(&client, &item).await, silk);
+}
+
+#[tokio::test]
+async fn send_voice_sends_a_native_voice_item_with_its_metadata_on_request() {
     let sim = sim().await;
     let client = client(&sim);
     let mut silk = vec![0x02];
@@ -339,6 +391,7 @@ async fn send_voice_sends_a_native_voice_item_with_its_metadata() {
     silk.extend((0..2000).map(|i| (i % 200) as u8));
     let sent = client
         .send_voice(sim.user_id(), silk.clone())
+        .native_bubble(true)
         .playtime_ms(3200)
         .sample_rate(16_000)
         .encode_type(VoiceEncodeType::Silk)
@@ -393,6 +446,7 @@ async fn a_refused_voice_says_so_and_can_fall_back_to_a_file() {
 
     let err = client
         .send_voice(sim.user_id(), silk.clone())
+        .native_bubble(true)
         .await
         .unwrap_err();
     assert!(matches!(err, Error::VoiceRejected { .. }), "{err:?}");
@@ -402,6 +456,7 @@ async fn a_refused_voice_says_so_and_can_fall_back_to_a_file() {
 
     let sent = client
         .send_voice(sim.user_id(), silk.clone())
+        .native_bubble(true)
         .fallback_to_file(true)
         .await
         .unwrap();
@@ -521,4 +576,83 @@ async fn a_slow_cdn_upload_times_out_as_a_typed_timeout() {
     assert!(err.is_timeout(), "{err:?}");
     assert!(started.elapsed() < std::time::Duration::from_secs(3));
     assert!(sim.sent_messages().is_empty());
+}
+
+/// A client for `sim` whose CDN transfers give up after `idle` without
+/// progress.
+fn impatient_client(sim: &Simulator, idle: std::time::Duration) -> WxLinkClient {
+    WxLinkClient::builder()
+        .base_url(sim.base_url())
+        .cdn_base_url(sim.cdn_base_url())
+        .token(sim.token())
+        .cdn_timeouts(wxlink_client::media::TransferTimeouts::new(
+            Some(idle),
+            std::time::Duration::from_secs(60),
+            64 * 1024,
+        ))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cdn_that_stops_reading_an_upload_fails_it_with_a_timeout() {
+    let sim = sim().await;
+    let idle = std::time::Duration::from_millis(800);
+    let client = impatient_client(&sim, idle);
+    sim.inject_fault(
+        "cdn_upload",
+        Fault::StallUpload {
+            after: 64 * 1024,
+            stall: std::time::Duration::from_secs(60),
+        },
+        1,
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    // Far more than the loopback socket buffers hold.
+    let err = client
+        .send_file_buffer(sim.user_id(), vec![5u8; 48 * 1024 * 1024])
+        .file_name("big.bin")
+        .await
+        .unwrap_err();
+    assert!(err.is_timeout(), "{err:?}");
+    assert!(
+        matches!(err.media(), Some(MediaError::Stalled { idle: i }) if *i == idle),
+        "{err:?}"
+    );
+    // It gave up after the idle limit, not after the 60 s stall.
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    assert!(sim.sent_messages().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cdn_that_stops_sending_a_download_fails_it_with_a_timeout() {
+    let sim = sim().await;
+    let idle = std::time::Duration::from_millis(600);
+    let client = impatient_client(&sim, idle);
+    client
+        .send_file_buffer(sim.user_id(), vec![9u8; 300_000])
+        .file_name("data.bin")
+        .await
+        .unwrap();
+    let item = sent_item(&sim, 0);
+    sim.inject_fault(
+        "cdn_download",
+        Fault::StallBody(std::time::Duration::from_secs(60)),
+        1,
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.bin");
+    let err = client.download_media_to(&item, &path).await.unwrap_err();
+    assert!(err.is_timeout(), "{err:?}");
+    assert!(
+        matches!(err.media(), Some(MediaError::Stalled { .. })),
+        "{err:?}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    assert!(!path.exists());
+    // The fault was used up; the same download now succeeds.
+    assert_eq!(round_trip(&client, &item).await.len(), 300_000);
 }

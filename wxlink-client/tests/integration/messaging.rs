@@ -110,7 +110,13 @@ async fn a_sendmessage_rejection_is_a_typed_error_not_a_success() {
     let status = err.api_status().expect("an api status");
     assert_eq!(status.ret, Some(-2));
     assert_eq!(status.kind(), StatusKind::Rejected);
-    assert!(matches!(err, Error::Transport(_)), "{err:?}");
+    // A -2 comes with a guess at its cause; the transport error is its
+    // source.
+    assert!(
+        matches!(&err, Error::Rejected { source, .. } if matches!(**source, Error::Transport(_))),
+        "{err:?}"
+    );
+    assert!(err.rejection().is_some());
     assert!(err.may_have_been_sent());
     assert!(!err.is_session_expired());
     assert!(sim.sent_messages().is_empty());
@@ -588,4 +594,64 @@ async fn a_custom_layer_sees_every_request() {
     client.send_text(sim.user_id(), "traced").await.unwrap();
     let reqs = sim.wait_for_requests("sendmessage", 1, WAIT).await.unwrap();
     assert_eq!(reqs[0].header("x-traced-by"), Some("test-layer"));
+}
+
+#[tokio::test]
+async fn a_minus_3_names_the_recipient_with_a_hint() {
+    let sim = sim().await;
+    let client = client(&sim);
+    sim.inject_fault(
+        "sendmessage",
+        wxlink_sim::Fault::Json(r#"{"ret":-3,"errmsg":"invalid arguments"}"#.into()),
+        1,
+    )
+    .unwrap();
+    let wrapped = format!("user:{}", sim.user_id());
+    let err = client.send_text(&wrapped, "hi").await.unwrap_err();
+    assert!(err.is_invalid_recipient(), "{err:?}");
+    let shown = err.to_string();
+    assert!(shown.contains(&wrapped), "{shown}");
+    assert!(shown.contains("case-exact"), "{shown}");
+    assert!(shown.contains("`user:`"), "{shown}");
+    // The server's status is still there.
+    assert_eq!(err.api_status().map(|s| s.code()), Some(-3));
+}
+
+#[tokio::test]
+async fn a_minus_2_carries_a_guess_from_the_errmsg_and_the_request() {
+    use wxlink_client::reject::RejectCause;
+    let sim = sim().await;
+    let client = client(&sim);
+    let prepare_failed =
+        || wxlink_sim::Fault::Json(r#"{"ret":-2,"errmsg":"prepare failed"}"#.into());
+    // Without a context token: the missing context is the likely cause.
+    sim.inject_fault("sendmessage", prepare_failed(), 1)
+        .unwrap();
+    let err = client.send_text(sim.user_id(), "hi").await.unwrap_err();
+    let guess = err.rejection().unwrap();
+    assert_eq!(guess.cause, RejectCause::NoContext, "{guess}");
+    assert!(
+        err.to_string().contains("no context token was sent"),
+        "{err}"
+    );
+    // With one and a short text: the burst throttle.
+    sim.inject_fault("sendmessage", prepare_failed(), 1)
+        .unwrap();
+    let err = client
+        .send_text(sim.user_id(), "hi")
+        .context_token(ContextToken::new("ctx"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.rejection().unwrap().cause, RejectCause::Throttled);
+    // A long text.
+    sim.inject_fault("sendmessage", prepare_failed(), 1)
+        .unwrap();
+    let err = client
+        .send_text(sim.user_id(), "长".repeat(6000))
+        .context_token(ContextToken::new("ctx"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.rejection().unwrap().cause, RejectCause::TextTooLong);
+    assert!(err.api_status().and_then(|s| s.rejection()).is_some());
+    assert!(sim.sent_messages().is_empty());
 }

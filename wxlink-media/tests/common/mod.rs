@@ -39,8 +39,12 @@ impl Env {
         Self { sim, api, cdn }
     }
 
+    /// Upload options for the simulator's CDN. URL sources may be fetched
+    /// from loopback, where the tests' own servers listen.
     pub fn options(&self) -> wxlink_media::UploadOptions {
-        wxlink_media::UploadOptions::with_cdn_base_url(self.sim.cdn_base_url())
+        let mut options = wxlink_media::UploadOptions::with_cdn_base_url(self.sim.cdn_base_url());
+        options.fetch.policy = wxlink_media::AddressPolicy::AllowLoopback;
+        options
     }
 }
 

@@ -270,3 +270,42 @@ proptest! {
         let _ = AesKey::parse_inbound(&text);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// The padded-size formula over all of `u64`: exact where it fits,
+    /// `None` (and a saturated, block-aligned `ciphertext_len`) where the
+    /// sum would overflow, never a panic.
+    #[test]
+    fn ciphertext_len_is_checked_over_all_of_u64(raw in prop_oneof![any::<u64>(), (u64::MAX - 40)..=u64::MAX, 0u64..100]) {
+        let exact = (u128::from(raw) / 16 + 1) * 16;
+        match wxlink_media::checked_ciphertext_len(raw) {
+            Some(len) => {
+                prop_assert_eq!(u128::from(len), exact);
+                prop_assert_eq!(wxlink_media::ciphertext_len(raw), len);
+            }
+            None => {
+                prop_assert!(exact > u128::from(u64::MAX));
+                prop_assert_eq!(wxlink_media::ciphertext_len(raw) % 16, 0);
+            }
+        }
+    }
+
+    /// The overall transfer limit never panics, grows with the size and is
+    /// never below the base.
+    #[test]
+    fn transfer_limits_grow_with_the_size(a in any::<u64>(), b in any::<u64>(), base_s in any::<u64>(), rate in any::<u64>()) {
+        let limits = wxlink_media::TransferTimeouts::new(None, std::time::Duration::from_secs(base_s), rate);
+        let (small, large) = (a.min(b), a.max(b));
+        match (limits.overall_for(small), limits.overall_for(large)) {
+            (Some(s), Some(l)) => {
+                prop_assert!(s <= l);
+                prop_assert!(s >= limits.base);
+            }
+            // Once the sum saturates, larger sizes saturate too.
+            (Some(_), None) | (None, None) => {}
+            (None, Some(_)) => prop_assert!(false, "a smaller size had no limit"),
+        }
+    }
+}

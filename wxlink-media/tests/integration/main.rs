@@ -10,5 +10,7 @@
 mod common;
 
 mod crypto;
+mod fetch_guard;
 mod fuzz;
 mod sim_roundtrip;
+mod stall;

@@ -358,7 +358,7 @@ async fn url_upload_limits_redirects_size_and_time() {
     })
     .await;
     let mut options = env.options();
-    options.fetch = FetchOptions::default();
+    options.fetch = FetchOptions::default().policy(wxlink_media::AddressPolicy::AllowLoopback);
     options.fetch.max_redirects = 3;
     options.fetch.max_bytes = 1000;
     options.fetch.timeout = Duration::from_millis(300);
@@ -1084,4 +1084,58 @@ async fn thumbnails_of_images_and_videos_download() {
             .unwrap()
             .is_none()
     );
+}
+
+#[tokio::test]
+async fn an_upload_announcing_a_size_near_u64_max_is_refused_without_a_panic() {
+    let env = Env::start().await;
+    for rawsize in [u64::MAX, u64::MAX - 3, u64::MAX / 2] {
+        let request = wxlink_proto::GetUploadUrlRequest {
+            filekey: Some("00112233445566778899aabbccddeeff".into()),
+            media_type: Some(wxlink_proto::UploadMediaType::File),
+            to_user_id: Some(env.sim.user_id()),
+            rawsize: Some(rawsize),
+            rawfilemd5: Some("d41d8cd98f00b204e9800998ecf8427e".into()),
+            filesize: Some(wxlink_media::ciphertext_len(rawsize)),
+            no_need_thumb: Some(true),
+            aeskey: Some(wxlink_proto::AesKeyText::new(AesKey::random().to_hex())),
+            ..wxlink_proto::GetUploadUrlRequest::default()
+        };
+        let resp = env
+            .api
+            .call::<wxlink_proto::GetUploadUrl>(&request)
+            .await
+            .unwrap();
+        let url = wxlink_media::upload::upload_url(
+            &resp,
+            &env.sim.cdn_base_url(),
+            "00112233445566778899aabbccddeeff",
+        )
+        .unwrap();
+        // A 16-byte body against the huge announced size: refused, not a
+        // crash of the server.
+        let req = http::Request::post(url)
+            .header("content-type", "application/octet-stream")
+            .body(wxlink_transport::Body::from(vec![0u8; 16]))
+            .unwrap();
+        let resp = tower::ServiceExt::oneshot(env.cdn.clone(), req)
+            .await
+            .unwrap();
+        assert!(
+            resp.status().is_client_error(),
+            "{rawsize}: {}",
+            resp.status()
+        );
+    }
+    // The simulator still serves a normal upload.
+    let up = upload(
+        &env.api,
+        &env.cdn,
+        &env.sim.user_id(),
+        UploadSource::bytes(noise(1000, 3)),
+        &env.options(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(round_trip(&env, &up).await.bytes.len(), 1000);
 }

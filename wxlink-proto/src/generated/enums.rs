@@ -59,6 +59,10 @@ pub enum MessageItemType {
     File,
     /// A video, in `video_item`. Wire value `5`.
     Video,
+    /// A tool call began, in `tool_call_start_item`; clients do not render it. Wire value `11`.
+    ToolCallStart,
+    /// A tool call ended, in `tool_call_result_item`; clients do not render it. Wire value `12`.
+    ToolCallResult,
     /// A value this version does not know, kept as sent.
     Unknown(i64),
 }
@@ -73,6 +77,8 @@ impl MessageItemType {
             3 => Self::Voice,
             4 => Self::File,
             5 => Self::Video,
+            11 => Self::ToolCallStart,
+            12 => Self::ToolCallResult,
             other => Self::Unknown(other),
         }
     }
@@ -86,6 +92,8 @@ impl MessageItemType {
             Self::Voice => 3,
             Self::File => 4,
             Self::Video => 5,
+            Self::ToolCallStart => 11,
+            Self::ToolCallResult => 12,
             Self::Unknown(value) => value,
         }
     }

@@ -76,6 +76,13 @@ pub struct WeixinMessage {
     /// The conversation token; a reply echoes the latest one from this user (§8.3).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context_token: Option<ContextToken>,
+    /// The agent run a message belongs to, on messages with tool-call items (§14.1).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::wire::lenient_string"
+    )]
+    pub run_id: Option<String>,
 }
 
 /// One piece of content of a message (§5.2).
@@ -114,6 +121,12 @@ pub struct MessageItem {
     /// The video, for `MessageItemType::Video`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub video_item: Option<VideoItem>,
+    /// A tool call that began, for `MessageItemType::ToolCallStart` (§14.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_start_item: Option<ToolCallStartItem>,
+    /// A tool call that ended, for `MessageItemType::ToolCallResult` (§14.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_result_item: Option<ToolCallResultItem>,
 }
 
 /// Text content (§5.2).
@@ -133,6 +146,104 @@ pub struct RefMessage {
     /// A summary or heading of the quoted message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
+    /// The server id of the quoted message, when newer clients quote by id and the quoted item degrades to `type: 0` with only `msg_id` (§14.1). It can exceed `i64::MAX`, so it is read from a number or a decimal string without `f64`.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::ids::lenient_u64"
+    )]
+    pub svr_id: Option<u64>,
+    /// The quoted part, when only a selection of the message was quoted (§14.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partial_text: Option<PartialText>,
+}
+
+/// A quoted selection of a message's text (§14.1).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct PartialText {
+    /// Where the selection starts.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::wire::lenient_i64"
+    )]
+    pub start: Option<i64>,
+    /// Where the selection ends.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::wire::lenient_i64"
+    )]
+    pub end: Option<i64>,
+    /// The start as an index into the text.
+    #[serde(
+        rename = "startindex",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::wire::lenient_i64"
+    )]
+    pub start_index: Option<i64>,
+    /// The end as an index into the text.
+    #[serde(
+        rename = "endindex",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::wire::lenient_i64"
+    )]
+    pub end_index: Option<i64>,
+    /// The MD5 of the quoted text, to check the selection against the message.
+    #[serde(
+        rename = "quotemd5",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::wire::lenient_string"
+    )]
+    pub quote_md5: Option<String>,
+}
+
+/// Progress of an agent: a tool call began (§14.1).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ToolCallStartItem {
+    /// The tool's name.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::wire::lenient_string"
+    )]
+    pub tool_name: Option<String>,
+    /// The id pairing the start with its result.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::wire::lenient_string"
+    )]
+    pub tool_call_id: Option<String>,
+}
+
+/// Progress of an agent: a tool call ended (§14.1).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ToolCallResultItem {
+    /// The tool's name.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::wire::lenient_string"
+    )]
+    pub tool_name: Option<String>,
+    /// The id pairing the result with its start.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::wire::lenient_string"
+    )]
+    pub tool_call_id: Option<String>,
+    /// The outcome, as the server reports it (a number; also read from a decimal string).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::wire::lenient_i64"
+    )]
+    pub status: Option<i64>,
 }
 
 /// Where an encrypted file lives on the CDN and how to decrypt it (§5.3, §7.5).

@@ -8,6 +8,7 @@
 
 mod cdn_redaction;
 mod examples;
+mod field_reports;
 mod fixtures;
 mod lenient_fields;
 mod properties;

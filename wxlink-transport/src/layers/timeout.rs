@@ -132,10 +132,14 @@ where
 
     fn call(&mut self, req: Request<Body>) -> Self::Future {
         let meta = CallMeta::of(&req);
-        let limit = self.timeouts.for_call(&meta).map(|after| Limit {
-            class: meta.timeout_class,
-            after,
-            deadline: Instant::now() + after,
+        // A limit too far to represent as an instant (`Duration::MAX`) is
+        // no limit, rather than a panic.
+        let limit = self.timeouts.for_call(&meta).and_then(|after| {
+            Some(Limit {
+                class: meta.timeout_class,
+                after,
+                deadline: Instant::now().checked_add(after)?,
+            })
         });
         ResponseFuture {
             inner: self.inner.call(req),

@@ -1,0 +1,22 @@
+//! The account-file parser on arbitrary bytes: it never panics, a parsed
+//! record saves and loads back equal, and its Debug output hides the token.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use wxlink_client::AccountRecord;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(record) = serde_json::from_slice::<AccountRecord>(data) else {
+        return;
+    };
+    let encoded = serde_json::to_vec(&record).expect("a record encodes");
+    let back: AccountRecord = serde_json::from_slice(&encoded).expect("a saved record loads");
+    assert!(back == record);
+    let token = record.token.expose_secret();
+    if token.len() >= 6 {
+        assert!(
+            !format!("{record:?}").contains(token),
+            "debug shows the token"
+        );
+    }
+});

@@ -468,7 +468,7 @@ impl WxLinkClient {
     ///
     /// Empty text is refused with [`Error::EmptyText`]. A non-zero
     /// `ret`/`errcode` in the response is an error carrying the
-    /// [`ApiStatus`](wxlink_proto::ApiStatus), never a silent success.
+    /// [`ApiStatus`], never a silent success.
     ///
     /// ```no_run
     /// # async fn run(client: wxlink_client::WxLinkClient, msg: wxlink_proto::WeixinMessage) -> Result<(), wxlink_client::Error> {

@@ -1,9 +1,10 @@
 //! Measurements for `wxlink bench`: latency percentiles and process memory.
 //!
-//! Peak RSS comes from `getrusage(2)`, the same figure `/usr/bin/time -v`
-//! reports as "Maximum resident set size". The current RSS (Linux only) is
-//! read from `/proc/self/statm`; `bench poll` uses it to see how much memory
-//! a batch of idle long polls holds.
+//! Peak and current RSS (Linux only) are `VmHWM` and `VmRSS` of
+//! `/proc/self/status`: the high-water mark of this process image and what
+//! it holds now; `bench poll` uses the latter to see how much memory a batch
+//! of idle long polls holds. Nothing here needs `unsafe`: the open-file limit
+//! goes through `rustix`'s safe `getrlimit`/`setrlimit`.
 
 use std::time::Duration;
 
@@ -51,68 +52,61 @@ impl Latencies {
     }
 }
 
-/// The peak resident set size of this process so far, in bytes.
-#[allow(unsafe_code)]
+/// The peak resident set size of this process image so far, in bytes:
+/// `VmHWM` of `/proc/self/status` (Linux only; `None` elsewhere).
+///
+/// Unlike `getrusage`'s `ru_maxrss`, it never counts a parent's peak: across
+/// `exec` Linux keeps the larger of the old and the new image's peak, and a
+/// parent that spawns us through `vfork` (as `posix_spawn` and Rust's
+/// `Command` do) hands over its own, so a large parent such as `cargo`
+/// would be reported as ours.
 pub fn peak_rss_bytes() -> Option<u64> {
-    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
-    // SAFETY: `getrusage` writes a whole `rusage` into the pointer we pass,
-    // which points at properly sized and aligned memory owned by this frame;
-    // the struct is plain data, so the zeroed value is already valid.
-    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) };
-    if rc != 0 {
-        return None;
-    }
-    // SAFETY: the call succeeded, so the struct is initialised.
-    let usage = unsafe { usage.assume_init() };
-    let max = u64::try_from(usage.ru_maxrss).ok()?;
-    // Linux reports kibibytes, macOS bytes.
-    if cfg!(target_os = "macos") {
-        Some(max)
-    } else {
-        Some(max * 1024)
-    }
+    status_bytes("VmHWM:")
 }
 
-/// The current resident set size of this process in bytes (Linux only).
+/// The current resident set size of this process in bytes: `VmRSS` of
+/// `/proc/self/status` (Linux only; `None` elsewhere).
 pub fn current_rss_bytes() -> Option<u64> {
-    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
-    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    Some(pages * page_size())
+    status_bytes("VmRSS:")
 }
 
-/// The size of a memory page.
-#[allow(unsafe_code)]
-fn page_size() -> u64 {
-    // SAFETY: `sysconf` only reads a configuration value.
-    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    u64::try_from(size).ok().filter(|s| *s > 0).unwrap_or(4096)
+/// A figure of `/proc/self/status`, by its field name, in bytes.
+fn status_bytes(field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    parse_status_bytes(&status, field)
+}
+
+/// Reads a `VmHWM:   1234 kB` line of a `/proc/<pid>/status` text, by its
+/// field name (`"VmHWM:"`), in bytes; `None` without that line or unit.
+pub fn parse_status_bytes(status: &str, field: &str) -> Option<u64> {
+    let line = status.lines().find_map(|l| l.strip_prefix(field))?;
+    let mut words = line.split_whitespace();
+    let value: u64 = words.next()?.parse().ok()?;
+    match words.next() {
+        Some("kB") => value.checked_mul(1024),
+        _ => None,
+    }
 }
 
 /// Raises this process's open-file limit to its hard maximum, so that
 /// thousands of concurrent connections do not fail with EMFILE. Returns the
-/// limit in force afterwards.
-#[allow(unsafe_code)]
+/// limit in force afterwards (`u64::MAX` when unlimited).
 pub fn raise_open_file_limit() -> Option<u64> {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `getrlimit` writes into the struct we own.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
-        return None;
-    }
-    if lim.rlim_cur < lim.rlim_max {
-        let wanted = libc::rlimit {
-            rlim_cur: lim.rlim_max,
-            rlim_max: lim.rlim_max,
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    // `None` is "unlimited".
+    let unlimited = |v: Option<u64>| v.unwrap_or(u64::MAX);
+    let mut current = limit.current;
+    if unlimited(limit.current) < unlimited(limit.maximum) {
+        let wanted = Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
         };
-        // SAFETY: `setrlimit` only reads the struct we pass.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) } == 0 {
-            lim = wanted;
+        if setrlimit(Resource::Nofile, wanted).is_ok() {
+            current = limit.maximum;
         }
     }
-    #[allow(clippy::useless_conversion)] // rlim_t is not u64 on every platform.
-    u64::try_from(lim.rlim_cur).ok()
+    Some(unlimited(current))
 }
 
 #[cfg(test)]
@@ -148,6 +142,22 @@ mod tests {
         std::hint::black_box(&block);
         let after = peak_rss_bytes().unwrap();
         assert!(after >= before.max(64 << 20), "{before} -> {after}");
+    }
+
+    #[test]
+    fn status_figures_are_read_in_bytes() {
+        let status = "Name:\twxlink\nVmHWM:\t   10240 kB\nVmRSS:\t    2048 kB\n";
+        assert_eq!(parse_status_bytes(status, "VmHWM:"), Some(10240 * 1024));
+        assert_eq!(parse_status_bytes(status, "VmRSS:"), Some(2048 * 1024));
+        assert_eq!(parse_status_bytes(status, "VmSwap:"), None);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_open_file_limit_is_at_least_what_it_was() {
+        let before = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+        let after = raise_open_file_limit().unwrap();
+        assert!(after >= before.current.unwrap_or(u64::MAX), "{after}");
     }
 
     #[cfg(target_os = "linux")]

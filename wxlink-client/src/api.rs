@@ -14,10 +14,32 @@ use wxlink_proto::{BotToken, Endpoint};
 use wxlink_transport::{ApiClient, ApiConfig, BoxError, CallOptions, RetryPolicy, Timeouts};
 
 use crate::Error;
-use crate::login::LoginOptions;
 
 /// The erased HTTP service every client holds: any transport, boxed once.
 pub use wxlink_transport::BoxHttpService;
+
+/// How much longer than the server is expected to hold a long poll the
+/// client waits before giving up on it (ILINK.md §6.5 recommends about 5 s).
+///
+/// The server answers an idle poll after its hold, with a batch of whatever
+/// arrived at that moment. A client timer that fires at the same instant
+/// drops that answer, and the batch is lost: the server counts it as
+/// delivered and never sends it again (ILINK.md §9). The margin lets the
+/// server's answer win. It is added to every hold the client knows of: the
+/// server's `longpolling_timeout_ms`, the configured
+/// [`Timeouts::long_poll`](wxlink_transport::Timeouts::long_poll) (35 s by
+/// default) before the server has sent one, and the runtime's
+/// [`UpdatesOptions::poll_timeout`](crate::runtime::UpdatesOptions::poll_timeout).
+pub const LONG_POLL_MARGIN: Duration = Duration::from_secs(5);
+
+/// The client-side limit of the first long poll by default, before the
+/// server has suggested a hold: the official 35 s (ILINK.md §6.6) plus
+/// [`LONG_POLL_MARGIN`], so 40 s. Both
+/// [`WxLinkClient::poll`](crate::WxLinkClient::poll) and the runtime's
+/// update stream start with it. QR login's status polls use it too.
+pub const FIRST_POLL_TIMEOUT: Duration =
+    Duration::from_millis(wxlink_proto::consts::LONG_POLL_TIMEOUT_MS)
+        .saturating_add(LONG_POLL_MARGIN);
 
 /// Everything a [`ClientBuilder`](crate::ClientBuilder) collects.
 #[derive(Clone, Default)]
@@ -101,10 +123,10 @@ impl Api {
             .clone()
             .filter(|u| !u.trim().is_empty())
             .unwrap_or_else(|| wxlink_proto::DEFAULT_BASE_URL.to_owned());
-        if !settings.allow_insecure_http {
-            if let Some(host) = plain_http_host(&base_url) {
-                return Err(Error::InsecureBaseUrl { host });
-            }
+        if !settings.allow_insecure_http
+            && let Some(host) = plain_http_host(&base_url)
+        {
+            return Err(Error::InsecureBaseUrl { host });
         }
         let cdn_base_url = settings
             .cdn_base_url
@@ -146,15 +168,13 @@ impl Api {
         })
     }
 
-    /// Builds the unauthenticated API client a QR login uses.
-    pub(crate) fn for_login(options: &LoginOptions) -> Result<Self, Error> {
-        let mut settings = options
-            .client
-            .as_ref()
-            .map(|b| b.settings.clone())
-            .unwrap_or_default();
+    /// Builds the unauthenticated API client a QR login uses: the
+    /// transport settings of `settings` (the defaults when `None`), without
+    /// a token, at `base_url`.
+    pub(crate) fn for_login(settings: Option<&ApiSettings>, base_url: &str) -> Result<Self, Error> {
+        let mut settings = settings.cloned().unwrap_or_default();
         settings.token = None;
-        settings.base_url = Some(options.base_url.clone());
+        settings.base_url = Some(base_url.to_owned());
         Self::new(&settings)
     }
 

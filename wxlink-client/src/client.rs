@@ -28,32 +28,13 @@ use wxlink_proto::{
 
 pub use crate::api::BoxHttpService;
 use crate::api::{Api, ApiSettings};
+pub use crate::api::{FIRST_POLL_TIMEOUT, LONG_POLL_MARGIN};
 use crate::chunk::{DEFAULT_MAX_CHARS, chunk_text};
 use crate::{AccountRecord, Error};
 pub use wxlink_transport::{Body, RetryPolicy, Timeouts};
 
 /// A boxed, sendable future: what every request builder resolves through.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
-
-/// How much longer than the server is expected to hold a long poll the
-/// client waits before giving up on it (ILINK.md §6.5 recommends about 5 s).
-///
-/// The server answers an idle poll after its hold, with a batch of whatever
-/// arrived at that moment. A client timer that fires at the same instant
-/// drops that answer, and the batch is lost: the server counts it as
-/// delivered and never sends it again (ILINK.md §9). The margin lets the
-/// server's answer win. It is added to every hold the client knows of: the
-/// server's `longpolling_timeout_ms`, the configured
-/// [`Timeouts::long_poll`](wxlink_transport::Timeouts::long_poll) (35 s by
-/// default) before the server has sent one.
-pub const LONG_POLL_MARGIN: Duration = Duration::from_secs(5);
-
-/// The client-side limit of the first long poll by default, before the
-/// server has suggested a hold: the official 35 s (ILINK.md §6.6) plus
-/// [`LONG_POLL_MARGIN`], so 40 s. [`WxLinkClient::poll`] starts with it.
-pub const FIRST_POLL_TIMEOUT: Duration =
-    Duration::from_millis(wxlink_proto::consts::LONG_POLL_TIMEOUT_MS)
-        .saturating_add(LONG_POLL_MARGIN);
 
 /// The shortest long-poll hold a server suggestion is raised to.
 pub const MIN_SERVER_HOLD: Duration = Duration::from_secs(1);
@@ -168,6 +149,18 @@ impl std::fmt::Debug for ClientBuilder {
             .field("has_token", &self.settings.token.is_some())
             .field("cdn_base_url", &self.settings.cdn_base_url)
             .finish_non_exhaustive()
+    }
+}
+
+/// The login's link to a builder: defined beside [`ClientBuilder`] so that
+/// the login module sits below the client and never names it.
+impl crate::login::LoginOptions {
+    /// Uses the transport, timeouts, retry policy and headers of `builder`
+    /// (its base URL and token are ignored: login has neither).
+    #[must_use]
+    pub fn client(mut self, builder: ClientBuilder) -> Self {
+        self.settings = Some(builder.settings);
+        self
     }
 }
 
@@ -475,7 +468,7 @@ impl WxLinkClient {
     ///
     /// Empty text is refused with [`Error::EmptyText`]. A non-zero
     /// `ret`/`errcode` in the response is an error carrying the
-    /// [`ApiStatus`](wxlink_proto::ApiStatus), never a silent success.
+    /// [`ApiStatus`], never a silent success.
     ///
     /// ```no_run
     /// # async fn run(client: wxlink_client::WxLinkClient, msg: wxlink_proto::WeixinMessage) -> Result<(), wxlink_client::Error> {
@@ -655,7 +648,7 @@ impl WxLinkClient {
             explain_refusal(
                 to,
                 &facts,
-                Error::Transport(wxlink_transport::Error::Api(status)),
+                Error::Transport(wxlink_transport::Error::api(status)),
             )
         };
         let resp = match self.inner.api.call::<SendMessage>(&request).await {
@@ -713,10 +706,10 @@ impl WxLinkClient {
             base_info: None,
         };
         let resp = self.inner.api.call::<GetConfig>(&request).await?;
-        if let Some(ticket) = resp.typing_ticket.clone().filter(|t| !t.is_empty()) {
-            if let Ok(mut map) = self.inner.tickets.lock() {
-                map.insert(user.to_owned(), ticket);
-            }
+        if let Some(ticket) = resp.typing_ticket.clone().filter(|t| !t.is_empty())
+            && let Ok(mut map) = self.inner.tickets.lock()
+        {
+            map.insert(user.to_owned(), ticket);
         }
         Ok(resp)
     }

@@ -205,10 +205,10 @@ mod upload {
         let hook = {
             let post_started = Arc::clone(&post_started);
             ProgressHook::new(move |p| {
-                if p.phase == Phase::Uploading {
-                    if let Ok(mut at) = post_started.lock() {
-                        at.get_or_insert_with(Instant::now);
-                    }
+                if p.phase == Phase::Uploading
+                    && let Ok(mut at) = post_started.lock()
+                {
+                    at.get_or_insert_with(Instant::now);
                 }
             })
         };

@@ -107,7 +107,7 @@ pub fn encrypt(key: &AesKey, plaintext: &[u8]) -> Vec<u8> {
 /// of 16 (a truncated download), [`MediaError::BadPadding`] when the final
 /// block does not end in valid padding (a corrupt download or a wrong key).
 pub fn decrypt(key: &AesKey, ciphertext: &[u8]) -> Result<Vec<u8>, MediaError> {
-    if ciphertext.is_empty() || ciphertext.len() % BLOCK_LEN != 0 {
+    if ciphertext.is_empty() || !ciphertext.len().is_multiple_of(BLOCK_LEN) {
         return Err(MediaError::CiphertextLength {
             len: ciphertext.len() as u64,
         });

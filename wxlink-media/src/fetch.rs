@@ -98,12 +98,14 @@ pub(crate) async fn check_hop(
     previous: Option<&url::Url>,
     options: &FetchOptions,
 ) -> Result<(), MediaError> {
-    if let Some(prev) = previous {
-        if prev.scheme() == "https" && url.scheme() == "http" && !options.allow_https_downgrade {
-            return Err(MediaError::InsecureRedirect {
-                host: url.host_str().unwrap_or_default().to_owned(),
-            });
-        }
+    if let Some(prev) = previous
+        && prev.scheme() == "https"
+        && url.scheme() == "http"
+        && !options.allow_https_downgrade
+    {
+        return Err(MediaError::InsecureRedirect {
+            host: url.host_str().unwrap_or_default().to_owned(),
+        });
     }
     if options.policy == AddressPolicy::AllowAll {
         return Ok(());
@@ -256,7 +258,7 @@ async fn fetch_inner<H: HttpService>(
             .into_body()
             .into_data_stream()
             .map(|chunk| chunk.map_err(std::io::Error::other));
-        let reader = tokio_util_stream_reader(stream);
+        let reader = Box::pin(tokio_util::io::StreamReader::new(stream));
         let (spool, digest) = spool_reader(
             reader,
             announced,
@@ -272,49 +274,6 @@ async fn fetch_inner<H: HttpService>(
             content_type,
             file_name,
         });
-    }
-}
-
-/// Adapts a stream of byte chunks to `AsyncRead`.
-fn tokio_util_stream_reader<S>(stream: S) -> std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>>
-where
-    S: futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + 'static,
-{
-    Box::pin(StreamReader {
-        stream: Box::pin(stream),
-        current: bytes::Bytes::new(),
-    })
-}
-
-struct StreamReader<S> {
-    stream: std::pin::Pin<Box<S>>,
-    current: bytes::Bytes,
-}
-
-impl<S> tokio::io::AsyncRead for StreamReader<S>
-where
-    S: futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>>,
-{
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        use std::task::Poll;
-        loop {
-            if !self.current.is_empty() {
-                let n = self.current.len().min(buf.remaining());
-                let part = self.current.split_to(n);
-                buf.put_slice(&part);
-                return Poll::Ready(Ok(()));
-            }
-            match self.stream.as_mut().poll_next(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(None) => return Poll::Ready(Ok(())),
-                Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(e)),
-                Poll::Ready(Some(Ok(bytes))) => self.current = bytes,
-            }
-        }
     }
 }
 

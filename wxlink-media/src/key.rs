@@ -145,10 +145,10 @@ impl AesKey {
                 reason: "key is empty".to_owned(),
             });
         }
-        if text.len() == 32 {
-            if let Some(key) = Self::from_hex_bytes(text.as_bytes()) {
-                return Ok((key, KeyEncoding::Hex));
-            }
+        if text.len() == 32
+            && let Some(key) = Self::from_hex_bytes(text.as_bytes())
+        {
+            return Ok((key, KeyEncoding::Hex));
         }
         let decoded = STANDARD.decode(text).map_err(|_| MediaError::InvalidKey {
             reason: format!(

@@ -7,27 +7,24 @@
 //! other UTF-8 byte with upper-case hex. One implementation here keeps the
 //! transport, the media crate and the simulator byte-for-byte in agreement.
 
-/// Whether `encodeURIComponent` leaves `byte` as it is.
-const fn is_unreserved(byte: u8) -> bool {
-    byte.is_ascii_alphanumeric()
-        || matches!(
-            byte,
-            b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')'
-        )
-}
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
+/// What `encodeURIComponent` encodes: every byte but ASCII letters, digits
+/// and `- _ . ! ~ * ' ( )`.
+const URI_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'!')
+    .remove(b'~')
+    .remove(b'*')
+    .remove(b'\'')
+    .remove(b'(')
+    .remove(b')');
 
 /// Appends `value` to `out`, percent-encoded as `encodeURIComponent` does.
 pub fn push_uri_component(out: &mut String, value: &str) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for &byte in value.as_bytes() {
-        if is_unreserved(byte) {
-            out.push(char::from(byte));
-        } else {
-            out.push('%');
-            out.push(char::from(HEX[usize::from(byte >> 4)]));
-            out.push(char::from(HEX[usize::from(byte & 0x0f)]));
-        }
-    }
+    out.extend(utf8_percent_encode(value, URI_COMPONENT));
 }
 
 /// `value` percent-encoded as `encodeURIComponent` does.
@@ -60,6 +57,35 @@ mod tests {
                 assert_eq!(encoded, format!("%{byte:02X}"));
             }
         }
+    }
+
+    /// `encodeURIComponent` as the ECMAScript specification describes it,
+    /// written out byte by byte, to hold the library-backed version to.
+    fn reference(value: &str) -> String {
+        let mut out = String::new();
+        for &byte in value.as_bytes() {
+            let kept = byte.is_ascii_alphanumeric() || b"-_.!~*'()".contains(&byte);
+            if kept {
+                out.push(char::from(byte));
+            } else {
+                out.push_str(&format!("%{byte:02X}"));
+            }
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn matches_encode_uri_component_on_any_text(value in "\\PC{0,64}") {
+            proptest::prop_assert_eq!(encode_uri_component(&value), reference(&value));
+        }
+    }
+
+    #[test]
+    fn appends_without_touching_what_is_there() {
+        let mut out = String::from("a=1&b=");
+        push_uri_component(&mut out, "x y");
+        assert_eq!(out, "a=1&b=x%20y");
     }
 
     #[test]

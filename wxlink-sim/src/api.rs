@@ -277,18 +277,18 @@ pub(crate) fn sendmessage(shared: &Arc<Shared>, call: Call) -> Answer {
             .iter()
             .filter_map(|i| i.text_item.as_ref()?.text.as_ref())
     };
-    if let Some(limit) = fidelity.max_text_bytes {
-        if texts().any(|t| t.len() > limit) {
-            return Answer::refused(business_error(-2, None), "text over the byte limit");
-        }
+    if let Some(limit) = fidelity.max_text_bytes
+        && texts().any(|t| t.len() > limit)
+    {
+        return Answer::refused(business_error(-2, None), "text over the byte limit");
     }
-    if let Some(limit) = fidelity.max_text_chars {
-        if texts().any(|t| t.chars().count() > limit) {
-            return Answer::refused(
-                business_error(-2, Some("prepare failed")),
-                "text over the character limit",
-            );
-        }
+    if let Some(limit) = fidelity.max_text_chars
+        && texts().any(|t| t.chars().count() > limit)
+    {
+        return Answer::refused(
+            business_error(-2, Some("prepare failed")),
+            "text over the character limit",
+        );
     }
     let conversation = bot.conversations.get(&to_user).cloned().unwrap_or_default();
     let within = |window: Duration| {
@@ -297,21 +297,21 @@ pub(crate) fn sendmessage(shared: &Arc<Shared>, call: Call) -> Answer {
             .last_inbound_ms
             .is_some_and(|last| now_ms.saturating_sub(last) <= window_ms)
     };
-    if let Some(window) = fidelity.push_window {
-        if !within(window) {
-            return Answer::refused(business_error(-2, None), "a push outside the reply window");
-        }
+    if let Some(window) = fidelity.push_window
+        && !within(window)
+    {
+        return Answer::refused(business_error(-2, None), "a push outside the reply window");
     }
-    if let Some(limit) = fidelity.replies_per_inbound {
-        if conversation.replies_since >= limit {
-            return Answer::refused(business_error(-2, None), "reply limit per inbound message");
-        }
+    if let Some(limit) = fidelity.replies_per_inbound
+        && conversation.replies_since >= limit
+    {
+        return Answer::refused(business_error(-2, None), "reply limit per inbound message");
     }
     let mut not_shown = None;
-    if let Some(window) = fidelity.reply_window {
-        if !within(window) {
-            not_shown = Some("outside the reply window");
-        }
+    if let Some(window) = fidelity.reply_window
+        && !within(window)
+    {
+        not_shown = Some("outside the reply window");
     }
     let is_voice = msg
         .item_list
@@ -423,10 +423,10 @@ fn check_item(st: &State, item: &MessageItem, to_user: &str) -> Result<(), Strin
         .cdn
         .media(param)
         .ok_or("encrypt_query_param does not name uploaded media")?;
-    if let Some(owner) = &stored.to_user_id {
-        if owner != to_user {
-            return Err("media was uploaded for another user".into());
-        }
+    if let Some(owner) = &stored.to_user_id
+        && owner != to_user
+    {
+        return Err("media was uploaded for another user".into());
     }
     let key = match (&media.aes_key, hex_key) {
         (Some(text), _) => match AesKey::parse_inbound(text.expose_secret()) {

@@ -120,10 +120,10 @@ impl Chaos {
     /// 1.0 and at least one fault.
     pub(crate) fn validate(&self) -> Result<(), String> {
         for rule in &self.rules {
-            if let Some(e) = &rule.endpoint {
-                if !FAULT_TARGETS.contains(&e.as_str()) {
-                    return Err(format!("unknown endpoint name {e:?} in a chaos rule"));
-                }
+            if let Some(e) = &rule.endpoint
+                && !FAULT_TARGETS.contains(&e.as_str())
+            {
+                return Err(format!("unknown endpoint name {e:?} in a chaos rule"));
             }
             if !(0.0..=1.0).contains(&rule.probability) {
                 return Err(format!(

@@ -271,10 +271,10 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
             None => return bad(format!("unknown account {bot_id:?}")),
         },
     };
-    if method == Method::GET {
-        if let Some(min) = crate::http::query_param(query.as_deref(), "min") {
-            return wait_for(&sim, account.as_ref(), &path, &min, query.as_deref()).await;
-        }
+    if method == Method::GET
+        && let Some(min) = crate::http::query_param(query.as_deref(), "min")
+    {
+        return wait_for(&sim, account.as_ref(), &path, &min, query.as_deref()).await;
     }
     let result = route(&sim, account.as_ref(), &method, &path, &body);
     result.unwrap_or_else(bad)

@@ -92,10 +92,10 @@ impl CdnState {
     /// Issues an upload slot, forgetting the oldest one when the limit is
     /// reached.
     pub(crate) fn insert_slot(&mut self, param: String, slot: UploadSlot) {
-        if self.slot_order.len() >= self.limit {
-            if let Some(oldest) = self.slot_order.pop_front() {
-                self.slots.remove(&oldest);
-            }
+        if self.slot_order.len() >= self.limit
+            && let Some(oldest) = self.slot_order.pop_front()
+        {
+            self.slots.remove(&oldest);
         }
         self.slot_order.push_back(param.clone());
         self.slots.insert(param, slot);
@@ -104,12 +104,11 @@ impl CdnState {
     /// Stores an object, forgetting the oldest one (its memory released,
     /// its spilled file deleted) when the limit is reached.
     pub(crate) fn insert_media(&mut self, param: String, media: StoredMedia) {
-        if self.media_order.len() >= self.limit {
-            if let Some(oldest) = self.media_order.pop_front() {
-                if let Some(old) = self.media.remove(&oldest) {
-                    self.release(&old);
-                }
-            }
+        if self.media_order.len() >= self.limit
+            && let Some(oldest) = self.media_order.pop_front()
+            && let Some(old) = self.media.remove(&oldest)
+        {
+            self.release(&old);
         }
         self.media_order.push_back(param.clone());
         self.media.insert(param, media);

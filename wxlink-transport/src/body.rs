@@ -109,14 +109,14 @@ impl Body {
     }
 
     /// Reads the whole body into memory, failing with
-    /// [`Error::BodyTooLarge`] as soon as more than `limit` bytes arrive (or
+    /// [`Error::is_body_too_large`] as soon as more than `limit` bytes arrive (or
     /// are announced by the body's size hint).
     ///
     /// A buffered body is returned without copying; a streamed body with a
     /// single chunk is returned without copying too.
     pub async fn collect_limited(self, limit: u64) -> Result<Bytes, Error> {
         if http_body::Body::size_hint(&self).lower() > limit {
-            return Err(Error::BodyTooLarge { limit });
+            return Err(Error::body_too_large(limit));
         }
         if let Kind::Full(bytes) = self.kind {
             return Ok(bytes);
@@ -137,7 +137,7 @@ impl Body {
             }
             total = total.saturating_add(data.len() as u64);
             if total > limit {
-                return Err(Error::BodyTooLarge { limit });
+                return Err(Error::body_too_large(limit));
             }
             match (&mut first, &mut rest) {
                 (None, _) => first = Some(data),

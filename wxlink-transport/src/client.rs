@@ -250,7 +250,7 @@ impl ApiClient<HttpsTransport> {
     ///
     /// Build one and clone it; every clone shares the connection pool.
     /// A base URL or header value that cannot be used is reported by the
-    /// first call ([`Error::InvalidUrl`], [`Error::InvalidRequest`]).
+    /// first call ([`Error::is_invalid_url`], [`Error::is_invalid_request`]).
     pub fn new(config: ApiConfig) -> Self {
         Self::with_service(config, HttpsTransport::new())
     }
@@ -350,9 +350,9 @@ where
     /// the percent-encoded query of `E::query` (ILINK.md §1.3). A `POST`
     /// body is `req` as JSON with `base_info` added when `E::BASE_INFO` and
     /// `req` carries none. The response must be 2xx
-    /// ([`Error::HttpStatus`] otherwise, with a redacted excerpt), fit in
-    /// the size limit, decode as `E::Response` ([`Error::Decode`]) and
-    /// report success in `ret`/`errcode` ([`Error::Api`]). An empty 2xx body
+    /// ([`Error::status`] otherwise, with a redacted excerpt), fit in
+    /// the size limit, decode as `E::Response` ([`Error::is_decode`]) and
+    /// report success in `ret`/`errcode` ([`Error::api_status`]). An empty 2xx body
     /// reads as `{}`.
     pub async fn call_with<E: Endpoint>(
         &self,
@@ -361,9 +361,7 @@ where
     ) -> Result<E::Response, Error> {
         let shared = &*self.shared;
         if let Some(reason) = &shared.header_error {
-            return Err(Error::InvalidRequest {
-                source: reason.clone().into(),
-            });
+            return Err(Error::invalid_request(reason.clone()));
         }
         let uri = match options.base_url.as_deref() {
             None => {
@@ -406,10 +404,7 @@ where
         let (parts, body) = response.into_parts();
         if !parts.status.is_success() {
             let head = read_head(body, redact::EXCERPT_SCAN_BYTES).await;
-            return Err(Error::HttpStatus {
-                status: parts.status,
-                excerpt: redact::excerpt(&head),
-            });
+            return Err(Error::http_status(parts.status, redact::excerpt(&head)));
         }
         let bytes = body
             .collect_limited(shared.config.max_response_bytes)
@@ -419,14 +414,12 @@ where
         } else {
             &bytes
         };
-        let decoded: E::Response = serde_json::from_slice(json).map_err(|err| Error::Decode {
-            source: Box::new(JsonError::from(&err)),
-            excerpt: redact::excerpt(&bytes),
-        })?;
+        let decoded: E::Response = serde_json::from_slice(json)
+            .map_err(|err| Error::decode(JsonError::from(&err), redact::excerpt(&bytes)))?;
         let status = decoded.status();
         if !status.is_success() {
             tracing::debug!(endpoint = E::NAME, code = status.code(), "api error status");
-            return Err(Error::Api(status));
+            return Err(Error::api(status));
         }
         Ok(decoded)
     }
@@ -436,9 +429,9 @@ fn header_values(config: &ApiConfig) -> Result<IlinkHeaderValues, String> {
     IlinkHeaderValues::new(&config.app_id, &config.channel_version)
         .and_then(|v| v.with_token(config.token.as_ref()))
         .and_then(|v| v.with_route_tag(config.route_tag.as_deref()))
-        .map_err(|err| match err {
-            Error::InvalidRequest { source } => source.to_string(),
-            other => other.to_string(),
+        .map_err(|err| match std::error::Error::source(&err) {
+            Some(source) if err.is_invalid_request() => source.to_string(),
+            _ => err.to_string(),
         })
 }
 
@@ -451,9 +444,7 @@ fn build_stack<S>(config: &ApiConfig, values: IlinkHeaderValues, transport: S) -
 }
 
 fn invalid_url(reason: &str) -> Error {
-    Error::InvalidUrl {
-        source: reason.to_owned().into(),
-    }
+    Error::invalid_url(reason.to_owned())
 }
 
 /// `scheme://authority/path/` of a base URL: the trailing slash is added,
@@ -495,18 +486,14 @@ fn endpoint_uri<E: Endpoint>(prefix: &str, req: &E::Request) -> Result<Uri, Erro
         url.push('=');
         push_uri_component(&mut url, value);
     }
-    Uri::try_from(url).map_err(|err| Error::InvalidUrl {
-        source: Box::new(err),
-    })
+    Uri::try_from(url).map_err(Error::invalid_url)
 }
 
 /// `req` as JSON, with `base_info` added when the endpoint wants it and the
 /// request carries none.
 fn encode_body<E: Endpoint>(req: &E::Request, base_info: &[u8]) -> Result<Vec<u8>, Error> {
     let mut buf = Vec::with_capacity(256);
-    serde_json::to_writer(&mut buf, req).map_err(|err| Error::InvalidRequest {
-        source: Box::new(err),
-    })?;
+    serde_json::to_writer(&mut buf, req).map_err(Error::invalid_request)?;
     if E::BASE_INFO {
         add_base_info(&mut buf, base_info);
     }

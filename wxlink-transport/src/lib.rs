@@ -55,7 +55,7 @@
 //!    10 s, CDN none), covering the response head and body; a per-call
 //!    timeout overrides it.
 //! 5. [`BodyLimitLayer`](layers::BodyLimitLayer): responses larger than the
-//!    limit fail with [`Error::BodyTooLarge`].
+//!    limit fail with [`Error::is_body_too_large`].
 //! 6. The transport `S`: [`HttpsTransport`] by default.
 //!
 //! CDN transfers use [`ApiClient::cdn_service`]: the same connection pool

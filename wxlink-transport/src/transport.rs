@@ -309,18 +309,12 @@ fn validate_proxy_url(url: &str) -> Result<(String, String), Error> {
     };
     let uri: Uri = with_scheme
         .parse()
-        .map_err(|e: http::uri::InvalidUri| Error::InvalidUrl {
-            source: Box::new(e),
-        })?;
+        .map_err(|e: http::uri::InvalidUri| Error::invalid_url(e))?;
     if uri.scheme() != Some(&Scheme::HTTP) {
-        return Err(Error::InvalidRequest {
-            source: "only http:// proxies are supported".into(),
-        });
+        return Err(Error::invalid_request("only http:// proxies are supported"));
     }
     let Some(authority) = uri.authority() else {
-        return Err(Error::InvalidUrl {
-            source: "proxy url has no host".into(),
-        });
+        return Err(Error::invalid_url("proxy url has no host"));
     };
     let host = authority
         .as_str()
@@ -336,8 +330,9 @@ fn validate_proxy_url(url: &str) -> Result<(String, String), Error> {
 /// per process (or per proxy setting) and clone it. As a
 /// `Service<Request<Body>>` it answers with the response head and a
 /// streaming [`Body`]; its errors are [`Error`]s boxed as
-/// [`BoxError`](crate::BoxError): [`Error::Connect`] when the request never
-/// left, [`Error::Transport`] when the connection failed after that.
+/// [`BoxError`](crate::BoxError): a connect error ([`Error::is_connect`])
+/// when the request never left, one that [may have been
+/// sent](Error::may_have_been_sent) when the connection failed after that.
 ///
 /// ```no_run
 /// use tower::ServiceExt;
@@ -379,7 +374,7 @@ impl HttpsTransport {
     }
 
     /// A transport with the given options, failing with
-    /// [`Error::InvalidRequest`] when an extra root certificate does not
+    /// [`Error::is_invalid_request`] when an extra root certificate does not
     /// parse.
     pub fn try_with_options(options: TransportOptions) -> Result<Self, Error> {
         Self::build(options, true)
@@ -452,9 +447,7 @@ fn tls_config(extra: &[Vec<u8>], strict: bool) -> Result<rustls::ClientConfig, E
         let cert = rustls::pki_types::CertificateDer::from(der.clone());
         if let Err(err) = roots.add(cert) {
             if strict {
-                return Err(Error::InvalidRequest {
-                    source: Box::new(err),
-                });
+                return Err(Error::invalid_request(err));
             }
             tracing::warn!("skipping an extra root certificate that does not parse");
         }
@@ -534,14 +527,9 @@ impl Future for TransportFuture {
 
 fn map_client_error(err: hyper_util::client::legacy::Error) -> Error {
     if err.is_connect() {
-        Error::Connect {
-            source: Box::new(err),
-        }
+        Error::connect(err)
     } else {
-        Error::Transport {
-            source: Box::new(err),
-            may_have_been_sent: true,
-        }
+        Error::transport(err, true)
     }
 }
 

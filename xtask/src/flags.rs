@@ -7,8 +7,7 @@ cargo xtask <command>
 commands:
   codegen [--check]    regenerate wxlink-proto/src/generated and docs/protocol.md
                        from the schema, or with --check fail if they are stale
-  lint                 cargo fmt --check, clippy with -D warnings, and a scan
-                       for syntax newer than the declared rust-version
+  lint                 cargo fmt --check and clippy with -D warnings
   deps                 check the dependency edges between our crates
   test [ARGS...]       the whole test suite (nextest or cargo test), then doc tests
   examples             run the client's examples against a standalone simulator

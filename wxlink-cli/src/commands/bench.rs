@@ -144,19 +144,14 @@ fn base_report(kind: &str, args: &BenchArgs, run: &mut Run) -> serde_json::Map<S
     m
 }
 
-/// Adds the peak RSS fields.
-///
-/// On Linux the figure is `VmHWM` from `/proc/self/status`, the high-water
-/// mark of this process image alone. `getrusage`'s `ru_maxrss` is only the
-/// fallback: across `exec` Linux keeps the larger of the old and the new
-/// image's peak, and a parent that spawns us through `vfork` (as
-/// `posix_spawn` and Rust's `Command` do) hands over its own peak, so a
-/// large parent such as `cargo` would be reported as ours.
-/// `peak_rss_source` names the figure used.
+/// Adds the peak RSS fields: `VmHWM`, this process image's own peak (see
+/// [`stats::peak_rss_bytes`]); `peak_rss_source` names the figure used.
 fn add_rss(m: &mut serde_json::Map<String, Value>) {
-    let (peak, source) = match own_peak_rss_bytes() {
-        Some(b) => (Some(b), "VmHWM"),
-        None => (stats::peak_rss_bytes(), "getrusage"),
+    let peak = stats::peak_rss_bytes();
+    let source = if peak.is_some() {
+        "VmHWM"
+    } else {
+        "unavailable"
     };
     m.insert("peak_rss_bytes".into(), json!(peak));
     m.insert("peak_rss_source".into(), json!(source));
@@ -164,24 +159,6 @@ fn add_rss(m: &mut serde_json::Map<String, Value>) {
         "peak_rss_mib".into(),
         json!(peak.map(|b| round3(b as f64 / (1024.0 * 1024.0)))),
     );
-}
-
-/// This process image's peak RSS in bytes: `VmHWM` of `/proc/self/status`
-/// (Linux only; `None` elsewhere).
-fn own_peak_rss_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    parse_vm_hwm(&status)
-}
-
-/// Reads the `VmHWM:   1234 kB` line of a `/proc/<pid>/status` text.
-fn parse_vm_hwm(status: &str) -> Option<u64> {
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let mut words = line.trim_start_matches("VmHWM:").split_whitespace();
-    let value: u64 = words.next()?.parse().ok()?;
-    match words.next() {
-        Some("kB") => value.checked_mul(1024),
-        _ => None,
-    }
 }
 
 /// `bench send-text`.
@@ -430,9 +407,18 @@ mod tests {
     fn vm_hwm_is_read_in_bytes_from_proc_status() {
         let status =
             "Name:\twxlink\nVmPeak:\t  900000 kB\nVmHWM:\t   12345 kB\nVmRSS:\t   10000 kB\n";
-        assert_eq!(parse_vm_hwm(status), Some(12345 * 1024));
-        assert_eq!(parse_vm_hwm("VmRSS:\t 10 kB\n"), None);
-        assert_eq!(parse_vm_hwm("VmHWM:\t 10 pages\n"), None);
+        assert_eq!(
+            stats::parse_status_bytes(status, "VmHWM:"),
+            Some(12345 * 1024)
+        );
+        assert_eq!(
+            stats::parse_status_bytes("VmRSS:\t 10 kB\n", "VmHWM:"),
+            None
+        );
+        assert_eq!(
+            stats::parse_status_bytes("VmHWM:\t 10 pages\n", "VmHWM:"),
+            None
+        );
     }
 
     #[cfg(target_os = "linux")]
@@ -440,7 +426,7 @@ mod tests {
     fn own_peak_rss_counts_memory_this_process_touched() {
         let block = vec![1u8; 32 << 20];
         std::hint::black_box(&block);
-        let peak = own_peak_rss_bytes().unwrap();
+        let peak = stats::peak_rss_bytes().unwrap();
         assert!(peak >= 32 << 20, "{peak}");
     }
 

@@ -192,10 +192,7 @@ fn is_permanent(e: &wxlink_client::Error) -> bool {
     if let Some(status) = t.status() {
         return status.is_client_error() && status.as_u16() != 408 && status.as_u16() != 429;
     }
-    matches!(
-        t,
-        wxlink_transport::Error::InvalidUrl { .. } | wxlink_transport::Error::InvalidRequest { .. }
-    )
+    t.is_invalid_url() || t.is_invalid_request()
 }
 
 /// Prints one message as a JSON line, with a `downloaded` field listing the

@@ -11,6 +11,7 @@ use wxlink_proto::BotToken;
 
 use crate::account::{self, DEFAULT_ACCOUNT_FILE};
 use crate::cli::{GlobalArgs, LoginArgs};
+use crate::ui;
 
 /// Runs the login and writes the account file.
 pub async fn run(global: &GlobalArgs, args: &LoginArgs) -> Result<ExitCode> {
@@ -76,46 +77,13 @@ pub async fn run(global: &GlobalArgs, args: &LoginArgs) -> Result<ExitCode> {
 #[derive(Debug, Default)]
 pub struct TerminalLogin;
 
-/// Draws `url` as a QR code on stdout, followed by the URL itself.
-pub fn print_qr(url: &str) {
-    let mut out = std::io::stdout().lock();
-    match crate::qr::render(url) {
-        Ok(code) => {
-            let _ = writeln!(out, "Scan this QR code with WeChat:\n");
-            let _ = write!(out, "{code}");
-        }
-        Err(e) => {
-            let _ = writeln!(out, "(the QR code cannot be drawn: {e})");
-        }
-    }
-    let _ = writeln!(out, "\nOr open this link in WeChat: {url}");
-    let _ = out.flush();
-}
-
-/// A one-line description of a login state change.
-pub fn describe(state: &LoginState) -> Option<&'static str> {
-    match state {
-        LoginState::Waiting => Some("waiting for the scan…"),
-        LoginState::Scanned => Some("scanned; confirm the login on the phone…"),
-        LoginState::NeedVerifyCode { retry: false } => {
-            Some("the server asks for the pairing code shown on the phone")
-        }
-        LoginState::NeedVerifyCode { retry: true } => Some("that pairing code was wrong"),
-        LoginState::Refreshed { .. } => Some("the QR code expired; here is a new one"),
-        LoginState::Confirmed(_) => Some("confirmed"),
-        LoginState::AlreadyConnected => Some("already connected"),
-        LoginState::Failed(_) => Some("failed"),
-        _ => None,
-    }
-}
-
 impl LoginCallbacks for TerminalLogin {
     fn on_qr(&mut self, url: &str) {
-        print_qr(url);
+        ui::print_qr(url);
     }
 
     fn on_status(&mut self, state: &LoginState) {
-        if let Some(text) = describe(state) {
+        if let Some(text) = ui::login_status(state) {
             eprintln!("login: {text}");
         }
     }

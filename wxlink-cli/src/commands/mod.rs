@@ -11,8 +11,6 @@ mod send;
 mod sim;
 mod typing;
 
-pub use login::{describe as describe_login_state, print_qr};
-
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
@@ -125,11 +123,11 @@ fn read_certificate(path: &std::path::Path) -> Result<Vec<u8>> {
 
 /// The DER bytes of the first `CERTIFICATE` block of a PEM text.
 fn pem_certificate(text: &str) -> Option<Vec<u8>> {
-    use base64::Engine as _;
-    let (_, rest) = text.split_once("-----BEGIN CERTIFICATE-----")?;
-    let (body, _) = rest.split_once("-----END CERTIFICATE-----")?;
-    let body: String = body.split_whitespace().collect();
-    base64::engine::general_purpose::STANDARD.decode(body).ok()
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject as _;
+    CertificateDer::from_pem_slice(text.as_bytes())
+        .ok()
+        .map(|der| der.to_vec())
 }
 
 /// Whether an error (or any of its causes) is an iLink session expiry (-14).

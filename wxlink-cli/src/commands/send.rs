@@ -10,7 +10,7 @@ use wxlink_media::{Phase, Progress};
 use wxlink_proto::ContextToken;
 
 use crate::cli::SendArgs;
-use crate::progress::{ProgressBar, human_bytes};
+use crate::ui::{ProgressBar, human_bytes};
 
 /// Sends what the arguments say and prints each message id on its own line.
 pub async fn run(client: &WxLinkClient, args: &SendArgs) -> Result<ExitCode> {
@@ -83,7 +83,7 @@ pub async fn run(client: &WxLinkClient, args: &SendArgs) -> Result<ExitCode> {
 }
 
 /// The phase being shown and its bar (none when the phase is small or
-/// stdout is not a terminal).
+/// stderr is not a terminal).
 type PhaseBar = (Phase, Option<ProgressBar>);
 
 /// The word shown before a progress bar.

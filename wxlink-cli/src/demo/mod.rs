@@ -33,7 +33,7 @@ use wxlink_sim::{InboundMessage, InjectedMessage, LoginScript, SentMessage, Simu
 use self::bot::BotEvent;
 use self::transcript::{Transcript, preview};
 use crate::cli::DemoArgs;
-use crate::progress::human_bytes;
+use crate::ui::human_bytes;
 
 /// `sendtyping` status values (ILINK.md §5.4).
 const TYPING: i64 = 1;
@@ -430,12 +430,12 @@ struct DemoLogin;
 
 impl LoginCallbacks for DemoLogin {
     fn on_qr(&mut self, url: &str) {
-        crate::commands::print_qr(url);
+        crate::ui::print_qr(url);
         println!("(The simulated phone scans it for you.)");
     }
 
     fn on_status(&mut self, state: &LoginState) {
-        if let Some(text) = crate::commands::describe_login_state(state) {
+        if let Some(text) = crate::ui::login_status(state) {
             println!("login: {text}");
         }
     }

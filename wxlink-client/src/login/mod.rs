@@ -61,9 +61,9 @@ pub struct LoginOptions {
     pub poll_interval: Duration,
     /// How many QR codes may be shown in total, the first included (3).
     pub max_qr_codes: u32,
-    /// The HTTP transport and client settings; the default HTTPS transport
-    /// when unset.
-    pub(crate) client: Option<crate::client::ClientBuilder>,
+    /// The HTTP transport and client settings, set through
+    /// `LoginOptions::client`; the default HTTPS transport when unset.
+    pub(crate) settings: Option<crate::api::ApiSettings>,
 }
 
 impl Default for LoginOptions {
@@ -74,7 +74,7 @@ impl Default for LoginOptions {
             deadline: Duration::from_millis(wxlink_proto::consts::LOGIN_DEADLINE_MS),
             poll_interval: Duration::from_millis(wxlink_proto::consts::QR_POLL_INTERVAL_MS),
             max_qr_codes: wxlink_proto::consts::QR_REFRESH_LIMIT,
-            client: None,
+            settings: None,
         }
     }
 }
@@ -129,14 +129,6 @@ impl LoginOptions {
     #[must_use]
     pub fn max_qr_codes(mut self, codes: u32) -> Self {
         self.max_qr_codes = codes.max(1);
-        self
-    }
-
-    /// Uses the transport, timeouts, retry policy and headers of `builder`
-    /// (its base URL and token are ignored: login has neither).
-    #[must_use]
-    pub fn client(mut self, builder: crate::client::ClientBuilder) -> Self {
-        self.client = Some(builder);
         self
     }
 }

@@ -267,7 +267,7 @@ impl std::fmt::Debug for LoginSession {
 impl LoginSession {
     /// Fetches the first QR code and starts the clock.
     pub async fn start(options: LoginOptions) -> Result<Self, Error> {
-        let api = Api::for_login(&options)?;
+        let api = Api::for_login(options.settings.as_ref(), &options.base_url)?;
         let local_tokens: Vec<_> = options
             .local_tokens
             .iter()
@@ -410,8 +410,7 @@ impl LoginSession {
         // The server holds a status poll for up to 35 s (ILINK.md §6.6); the
         // same margin as for `getupdates` lets its answer (a scan or the
         // confirmation) win over a client timer firing at that instant.
-        let timeout =
-            crate::client::FIRST_POLL_TIMEOUT.min(remaining.max(Duration::from_millis(1)));
+        let timeout = crate::api::FIRST_POLL_TIMEOUT.min(remaining.max(Duration::from_millis(1)));
         match self
             .api
             .call_at::<GetQrcodeStatus>(&request, self.machine.poll_base(), Some(timeout))

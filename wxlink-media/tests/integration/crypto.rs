@@ -246,7 +246,7 @@ proptest! {
         let ct = crypto::encrypt(&key, &vec![0xAB; len]);
         prop_assert_eq!(ct.len() as u64, crypto::ciphertext_len(len as u64));
         // PKCS#7 adds 1 to 16 bytes and ends on a block boundary.
-        prop_assert!(ct.len() > len && ct.len() - len <= 16 && ct.len() % 16 == 0);
+        prop_assert!(ct.len() > len && ct.len() - len <= 16 && ct.len().is_multiple_of(16));
     }
 
     #[test]

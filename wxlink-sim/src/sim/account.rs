@@ -448,7 +448,7 @@ pub(crate) fn inject(shared: &Shared, id: u32, message: InboundMessage) -> Injec
     };
     let now = st.now_ms();
     let mut msg: WeixinMessage = message.msg.clone();
-    let message_id = msg.message_id.unwrap_or(if n % 2 == 0 {
+    let message_id = msg.message_id.unwrap_or(if n.is_multiple_of(2) {
         BIG_ID_BASE + n
     } else {
         SMALL_ID_BASE + n

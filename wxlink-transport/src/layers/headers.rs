@@ -147,9 +147,7 @@ impl IlinkHeaderValues {
             Some(t) if !t.is_empty() => {
                 let mut value = HeaderValue::try_from(format!("Bearer {t}")).map_err(|_| {
                     // The value is not shown: it holds the token.
-                    Error::InvalidRequest {
-                        source: "the bot token is not a valid header value".into(),
-                    }
+                    Error::invalid_request("the bot token is not a valid header value")
                 })?;
                 value.set_sensitive(true);
                 Some(value)
@@ -220,9 +218,7 @@ impl fmt::Debug for IlinkHeaderValues {
 }
 
 fn header_value(text: &str) -> Result<HeaderValue, Error> {
-    HeaderValue::from_str(text).map_err(|e| Error::InvalidRequest {
-        source: Box::new(e),
-    })
+    HeaderValue::from_str(text).map_err(Error::invalid_request)
 }
 
 /// A fresh `X-WECHAT-UIN` (ILINK.md §2.2): a random `u32` in decimal,
@@ -238,44 +234,17 @@ pub(crate) fn fresh_uin() -> HeaderValue {
 /// `value` in decimal, base64-encoded (standard alphabet, padded), as a
 /// header value.
 fn encode_uin(value: u32) -> HeaderValue {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    // At most 10 decimal digits.
+    use base64::Engine as _;
+    use std::io::Write as _;
+    // At most 10 decimal digits, which encode to 16 base64 characters.
     let mut digits = [0u8; 10];
-    let mut start = digits.len();
-    let mut rest = value;
-    loop {
-        start -= 1;
-        digits[start] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
-    }
-    let text = &digits[start..];
-    // 10 bytes encode to 16 base64 characters.
+    let mut cursor = std::io::Cursor::new(&mut digits[..]);
+    let _ = write!(cursor, "{value}");
+    let text_len = usize::try_from(cursor.position()).unwrap_or(0);
     let mut out = [0u8; 16];
-    let mut len = 0;
-    for chunk in text.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        out[len] = ALPHABET[(n >> 18) as usize & 63];
-        out[len + 1] = ALPHABET[(n >> 12) as usize & 63];
-        out[len + 2] = if chunk.len() > 1 {
-            ALPHABET[(n >> 6) as usize & 63]
-        } else {
-            b'='
-        };
-        out[len + 3] = if chunk.len() > 2 {
-            ALPHABET[n as usize & 63]
-        } else {
-            b'='
-        };
-        len += 4;
-    }
+    let len = base64::engine::general_purpose::STANDARD
+        .encode_slice(&digits[..text_len], &mut out)
+        .unwrap_or(0);
     // Base64 output is always a valid header value; the fallback is never
     // taken.
     HeaderValue::from_bytes(&out[..len]).unwrap_or(HeaderValue::from_static("MA=="))

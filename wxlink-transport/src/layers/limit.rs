@@ -16,7 +16,7 @@ use crate::error::{BoxError, Error};
 /// Fails responses whose body is larger than a limit.
 ///
 /// A response whose `Content-Length` exceeds the limit fails at once with
-/// [`Error::BodyTooLarge`], before any of its body is read. A response
+/// [`Error::is_body_too_large`], before any of its body is read. A response
 /// without a length is counted while it streams and fails as soon as it
 /// passes the limit.
 #[derive(Debug, Clone, Copy)]
@@ -109,7 +109,7 @@ where
         let limit = *this.limit;
         let hint = http_body::Body::size_hint(resp.body());
         if hint.lower() > limit {
-            return Poll::Ready(Err(Box::new(Error::BodyTooLarge { limit })));
+            return Poll::Ready(Err(Box::new(Error::body_too_large(limit))));
         }
         // hyper never yields more than a declared length, so a body whose
         // exact size fits needs no counting.
@@ -147,9 +147,7 @@ impl http_body::Body for LimitedBody {
                 if let Some(data) = frame.data_ref() {
                     let len = data.len() as u64;
                     if len > this.remaining {
-                        return Poll::Ready(Some(Err(Box::new(Error::BodyTooLarge {
-                            limit: this.limit,
-                        }))));
+                        return Poll::Ready(Some(Err(Box::new(Error::body_too_large(this.limit)))));
                     }
                     this.remaining -= len;
                 }

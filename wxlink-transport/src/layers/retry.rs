@@ -27,12 +27,12 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use http::{Extensions, HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
+use http::{Extensions, HeaderMap, Method, Request, Response, Uri, Version};
 use tokio::time::Instant;
 use tower::{Layer, Service, ServiceExt};
 
 use crate::body::Body;
-use crate::error::{BoxError, Failure, classify};
+use crate::error::{BoxError, Failure, classify, is_retryable_status};
 use crate::layers::headers::{X_WECHAT_UIN, fresh_uin};
 use crate::meta::CallMeta;
 use crate::proto::{RetrySafety, TimeoutClass};
@@ -146,12 +146,6 @@ impl RetryPolicy {
             },
         }
     }
-}
-
-/// 502, 503 and 504, and Cloudflare's 524 (origin timeout), which the iLink
-/// gateway returns in the field (ILINK.md §6.2).
-fn is_retryable_status(status: StatusCode) -> bool {
-    matches!(status.as_u16(), 502 | 503 | 504 | 524)
 }
 
 /// Retries requests as a [`RetryPolicy`] allows.
@@ -451,6 +445,8 @@ where
 
 #[cfg(test)]
 mod tests {
+    use http::StatusCode;
+
     use super::*;
 
     #[test]

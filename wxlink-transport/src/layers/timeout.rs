@@ -104,7 +104,7 @@ impl<S> Layer<S> for TimeoutLayer {
 }
 
 /// The service of [`TimeoutLayer`]. A request that runs out of time fails
-/// with [`Error::Timeout`] carrying its class.
+/// with [`Error::is_timeout`] carrying its class.
 #[derive(Debug, Clone)]
 pub struct Timeout<S> {
     inner: S,
@@ -159,10 +159,7 @@ struct Limit {
 
 impl Limit {
     fn error(self) -> Error {
-        Error::Timeout {
-            class: self.class,
-            after: self.after,
-        }
+        Error::timeout(self.class, self.after)
     }
 }
 
@@ -209,10 +206,10 @@ where
                 _ => resp,
             }));
         }
-        if let (Some(sleep), Some(limit)) = (this.sleep.as_mut(), *this.limit) {
-            if sleep.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(Err(Box::new(limit.error())));
-            }
+        if let (Some(sleep), Some(limit)) = (this.sleep.as_mut(), *this.limit)
+            && sleep.as_mut().poll(cx).is_ready()
+        {
+            return Poll::Ready(Err(Box::new(limit.error())));
         }
         Poll::Pending
     }

@@ -62,7 +62,12 @@ pub fn run(sh: &Shell, seconds: u64, targets: &[String]) -> Result<()> {
         .run()
         .is_err()
     {
-        bail!("cargo-fuzz is not installed: run `cargo install cargo-fuzz`");
+        // A fresh machine has only the toolchain; cargo-fuzz comes from
+        // crates.io like every other dependency.
+        eprintln!("xtask fuzz: cargo-fuzz is not installed; installing it");
+        cmd!(sh, "cargo install cargo-fuzz --locked")
+            .run()
+            .context("cannot install cargo-fuzz; run `cargo install cargo-fuzz`")?;
     }
     let root = project_root();
     let _dir = sh.push_dir(&root);

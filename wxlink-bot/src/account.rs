@@ -407,10 +407,10 @@ async fn run_lease(
     if let Ok(t) = shared.store.throttle(&shared.id).await {
         shared.limiter.load_throttle(t);
     }
-    if shared.options.notify {
-        if let Err(err) = shared.client().notify_start().await {
-            tracing::warn!(account = %shared.id, error = %err, "notifystart failed");
-        }
+    if shared.options.notify
+        && let Err(err) = shared.client().notify_start().await
+    {
+        tracing::warn!(account = %shared.id, error = %err, "notifystart failed");
     }
 
     let mut backoff = Backoff::new(shared.options.backoff);
@@ -659,19 +659,19 @@ async fn run_lease(
     // flight end and journals its batch: the server counts a batch as
     // delivered once it sent it, so a poll dropped now could take messages
     // with it. The poll ends before the lease does (see `poll_limit`).
-    if let (Exit::Stopped, Some(pending)) = (&exit, poll.take()) {
-        if let Ok(polled) = pending.await {
-            let batch = InboundBatch {
-                cursor: Some(polled.next_cursor.clone()).filter(|c| !c.is_empty() && *c != cursor),
-                messages: inbound(&polled.response.msgs),
-                now_ms: now_ms(),
-                id_window: shared.options.id_window,
-            };
-            if !batch.messages.is_empty() || batch.cursor.is_some() {
-                if let Err(err) = shared.store.commit_batch(&lease, &batch).await {
-                    tracing::error!(account = %shared.id, error = %err, count = batch.messages.len(), "journaling the last batch before stopping failed");
-                }
-            }
+    if let (Exit::Stopped, Some(pending)) = (&exit, poll.take())
+        && let Ok(polled) = pending.await
+    {
+        let batch = InboundBatch {
+            cursor: Some(polled.next_cursor.clone()).filter(|c| !c.is_empty() && *c != cursor),
+            messages: inbound(&polled.response.msgs),
+            now_ms: now_ms(),
+            id_window: shared.options.id_window,
+        };
+        if (!batch.messages.is_empty() || batch.cursor.is_some())
+            && let Err(err) = shared.store.commit_batch(&lease, &batch).await
+        {
+            tracing::error!(account = %shared.id, error = %err, count = batch.messages.len(), "journaling the last batch before stopping failed");
         }
     }
     // Aborting the handlers drops their sends in flight; nothing they did

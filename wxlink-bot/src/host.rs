@@ -431,10 +431,8 @@ impl Host {
     /// next starts. Returns `false` when there is no such dead letter.
     pub async fn requeue(&self, id: &AccountId, key: JournalKey) -> Result<bool, Error> {
         let moved = self.inner.store.requeue(id, key).await?;
-        if moved {
-            if let Some(shared) = self.lock()?.get(id).map(|r| Arc::clone(&r.shared)) {
-                shared.requeued(key);
-            }
+        if moved && let Some(shared) = self.lock()?.get(id).map(|r| Arc::clone(&r.shared)) {
+            shared.requeued(key);
         }
         Ok(moved)
     }

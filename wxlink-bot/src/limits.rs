@@ -212,10 +212,10 @@ impl Shared {
             Ok(value) => {
                 if probing.is_some() {
                     self.limiter.set_throttle(None);
-                    if let Ok(lease) = self.lease() {
-                        if let Err(err) = self.store.set_throttle(&lease, None).await {
-                            tracing::warn!(account = %self.id, error = %err, "saving the lifted throttle failed");
-                        }
+                    if let Ok(lease) = self.lease()
+                        && let Err(err) = self.store.set_throttle(&lease, None).await
+                    {
+                        tracing::warn!(account = %self.id, error = %err, "saving the lifted throttle failed");
                     }
                     self.emit(EventKind::ThrottleLifted);
                 }
@@ -246,10 +246,10 @@ impl Shared {
                     "sendmessage answered -2; holding every send of this bot"
                 );
                 self.limiter.set_throttle(Some(record));
-                if let Ok(lease) = self.lease() {
-                    if let Err(e) = self.store.set_throttle(&lease, Some(record)).await {
-                        tracing::warn!(account = %self.id, error = %e, "saving the throttle failed");
-                    }
+                if let Ok(lease) = self.lease()
+                    && let Err(e) = self.store.set_throttle(&lease, Some(record)).await
+                {
+                    tracing::warn!(account = %self.id, error = %e, "saving the throttle failed");
                 }
                 self.emit(EventKind::Throttled {
                     since: system_time(record.since_ms),

@@ -186,10 +186,10 @@ impl Runner {
     /// Stops an account on this runner (its lease is released if still
     /// held); an account not running here is fine.
     async fn drop_account(&self, id: &AccountId) {
-        if self.host.account(id).is_some() {
-            if let Err(err) = self.host.remove_account(id).await {
-                tracing::debug!(account = %id, error = %err, "removing the account failed");
-            }
+        if self.host.account(id).is_some()
+            && let Err(err) = self.host.remove_account(id).await
+        {
+            tracing::debug!(account = %id, error = %err, "removing the account failed");
         }
     }
 }

@@ -287,10 +287,10 @@ impl CommandAgent {
             Ok(Err(err)) => Err(err),
             Err(_) => {
                 // A late answer to this id is dropped.
-                if let Some(running) = self.running.lock().await.as_ref() {
-                    if let Ok(mut map) = running.pending_map() {
-                        map.remove(&id);
-                    }
+                if let Some(running) = self.running.lock().await.as_ref()
+                    && let Ok(mut map) = running.pending_map()
+                {
+                    map.remove(&id);
                 }
                 Err(Error::timeout(timeout))
             }
@@ -378,12 +378,12 @@ async fn read_replies(stdout: tokio::process::ChildStdout, running: std::sync::W
             },
             None if map.len() == 1 => {
                 // One turn is waiting, so this garbage can only be its answer.
-                if let Some(key) = map.keys().next().cloned() {
-                    if let Some(tx) = map.remove(&key) {
-                        let _ = tx.send(Err(Error::unreadable(
-                            "the agent wrote a line that is not a reply",
-                        )));
-                    }
+                if let Some(key) = map.keys().next().cloned()
+                    && let Some(tx) = map.remove(&key)
+                {
+                    let _ = tx.send(Err(Error::unreadable(
+                        "the agent wrote a line that is not a reply",
+                    )));
                 }
             }
             None => tracing::warn!("the agent wrote a line that is not a reply; ignored"),

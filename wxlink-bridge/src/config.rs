@@ -237,15 +237,16 @@ impl BridgeConfig {
                 account.file = base.join(&account.file);
             }
         }
-        if let Some(dir) = &mut config.bridge.media_dir {
-            if dir.is_relative() {
-                *dir = base.join(&*dir);
-            }
+        if let Some(dir) = &mut config.bridge.media_dir
+            && dir.is_relative()
+        {
+            *dir = base.join(&*dir);
         }
-        if let Some(store) = &mut config.store {
-            if !store.contains("://") && Path::new(store.as_str()).is_relative() {
-                *store = base.join(&*store).display().to_string();
-            }
+        if let Some(store) = &mut config.store
+            && !store.contains("://")
+            && Path::new(store.as_str()).is_relative()
+        {
+            *store = base.join(&*store).display().to_string();
         }
         Ok(config)
     }

@@ -548,16 +548,16 @@ async fn handle_batch(shared: &Shared, batch: Vec<Inbound>) {
     };
     let end = if counted_outside { first } else { last };
     let mut index = 0u32;
-    if first >= 2 {
-        if let Some(notice) = &options.failure_notice {
-            // The earlier attempt sent the notice as reply 0; the runtime
-            // skips it as already accepted, and the answer keeps its
-            // indexes.
-            if let Err(err) = shared.outbox.send_text(&to, index, notice.clone()).await {
-                tracing::warn!(error = %err, "cannot send the failure notice");
-            }
-            index += 1;
+    if first >= 2
+        && let Some(notice) = &options.failure_notice
+    {
+        // The earlier attempt sent the notice as reply 0; the runtime
+        // skips it as already accepted, and the answer keeps its
+        // indexes.
+        if let Err(err) = shared.outbox.send_text(&to, index, notice.clone()).await {
+            tracing::warn!(error = %err, "cannot send the failure notice");
         }
+        index += 1;
     }
     let typing = shared.outbox.typing(&to).await;
     let mut last_error: Option<Error> = None;
@@ -589,13 +589,14 @@ async fn handle_batch(shared: &Shared, batch: Vec<Inbound>) {
             "the agent failed a turn"
         );
         last_error = Some(err);
-        if attempt == 1 && last > 1 {
-            if let Some(notice) = &options.failure_notice {
-                if let Err(err) = shared.outbox.send_text(&to, index, notice.clone()).await {
-                    tracing::warn!(error = %err, "cannot send the failure notice");
-                }
-                index += 1;
+        if attempt == 1
+            && last > 1
+            && let Some(notice) = &options.failure_notice
+        {
+            if let Err(err) = shared.outbox.send_text(&to, index, notice.clone()).await {
+                tracing::warn!(error = %err, "cannot send the failure notice");
             }
+            index += 1;
         }
         if attempt < end {
             tokio::time::sleep(options.retry_delay).await;
@@ -610,10 +611,10 @@ async fn handle_batch(shared: &Shared, batch: Vec<Inbound>) {
             settle_all(settles, Some(&reason)).await;
             return;
         }
-        if let Some(notice) = &options.give_up_notice {
-            if let Err(err) = shared.outbox.send_text(&to, index, notice.clone()).await {
-                tracing::warn!(error = %err, "cannot send the give-up notice");
-            }
+        if let Some(notice) = &options.give_up_notice
+            && let Err(err) = shared.outbox.send_text(&to, index, notice.clone()).await
+        {
+            tracing::warn!(error = %err, "cannot send the give-up notice");
         }
         shared.metrics.turn("dead_lettered");
         shared.metrics.dead_letter();

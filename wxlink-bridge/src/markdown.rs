@@ -340,27 +340,29 @@ fn filter_inline(line: &str, out: &mut String) {
             continue;
         }
         // Images are removed when complete.
-        if c == '!' && chars.get(i + 1) == Some(&'[') {
-            if let Some(end) = image_end(&chars, i) {
-                i = end;
-                continue;
-            }
+        if c == '!'
+            && chars.get(i + 1) == Some(&'[')
+            && let Some(end) = image_end(&chars, i)
+        {
+            i = end;
+            continue;
         }
         if c == '*' || c == '_' {
             let run = run_len(&chars, i, c);
             let next = chars.get(i + run).copied();
-            if (run == 1 || run == 3) && next.is_some_and(|n| !n.is_whitespace()) {
-                if let Some(close) = find_emphasis_close(&chars, i + run, c, run) {
-                    let content = &chars[i + run..close];
-                    if content.iter().any(|&ch| is_cjk(ch)) {
-                        let inner: String = content.iter().collect();
-                        filter_inline(&inner, out);
-                    } else {
-                        out.extend(&chars[i..close + run]);
-                    }
-                    i = close + run;
-                    continue;
+            if (run == 1 || run == 3)
+                && next.is_some_and(|n| !n.is_whitespace())
+                && let Some(close) = find_emphasis_close(&chars, i + run, c, run)
+            {
+                let content = &chars[i + run..close];
+                if content.iter().any(|&ch| is_cjk(ch)) {
+                    let inner: String = content.iter().collect();
+                    filter_inline(&inner, out);
+                } else {
+                    out.extend(&chars[i..close + run]);
                 }
+                i = close + run;
+                continue;
             }
             out.extend(&chars[i..i + run]);
             i += run;

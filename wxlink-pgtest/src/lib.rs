@@ -190,10 +190,10 @@ pub fn find_binaries() -> Result<PathBuf, PgTestError> {
         }
     }
     looked.push("pg_config --bindir".into());
-    if let Some(path) = std::env::var_os("PATH") {
-        if let Some(dir) = std::env::split_paths(&path).find(|d| complete(d)) {
-            return Ok(dir);
-        }
+    if let Some(path) = std::env::var_os("PATH")
+        && let Some(dir) = std::env::split_paths(&path).find(|d| complete(d))
+    {
+        return Ok(dir);
     }
     looked.push("PATH".into());
     Err(PgTestError::NoBinaries {
@@ -611,9 +611,9 @@ fn skip(test: &str, looked: &str) {
         "\n*** SKIPPED {test}: no PostgreSQL server binaries (looked in {looked}); \
          install `postgresql` or set {BIN_ENV}, and set {REQUIRE_ENV}=1 to make this a failure ***\n"
     );
-    if let Some(path) = std::env::var_os(SKIPPED_FILE_ENV) {
-        if let Ok(mut file) = fs::OpenOptions::new().create(true).append(true).open(path) {
-            let _ = writeln!(file, "{test}");
-        }
+    if let Some(path) = std::env::var_os(SKIPPED_FILE_ENV)
+        && let Ok(mut file) = fs::OpenOptions::new().create(true).append(true).open(path)
+    {
+        let _ = writeln!(file, "{test}");
     }
 }

@@ -299,10 +299,10 @@ impl Store for MemoryStore {
         index: u32,
     ) -> StoreFuture<'a, ()> {
         ready(self.fenced(lease, "record a reply", |state| {
-            if let Some(entry) = state.journal.get_mut(&key) {
-                if let Err(at) = entry.accepted_replies.binary_search(&index) {
-                    entry.accepted_replies.insert(at, index);
-                }
+            if let Some(entry) = state.journal.get_mut(&key)
+                && let Err(at) = entry.accepted_replies.binary_search(&index)
+            {
+                entry.accepted_replies.insert(at, index);
             }
         }))
     }

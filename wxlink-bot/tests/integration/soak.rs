@@ -73,7 +73,7 @@ async fn chaos_soak_handles_every_message_exactly_once_across_100_accounts() {
             let (handled, index) = (handled.clone(), index.clone());
             async move {
                 let id = incoming.message_id().unwrap_or_default();
-                if id % 10 == 0 {
+                if id.is_multiple_of(10) {
                     // Typing now and then, so getconfig and sendtyping see faults too.
                     incoming.typing().finish().await;
                 }

@@ -238,13 +238,12 @@ async fn http_500_gives_a_notice_retries_and_a_dead_letter() {
 
     let dead = tokio::time::timeout(WAIT, async {
         loop {
-            if let Ok(event) = events.recv().await {
-                if let EventKind::DeadLettered {
+            if let Ok(event) = events.recv().await
+                && let EventKind::DeadLettered {
                     attempts, error, ..
                 } = event.kind
-                {
-                    return (attempts, error);
-                }
+            {
+                return (attempts, error);
             }
         }
     })
@@ -289,11 +288,11 @@ async fn garbage_and_timeouts_are_failures_too() {
     sim2.inject_text(sim2.user_id(), "slow");
     tokio::time::timeout(WAIT, async {
         loop {
-            if let Ok(e) = events.recv().await {
-                if let EventKind::DeadLettered { error, .. } = e.kind {
-                    assert!(error.contains("no answer within 300 ms"), "{error}");
-                    return;
-                }
+            if let Ok(e) = events.recv().await
+                && let EventKind::DeadLettered { error, .. } = e.kind
+            {
+                assert!(error.contains("no answer within 300 ms"), "{error}");
+                return;
             }
         }
     })

@@ -33,7 +33,7 @@
 //! - **Typing** is shown before the agent is called and stays on while it
 //!   works; it is cancelled once the reply has been sent.
 //! - **Replies** are filtered (optionally, [`EngineOptions::markdown_filter`])
-//!   and chunked with [`chunk_markdown`](crate::chunk_markdown) at
+//!   and chunked with [`chunk_markdown`] at
 //!   [`EngineOptions::chunk_chars`]; each chunk, then each media file, goes
 //!   out through the [`Outbox`] with its index in the reply, so the runtime
 //!   can pace and budget it and skip what it already sent before a crash.

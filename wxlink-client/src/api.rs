@@ -28,8 +28,7 @@ pub use wxlink_transport::BoxHttpService;
 /// server's answer win. It is added to every hold the client knows of: the
 /// server's `longpolling_timeout_ms`, the configured
 /// [`Timeouts::long_poll`](wxlink_transport::Timeouts::long_poll) (35 s by
-/// default) before the server has sent one, and the runtime's
-/// [`UpdatesOptions::poll_timeout`](crate::runtime::UpdatesOptions::poll_timeout).
+/// default) before the server has sent one.
 pub const LONG_POLL_MARGIN: Duration = Duration::from_secs(5);
 
 /// The client-side limit of the first long poll by default, before the

@@ -9,15 +9,15 @@ use crate::chaos::Chaos;
 /// Settings of one simulator instance.
 ///
 /// Start from [`SimConfig::default`] (which mimics the real server's
-/// timings, with every fidelity switch off) or use [`Simulator::builder`].
+/// timings, with every fidelity switch off) or use [`Simulator::builder`](crate::Simulator::builder).
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct SimConfig {
     /// TCP port of the main listener; 0 picks a free port.
     pub port: u16,
     /// Bot accounts created at start (at least 1). The first is the one
-    /// the one-account API ([`Simulator::token`](crate::Simulator::token),
-    /// [`Simulator::inject_text`](crate::Simulator::inject_text), …) means.
+    /// the one-account API ([`Simulator::token`](crate::Simulator::token)(crate::Simulator::token),
+    /// [`Simulator::inject_text`](crate::Simulator::inject_text)(crate::Simulator::inject_text), …) means.
     pub accounts: usize,
     /// Faults drawn at random from a seed; `None` (the default) draws none.
     pub chaos: Option<Chaos>,
@@ -66,14 +66,14 @@ pub struct SimConfig {
     pub max_json_body: usize,
     /// Most request-log entries kept; the oldest go first. Keeps load tests
     /// from growing the log without bound. The all-time count per endpoint
-    /// keeps going (see [`Simulator::record_counts`]).
+    /// keeps going (see [`Simulator::record_counts`](crate::Simulator::record_counts)).
     pub request_log_limit: usize,
     /// Most entries kept in each of the other record logs: sent messages,
     /// typing calls, notify calls and uploads (10 000 each by default). The
     /// oldest go first, so a simulator under a long load test keeps a fixed
     /// amount of memory for them; 0 keeps none. The accessors
-    /// ([`Simulator::sent_messages`] and the like) return what is kept,
-    /// while the all-time totals ([`Simulator::record_counts`]) and the
+    /// ([`Simulator::sent_messages`](crate::Simulator::sent_messages) and the like) return what is kept,
+    /// while the all-time totals ([`Simulator::record_counts`](crate::Simulator::record_counts)) and the
     /// `wait_for_*` helpers count every entry ever added.
     pub record_limit: usize,
     /// Give injected media a `full_url` (a complete download URL on the
@@ -89,7 +89,7 @@ pub struct SimConfig {
     /// speaks TLS (the default, `true`), as a client that polls
     /// `https://` + `redirect_host` (`docs/protocol.md`, `get_qrcode_status`) needs. Its certificate
     /// is for `127.0.0.1` and `localhost`, signed by a CA made at start:
-    /// see [`Simulator::tls_root_der`]. `false` serves plain HTTP there,
+    /// see [`Simulator::tls_root_der`](crate::Simulator::tls_root_der). `false` serves plain HTTP there,
     /// for a client that keeps `http://` after the redirect.
     pub redirect_tls: bool,
 }

@@ -18,10 +18,21 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(back.to_hex(), hex);
         }
         Err(err) => {
-            // The reason never echoes the input back.
+            // The reason never echoes the input back. An input may still
+            // be a piece of the fixed wording ("id aes key: k"), so a match
+            // counts as an echo only when the reason for an input of the
+            // same length that shares none of its characters lacks it.
             let shown = err.to_string();
-            if text.len() >= 8 {
-                assert!(!shown.contains(text), "error shows the key");
+            if text.len() >= 8 && shown.contains(text) {
+                let other: String = text
+                    .chars()
+                    .map(|c| if c == '#' { '%' } else { '#' })
+                    .collect();
+                let other_shown = AesKey::parse_inbound(&other)
+                    .err()
+                    .map(|e| e.to_string())
+                    .unwrap_or_default();
+                assert!(other_shown.contains(text), "error shows the key");
             }
         }
     }

@@ -37,6 +37,8 @@
 //! listen = "127.0.0.1:9464"            # /healthz and /metrics
 //! send_endpoint = "127.0.0.1:9465"     # for webhooks answering later
 //! send_token_env = "WXLINK_BRIDGE_SEND_TOKEN"
+//! media_endpoint = "127.0.0.1:9466"    # inbound media as loopback URLs
+//! media_token_env = "WXLINK_BRIDGE_MEDIA_TOKEN"
 //!
 //! [[account]]
 //! file = "accounts/bot-1.json"
@@ -203,6 +205,12 @@ pub struct ServerConfig {
     pub send_endpoint: Option<SocketAddr>,
     /// The environment variable holding the send endpoint's token.
     pub send_token_env: Option<String>,
+    /// Where a turn's inbound media are served to agents (a loopback
+    /// address); absent, agents get local paths only.
+    pub media_endpoint: Option<SocketAddr>,
+    /// The environment variable holding the media endpoint's token
+    /// (default `WXLINK_BRIDGE_MEDIA_TOKEN`).
+    pub media_token_env: Option<String>,
 }
 
 /// One `[[account]]`.

@@ -54,6 +54,7 @@ use crate::engine::{
     DeliveryAttempt, Engine, EngineOptions, Inbound, MediaOutcome, Outbox, ReplyTo, Settle, Typing,
 };
 use crate::error::{Error, ErrorKind};
+use crate::media_endpoint::MediaEndpoint;
 use crate::metrics::Metrics;
 use crate::turn::{MediaKind, ReplyMedia, TurnMedia};
 use crate::webhook::ReplySink;
@@ -84,6 +85,9 @@ pub struct BridgeOptions {
     /// addresses may be reached (default: public ones only, checked after
     /// resolution on every hop).
     pub fetch: FetchOptions,
+    /// Serves each turn's inbound media on loopback too, at
+    /// [`TurnMedia::url`], while the turn lasts (default: paths only).
+    pub media_endpoint: Option<Arc<MediaEndpoint>>,
 }
 
 impl fmt::Debug for BridgeOptions {
@@ -94,6 +98,7 @@ impl fmt::Debug for BridgeOptions {
             .field("download_media", &self.download_media)
             .field("on_delivery", &self.on_delivery.is_some())
             .field("fetch", &self.fetch)
+            .field("media_endpoint", &self.media_endpoint)
             .finish()
     }
 }
@@ -108,7 +113,16 @@ impl BridgeOptions {
             download_media: true,
             on_delivery: None,
             fetch: FetchOptions::default(),
+            media_endpoint: None,
         }
+    }
+
+    /// Serves inbound media at loopback URLs through `endpoint`, beside
+    /// their local paths.
+    #[must_use]
+    pub fn media_endpoint(mut self, endpoint: Arc<MediaEndpoint>) -> Self {
+        self.media_endpoint = Some(endpoint);
+        self
     }
 
     /// Sets the limits of reply URL fetches.
@@ -343,6 +357,16 @@ impl BridgeHandler {
             } else {
                 Vec::new()
             };
+            let media = match &self.shared.options.media_endpoint {
+                Some(endpoint) => media
+                    .into_iter()
+                    .map(|mut m| {
+                        m.url = endpoint.publish(&m.path, m.content_type.as_deref());
+                        m
+                    })
+                    .collect(),
+                None => media,
+            };
             files.extend(media.iter().map(|m| m.path.clone()));
             let (tx, rx) = oneshot::channel();
             waits.push(rx);
@@ -379,6 +403,9 @@ impl BridgeHandler {
             }
         }
         for path in files {
+            if let Some(endpoint) = &self.shared.options.media_endpoint {
+                endpoint.withdraw(&path);
+            }
             let _ = tokio::fs::remove_file(&path).await;
         }
         outcome

@@ -38,7 +38,9 @@ use wxlink_bot::store::{AccountId, PostgresStore, SqliteStore, Store};
 use wxlink_bot::{AccountConfig, AccountOptions, EventKind, Host};
 use wxlink_bridge::config::{AgentConfig, BridgeConfig};
 use wxlink_bridge::runtime::Bridge;
-use wxlink_bridge::{Agent, AgentRouter, Health, Metrics, Secret, SendEndpoint, serve_ops};
+use wxlink_bridge::{
+    Agent, AgentRouter, Health, MediaEndpoint, Metrics, Secret, SendEndpoint, serve_ops,
+};
 use wxlink_client::AccountRecord;
 use wxlink_proto::BotToken;
 
@@ -193,12 +195,11 @@ pub async fn run(global: &GlobalArgs, args: &BridgeArgs) -> Result<ExitCode> {
     let engine = config.engine_options(&ids);
     let inbound_dir = inbound_dir();
     let metrics = Arc::new(Metrics::new());
-    let bridge = Bridge::with_metrics(
-        host.clone(),
-        agent,
-        config.bridge_options(engine, &inbound_dir, args.allow_private_reply_urls),
-        metrics.clone(),
-    );
+    let mut options = config.bridge_options(engine, &inbound_dir, args.allow_private_reply_urls);
+    if let Some(endpoint) = media_endpoint(&config).await? {
+        options = options.media_endpoint(endpoint);
+    }
+    let bridge = Bridge::with_metrics(host.clone(), agent, options, metrics.clone());
     let attempts = config.bridge.attempts.unwrap_or(3);
     for (account, _) in accounts {
         let id = account.id().as_str().to_owned();
@@ -258,14 +259,18 @@ async fn run_scale_out(
     let host = host_builder(global, args, dyn_store)?.build();
     let inbound_dir = inbound_dir();
     let metrics = Arc::new(Metrics::new());
+    let mut options = config.bridge_options(
+        config.engine_options(&[]),
+        &inbound_dir,
+        args.allow_private_reply_urls,
+    );
+    if let Some(endpoint) = media_endpoint(config).await? {
+        options = options.media_endpoint(endpoint);
+    }
     let bridge = Bridge::with_metrics(
         host.clone(),
         Arc::new(AgentRouter::new(agent)),
-        config.bridge_options(
-            config.engine_options(&[]),
-            &inbound_dir,
-            args.allow_private_reply_urls,
-        ),
+        options,
         metrics.clone(),
     );
     let options = AccountOptions::default()
@@ -296,6 +301,26 @@ async fn run_scale_out(
     let _ = std::fs::remove_dir_all(&inbound_dir);
     result.context("the runner stopped with an error")?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The media endpoint of `[server] media_endpoint`, serving inbound media
+/// at loopback URLs, when configured.
+async fn media_endpoint(config: &BridgeConfig) -> Result<Option<Arc<MediaEndpoint>>> {
+    let Some(addr) = config.server.media_endpoint else {
+        return Ok(None);
+    };
+    let var = config
+        .server
+        .media_token_env
+        .clone()
+        .unwrap_or_else(|| "WXLINK_BRIDGE_MEDIA_TOKEN".to_owned());
+    let token = Secret::from_env(&var)?;
+    let endpoint = MediaEndpoint::serve(addr, token).await?;
+    eprintln!(
+        "bridge: inbound media on http://{}/media/",
+        endpoint.local_addr()
+    );
+    Ok(Some(Arc::new(endpoint)))
 }
 
 /// Whether a store argument names a PostgreSQL store.

@@ -568,3 +568,53 @@ async fn with_attempts_counted_by_the_runtime_each_delivery_calls_the_agent_once
         [1, 2, 3]
     );
 }
+
+#[tokio::test]
+async fn the_budget_counts_a_retried_deliverys_notice_and_a_refused_file_costs_one_message() {
+    use wxlink_bridge::DeliveryAttempt;
+    let agent = Scripted::new(|_, _| {
+        let text = (0..6)
+            .map(|i| format!("part {i} {}", "y".repeat(30)))
+            .collect::<Vec<_>>()
+            .join("\n\n");
+        Box::pin(
+            async move { Ok(Reply::text(text).with_media(ReplyMedia::Path("/etc/passwd".into()))) },
+        )
+    });
+    let mut options = fast_options();
+    options.chunk_chars = 40;
+    options.failure_notice = Some("notice".into());
+    options.media_notice = Some("no file".into());
+    let (engine, rec) = setup(agent, options);
+
+    // The second attempt of a delivery with a budget of 5: the notice
+    // again as message 0, three parts, and the cut notice as message 4.
+    engine.dispatch(
+        inbound(&rec, "u", 1, "go")
+            .attempt(DeliveryAttempt::new(2, 3))
+            .reply_budget(5),
+    );
+    idle(&engine).await;
+    let texts = rec.texts("u");
+    assert_eq!(texts.len(), 5, "{texts:?}");
+    assert_eq!(texts[0], "notice");
+    assert!(texts[1].starts_with("part 0") && texts[3].starts_with("part 2"));
+    assert!(texts[4].contains("4 more messages"), "{}", texts[4]);
+    assert_eq!(engine.held("bot", "u"), 4);
+
+    // `/more` with a budget of its own: the three parts left, then the
+    // notice in place of the refused file (outside any media directory).
+    rec.events.lock().unwrap().clear();
+    engine.dispatch(inbound(&rec, "u", 2, "/more").reply_budget(10));
+    idle(&engine).await;
+    let texts = rec.texts("u");
+    assert_eq!(texts.len(), 4, "{texts:?}");
+    assert!(texts[0].starts_with("part 3") && texts[2].starts_with("part 5"));
+    assert_eq!(texts[3], "no file");
+    assert!(
+        !rec.events().iter().any(|e| matches!(e, Event::Media(..))),
+        "the refused file was not handed to the outbox"
+    );
+    assert_eq!(engine.metrics().media_refused(), 1);
+    assert_eq!(engine.held("bot", "u"), 0);
+}

@@ -553,3 +553,29 @@ async fn a_loopback_reply_url_is_refused_with_a_notice_unless_the_flag_allows_it
     assert_eq!(sim.uploads().len(), 1);
     assert_eq!(*fetched.lock().unwrap(), 1);
 }
+
+#[tokio::test]
+async fn a_postgres_store_with_account_tables_is_refused_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("bridge.toml"),
+        "[agent]\nkind = \"command\"\nprogram = \"true\"\n\n[[account]]\nfile = \"bot.json\"\n",
+    )
+    .unwrap();
+    // The check comes before any connection; the URL is loopback anyway.
+    let out = Command::new(env!("CARGO_BIN_EXE_wxlink"))
+        .current_dir(dir.path())
+        .env_remove("RUST_LOG")
+        .args(["bridge", "--config", "bridge.toml"])
+        .args(["--store", "postgres://wxlink@127.0.0.1:1/none"])
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("the accounts come from the store") && stderr.contains("[[account]]"),
+        "{stderr}"
+    );
+}

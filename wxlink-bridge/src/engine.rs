@@ -617,6 +617,9 @@ async fn handle_batch(shared: &Shared, batch: Vec<Inbound>) {
                 let settles: Vec<_> = batch.into_iter().map(|m| m.settle).collect();
                 shared.metrics.turn("command");
                 let held = take_held(shared, &account, &user);
+                // Kept for a retry: the runtime delivers this `/more` again
+                // and skips the messages it already accepted.
+                let copy = held.clone();
                 let sent = if held.is_empty() {
                     shared
                         .outbox
@@ -630,7 +633,8 @@ async fn handle_batch(shared: &Shared, batch: Vec<Inbound>) {
                     Err(err) if err.kind() == ErrorKind::Refused => None,
                     Err(err) => {
                         shared.metrics.send_error();
-                        tracing::warn!(%account, %user, error = %err, "cannot send the rest of an answer");
+                        tracing::warn!(%account, %user, error = %err, "cannot send the rest of an answer; it waits for the retry");
+                        hold(shared, &to, copy);
                         Some(err.to_string())
                     }
                 };

@@ -244,6 +244,16 @@ impl Bridge {
     /// (their attempts and reply budget) that someone else starts on the
     /// bridge's host, such as a `wxlink_bot::runner::Runner`.
     pub fn handler(&self, options: &AccountOptions) -> Arc<dyn Handler> {
+        let chunk = self.shared.options.engine.chunk_chars;
+        if chunk > options.max_chars {
+            // Each chunk would leave as several messages, and the reply
+            // budget would run out before the cut notice.
+            tracing::warn!(
+                chunk_chars = chunk,
+                max_chars = options.max_chars,
+                "the bridge's chunks are longer than the runtime's messages; lower chunk_chars"
+            );
+        }
         Arc::new(BridgeHandler {
             shared: self.shared.clone(),
             engine: self.engine.clone(),

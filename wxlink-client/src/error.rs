@@ -4,7 +4,7 @@
 //! [`Error::Transport`] holding the [`wxlink_transport::Error`] (so a `-14`
 //! is still `Api` with its [`ApiStatus`] and a timeout still says which
 //! class), and a media failure is [`Error::Media`] holding the
-//! [`wxlink_media::MediaError`] (so a CDN refusal keeps its status). The
+//! [`wxlink_media::Error`] (so a CDN refusal keeps its status). The
 //! accessors answer the questions a caller asks most:
 //! [`Error::is_session_expired`], [`Error::is_timeout`], [`Error::api_status`]
 //! and [`Error::may_have_been_sent`].
@@ -25,7 +25,7 @@ pub enum Error {
     Transport(#[source] wxlink_transport::Error),
     /// Reading, encrypting, uploading or downloading media failed.
     #[error("media operation failed")]
-    Media(#[source] wxlink_media::MediaError),
+    Media(#[source] wxlink_media::Error),
     /// The client was built without a bot token, or with a blank one.
     #[error("no bot token configured")]
     MissingToken,
@@ -105,7 +105,7 @@ impl Error {
     pub fn transport(&self) -> Option<&wxlink_transport::Error> {
         match self {
             Self::Transport(e) => Some(e),
-            Self::Media(e) => media_transport(e),
+            Self::Media(e) => e.transport(),
             Self::VoiceRejected { source }
             | Self::PartiallySent { source, .. }
             | Self::InvalidRecipient { source, .. }
@@ -138,7 +138,7 @@ impl Error {
     }
 
     /// The media error inside, looking through wrappers.
-    pub fn media(&self) -> Option<&wxlink_media::MediaError> {
+    pub fn media(&self) -> Option<&wxlink_media::Error> {
         match self {
             Self::Media(e) => Some(e),
             Self::VoiceRejected { source }
@@ -160,7 +160,7 @@ impl Error {
     pub fn is_timeout(&self) -> bool {
         self.transport()
             .is_some_and(wxlink_transport::Error::is_timeout)
-            || self.media().is_some_and(media_is_timeout)
+            || self.media().is_some_and(wxlink_media::Error::is_timeout)
     }
 
     /// True when a plain-HTTP URL off this machine was refused (a base URL,
@@ -209,8 +209,8 @@ impl From<wxlink_transport::Error> for Error {
     }
 }
 
-impl From<wxlink_media::MediaError> for Error {
-    fn from(e: wxlink_media::MediaError) -> Self {
+impl From<wxlink_media::Error> for Error {
+    fn from(e: wxlink_media::Error) -> Self {
         Self::Media(e)
     }
 }
@@ -224,34 +224,5 @@ impl From<LoginError> for Error {
 impl From<AccountFileError> for Error {
     fn from(e: AccountFileError) -> Self {
         Self::Account(e)
-    }
-}
-
-/// The transport error behind a media failure (`getuploadurl` goes through
-/// the API client).
-fn media_transport(e: &wxlink_media::MediaError) -> Option<&wxlink_transport::Error> {
-    match e {
-        wxlink_media::MediaError::Api { source } => Some(source),
-        _ => None,
-    }
-}
-
-/// Whether a media failure was a timeout: a fetch or download that ran out
-/// of time, or an upload attempt that did (the media layer wraps those in
-/// `Http` so that they are retried).
-fn media_is_timeout(e: &wxlink_media::MediaError) -> bool {
-    use wxlink_media::MediaError;
-    match e {
-        MediaError::Timeout { .. } | MediaError::Stalled { .. } => true,
-        MediaError::Http { source } => {
-            source
-                .downcast_ref::<MediaError>()
-                .is_some_and(media_is_timeout)
-                || source
-                    .downcast_ref::<wxlink_transport::Error>()
-                    .is_some_and(wxlink_transport::Error::is_timeout)
-        }
-        MediaError::NotReplayable { last: Some(last) } => media_is_timeout(last),
-        _ => false,
     }
 }

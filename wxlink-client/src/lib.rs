@@ -60,7 +60,7 @@
 //! is [`Error::is_session_expired`], a timeout [`Error::is_timeout`] and a
 //! `sendmessage` rejection carries its [`ApiStatus`](wxlink_proto::ApiStatus)
 //! in [`Error::api_status`]); [`Error::Media`] holds the
-//! `wxlink_media::MediaError` (a CDN refusal keeps its HTTP status).
+//! `wxlink_media::Error` (a CDN refusal keeps its HTTP status).
 //! [`Error::may_have_been_sent`] says whether retrying could deliver a
 //! message twice.
 //!

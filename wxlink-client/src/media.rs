@@ -22,8 +22,8 @@ use crate::api::Api;
 use crate::client::{SentMessage, WxLinkClient, into_future};
 
 pub use wxlink_media::{
-    AddressPolicy, Downloaded, DownloadedFile, FetchOptions, InboundMedia, MediaError, MediaKind,
-    Phase, Progress, ProgressHook, Resolver, TransferTimeouts,
+    AddressPolicy, Downloaded, DownloadedFile, FetchOptions, InboundMedia, MediaKind, Phase,
+    Progress, ProgressHook, Resolver, TransferTimeouts,
 };
 
 /// Where the bytes of an outbound media message come from.
@@ -693,5 +693,5 @@ fn is_refusal(e: &Error) -> bool {
     if e.is_session_expired() {
         return false;
     }
-    e.api_status().is_some() || matches!(e.media(), Some(MediaError::CdnRejected { .. }))
+    e.api_status().is_some() || e.media().is_some_and(wxlink_media::Error::is_cdn_rejected)
 }

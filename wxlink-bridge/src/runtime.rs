@@ -539,7 +539,7 @@ impl Typing for HostTyping {
 fn send_error(err: wxlink_bot::Error) -> Error {
     let kind = if err
         .client_error()
-        .is_some_and(|e| matches!(e, wxlink_client::Error::Media(_)))
+        .is_some_and(wxlink_client::Error::is_media)
     {
         ErrorKind::MediaRefused
     } else if err.is_budget_exhausted() || err.is_user_must_write_first() {

@@ -414,4 +414,30 @@ mod tests {
         out.extend_from_slice(&enc.finish());
         assert_eq!(out, encrypt(&key(), &data));
     }
+
+    #[test]
+    fn key_and_decryption_errors_never_show_the_key() {
+        let key = AesKey::from_bytes([0x5a; 16]);
+        let ciphertext = encrypt(&key, b"a secret file");
+        let wrong = AesKey::from_bytes([0x42; 16]);
+        let mut errors = vec![
+            decrypt(&wrong, &ciphertext).unwrap_err(),
+            decrypt(&key, &ciphertext[..ciphertext.len() - 1]).unwrap_err(),
+        ];
+        // One hex digit short, one hex digit wrong, and base64 of 17 bytes.
+        let hex = key.to_hex();
+        errors.push(AesKey::from_hex(&hex[1..]).unwrap_err());
+        errors.push(AesKey::from_hex(&format!("{}g", &hex[1..])).unwrap_err());
+        errors.push(AesKey::parse_inbound(&format!("{}=", key.to_base64_raw())).unwrap_err());
+        errors.push(
+            crate::key::resolve_item_key(crate::kind::MediaKind::File, Some(&hex), None)
+                .unwrap_err(),
+        );
+        for err in errors {
+            let shown = format!("{err} {err:?}");
+            for secret in [&hex[1..], &key.to_base64_raw(), &wrong.to_hex()] {
+                assert!(!shown.contains(secret), "{secret} in {shown}");
+            }
+        }
+    }
 }

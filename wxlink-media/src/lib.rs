@@ -25,6 +25,10 @@
 //!   chunks so that memory does not grow with the file.
 //! - [`progress`]: progress reports for both.
 //!
+//! Every fallible function returns the one [`Error`]: opaque, with
+//! predicates such as [`Error::is_timeout`], [`Error::is_decrypt`],
+//! [`Error::status`] and [`Error::is_retryable`].
+//!
 //! # Features
 //!
 //! - `transport` (default): CDN upload and download through

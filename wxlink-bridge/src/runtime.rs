@@ -612,7 +612,7 @@ impl Typing for HostTyping {
 /// Whether a facade error refuses the media itself (a forbidden address,
 /// a file that cannot be read or uploaded), not the send.
 fn is_media_refusal(err: &wxlink_client::Error) -> bool {
-    matches!(err, wxlink_client::Error::Media(_))
+    err.is_media()
 }
 
 fn send_error(err: wxlink_bot::Error) -> Error {

@@ -322,3 +322,93 @@ fn now_ms() -> i64 {
         .unwrap()
         .as_millis() as i64
 }
+
+/// `wxlink listen --store s.db` in `dir` with no account named anywhere.
+fn listen_without_account(dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wxlink"));
+    cmd.current_dir(dir)
+        .env_remove("WXLINK_ACCOUNT")
+        .env_remove("WXLINK_TOKEN")
+        .env_remove("WXLINK_BASE_URL")
+        .env_remove("WXLINK_CDN_BASE_URL")
+        .env_remove("WXLINK_CA_CERT")
+        .env_remove("WXLINK_H2C")
+        .env_remove("RUST_LOG")
+        .args(["listen", "--store", "s.db"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    cmd
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listen_store_with_no_account_runs_the_accounts_the_sqlite_file_keeps() {
+    let sim = sim().await;
+    let dir = tempfile::tempdir().unwrap();
+
+    // An empty store and no account: the usual error, and why the store
+    // could not stand in.
+    let empty = tokio::time::timeout(
+        Duration::from_secs(30),
+        listen_without_account(dir.path()).output(),
+    )
+    .await
+    .expect("wxlink listen did not give up within 30 s")
+    .unwrap();
+    assert!(!empty.status.success());
+    let stderr = String::from_utf8_lossy(&empty.stderr);
+    assert!(stderr.contains("keeps no account files"), "{stderr}");
+
+    std::fs::write(
+        dir.path().join("bot.json"),
+        serde_json::json!({
+            "token": sim.token().expose_secret(),
+            "base_url": sim.base_url(),
+            "cdn_base_url": sim.cdn_base_url(),
+            "account_id": "bot-1@im.bot",
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let added = accounts(dir.path(), &["add", "--store", "s.db", "bot.json"]).await;
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+
+    let child = listen_without_account(dir.path()).spawn().unwrap();
+    sim.wait_for_requests("getupdates", 1, Duration::from_secs(10))
+        .await
+        .unwrap();
+    sim.inject_message(SimMessage::text(sim.user_id(), "hello").message_id(601));
+    let seen = polls(&sim);
+    sim.wait_for_requests("getupdates", seen + 2, Duration::from_secs(10))
+        .await
+        .unwrap();
+    let out = interrupt(child).await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(texts(&out), ["hello"]);
+    let line: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().next().unwrap()).unwrap();
+    assert_eq!(line["account"], "bot-1@im.bot");
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!printed.contains(sim.token().expose_secret()));
+
+    // The message was journaled and acknowledged under the stored account.
+    let store = SqliteStore::open(dir.path().join("s.db")).unwrap();
+    let id = AccountId::new("bot-1@im.bot").unwrap();
+    assert!(store.is_seen(&id, 601).await.unwrap());
+    assert!(store.pending(&id, None, 10).await.unwrap().is_empty());
+}

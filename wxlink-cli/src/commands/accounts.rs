@@ -3,9 +3,9 @@
 //!
 //! The store URL decides the backend: `postgres://` or `postgresql://` is
 //! a PostgreSQL store shared by several runner processes; anything else
-//! (optionally `sqlite:` first) is the path of a SQLite file. Only the
-//! PostgreSQL store keeps account files, since only its runners start
-//! accounts by themselves.
+//! (optionally `sqlite:` first) is the path of a SQLite file. Both keep
+//! the account files, for `wxlink listen --store` (and `wxlink bridge
+//! --store`) to start the accounts from.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

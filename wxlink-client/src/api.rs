@@ -144,7 +144,7 @@ impl Api {
             .token(settings.token.clone())
             .route_tag(settings.route_tag.clone())
             .timeouts(timeouts)
-            .retry(settings.retry.unwrap_or_default());
+            .retry(settings.retry.clone().unwrap_or_default());
         if let Some(a) = &settings.bot_agent {
             config = config.bot_agent(a.clone());
         }

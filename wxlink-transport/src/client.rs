@@ -438,7 +438,7 @@ fn header_values(config: &ApiConfig) -> Result<IlinkHeaderValues, String> {
 fn build_stack<S>(config: &ApiConfig, values: IlinkHeaderValues, transport: S) -> ApiStack<S> {
     let limited = BodyLimitLayer::new(config.max_response_bytes).layer(transport);
     let timed = TimeoutLayer::new(config.timeouts).layer(limited);
-    let retried = RetryLayer::new(config.retry).layer(timed);
+    let retried = RetryLayer::new(config.retry.clone()).layer(timed);
     let headed = IlinkHeadersLayer::new(values).layer(retried);
     TraceLayer::new().layer(headed)
 }

@@ -190,6 +190,11 @@ impl Api {
         self.cdn_timeout
     }
 
+    /// The retry budget of the API calls, which CDN uploads draw on too.
+    pub(crate) fn retry_budget(&self) -> std::sync::Arc<tower::retry::budget::TpsBudget> {
+        std::sync::Arc::clone(self.client.config().retry.budget())
+    }
+
     /// The idle and overall limits of every CDN transfer.
     pub(crate) fn cdn_timeouts(&self) -> wxlink_media::TransferTimeouts {
         self.cdn_timeouts

@@ -12,7 +12,6 @@ use common::{png_bytes, sim};
 use tower::retry::budget::TpsBudget;
 use wxlink_client::WxLinkClient;
 use wxlink_client::client::RetryPolicy;
-use wxlink_client::media::MediaError;
 use wxlink_sim::{Fault, Simulator};
 
 fn cdn_upload_calls(sim: &Simulator) -> usize {
@@ -39,10 +38,9 @@ async fn a_cdn_upload_draws_on_the_clients_retry_budget() {
         .send_image_buffer(sim.user_id(), png_bytes(100))
         .await
         .unwrap_err();
-    assert!(
-        matches!(err.media(), Some(MediaError::CdnServer { status: 503, .. })),
-        "{err:?}"
-    );
+    let media = err.media().expect("a media error");
+    assert!(media.is_cdn_server_error(), "{err:?}");
+    assert_eq!(media.status(), Some(503));
     assert_eq!(cdn_upload_calls(&sim), 1, "no retry on a spent budget");
     assert!(sim.sent_messages().is_empty());
 

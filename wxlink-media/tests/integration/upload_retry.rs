@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::{Env, noise};
 use tower::retry::budget::TpsBudget;
-use wxlink_media::{MediaError, UploadSource, upload};
+use wxlink_media::{UploadSource, upload};
 use wxlink_sim::Fault;
 
 fn cdn_upload_calls(env: &Env) -> usize {
@@ -57,10 +57,8 @@ async fn uploads_retry_within_the_budget_they_are_given() {
     )
     .await
     .unwrap_err();
-    assert!(
-        matches!(err, MediaError::CdnServer { status: 503, .. }),
-        "{err:?}"
-    );
+    assert!(err.is_cdn_server_error(), "{err:?}");
+    assert_eq!(err.status(), Some(503));
     assert_eq!(cdn_upload_calls(&env), 4);
 }
 
@@ -84,7 +82,7 @@ async fn a_spent_budget_ends_an_upload_at_the_first_failure() {
     )
     .await
     .unwrap_err();
-    assert!(matches!(err, MediaError::Http { .. }), "{err:?}");
+    assert!(err.is_http(), "{err:?}");
     assert_eq!(cdn_upload_calls(&env), 1);
 
     // The same fault with the upload's own budget is retried away.

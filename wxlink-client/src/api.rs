@@ -144,7 +144,7 @@ impl Api {
             .token(settings.token.clone())
             .route_tag(settings.route_tag.clone())
             .timeouts(timeouts)
-            .retry(settings.retry.unwrap_or_default());
+            .retry(settings.retry.clone().unwrap_or_default());
         if let Some(a) = &settings.bot_agent {
             config = config.bot_agent(a.clone());
         }
@@ -188,6 +188,11 @@ impl Api {
     /// The timeout of one CDN transfer (`Timeouts::cdn`; none by default).
     pub(crate) fn cdn_timeout(&self) -> Option<Duration> {
         self.cdn_timeout
+    }
+
+    /// The retry budget of the API calls, which CDN uploads draw on too.
+    pub(crate) fn retry_budget(&self) -> std::sync::Arc<tower::retry::budget::TpsBudget> {
+        std::sync::Arc::clone(self.client.config().retry.budget())
     }
 
     /// The idle and overall limits of every CDN transfer.

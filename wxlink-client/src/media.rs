@@ -372,6 +372,7 @@ async fn upload(
     options.fetch = fetch.unwrap_or_else(|| client.api().fetch_options().clone());
     options.attempt_timeout = client.api().cdn_timeout();
     options.timeouts = client.api().cdn_timeouts();
+    options.retry_budget = Some(client.api().retry_budget());
     if let Some(hook) = progress {
         options = options.progress(hook);
     }

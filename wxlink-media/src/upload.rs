@@ -6,11 +6,17 @@
 //! the CDN's retry rules. The result, [`UploadedMedia`], builds the outbound
 //! message item. Memory stays at a few chunks whatever the file size.
 
+use std::borrow::Cow;
 use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use http::{Request, StatusCode, header};
+use tower::retry::budget::TpsBudget;
+use tower::{Layer, ServiceExt};
 use wxlink_proto::{AesKeyText, GetUploadUrlRequest, GetUploadUrlResponse};
-use wxlink_transport::{Body, CallMeta};
+use wxlink_transport::layers::{ReplayBody, RetryLayer, RetryRule};
+use wxlink_transport::{Body, CallMeta, RetryPolicy};
 
 use crate::crypto::ciphertext_len;
 use crate::error::{Error, ErrorKind};
@@ -83,6 +89,11 @@ pub struct UploadOptions {
     /// [`TransferTimeouts`]); a stall ends the upload with
     /// [`Error::is_stalled`] or [`Error::is_timeout`], not retried.
     pub timeouts: TransferTimeouts,
+    /// The retry budget the CDN POSTs draw on, shared with other calls
+    /// (the facade passes its API calls' budget); `None` (the default) for
+    /// one of the upload's own. An upload makes at most [`MAX_ATTEMPTS`]
+    /// POSTs either way; a spent budget ends it at the first failure.
+    pub retry_budget: Option<Arc<TpsBudget>>,
 }
 
 impl Default for UploadOptions {
@@ -94,6 +105,7 @@ impl Default for UploadOptions {
             fetch: FetchOptions::default(),
             attempt_timeout: None,
             timeouts: TransferTimeouts::default(),
+            retry_budget: None,
         }
     }
 }
@@ -318,6 +330,42 @@ fn retryable(err: &Error) -> bool {
     err.is_retryable()
 }
 
+/// The CDN's rule for another attempt, as the transport's retry policy
+/// applies it: the outcomes [`retryable`] allows.
+#[derive(Debug, Clone, Copy)]
+struct CdnUploadRule;
+
+impl RetryRule<String, Error> for CdnUploadRule {
+    fn retry_reason(
+        &self,
+        _meta: &CallMeta,
+        result: &Result<String, Error>,
+    ) -> Option<Cow<'static, str>> {
+        match result {
+            Err(err) if retryable(err) => Some(Cow::Owned(err.to_string())),
+            _ => None,
+        }
+    }
+}
+
+/// The retry policy of CDN uploads: up to [`MAX_ATTEMPTS`] POSTs back to
+/// back, as the official client makes them, within `budget` when given.
+fn cdn_upload_policy(budget: Option<&Arc<TpsBudget>>) -> RetryPolicy<CdnUploadRule> {
+    let policy = RetryPolicy::default()
+        .with_max_attempts(MAX_ATTEMPTS)
+        .with_backoff(Duration::ZERO, Duration::ZERO)
+        .with_jitter(0.0)
+        .with_total_deadline(None);
+    let policy = match budget {
+        Some(budget) => policy.with_budget(Arc::clone(budget)),
+        None => policy,
+    };
+    policy.with_rule(CdnUploadRule)
+}
+
+/// POSTs the encrypted source to `url` through the transport's retry
+/// layer: each attempt is [`post_once`]; a replayable source is opened
+/// again for each repeated attempt.
 async fn post_with_retries<H: HttpService>(
     http: &H,
     url: &str,
@@ -325,55 +373,75 @@ async fn post_with_retries<H: HttpService>(
     key: &AesKey,
     options: &UploadOptions,
 ) -> Result<String, Error> {
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let slot = ErrorSlot::default();
-        let Some(body) = prepared.replay.open(
-            key,
-            prepared.rawsize,
-            options.chunk_size,
-            options.progress.clone(),
-            &slot,
-        ) else {
-            // Only a one-shot source that was already sent gets here; the
-            // caller below turns this into NotReplayable with the cause.
-            return Err(ErrorKind::NotReplayable { last: None }.into());
-        };
-        let total = ciphertext_len(prepared.rawsize);
-        let result = post_once(
-            http,
-            url,
-            body,
-            total,
-            options.attempt_timeout,
-            &options.timeouts,
-        )
-        .await;
-        let err = match result {
-            Ok(param) => {
-                crate::progress::report(
-                    options.progress.as_ref(),
-                    crate::progress::Phase::Uploading,
-                    total,
-                    Some(total),
-                );
-                return Ok(param);
+    let total = ciphertext_len(prepared.rawsize);
+    let replayable = prepared.replay.is_replayable();
+    // The error slot of the attempt under way; each opening of the source
+    // gets its own, so a late failure of an abandoned attempt's reader is
+    // never taken for the next attempt's.
+    let current: Arc<Mutex<ErrorSlot>> = Arc::default();
+    let replay = Arc::new(Mutex::new(std::mem::replace(
+        &mut prepared.replay,
+        Replay::OneShot(None),
+    )));
+    let open = {
+        let current = Arc::clone(&current);
+        let key = key.clone();
+        let progress = options.progress.clone();
+        let (rawsize, chunk) = (prepared.rawsize, options.chunk_size);
+        move || -> Option<Body> {
+            let slot = ErrorSlot::default();
+            let body = replay
+                .lock()
+                .ok()?
+                .open(&key, rawsize, chunk, progress.clone(), &slot)?;
+            *current.lock().ok()? = slot;
+            Some(body)
+        }
+    };
+    let Some(body) = open() else {
+        // Only a one-shot source that was already sent gets here.
+        return Err(ErrorKind::NotReplayable { last: None }.into());
+    };
+    let mut request = Request::new(body);
+    request.extensions_mut().insert(CallMeta::cdn());
+    if replayable {
+        request.extensions_mut().insert(ReplayBody::new(open));
+    }
+    let attempt = {
+        let http = http.clone();
+        let url = url.to_owned();
+        let timeout = options.attempt_timeout;
+        let limits = options.timeouts;
+        tower::service_fn(move |req: Request<Body>| {
+            let (http, url, current) = (http.clone(), url.clone(), Arc::clone(&current));
+            async move {
+                let err =
+                    match post_once(&http, &url, req.into_body(), total, timeout, &limits).await {
+                        Ok(param) => return Ok(param),
+                        Err(err) => err,
+                    };
+                // A failure of the source itself (I/O, a file that shrank)
+                // is reported as such, and the rule does not retry it.
+                let slot = current.lock().map(|slot| Arc::clone(&slot)).ok();
+                Err(slot.and_then(|slot| take_error(&slot)).unwrap_or(err))
             }
-            // A failure of the source itself (I/O, a file that shrank) is
-            // reported as such and not retried.
-            Err(err) => match take_error(&slot) {
-                Some(source_err) => return Err(source_err),
-                None => err,
-            },
-        };
-        if !retryable(&err) || attempt >= MAX_ATTEMPTS {
-            return Err(err);
+        })
+    };
+    let retrying = RetryLayer::new(cdn_upload_policy(options.retry_budget.as_ref())).layer(attempt);
+    match retrying.oneshot(request).await {
+        Ok(param) => {
+            crate::progress::report(
+                options.progress.as_ref(),
+                crate::progress::Phase::Uploading,
+                total,
+                Some(total),
+            );
+            Ok(param)
         }
-        if !prepared.replay.is_replayable() {
-            return Err(ErrorKind::NotReplayable { last: Some(err) }.into());
+        Err(err) if !replayable && retryable(&err) => {
+            Err(ErrorKind::NotReplayable { last: Some(err) }.into())
         }
-        tracing::debug!(attempt, error = %err, "cdn upload attempt failed; retrying");
+        Err(err) => Err(err),
     }
 }
 

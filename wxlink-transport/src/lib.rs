@@ -42,8 +42,8 @@
 //!    `iLink-App-ClientVersion` and `SKRouteTag` when configured.
 //!    `Content-Length` is left to hyper.
 //! 3. [`RetryLayer`](layers::RetryLayer) with a [`RetryPolicy`]:
-//!    exponential backoff with jitter, a cap on attempts and a total
-//!    deadline. A call marked `RetrySafety::Always` is retried after connect
+//!    tower's retry middleware with a retry budget, exponential backoff
+//!    with jitter, a cap on attempts and a total deadline. A call marked `RetrySafety::Always` is retried after connect
 //!    failures, timeouts (not a long poll's: that is an empty poll), lost
 //!    connections and 502/503/504/524; one marked `RetrySafety::BeforeSend`
 //!    (`sendmessage`, `getupdates`) only when the request certainly never

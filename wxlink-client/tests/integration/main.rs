@@ -15,3 +15,4 @@ mod login;
 mod media;
 mod messaging;
 mod robustness;
+mod upload_retry;

@@ -184,9 +184,7 @@ impl HostBuilder {
         Host {
             inner: Arc::new(HostInner {
                 store: self.store,
-                transport: self
-                    .transport
-                    .unwrap_or_else(|| boxed(wxlink_transport::HttpsTransport::new())),
+                transport: self.transport.unwrap_or_else(|| boxed(default_transport())),
                 owner,
                 permits: Arc::new(Semaphore::new(self.concurrency)),
                 events,
@@ -194,6 +192,20 @@ impl HostBuilder {
             }),
         }
     }
+}
+
+/// The read buffer of each HTTP/1.1 connection of the default transport:
+/// every idle account holds a poll, and so a connection, of its own, and
+/// API answers are small JSON bodies whose heads take a few hundred bytes.
+pub(crate) const HOST_HTTP1_READ_BUFFER: usize = 4 * 1024;
+
+/// The transport of a host built without one: the default HTTPS transport
+/// (proxy from the environment), with a smaller read buffer per HTTP/1.1
+/// connection than hyper's 8 KiB ([`HOST_HTTP1_READ_BUFFER`]).
+fn default_transport() -> wxlink_transport::HttpsTransport {
+    let mut options = wxlink_transport::TransportOptions::default();
+    options.http1_read_buffer = Some(HOST_HTTP1_READ_BUFFER);
+    wxlink_transport::HttpsTransport::with_options(options)
 }
 
 /// Boxes a transport once, so that every account shares it.

@@ -222,7 +222,45 @@ where
     S::Future: Send + 'static,
 {
     use tower::ServiceExt;
-    BoxHttpService::new(service.map_err(Into::<wxlink_transport::BoxError>::into))
+    BoxHttpService::new(
+        ArcTransport(Arc::new(service)).map_err(Into::<wxlink_transport::BoxError>::into),
+    )
+}
+
+/// A transport behind an `Arc`, so that a clone is a count bumped, not a
+/// copy. Every account's client holds several clones of the boxed
+/// transport (and each call clones its service stack); a transport such
+/// as `HttpsTransport` holds two hyper clients inline, about 760 bytes a
+/// copy. Each call works on its own clone of the inner service, made
+/// ready first.
+struct ArcTransport<S>(Arc<S>);
+
+impl<S> Clone for ArcTransport<S> {
+    fn clone(&self) -> Self {
+        Self(Arc::clone(&self.0))
+    }
+}
+
+impl<S, R> tower::Service<R> for ArcTransport<S>
+where
+    S: tower::Service<R> + Clone,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = tower::util::Oneshot<S, R>;
+
+    fn poll_ready(
+        &mut self,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        // The clone made in `call` is the one that is driven to readiness.
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: R) -> Self::Future {
+        use tower::ServiceExt;
+        S::clone(&self.0).oneshot(request)
+    }
 }
 
 /// A handle on one running account: proactive pushes and its state.

@@ -125,7 +125,7 @@ impl Api {
         if !settings.allow_insecure_http
             && let Some(host) = plain_http_host(&base_url)
         {
-            return Err(Error::InsecureBaseUrl { host });
+            return Err(Error::insecure_base_url(host));
         }
         let cdn_base_url = settings
             .cdn_base_url
@@ -222,7 +222,7 @@ impl Api {
     ) -> Result<E::Response, Error> {
         self.call_with::<E>(request, CallOptions::default())
             .await
-            .map_err(Error::Transport)
+            .map_err(Error::from)
     }
 
     /// The transport call, boxed as a `Send` future here, where its

@@ -12,8 +12,8 @@ use http::{Request, StatusCode, header};
 use wxlink_proto::{AesKeyText, GetUploadUrlRequest, GetUploadUrlResponse};
 use wxlink_transport::{Body, CallMeta};
 
-use crate::MediaError;
 use crate::crypto::ciphertext_len;
+use crate::error::{Error, ErrorKind};
 use crate::fetch::fetch;
 use crate::http::{HttpService, cdn_upload_url, excerpt, read_prefix_within};
 use crate::item::UploadedMedia;
@@ -81,7 +81,7 @@ pub struct UploadOptions {
     pub attempt_timeout: Option<std::time::Duration>,
     /// The idle and overall limits of each CDN POST (see
     /// [`TransferTimeouts`]); a stall ends the upload with
-    /// [`MediaError::Stalled`] or [`MediaError::Timeout`], not retried.
+    /// [`Error::is_stalled`] or [`Error::is_timeout`], not retried.
     pub timeouts: TransferTimeouts,
 }
 
@@ -142,19 +142,19 @@ impl UploadOptions {
 ///
 /// # Errors
 ///
-/// [`MediaError::Io`] reading the source, the fetch errors of a URL source,
-/// [`MediaError::Api`] from `getuploadurl`, [`MediaError::NoUploadUrl`],
-/// [`MediaError::CdnRejected`] (a 4xx, never retried), and after
-/// [`MAX_ATTEMPTS`] the last of [`MediaError::CdnServer`],
-/// [`MediaError::CdnMissingParam`] or [`MediaError::Http`];
-/// [`MediaError::NotReplayable`] when a one-shot source needed a retry.
+/// [`Error::is_io`] reading the source, the fetch errors of a URL source,
+/// [`Error::is_upload_url_call`] from `getuploadurl`, [`Error::is_no_upload_url`],
+/// [`Error::is_cdn_rejected`] (a 4xx, never retried), and after
+/// [`MAX_ATTEMPTS`] the last of [`Error::is_cdn_server_error`],
+/// [`Error::is_cdn_missing_param`] or [`Error::is_http`];
+/// [`Error::is_not_replayable`] when a one-shot source needed a retry.
 pub async fn upload<A, H>(
     api: &A,
     http: &H,
     to_user_id: &str,
     source: UploadSource,
     options: &UploadOptions,
-) -> Result<UploadedMedia, MediaError>
+) -> Result<UploadedMedia, Error>
 where
     A: UploadUrlApi,
     H: HttpService,
@@ -185,7 +185,7 @@ where
     let response = api
         .get_upload_url(&request)
         .await
-        .map_err(|source| MediaError::Api { source })?;
+        .map_err(|source| ErrorKind::Api { source })?;
     let url = upload_url(&response, &options.cdn_base_url, &filekey)?;
 
     let download_param = post_with_retries(http, &url, &mut prepared, &aes_key, options).await?;
@@ -208,7 +208,7 @@ pub fn upload_url(
     response: &GetUploadUrlResponse,
     cdn_base_url: &str,
     filekey: &str,
-) -> Result<String, MediaError> {
+) -> Result<String, Error> {
     if let Some(full) = response
         .upload_full_url
         .as_deref()
@@ -224,7 +224,7 @@ pub fn upload_url(
         .filter(|p| !p.is_empty())
     {
         Some(param) => Ok(cdn_upload_url(cdn_base_url, param, filekey)),
-        None => Err(MediaError::NoUploadUrl),
+        None => Err(ErrorKind::NoUploadUrl.into()),
     }
 }
 
@@ -233,7 +233,7 @@ async fn prepare<H: HttpService>(
     http: &H,
     source: UploadSource,
     options: &UploadOptions,
-) -> Result<Prepared, MediaError> {
+) -> Result<Prepared, Error> {
     let chunk = options.chunk_size.max(16);
     let progress = options.progress.clone();
     let UploadSource {
@@ -314,11 +314,8 @@ async fn prepare<H: HttpService>(
 }
 
 /// Whether the CDN rules allow another attempt after `err`.
-fn retryable(err: &MediaError) -> bool {
-    matches!(
-        err,
-        MediaError::CdnServer { .. } | MediaError::CdnMissingParam | MediaError::Http { .. }
-    )
+fn retryable(err: &Error) -> bool {
+    err.is_retryable()
 }
 
 async fn post_with_retries<H: HttpService>(
@@ -327,7 +324,7 @@ async fn post_with_retries<H: HttpService>(
     prepared: &mut Prepared,
     key: &AesKey,
     options: &UploadOptions,
-) -> Result<String, MediaError> {
+) -> Result<String, Error> {
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -341,7 +338,7 @@ async fn post_with_retries<H: HttpService>(
         ) else {
             // Only a one-shot source that was already sent gets here; the
             // caller below turns this into NotReplayable with the cause.
-            return Err(MediaError::NotReplayable { last: None });
+            return Err(ErrorKind::NotReplayable { last: None }.into());
         };
         let total = ciphertext_len(prepared.rawsize);
         let result = post_once(
@@ -374,9 +371,7 @@ async fn post_with_retries<H: HttpService>(
             return Err(err);
         }
         if !prepared.replay.is_replayable() {
-            return Err(MediaError::NotReplayable {
-                last: Some(Box::new(err)),
-            });
+            return Err(ErrorKind::NotReplayable { last: Some(err) }.into());
         }
         tracing::debug!(attempt, error = %err, "cdn upload attempt failed; retrying");
     }
@@ -390,14 +385,14 @@ async fn post_once<H: HttpService>(
     len: u64,
     timeout: Option<std::time::Duration>,
     limits: &TransferTimeouts,
-) -> Result<String, MediaError> {
+) -> Result<String, Error> {
     let clock = ProgressClock::new();
     let body = Watched::wrap(body, clock.clone());
     let mut req = Request::post(url)
         .header(header::CONTENT_TYPE, "application/octet-stream")
         .header(header::CONTENT_LENGTH, len)
         .body(body)
-        .map_err(|_| MediaError::UnsupportedUrl {
+        .map_err(|_| ErrorKind::UnsupportedUrl {
             reason: "cdn upload url is not a valid request uri".to_owned(),
         })?;
     req.extensions_mut()
@@ -410,37 +405,34 @@ async fn post_once<H: HttpService>(
             Some(after) => {
                 tokio::time::timeout(after, send)
                     .await
-                    .map_err(|_| MediaError::Http {
-                        source: Box::new(MediaError::Timeout { after }),
+                    .map_err(|_| ErrorKind::Http {
+                        source: Box::new(Error::from(ErrorKind::Timeout { after })),
                     })?
             }
             None => send.await,
         }
-        .map_err(|source| MediaError::Http { source })?;
+        .map_err(|source| ErrorKind::Http { source })?;
         classify(resp, limits).await
     };
     let watched = async {
         tokio::select! {
             result = attempt => result,
-            () = clock.stalled(limits.idle) => Err(MediaError::Stalled {
+            () = clock.stalled(limits.idle) => Err(ErrorKind::Stalled {
                 idle: limits.idle.unwrap_or_default(),
-            }),
+            }.into()),
         }
     };
     match limits.overall_for(len) {
         Some(after) => tokio::time::timeout(after, watched)
             .await
-            .map_err(|_| MediaError::Timeout { after })?,
+            .map_err(|_| ErrorKind::Timeout { after })?,
         None => watched.await,
     }
 }
 
 /// Reads the CDN's answer to an upload: the download parameter, or the
 /// typed refusal.
-async fn classify(
-    resp: http::Response<Body>,
-    limits: &TransferTimeouts,
-) -> Result<String, MediaError> {
+async fn classify(resp: http::Response<Body>, limits: &TransferTimeouts) -> Result<String, Error> {
     let status = resp.status();
     let header_text = |name: &str| {
         resp.headers()
@@ -451,7 +443,7 @@ async fn classify(
             .map(str::to_owned)
     };
     if status == StatusCode::OK {
-        return header_text("x-encrypted-param").ok_or(MediaError::CdnMissingParam);
+        return header_text("x-encrypted-param").ok_or(ErrorKind::CdnMissingParam.into());
     }
     let header_message = header_text("x-error-message");
     if status.is_client_error() {
@@ -459,17 +451,19 @@ async fn classify(
             Some(m) => excerpt(m.as_bytes()),
             None => excerpt(&read_prefix_within(resp.into_body(), limits.idle).await),
         };
-        return Err(MediaError::CdnRejected {
+        return Err(ErrorKind::CdnRejected {
             status: status.as_u16(),
             message,
-        });
+        }
+        .into());
     }
-    Err(MediaError::CdnServer {
+    Err(ErrorKind::CdnServer {
         status: status.as_u16(),
         message: header_message
             .map(|m| excerpt(m.as_bytes()))
             .unwrap_or_else(|| format!("status {}", status.as_u16())),
-    })
+    }
+    .into())
 }
 
 #[cfg(test)]
@@ -506,8 +500,10 @@ mod tests {
     fn no_url_at_all_is_an_error() {
         let resp = GetUploadUrlResponse::default();
         assert!(matches!(
-            upload_url(&resp, "https://cdn", "fk"),
-            Err(MediaError::NoUploadUrl)
+            upload_url(&resp, "https://cdn", "fk")
+                .as_ref()
+                .map_err(Error::kind),
+            Err(ErrorKind::NoUploadUrl)
         ));
     }
 }

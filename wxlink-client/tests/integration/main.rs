@@ -9,6 +9,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod errors;
 mod extremes;
 mod login;
 mod media;

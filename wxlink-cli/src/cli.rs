@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 
 /// The parsed command line: global options and one command.
 #[derive(Debug, Parser)]
@@ -113,7 +113,7 @@ pub enum Command {
         after_help = "Examples:\n  \
             wxlink sim\n  \
             wxlink sim --port 8787\n  \
-            wxlink sim --hold-ms 1000 --cdn-digest-only     # for `wxlink bench`\n  \
+            wxlink sim --hold-ms 1000 --cdn-digest-only     # for `wxlink-bench`\n  \
             eval $(wxlink sim | jq -r '\"export WXLINK_TOKEN=\\(.token) WXLINK_BASE_URL=\\(.base_url) WXLINK_CDN_BASE_URL=\\(.cdn_base_url)\"')"
     )]
     Sim(SimArgs),
@@ -220,21 +220,6 @@ pub enum Command {
             wxlink typing --to USER@im.wechat --cancel"
     )]
     Typing(TypingArgs),
-
-    /// Load-test the server the account points at and print one JSON object of figures.
-    #[command(
-        long_about = "Load-test the server the account points at and print one JSON object of figures.\n\n\
-            Like redis-benchmark: runs --count operations with --concurrency in flight and prints \
-            requests/s, p50 and p99 latency in ms, MB/s for uploads and the process's peak RSS. \
-            `upload` streams a generated payload of --size bytes (never held in memory). `poll` \
-            holds --count idle long polls at once and reports the memory each one costs.",
-        after_help = "Examples:\n  \
-            wxlink bench send-text --count 5000 --concurrency 32\n  \
-            wxlink bench upload --size 268435456 --count 3\n  \
-            wxlink bench poll --count 10000\n  \
-            wxlink bench bare-post --count 5000 --concurrency 32   # the no-SDK ceiling"
-    )]
-    Bench(BenchArgs),
 }
 
 /// Options of `wxlink demo`.
@@ -459,51 +444,6 @@ impl std::fmt::Debug for TypingArgs {
             .field("cancel", &self.cancel)
             .finish()
     }
-}
-
-/// What `wxlink bench` measures.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum BenchKind {
-    /// `sendmessage` with a short text: requests/s and latency.
-    SendText,
-    /// Media upload of --size bytes (getuploadurl + CDN + sendmessage): MB/s and peak RSS.
-    Upload,
-    /// --count idle long polls held at once: memory per poll.
-    Poll,
-    /// The ceiling of a small call: the same sendmessage request (headers and body) as a bare keep-alive hyper POST, no SDK (http:// servers only).
-    BarePost,
-}
-
-/// Options of `wxlink bench`.
-#[derive(Debug, Args, Clone)]
-pub struct BenchArgs {
-    /// What to measure.
-    #[arg(value_enum)]
-    pub kind: BenchKind,
-
-    /// Number of operations (for `poll`: long polls held at once).
-    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
-    pub count: u64,
-
-    /// Operations in flight at once (ignored by `poll`).
-    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=100_000))]
-    pub concurrency: u64,
-
-    /// Payload size in bytes for `upload`.
-    #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024 * 1024)]
-    pub size: u64,
-
-    /// Recipient (default: the user who logged the account in).
-    #[arg(long, value_name = "USER")]
-    pub to: Option<String>,
-
-    /// Warm-up operations before measuring (not counted).
-    #[arg(long, value_name = "N", default_value_t = 0)]
-    pub warmup: u64,
-
-    /// For `poll`: how long to hold the polls before measuring, in milliseconds.
-    #[arg(long, value_name = "MS", default_value_t = 2000)]
-    pub hold_ms: u64,
 }
 
 #[cfg(test)]

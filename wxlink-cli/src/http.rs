@@ -1,7 +1,6 @@
-//! A plain-HTTP client for the few requests the CLI makes itself: the
-//! demo's independent check of what landed on the simulated CDN, and the
-//! bare keep-alive POST that `wxlink bench bare-post` uses as the ceiling
-//! of a small call. Everything else goes through `WxLinkClient`.
+//! A plain-HTTP client for the one request the CLI makes itself: the
+//! demo's independent check of what landed on the simulated CDN.
+//! Everything else goes through `WxLinkClient`.
 
 use anyhow::{Context, Result};
 use bytes::Bytes;

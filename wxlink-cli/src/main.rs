@@ -1,7 +1,7 @@
 //! The `wxlink` command line tool.
 //!
 //! `wxlink demo` runs an echo bot against the embedded simulator; `sim`,
-//! `login`, `send`, `listen`, `typing` and `bench` talk to any server that
+//! `login`, `send`, `listen` and `typing` talk to any server that
 //! follows the iLink protocol (the real service or a simulator). Results go
 //! to stdout, logs and progress to stderr. Exit codes: 0 success, 1 failure,
 //! 2 usage error (reported by clap).
@@ -16,7 +16,6 @@ mod commands;
 mod cursor;
 mod demo;
 mod http;
-mod payload;
 mod stats;
 mod ui;
 

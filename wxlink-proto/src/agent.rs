@@ -1,4 +1,5 @@
-//! The `bot_agent` sanitiser of `base_info` (ILINK.md §3.2).
+//! The `bot_agent` sanitiser of `base_info` (docs/protocol.md, "`base_info` and
+//! `bot_agent`").
 //!
 //! `bot_agent` is a user-agent style self-description used only for the
 //! server's observability. The official client cleans whatever it is given
@@ -13,7 +14,8 @@ pub const MAX_BOT_AGENT_BYTES: usize = 256;
 
 impl crate::BaseInfo {
     /// A `base_info` with the given `channel_version` and the sanitised
-    /// `bot_agent` (ILINK.md §3.1), falling back to [`DEFAULT_BOT_AGENT`].
+    /// `bot_agent` (docs/protocol.md, "`base_info` and `bot_agent`"), falling
+    /// back to [`DEFAULT_BOT_AGENT`].
     ///
     /// ```
     /// use wxlink_proto::{BaseInfo, DEFAULT_CHANNEL_VERSION};
@@ -28,8 +30,8 @@ impl crate::BaseInfo {
     }
 }
 
-/// Cleans `input` into a valid `bot_agent` (ILINK.md §3.2), or returns
-/// `fallback` when nothing in it is usable.
+/// Cleans `input` into a valid `bot_agent` (docs/protocol.md, "`base_info` and
+/// `bot_agent`"), or returns `fallback` when nothing in it is usable.
 ///
 /// The grammar is `product *( SP product )` with `product = name "/" version
 /// [ SP "(" comment ")" ]`. Invalid products and orphan or invalid comments

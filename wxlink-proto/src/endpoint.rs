@@ -23,16 +23,18 @@ pub trait Endpoint: 'static {
     /// The HTTP method.
     const METHOD: HttpMethod;
     /// The path relative to the API base URL, without a leading slash and
-    /// without a query string, e.g. `"ilink/bot/sendmessage"` (ILINK.md §1.3).
+    /// without a query string, e.g. `"ilink/bot/sendmessage"`
+    /// (docs/protocol.md, "Hosts and URL joining").
     const PATH: &'static str;
     /// Whether the call carries `Authorization: Bearer <bot_token>`.
     const AUTH: Auth;
-    /// Which client-side timeout applies (ILINK.md §6.6).
+    /// Which client-side timeout applies (docs/protocol.md, "Timeouts and
+    /// retries").
     const TIMEOUT: TimeoutClass;
     /// When the call may be retried automatically.
     const RETRY: RetrySafety;
     /// Whether the transport adds a top-level `base_info` object to the body
-    /// (ILINK.md §3.1).
+    /// (docs/protocol.md, "`base_info` and `bot_agent`").
     const BASE_INFO: bool;
 
     /// The query parameters of this request, unencoded and in order.
@@ -65,7 +67,7 @@ impl HttpMethod {
     }
 }
 
-/// Whether a call carries the bot token (ILINK.md §2.1).
+/// Whether a call carries the bot token (docs/protocol.md, "Request headers").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Auth {
@@ -75,7 +77,8 @@ pub enum Auth {
     Bearer,
 }
 
-/// The client-side timeout class of a call (ILINK.md §6.6).
+/// The client-side timeout class of a call (docs/protocol.md, "Timeouts and
+/// retries").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum TimeoutClass {

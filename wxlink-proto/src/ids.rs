@@ -1,8 +1,9 @@
 //! Identifier helpers: lenient 64-bit ids and outbound `client_id`s.
 //!
 //! `message_id` can exceed 2^53, so it must never pass through `f64`
-//! (ILINK.md §5.5). [`lenient_u64`] reads it from a JSON number or a decimal
-//! string with integer arithmetic only, and writes it back as a JSON number.
+//! (docs/protocol.md, "JSON conventions"). [`lenient_u64`] reads it from a JSON
+//! number or a decimal string with integer arithmetic only, and writes it back
+//! as a JSON number.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -111,7 +112,8 @@ pub mod lenient_u64 {
     }
 }
 
-/// A fresh outbound `client_id`: `<prefix>:<epoch ms>-<8 hex>` (ILINK.md §5.6).
+/// A fresh outbound `client_id`: `<prefix>:<epoch ms>-<8 hex>`
+/// (docs/protocol.md, "Shape of a bot reply").
 ///
 /// ```
 /// let id = wxlink_proto::new_client_id("wxlink");

@@ -70,19 +70,21 @@ secret_string!(
     debug_len: true
 );
 secret_string!(
-    /// The opaque per-message token a reply must echo (ILINK.md §8.3).
+    /// The opaque per-message token a reply must echo (docs/protocol.md,
+    /// "Context tokens").
     ContextToken,
     debug_len: false
 );
 secret_string!(
-    /// The per-user ticket `sendtyping` needs, from `getconfig` (ILINK.md §8.4).
+    /// The per-user ticket `sendtyping` needs, from `getconfig`
+    /// (docs/protocol.md, "Typing tickets").
     TypingTicket,
     debug_len: false
 );
 secret_string!(
     /// An AES-128 key as it travels in JSON, in any of its encodings (32 hex
     /// characters, base64 of the raw bytes, or base64 of the hex text;
-    /// ILINK.md §7.5). `wxlink-media` parses it.
+    /// docs/protocol.md, "Media keys"). `wxlink-media` parses it.
     AesKeyText,
     debug_len: false
 );

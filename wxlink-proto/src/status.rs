@@ -1,9 +1,10 @@
-//! The business status every iLink response carries: `ret`, `errcode`,
-//! `errmsg` (ILINK.md §6).
+//! The business status every iLink response carries: `ret`, `errcode`, `errmsg`
+//! (docs/protocol.md, "Status and errors").
 //!
-//! Business errors arrive with HTTP 200 and the error in the body. A body is
-//! a failure when `ret` is present and non-zero or `errcode` is present and
-//! non-zero; a missing `ret` is success (ILINK.md §6.1).
+//! Business errors arrive with HTTP 200 and the error in the body. A body is a
+//! failure when `ret` is present and non-zero or `errcode` is present and
+//! non-zero; a missing `ret` is success (docs/protocol.md, "Status and
+//! errors").
 
 /// The `ret`/`errcode`/`errmsg` triple of one response.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
@@ -16,9 +17,11 @@ pub struct ApiStatus {
     pub errmsg: Option<String>,
 }
 
-/// The iLink code for an expired or invalid session (ILINK.md §6.3).
+/// The iLink code for an expired or invalid session (docs/protocol.md, "Status
+/// and errors").
 pub const SESSION_EXPIRED: i64 = -14;
-/// The iLink code for a rejected request (ILINK.md §6.3).
+/// The iLink code for a rejected request (docs/protocol.md, "Status and
+/// errors").
 pub const REJECTED: i64 = -2;
 /// The iLink code for an invalid argument, e.g. a bad `to_user_id`.
 pub const INVALID_ARGUMENT: i64 = -1;
@@ -37,7 +40,8 @@ impl ApiStatus {
         }
     }
 
-    /// True unless `ret` or `errcode` is present and non-zero (ILINK.md §6.1).
+    /// True unless `ret` or `errcode` is present and non-zero
+    /// (docs/protocol.md, "Status and errors").
     pub fn is_success(&self) -> bool {
         self.code() == 0
     }
@@ -74,8 +78,8 @@ impl ApiStatus {
     /// For a rejected (−2) status, what `errmsg` says about the reason;
     /// `None` for any other status.
     ///
-    /// ILINK.md §6.3 warns that the reasons cannot be told apart reliably;
-    /// this only reads the message text.
+    /// docs/protocol.md, "Status and errors" warns that the reasons cannot be
+    /// told apart reliably; this only reads the message text.
     pub fn rejection(&self) -> Option<RejectReason> {
         if self.kind() != StatusKind::Rejected {
             return None;
@@ -108,7 +112,7 @@ impl std::fmt::Display for ApiStatus {
     }
 }
 
-/// What a status means for the caller (ILINK.md §6.3).
+/// What a status means for the caller (docs/protocol.md, "Status and errors").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum StatusKind {

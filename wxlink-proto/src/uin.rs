@@ -1,4 +1,4 @@
-//! The `X-WECHAT-UIN` header value (ILINK.md §2.2).
+//! The `X-WECHAT-UIN` header value (docs/protocol.md, "Request headers").
 
 use base64::Engine as _;
 

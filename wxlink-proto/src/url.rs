@@ -2,10 +2,11 @@
 //!
 //! The official client builds every query string (`bot_type`, `qrcode`,
 //! `verify_code`, and the CDN's `encrypted_query_param` and `filekey`) with
-//! JavaScript's `encodeURIComponent` (ILINK.md §1.3, §4.2, §7.3). That keeps
-//! ASCII letters, digits and `- _ . ! ~ * ' ( )` and percent-encodes every
-//! other UTF-8 byte with upper-case hex. One implementation here keeps the
-//! transport, the media crate and the simulator byte-for-byte in agreement.
+//! JavaScript's `encodeURIComponent` (docs/protocol.md, "Hosts and URL
+//! joining"). That keeps ASCII letters, digits and `- _ . ! ~ * ' ( )` and
+//! percent-encodes every other UTF-8 byte with upper-case hex. One
+//! implementation here keeps the transport, the media crate and the simulator
+//! byte-for-byte in agreement.
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 

@@ -1,9 +1,11 @@
-//! The `iLink-App-ClientVersion` encoding (ILINK.md §2.3).
+//! The `iLink-App-ClientVersion` encoding (docs/protocol.md, "Request
+//! headers").
 
 /// WxLink's `channel_version` for `base_info`: the crate version.
 pub const DEFAULT_CHANNEL_VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// Encodes a version string as `0x00MMNNPP` (ILINK.md §2.3).
+/// Encodes a version string as `0x00MMNNPP` (docs/protocol.md, "Request
+/// headers").
 ///
 /// The string is split on `.`; each of the first three parts is read as its
 /// leading decimal integer (like JavaScript's `parseInt`), and a missing or

@@ -153,7 +153,7 @@ impl StdError for Error {
 }
 
 /// 502, 503 and 504, and Cloudflare's 524 (origin timeout), which the iLink
-/// gateway returns in the field (ILINK.md §6.2).
+/// gateway returns in the field (docs/protocol.md, "Status and errors").
 pub(crate) fn is_retryable_status(status: StatusCode) -> bool {
     matches!(status.as_u16(), 502 | 503 | 504 | 524)
 }
@@ -203,7 +203,7 @@ impl Error {
 
     /// Whether a long poll ran out of time on the client side. This is not a
     /// failure of the protocol: the caller treats it as an empty poll
-    /// (ILINK.md §4.4).
+    /// (docs/protocol.md, "Long polling").
     pub fn is_long_poll_timeout(&self) -> bool {
         self.timeout_class() == Some(TimeoutClass::LongPoll)
     }

@@ -36,24 +36,25 @@
 //!    with endpoint, method, URL without its query, status, attempts and
 //!    latency. No header, body or query is ever recorded.
 //! 2. [`IlinkHeadersLayer`](layers::IlinkHeadersLayer): the headers of
-//!    ILINK.md §2.1: on `POST`, `Content-Type`, `AuthorizationType`, a fresh
-//!    `X-WECHAT-UIN`, `Authorization` (authenticated calls only, marked
-//!    sensitive); on every request `iLink-App-Id`,
-//!    `iLink-App-ClientVersion` and `SKRouteTag` when configured.
-//!    `Content-Length` is left to hyper.
-//! 3. [`RetryLayer`](layers::RetryLayer) with a [`RetryPolicy`]:
-//!    tower's retry middleware with a retry budget, exponential backoff
-//!    with jitter, a cap on attempts and a total deadline. A call marked `RetrySafety::Always` is retried after connect
-//!    failures, timeouts (not a long poll's: that is an empty poll), lost
-//!    connections and 502/503/504/524; one marked `RetrySafety::BeforeSend`
-//!    (`sendmessage`, `getupdates`) only when the request certainly never
-//!    left, so a message is never sent twice. One-shot bodies are never
-//!    retried. Each repeated attempt gets a fresh `X-WECHAT-UIN` (ILINK.md
-//!    §2.2 wants a new value on every request).
+//!    docs/protocol.md, "Request headers": on `POST`, `Content-Type`,
+//!    `AuthorizationType`, a fresh `X-WECHAT-UIN`, `Authorization`
+//!    (authenticated calls only, marked sensitive); on every request
+//!    `iLink-App-Id`, `iLink-App-ClientVersion` and `SKRouteTag` when
+//!    configured. `Content-Length` is left to hyper.
+//! 3. [`RetryLayer`](layers::RetryLayer) with a [`RetryPolicy`]: tower's
+//!    retry middleware with a retry budget, exponential backoff with
+//!    jitter, a cap on attempts and a total deadline. A call marked
+//!    `RetrySafety::Always` is retried after connect failures, timeouts
+//!    (not a long poll's: that is an empty poll), lost connections and
+//!    502/503/504/524; one marked `RetrySafety::BeforeSend` (`sendmessage`,
+//!    `getupdates`) only when the request certainly never left, so a message
+//!    is never sent twice. One-shot bodies are never retried. Each repeated
+//!    attempt gets a fresh `X-WECHAT-UIN`, since every request carries a new
+//!    one (docs/protocol.md, "Request headers").
 //! 4. [`TimeoutLayer`](layers::TimeoutLayer) with [`Timeouts`]: one deadline
-//!    per attempt by class (ILINK.md §6.6: long poll 35 s, API 15 s, config
-//!    10 s, CDN none), covering the response head and body; a per-call
-//!    timeout overrides it.
+//!    per attempt by class (docs/protocol.md, "Timeouts and retries": long poll
+//!    35 s, API 15 s, config 10 s, CDN none), covering the response head and
+//!    body; a per-call timeout overrides it.
 //! 5. [`BodyLimitLayer`](layers::BodyLimitLayer): responses larger than the
 //!    limit fail with [`Error::is_body_too_large`].
 //! 6. The transport `S`: [`HttpsTransport`] by default.

@@ -1,9 +1,9 @@
 //! Redaction of secrets in the text this crate shows: body excerpts in
 //! errors and URLs in traces.
 //!
-//! The rules follow the official client's `redact.ts` (ILINK.md §10, item
-//! 18), made stricter: any JSON key or `key=value` name that looks like a
-//! credential or an opaque media parameter has its value replaced, and URLs
+//! The rules follow the official client's log redaction (docs/protocol.md, "Log
+//! redaction"), made stricter: any JSON key or `key=value` name that looks like
+//! a credential or an opaque media parameter has its value replaced, and URLs
 //! are reduced to origin and path.
 
 /// The longest excerpt of a body kept in an error, in characters.

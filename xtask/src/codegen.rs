@@ -223,12 +223,18 @@ impl Field {
         // the response; `errmsg` is only explanatory text, and losing it
         // must not hide the status the other two carry.
         vec![
-            f("ret", "i64", false, "0 or absent on success (§6.1)."),
+            f(
+                "ret",
+                "i64",
+                false,
+                "0 or absent on success (docs/protocol.md, \"Status and errors\").",
+            ),
             f(
                 "errcode",
                 "i64",
                 false,
-                "Non-zero on failure; −14 means the session expired (§6.3).",
+                "Non-zero on failure; −14 means the session expired \
+                 (docs/protocol.md, \"Status and errors\").",
             ),
             f("errmsg", "string", true, "Human-readable error text."),
         ]
@@ -469,7 +475,7 @@ impl Schema {
     fn rust_messages(&self) -> String {
         let mut s = file_header(
             "The protocol messages, requests and responses. Every field is optional \
-             and unknown fields are ignored (ILINK.md §0.2).",
+             and unknown fields are ignored (docs/protocol.md, \"JSON conventions\").",
         );
         let mut enums = BTreeSet::new();
         let mut secrets = BTreeSet::new();
@@ -653,8 +659,9 @@ impl Schema {
         s.push_str(
             "This page lists every endpoint, message and enum of the WeChat iLink bot API \
              as WxLink models it. It is generated from the schema, like the Rust types of \
-             `wxlink-proto`, so the two cannot disagree. Section numbers (§) refer to \
-             ILINK.md, the protocol notes the schema was written from.\n\n\
+             `wxlink-proto`, so the two cannot disagree. The wire rules after the \
+             reference state in WxLink's words what the tables cannot show (headers, \
+             login, errors, limits, media); the code cites them by title.\n\n\
              Conventions: bodies are JSON; every field is optional; unknown fields are \
              ignored; unknown enum values are kept; a response is a failure when `ret` or \
              `errcode` is present and non-zero.\n\n\

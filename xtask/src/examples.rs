@@ -4,8 +4,8 @@
 //! Building an example proves only that it compiles; this proves it still
 //! does its job. Each example is run as a user would run it (its own process,
 //! the flags its doc comment shows) and is given a deadline, so a hang fails
-//! the run instead of stalling CI. The benchmarks among the examples
-//! (`call_overhead`, `media_bench`) are left to `cargo xtask bench`.
+//! the run instead of stalling CI. The load tools live in `wxlink-bench`
+//! and run under `cargo xtask bench`, not here.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};

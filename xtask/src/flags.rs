@@ -17,10 +17,11 @@ commands:
   fuzz [--seconds N] [TARGET...]
                        run the cargo-fuzz targets in fuzz/ for N s each
                        (default 30, all targets) from their committed corpus
-  bench [--quick]      every DESIGN.md target against a standalone simulator
-                       (send_text vs a bare POST, upload vs the MD5 ceiling,
-                       peak RSS, memory per idle long poll) and the media
-                       benchmarks, each beside its ceiling as a ratio;
-                       --quick uses smaller counts and sizes
+  bench [--quick]      build and run `wxlink-bench suite`: every DESIGN.md
+                       target against a standalone simulator (send_text vs a
+                       bare POST, upload vs the MD5 ceiling, peak RSS, memory
+                       per idle long poll, the media, store and bridge
+                       figures), printed as one table, each figure beside its
+                       ceiling as a ratio; --quick uses smaller counts and sizes
   help                 this text
 ";

@@ -111,8 +111,20 @@ fn deps(sh: &Shell) -> Result<()> {
                 "wxlink-client",
                 "wxlink-bot",
                 "wxlink-sim",
-                "wxlink-bot",
                 "wxlink-bridge",
+            ],
+        ),
+        // The load tools measure the SDK from the outside, as a user's
+        // program would, plus the simulator they load.
+        (
+            "wxlink-bench",
+            &[
+                "wxlink-proto",
+                "wxlink-transport",
+                "wxlink-media",
+                "wxlink-client",
+                "wxlink-bot",
+                "wxlink-sim",
             ],
         ),
         ("wxlink-pgtest", &[]),

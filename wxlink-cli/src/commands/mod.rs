@@ -2,7 +2,6 @@
 //! client built from the resolved account and the session-expiry check.
 
 pub mod accounts;
-mod bench;
 pub mod bridge;
 mod dead_letters;
 mod listen;
@@ -52,10 +51,6 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Typing(args) => {
             let account = account::resolve(global)?;
             typing::run(&client_for(&account, global)?, args).await
-        }
-        Command::Bench(args) => {
-            let account = account::resolve(global)?;
-            bench::run(&account, &client_for(&account, global)?, args).await
         }
     }
 }

@@ -1,5 +1,5 @@
 //! The `wxlink` binary against a simulator: send, listen, typing, login,
-//! session expiry, bench, log verbosity and the standalone `wxlink sim`.
+//! session expiry, log verbosity and the standalone `wxlink sim`.
 //!
 //! Each test starts its own simulator in-process and points the binary at
 //! it through the WXLINK_* variables or flags, exactly as a user would
@@ -562,84 +562,6 @@ async fn login_asks_for_the_pairing_code_on_stdin() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bench_send_text_prints_figures_as_json() {
-    let sim = sim().await;
-    let dir = tempfile::tempdir().unwrap();
-    let out = run(wxlink_at(&sim, dir.path()).args([
-        "bench",
-        "send-text",
-        "--count",
-        "40",
-        "--concurrency",
-        "4",
-        "--to",
-        &sim.user_id(),
-    ]))
-    .await;
-    assert_ok(&out);
-    let report: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
-    assert_eq!(report["bench"], "send-text");
-    assert_eq!(report["errors"], 0);
-    assert!(report["requests_per_s"].as_f64().unwrap() > 0.0);
-    assert!(report["p99_ms"].as_f64().unwrap() >= report["p50_ms"].as_f64().unwrap());
-    assert!(report["peak_rss_bytes"].as_u64().unwrap() > 0);
-    assert_eq!(sim.sent_messages().len(), 40);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bench_upload_streams_generated_payloads() {
-    let sim = sim().await;
-    let dir = tempfile::tempdir().unwrap();
-    let out = run(wxlink_at(&sim, dir.path()).args([
-        "bench",
-        "upload",
-        "--count",
-        "2",
-        "--size",
-        "300000",
-        "--to",
-        &sim.user_id(),
-    ]))
-    .await;
-    assert_ok(&out);
-    let report: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
-    assert_eq!(report["bench"], "upload");
-    assert_eq!(report["errors"], 0);
-    assert!(report["mb_per_s"].as_f64().unwrap() > 0.0);
-    let uploads = sim.uploads();
-    assert_eq!(uploads.len(), 2);
-    assert!(
-        uploads
-            .iter()
-            .all(|u| u.rawsize == 300_000 && u.error.is_none())
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bench_poll_holds_idle_polls_and_reports_memory_per_poll() {
-    let sim = Simulator::builder()
-        .hold(Duration::from_secs(20))
-        .start()
-        .await
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let out = run(wxlink_at(&sim, dir.path()).args([
-        "bench",
-        "poll",
-        "--count",
-        "50",
-        "--hold-ms",
-        "500",
-    ]))
-    .await;
-    assert_ok(&out);
-    let report: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
-    assert_eq!(report["bench"], "poll");
-    assert_eq!(report["held"], 50);
-    assert!(report["bytes_per_poll"].as_u64().is_some(), "{report}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sim_command_prints_its_addresses_and_serves_other_commands() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = wxlink(dir.path())
@@ -767,61 +689,6 @@ async fn listen_keeps_polling_until_interrupted_then_exits_0() {
     // notifystart before polling, notifystop on the way out.
     let notify: Vec<bool> = sim.notify_calls().iter().map(|c| c.start).collect();
     assert_eq!(notify, [true, false]);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bench_bare_post_measures_the_no_sdk_ceiling() {
-    let sim = sim().await;
-    let dir = tempfile::tempdir().unwrap();
-    let out = run(wxlink_at(&sim, dir.path()).args([
-        "bench",
-        "bare-post",
-        "--count",
-        "30",
-        "--concurrency",
-        "3",
-        "--to",
-        &sim.user_id(),
-    ]))
-    .await;
-    assert_ok(&out);
-    let report: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
-    assert_eq!(report["bench"], "bare-post");
-    assert_eq!(report["errors"], 0);
-    // The server accepted every one as a well-formed bot reply.
-    assert_eq!(sim.sent_messages().len(), 30);
-
-    // The ceiling sends what the SDK sends: the same header names and a body
-    // of the same size, so the server's work per call is the same for both.
-    // One call of each, so both texts are "wxlink bench message 0".
-    for kind in ["bare-post", "send-text"] {
-        let one = run(wxlink_at(&sim, dir.path()).args([
-            "bench",
-            kind,
-            "--count",
-            "1",
-            "--warmup",
-            "0",
-            "--to",
-            &sim.user_id(),
-        ]))
-        .await;
-        assert_ok(&one);
-    }
-    let log: Vec<_> = sim
-        .request_log()
-        .into_iter()
-        .filter(|r| r.endpoint == Some("sendmessage"))
-        .collect();
-    let (bare, ours) = (&log[log.len() - 2], &log[log.len() - 1]);
-    let names = |r: &wxlink_sim::RequestRecord| {
-        let mut names: Vec<String> = r.headers.iter().map(|(n, _)| n.clone()).collect();
-        names.sort();
-        names
-    };
-    assert_eq!(names(bare), names(ours));
-    assert!(names(ours).contains(&"x-wechat-uin".to_owned()));
-    assert_eq!(bare.body_size, ours.body_size);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

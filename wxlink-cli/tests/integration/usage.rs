@@ -30,14 +30,14 @@ fn help_lists_every_command() {
     let out = wxlink(&["--help"]);
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8_lossy(&out.stdout);
-    for cmd in ["demo", "sim", "login", "send", "listen", "typing", "bench"] {
+    for cmd in ["demo", "sim", "login", "send", "listen", "typing"] {
         assert!(text.contains(cmd), "`{cmd}` missing from:\n{text}");
     }
 }
 
 #[test]
 fn each_command_help_shows_examples() {
-    for cmd in ["demo", "sim", "login", "send", "listen", "typing", "bench"] {
+    for cmd in ["demo", "sim", "login", "send", "listen", "typing"] {
         let out = wxlink(&[cmd, "--help"]);
         assert_eq!(out.status.code(), Some(0), "{cmd}");
         let text = String::from_utf8_lossy(&out.stdout);
@@ -55,8 +55,6 @@ fn unknown_flags_and_missing_arguments_exit_2() {
         &["send", "--to", "u@im.wechat"][..], // no content
         &["send", "--to", "u", "--text", "a", "--file", "f"][..], // two contents
         &["listen", "--no-such-flag"][..],
-        &["bench", "teleport"][..],
-        &["bench", "send-text", "--count", "0"][..],
         &[][..], // no command
     ] {
         let out = wxlink(args);

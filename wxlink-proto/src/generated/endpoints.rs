@@ -12,7 +12,7 @@ use super::messages::{
 };
 use crate::endpoint::{Auth, Endpoint, EndpointInfo, HttpMethod, RetrySafety, TimeoutClass};
 
-/// Starts a QR login: returns a QR code to show (§4.1). Always sent to the default host.
+/// Starts a QR login: returns a QR code to show (docs/protocol.md, "QR login"). Always sent to the default host.
 ///
 /// `POST ilink/bot/get_bot_qrcode`: [`Auth::None`], [`TimeoutClass::Api`], [`RetrySafety::Always`], no `base_info`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -45,7 +45,7 @@ impl Endpoint for GetBotQrcode {
     }
 }
 
-/// Polls the QR login state (§4.2); a long poll. A failed poll counts as `wait`.
+/// Polls the QR login state (docs/protocol.md, "QR login"); a long poll. A failed poll counts as `wait`.
 ///
 /// `GET ilink/bot/get_qrcode_status`: [`Auth::None`], [`TimeoutClass::LongPoll`], [`RetrySafety::Always`], no `base_info`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -73,7 +73,7 @@ impl Endpoint for GetQrcodeStatus {
     }
 }
 
-/// Long-polls for inbound messages (§4.4). A client timeout is an empty success, not an error.
+/// Long-polls for inbound messages (docs/protocol.md, "Long polling"). A client timeout is an empty success, not an error.
 ///
 /// `POST ilink/bot/getupdates`: [`Auth::Bearer`], [`TimeoutClass::LongPoll`], [`RetrySafety::BeforeSend`], with `base_info`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -91,7 +91,7 @@ impl Endpoint for GetUpdates {
     const BASE_INFO: bool = true;
 }
 
-/// Sends one message (§4.5). Never re-sent once it may have reached the server.
+/// Sends one message (docs/protocol.md, "Shape of a bot reply"). Never re-sent once it may have reached the server.
 ///
 /// `POST ilink/bot/sendmessage`: [`Auth::Bearer`], [`TimeoutClass::Api`], [`RetrySafety::BeforeSend`], with `base_info`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -109,7 +109,7 @@ impl Endpoint for SendMessage {
     const BASE_INFO: bool = true;
 }
 
-/// Reads the typing ticket for a user (§4.6).
+/// Reads the typing ticket for a user (docs/protocol.md, "Typing tickets").
 ///
 /// `POST ilink/bot/getconfig`: [`Auth::Bearer`], [`TimeoutClass::Config`], [`RetrySafety::Always`], with `base_info`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -127,7 +127,7 @@ impl Endpoint for GetConfig {
     const BASE_INFO: bool = true;
 }
 
-/// Shows or hides the typing indicator (§4.7).
+/// Shows or hides the typing indicator (docs/protocol.md, "Typing tickets").
 ///
 /// `POST ilink/bot/sendtyping`: [`Auth::Bearer`], [`TimeoutClass::Config`], [`RetrySafety::Always`], with `base_info`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -145,7 +145,7 @@ impl Endpoint for SendTyping {
     const BASE_INFO: bool = true;
 }
 
-/// Gets CDN upload parameters for one file (§4.8).
+/// Gets CDN upload parameters for one file (docs/protocol.md, "Media upload").
 ///
 /// `POST ilink/bot/getuploadurl`: [`Auth::Bearer`], [`TimeoutClass::Api`], [`RetrySafety::Always`], with `base_info`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -163,7 +163,7 @@ impl Endpoint for GetUploadUrl {
     const BASE_INFO: bool = true;
 }
 
-/// Reports the bot online, before the first poll (§4.9). Best effort.
+/// Reports the bot online, before the first poll (docs/protocol.md, "Presence"). Best effort.
 ///
 /// `POST ilink/bot/msg/notifystart`: [`Auth::Bearer`], [`TimeoutClass::Config`], [`RetrySafety::Always`], with `base_info`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -181,7 +181,7 @@ impl Endpoint for NotifyStart {
     const BASE_INFO: bool = true;
 }
 
-/// Reports the bot offline at shutdown (§4.9). Best effort.
+/// Reports the bot offline at shutdown (docs/protocol.md, "Presence"). Best effort.
 ///
 /// `POST ilink/bot/msg/notifystop`: [`Auth::Bearer`], [`TimeoutClass::Config`], [`RetrySafety::Always`], with `base_info`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]

@@ -5,7 +5,7 @@
 
 use crate::wire::{int_enum_serde, str_enum_serde};
 
-/// Who sent a message (§5.4).
+/// Who sent a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum MessageType {
@@ -43,7 +43,7 @@ impl MessageType {
 
 int_enum_serde!(MessageType);
 
-/// The kind of content in one `MessageItem` (§5.4). Not the same numbers as `UploadMediaType`.
+/// The kind of content in one `MessageItem`. Not the same numbers as `UploadMediaType`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum MessageItemType {
@@ -101,7 +101,7 @@ impl MessageItemType {
 
 int_enum_serde!(MessageItemType);
 
-/// The generation state of a message (§5.4). Bot replies always use `Finish` (§5.6).
+/// The generation state of a message. Bot replies always use `Finish` (docs/protocol.md, "Shape of a bot reply").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum MessageState {
@@ -139,7 +139,7 @@ impl MessageState {
 
 int_enum_serde!(MessageState);
 
-/// The `status` of a `sendtyping` call (§4.7).
+/// The `status` of a `sendtyping` call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum TypingStatus {
@@ -173,7 +173,7 @@ impl TypingStatus {
 
 int_enum_serde!(TypingStatus);
 
-/// The `media_type` of a `getuploadurl` call (§4.8). Not the same numbers as `MessageItemType`.
+/// The `media_type` of a `getuploadurl` call. Not the same numbers as `MessageItemType`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum UploadMediaType {
@@ -215,7 +215,7 @@ impl UploadMediaType {
 
 int_enum_serde!(UploadMediaType);
 
-/// The audio encoding of a voice item (§5.4).
+/// The audio encoding of a voice item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum VoiceEncodeType {
@@ -229,7 +229,7 @@ pub enum VoiceEncodeType {
     Speex,
     /// AMR. Wire value `5`.
     Amr,
-    /// SILK, WeChat's usual voice codec (§7.6). Wire value `6`.
+    /// SILK, WeChat's usual voice codec (docs/protocol.md, "Voice"). Wire value `6`.
     Silk,
     /// MP3. Wire value `7`.
     Mp3,
@@ -273,7 +273,7 @@ impl VoiceEncodeType {
 
 int_enum_serde!(VoiceEncodeType);
 
-/// What the CDN parameter of a `CdnMedia` encrypts (§5.3).
+/// What the CDN parameter of a `CdnMedia` encrypts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum EncryptType {
@@ -307,7 +307,7 @@ impl EncryptType {
 
 int_enum_serde!(EncryptType);
 
-/// The state of a QR login, from `get_qrcode_status` (§4.2).
+/// The state of a QR login, from `get_qrcode_status` (docs/protocol.md, "QR login").
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum QrStatus {

@@ -1,5 +1,6 @@
-//! The worked examples of ILINK.md: the `bot_agent` table of §3.2, the
-//! client-version table of §2.3, the `X-WECHAT-UIN` example of §2.2, and the
+//! Worked examples of the wire rules: sanitised `bot_agent` values
+//! (docs/protocol.md, "`base_info` and `bot_agent`"), client versions and the
+//! `X-WECHAT-UIN` example (docs/protocol.md, "Request headers"), and the
 //! redaction of every secret type.
 
 use wxlink_proto::*;
@@ -295,7 +296,8 @@ fn query_parameters_of_the_login_calls() {
         GetBotQrcode::query(&req),
         vec![("bot_type", "3".to_owned())]
     );
-    // ILINK.md §4.1: the body always carries the list, `[]` when empty.
+    // docs/protocol.md, "QR login": the body always carries the list, `[]` when
+    // empty.
     assert_eq!(
         serde_json::to_string(&req).unwrap(),
         r#"{"local_token_list":[]}"#

@@ -66,7 +66,7 @@ fn a_long_poll_timeout_as_a_numeric_string_is_the_number() {
         (r#"" 35000 ""#, 35_000),
         ("0", 0),
         // A negative integer is still an integer; the client ignores any
-        // timeout that is not positive (ILINK.md §4.4).
+        // timeout that is not positive (docs/protocol.md, "Long polling").
         ("-5", -5),
         (r#""-5""#, -5),
     ] {

@@ -3,7 +3,8 @@
 use proptest::prelude::*;
 use wxlink_proto::*;
 
-/// True when `s` is one product of the §3.2 grammar, with its comment.
+/// True when `s` is one product of the `bot_agent` grammar (docs/protocol.md,
+/// "`base_info` and `bot_agent`"), with its comment.
 fn is_valid_token(token: &str) -> bool {
     let (product, comment) = match token.split_once(" (") {
         Some((p, c)) => (p, Some(c)),

@@ -1,4 +1,5 @@
-//! The iLink request headers: [`IlinkHeadersLayer`] (ILINK.md §2.1).
+//! The iLink request headers: [`IlinkHeadersLayer`] (docs/protocol.md, "Request
+//! headers").
 
 use std::fmt;
 use std::sync::Arc;
@@ -108,8 +109,8 @@ impl Values {
 
 impl IlinkHeaderValues {
     /// Headers for app id `app_id` (`"bot"` for the official plugin) and a
-    /// client version string such as `"2.4.3"`, sent encoded as ILINK.md
-    /// §2.3 says (`132099`). No token, no route tag.
+    /// client version string such as `"2.4.3"`, sent encoded (`132099`;
+    /// docs/protocol.md, "Request headers"). No token, no route tag.
     pub fn new(app_id: &str, client_version: &str) -> Result<Self, Error> {
         let encoded = proto::encode_client_version(client_version);
         let mut values = Values {
@@ -221,8 +222,8 @@ fn header_value(text: &str) -> Result<HeaderValue, Error> {
     HeaderValue::from_str(text).map_err(Error::invalid_request)
 }
 
-/// A fresh `X-WECHAT-UIN` (ILINK.md §2.2): a random `u32` in decimal,
-/// base64-encoded.
+/// A fresh `X-WECHAT-UIN` (docs/protocol.md, "Request headers"): a random `u32`
+/// in decimal, base64-encoded.
 ///
 /// This runs on every POST, so it is written into stack buffers and copied
 /// once into the header value, instead of going through two `String`s

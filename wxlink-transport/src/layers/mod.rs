@@ -9,7 +9,7 @@
 //! | layer | what it does |
 //! |---|---|
 //! | [`TraceLayer`] | one span per call: endpoint, method, redacted URL, status, attempts, latency |
-//! | [`IlinkHeadersLayer`] | the iLink headers of ILINK.md §2.1, POST set or GET set |
+//! | [`IlinkHeadersLayer`] | the iLink headers (docs/protocol.md, "Request headers"), POST set or GET set |
 //! | [`RetryLayer`] | tower's retry middleware with [`RetryPolicy`]: a budget, backoff with jitter, and a [`RetryRule`] (the call's retry safety by default); a fresh `X-WECHAT-UIN` on each repeated attempt |
 //! | [`TimeoutLayer`] | one deadline per attempt, by [`Timeouts`] class or per-call override |
 //! | [`BodyLimitLayer`] | fails responses larger than a limit with `BodyTooLarge` |

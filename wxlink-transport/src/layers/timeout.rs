@@ -24,8 +24,8 @@ use crate::proto::TimeoutClass;
 /// The client-side timeout of each [`TimeoutClass`]; `None` means no
 /// timeout.
 ///
-/// The defaults are ILINK.md §6.6: long poll 35 s, API calls 15 s,
-/// configuration calls 10 s, CDN transfers none.
+/// The defaults follow docs/protocol.md, "Timeouts and retries": long poll
+/// 35 s, API calls 15 s, configuration calls 10 s, CDN transfers none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Timeouts {

@@ -431,8 +431,8 @@ async fn every_retried_attempt_carries_a_fresh_wechat_uin() {
         .unwrap();
     let seen = server.requests();
     assert_eq!(seen.len(), 3);
-    // Each value is base64 of a decimal u32 (ILINK.md §2.2); decode_uin
-    // checks the shape.
+    // Each value is base64 of a decimal u32 (docs/protocol.md, "Request
+    // headers"); decode_uin checks the shape.
     let uins: Vec<u32> = seen
         .iter()
         .map(|r| decode_uin(r.header("x-wechat-uin").unwrap()))

@@ -17,7 +17,7 @@ use wxlink_proto::{
 };
 use wxlink_transport::{ApiClient, ApiConfig, Body, BoxError, Error, RetryPolicy};
 
-/// The shared wire fixtures (ILINK.md examples).
+/// The shared wire fixtures: scrubbed example bodies of every endpoint.
 const FIXTURES: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../wxlink-proto/tests/fixtures"

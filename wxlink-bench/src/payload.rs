@@ -1,4 +1,4 @@
-//! A generated payload of a given size for `wxlink bench upload`.
+//! A generated payload of a given size for `wxlink-bench upload`.
 //!
 //! The bytes come from a small xorshift generator, so any size costs only a
 //! few bytes of state: the payload is produced as it is read and never held

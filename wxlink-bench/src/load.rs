@@ -1,6 +1,6 @@
-//! `wxlink bench`: load against the server the account points at.
-//!
-//! Prints one JSON object on stdout, in the spirit of `redis-benchmark`:
+//! The load subcommands: `send-text`, `upload`, `poll` and `bare-post`
+//! against the server that `WXLINK_BASE_URL`, `WXLINK_CDN_BASE_URL` and
+//! `WXLINK_TOKEN` name, in the spirit of `redis-benchmark`:
 //!
 //! - `send-text`: `--count` `sendmessage` calls, `--concurrency` in flight,
 //!   each from a worker that takes the next operation as soon as its last
@@ -10,9 +10,10 @@
 //!   bytes per second, as `openssl speed` counts) and latency per upload.
 //! - `poll`: `--count` idle long polls held at once through one client
 //!   (one connection pool); the memory they hold, per poll.
+//! - `bare-post`: the ceiling of a small call (see [`bare_post`]).
 //!
-//! Every figure object also carries the process's peak RSS (`VmHWM` on
-//! Linux, so a parent's peak never leaks in; see `add_rss`).
+//! Each figure is a [`Row`]; every run also reports the process's peak RSS
+//! (`VmHWM` on Linux, so a parent's peak never leaks in; see `add_rss`).
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -22,36 +23,194 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 use wxlink_client::WxLinkClient;
+use wxlink_proto::BotToken;
+use wxlink_transport::{HttpsTransport, TransportOptions};
 
-use crate::account::Account;
-use crate::cli::{BenchArgs, BenchKind};
 use crate::payload;
+use crate::report::Row;
 use crate::stats::{self, Latencies};
 
-/// Runs the benchmark and prints its JSON object.
-pub async fn run(account: &Account, client: &WxLinkClient, args: &BenchArgs) -> Result<ExitCode> {
-    let report = match args.kind {
-        BenchKind::SendText => send_text(account, client, args).await?,
-        BenchKind::Upload => upload(account, client, args).await?,
-        BenchKind::Poll => poll(client, args).await?,
-        BenchKind::BarePost => bare_post(account, args).await?,
-    };
+/// What a load subcommand measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `sendmessage` with a short text.
+    SendText,
+    /// Media sends of generated payloads.
+    Upload,
+    /// Idle long polls held at once.
+    Poll,
+    /// The SDK's `sendmessage` request as a bare POST.
+    BarePost,
+}
+
+impl Kind {
+    /// The subcommand's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::SendText => "send-text",
+            Kind::Upload => "upload",
+            Kind::Poll => "poll",
+            Kind::BarePost => "bare-post",
+        }
+    }
+}
+
+/// Options of the load subcommands.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LoadArgs {
+    /// Number of operations (for `poll`: long polls held at once).
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: u64,
+
+    /// Operations in flight at once (ignored by `poll`).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub concurrency: u64,
+
+    /// Payload size in bytes for `upload`.
+    #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub size: u64,
+
+    /// Recipient (ignored by `poll`).
+    #[arg(long, value_name = "USER", default_value = "")]
+    pub to: String,
+
+    /// Warm-up operations before measuring (not counted).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub warmup: u64,
+
+    /// For `poll`: how long to hold the polls before measuring, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 2000)]
+    pub hold_ms: u64,
+
+    /// Speak HTTP/2 without TLS to a plain http:// server (h2c), so every call shares one connection.
+    #[arg(long)]
+    pub h2c: bool,
+}
+
+/// Where the server is: `WXLINK_BASE_URL`, `WXLINK_CDN_BASE_URL` and the
+/// bot token in `WXLINK_TOKEN` (never a flag, so it stays out of `ps`).
+struct Server {
+    base_url: String,
+    cdn_base_url: Option<String>,
+    token: String,
+}
+
+impl Server {
+    /// Reads the environment.
+    fn from_env() -> Result<Self> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        Ok(Self {
+            base_url: var("WXLINK_BASE_URL").context("WXLINK_BASE_URL names no server")?,
+            cdn_base_url: var("WXLINK_CDN_BASE_URL"),
+            token: var("WXLINK_TOKEN").context("WXLINK_TOKEN holds no bot token")?,
+        })
+    }
+
+    /// A client for the server, over h2c when asked.
+    fn client(&self, h2c: bool) -> Result<WxLinkClient> {
+        let mut builder = WxLinkClient::builder()
+            .base_url(self.base_url.clone())
+            .token(BotToken::new(self.token.clone()))
+            .allow_insecure_http(true);
+        if let Some(cdn) = &self.cdn_base_url {
+            builder = builder.cdn_base_url(cdn.clone());
+        }
+        if h2c {
+            let mut options = TransportOptions::default();
+            options.http2_prior_knowledge = true;
+            let transport = HttpsTransport::try_with_options(options)
+                .context("cannot set up the h2c transport")?;
+            builder = builder.transport(transport);
+        }
+        builder.build().context("cannot set up the iLink client")
+    }
+}
+
+/// Runs one load subcommand and prints its rows.
+pub fn run(kind: Kind, args: &LoadArgs) -> Result<ExitCode> {
+    let server = Server::from_env()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let report = runtime.block_on(async {
+        let client = server.client(args.h2c)?;
+        match kind {
+            Kind::SendText => send_text(&client, args).await,
+            Kind::Upload => upload(&client, args).await,
+            Kind::Poll => poll(&client, args).await,
+            Kind::BarePost => bare_post(&server, args).await,
+        }
+    })?;
+    let command = command_line(kind, args);
     let errors = report.get("errors").and_then(Value::as_u64).unwrap_or(0);
-    println!("{report}");
+    for row in rows(&report, &command) {
+        row.print();
+    }
     if errors > 0 {
-        eprintln!("{errors} operations failed; see the log above (-v for more)");
+        eprintln!("{errors} operations failed; see the log above (RUST_LOG=info for more)");
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// The recipient: `--to`, else the user who logged the account in.
-fn recipient(account: &Account, args: &BenchArgs) -> Result<String> {
-    match args.to.clone().or_else(|| account.user_id.clone()) {
-        Some(to) if !to.trim().is_empty() => Ok(to),
-        _ => {
-            bail!("no recipient: pass --to USER (the account file names no user who logged it in)")
-        }
+/// The command line that reproduces a run (the environment aside).
+fn command_line(kind: Kind, args: &LoadArgs) -> String {
+    let mut line = format!("wxlink-bench {} --count {}", kind.name(), args.count);
+    match kind {
+        Kind::Poll => line.push_str(&format!(" --hold-ms {}", args.hold_ms)),
+        _ => line.push_str(&format!(" --concurrency {}", args.concurrency)),
+    }
+    if kind == Kind::Upload {
+        line.push_str(&format!(" --size {}", args.size));
+    }
+    if args.warmup > 0 {
+        line.push_str(&format!(" --warmup {}", args.warmup));
+    }
+    if args.h2c {
+        line.push_str(" --h2c");
+    }
+    line
+}
+
+/// The number fields of a report as rows, the unit read from the field
+/// name's suffix.
+fn rows(report: &Value, command: &str) -> Vec<Row> {
+    let Some(fields) = report.as_object() else {
+        return Vec::new();
+    };
+    fields
+        .iter()
+        .filter_map(|(name, v)| Some((name, v.as_f64()?)))
+        .map(|(name, v)| Row::new(name.clone(), v, unit_of(name)).command(command))
+        .collect()
+}
+
+/// The unit of a report field, from its name (the most specific suffix
+/// first).
+fn unit_of(name: &str) -> &'static str {
+    const SUFFIXES: [(&str, &str); 9] = [
+        ("bytes_per_poll", "bytes/poll"),
+        ("kib_per_poll", "KiB/poll"),
+        ("mib_per_s", "MiB/s"),
+        ("mb_per_s", "MB/s"),
+        ("_per_s", "1/s"),
+        ("_ms", "ms"),
+        ("_s", "s"),
+        ("_bytes", "bytes"),
+        ("_mib", "MiB"),
+    ];
+    SUFFIXES
+        .iter()
+        .find(|(suffix, _)| name.ends_with(suffix))
+        .map_or("", |(_, unit)| unit)
+}
+
+/// The recipient: `--to`.
+fn recipient(args: &LoadArgs) -> Result<String> {
+    match args.to.trim() {
+        "" => bail!("no recipient: pass --to USER"),
+        to => Ok(to.to_owned()),
     }
 }
 
@@ -120,7 +279,7 @@ fn round3(x: f64) -> f64 {
 }
 
 /// The fields every report shares.
-fn base_report(kind: &str, args: &BenchArgs, run: &mut Run) -> serde_json::Map<String, Value> {
+fn base_report(kind: &str, args: &LoadArgs, run: &mut Run) -> serde_json::Map<String, Value> {
     let ok = run.latencies.len() as f64;
     let secs = run.elapsed.as_secs_f64().max(1e-9);
     let mut m = serde_json::Map::new();
@@ -161,9 +320,9 @@ fn add_rss(m: &mut serde_json::Map<String, Value>) {
     );
 }
 
-/// `bench send-text`.
-async fn send_text(account: &Account, client: &WxLinkClient, args: &BenchArgs) -> Result<Value> {
-    let to = recipient(account, args)?;
+/// `send-text`.
+async fn send_text(client: &WxLinkClient, args: &LoadArgs) -> Result<Value> {
+    let to = recipient(args)?;
     if args.warmup > 0 {
         let c = client.clone();
         let to = to.clone();
@@ -190,11 +349,11 @@ async fn send_text(account: &Account, client: &WxLinkClient, args: &BenchArgs) -
     Ok(Value::Object(m))
 }
 
-/// `bench upload`: the payload is generated into a temporary file piece by
+/// `upload`: the payload is generated into a temporary file piece by
 /// piece (never whole in memory, and not timed), then sent `--count` times
 /// through the client's streaming path upload.
-async fn upload(account: &Account, client: &WxLinkClient, args: &BenchArgs) -> Result<Value> {
-    let to = recipient(account, args)?;
+async fn upload(client: &WxLinkClient, args: &LoadArgs) -> Result<Value> {
+    let to = recipient(args)?;
     let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
     let path = dir.path().join("wxlink-bench.bin");
     let size = args.size;
@@ -238,24 +397,25 @@ async fn upload(account: &Account, client: &WxLinkClient, args: &BenchArgs) -> R
     Ok(Value::Object(m))
 }
 
-/// `bench bare-post`: the ceiling of a small call. The same request the SDK
-/// sends — the headers of ILINK.md §2.1 (a fresh `X-WECHAT-UIN` each time)
+/// `bare-post`: the ceiling of a small call. The same request the SDK
+/// sends — the headers of docs/protocol.md, "Request headers" (a fresh
+/// `X-WECHAT-UIN` each time)
 /// and the same `sendmessage` body with its `base_info` — POSTed over a
 /// plain keep-alive hyper connection pool: no SDK, no tower layers. The
 /// bytes on the wire match, so the server does the same work for both and
 /// the ratio measures the SDK's own cost. Plain `http://` servers only (the
 /// simulator).
-async fn bare_post(account: &Account, args: &BenchArgs) -> Result<Value> {
-    let to = recipient(account, args)?;
-    let base = account.base_url.trim_end_matches('/');
+async fn bare_post(server: &Server, args: &LoadArgs) -> Result<Value> {
+    let to = recipient(args)?;
+    let base = server.base_url.trim_end_matches('/');
     if !base.starts_with("http://") {
-        bail!("bench bare-post speaks plain http only; {base} is not an http:// URL");
+        bail!("bare-post speaks plain http only; {base} is not an http:// URL");
     }
     let url: http::Uri = format!("{base}/ilink/bot/sendmessage")
         .parse()
         .context("invalid base URL")?;
     let client = crate::http::plain_client();
-    let auth = format!("Bearer {}", account.token);
+    let auth = format!("Bearer {}", server.token);
     let client_version =
         wxlink_proto::encode_client_version(wxlink_proto::DEFAULT_CHANNEL_VERSION).to_string();
     let post = move |i: u64| {
@@ -315,9 +475,9 @@ async fn bare_post(account: &Account, args: &BenchArgs) -> Result<Value> {
     Ok(Value::Object(m))
 }
 
-/// `bench poll`: holds `--count` long polls at once and measures the memory
+/// `poll`: holds `--count` long polls at once and measures the memory
 /// they take.
-async fn poll(client: &WxLinkClient, args: &BenchArgs) -> Result<Value> {
+async fn poll(client: &WxLinkClient, args: &LoadArgs) -> Result<Value> {
     let fd_limit = stats::raise_open_file_limit();
     // A first poll sets up the connection pool, TLS and the runtime's
     // buffers, so that the baseline below includes them.
@@ -428,6 +588,31 @@ mod tests {
         std::hint::black_box(&block);
         let peak = stats::peak_rss_bytes().unwrap();
         assert!(peak >= 32 << 20, "{peak}");
+    }
+
+    #[test]
+    fn units_come_from_the_most_specific_suffix() {
+        assert_eq!(unit_of("requests_per_s"), "1/s");
+        assert_eq!(unit_of("mb_per_s"), "MB/s");
+        assert_eq!(unit_of("p99_ms"), "ms");
+        assert_eq!(unit_of("elapsed_s"), "s");
+        assert_eq!(unit_of("kib_per_poll"), "KiB/poll");
+        assert_eq!(unit_of("peak_rss_bytes"), "bytes");
+        assert_eq!(unit_of("errors"), "");
+    }
+
+    #[test]
+    fn every_number_of_a_report_becomes_a_row_with_the_command() {
+        let report = json!({"bench": "send-text", "errors": 0, "p50_ms": 0.25, "p99_ms": null});
+        let rows = rows(&report, "wxlink-bench send-text --count 1");
+        let names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["errors", "p50_ms"]);
+        assert_eq!(rows[1].value, Some(0.25));
+        assert_eq!(rows[1].unit, "ms");
+        assert!(
+            rows.iter()
+                .all(|r| r.command == "wxlink-bench send-text --count 1")
+        );
     }
 
     #[tokio::test]

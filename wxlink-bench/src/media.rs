@@ -1,10 +1,9 @@
-//! Media throughput: AES-128-ECB encryption, MD5, and (with the `transport`
-//! feature) an end-to-end upload of a 256 MiB file to the in-process
-//! simulator.
+//! `wxlink-bench media`: AES-128-ECB encryption, MD5, and an end-to-end
+//! upload of a 256 MiB file to the in-process simulator.
 //!
-//! Run it in release mode: `cargo run --release -p wxlink-media --example
-//! media_bench`, or `cargo xtask bench`, which also prints this machine's
-//! `openssl speed` ceilings. It takes well under a minute (about 15 s on
+//! Run it in release mode: `cargo run --release -p wxlink-bench -- media`,
+//! or `cargo xtask bench`, which also shows this machine's `openssl speed`
+//! ceilings. It takes well under a minute (about 15 s on
 //! the 2-core development machine).
 //!
 //! Every figure is the median of repeated runs, as DESIGN.md asks: a single
@@ -12,9 +11,8 @@
 //! processes than about the code. Short runs are repeated more often
 //! ([`SHORT_RUNS`]) than the 256 MiB uploads ([`LONG_RUNS`]); the human line
 //! shows the fastest and slowest run beside the median so the noise is
-//! visible. Each figure is printed as a human line and as a machine line
-//! `wxlink-bench <name> <MB/s>` (MB = 10^6 bytes), which `cargo xtask bench`
-//! reads.
+//! visible on stderr. Each figure is a [`Row`] in MB/s (MB = 10^6 bytes)
+//! on stdout.
 //!
 //! `encrypt` is the headline encryption figure: the streaming path an upload
 //! takes, over 256 MiB that does not fit in any cache. `encrypt_cached` runs
@@ -22,10 +20,17 @@
 //! speed` measures; the gap between the two is memory bandwidth, not the
 //! cipher.
 
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use anyhow::{Context, Result};
 use md5::{Digest, Md5};
 use wxlink_media::{AesKey, Encryptor};
+
+use crate::report::Row;
+
+/// The command that reproduces every row of this module.
+const COMMAND: &str = "wxlink-bench media";
 
 const MIB: usize = 1024 * 1024;
 const BUFFER: usize = 256 * MIB;
@@ -69,13 +74,13 @@ impl Runs {
     }
 }
 
-/// Prints the median of `runs` over `bytes` as MB/s, as a human line and a
-/// machine line.
+/// Prints the median of `runs` over `bytes` as MB/s: a human line on
+/// stderr and a row on stdout.
 fn report(name: &str, bytes: usize, runs: &Runs) {
     let median = runs.median();
     let mbs = bytes as f64 / median.as_secs_f64() / 1e6;
     let (min, max) = runs.spread();
-    println!(
+    eprintln!(
         "{name:<22} {:>4} MiB, median of {} runs {:>7.3} s = {mbs:>8.1} MB/s  (runs {:.3}–{:.3} s)",
         bytes / MIB,
         runs.0.len(),
@@ -83,9 +88,10 @@ fn report(name: &str, bytes: usize, runs: &Runs) {
         min.as_secs_f64(),
         max.as_secs_f64(),
     );
-    println!("wxlink-bench {name} {mbs:.1}");
+    Row::new(name, mbs, "MB/s").command(COMMAND).print();
 }
 
+/// Encryption along the upload path, and of one cache-resident chunk.
 fn bench_encrypt(data: &[u8]) {
     let key = AesKey::random();
     let mut buf = Vec::with_capacity(CHUNK + 16);
@@ -117,6 +123,7 @@ fn bench_encrypt(data: &[u8]) {
     report("encrypt_cached", rounds * CHUNK, &runs);
 }
 
+/// MD5 over the whole buffer, chunk by chunk.
 fn bench_md5(data: &[u8]) {
     let runs = Runs::measure(SHORT_RUNS, || {
         let mut md5 = Md5::new();
@@ -128,10 +135,11 @@ fn bench_md5(data: &[u8]) {
     report("md5", data.len(), &runs);
 }
 
-fn main() {
+/// Runs every media measurement and prints its rows.
+pub fn run() -> Result<ExitCode> {
     let started = Instant::now();
-    println!(
-        "media_bench: each figure is the median of {SHORT_RUNS} runs ({LONG_RUNS} for uploads); \
+    eprintln!(
+        "media: each figure is the median of {SHORT_RUNS} runs ({LONG_RUNS} for uploads); \
          MB = 10^6 bytes. `encrypt` (streaming, 256 MiB) is the headline; \
          `encrypt_cached` (one hot 256 KiB chunk) measures what `openssl speed` does."
     );
@@ -139,18 +147,21 @@ fn main() {
     bench_encrypt(&data);
     bench_md5(&data);
     drop(data);
-    #[cfg(feature = "transport")]
-    upload::bench_upload();
-    println!(
-        "media_bench: {:.1} s in all",
-        started.elapsed().as_secs_f64()
-    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(upload::run())?;
+    eprintln!("media: {:.1} s in all", started.elapsed().as_secs_f64());
+    Ok(ExitCode::SUCCESS)
 }
 
-#[cfg(feature = "transport")]
+/// The 256 MiB uploads.
 mod upload {
     use std::sync::{Arc, Mutex};
     use std::time::{Duration, Instant};
+
+    use anyhow::{Result, ensure};
 
     use wxlink_media::{Phase, ProgressHook, UploadOptions, UploadSource, upload};
     use wxlink_sim::{CdnStorage, Simulator};
@@ -161,24 +172,8 @@ mod upload {
     /// Uploads a 256 MiB file to the in-process simulator (digest-only CDN
     /// storage: it decrypts and checks size and MD5 but keeps nothing), end
     /// to end: MD5 pass, getuploadurl, encrypted streaming POST. The median
-    /// of [`LONG_RUNS`] uploads.
-    pub fn bench_upload() {
-        let runtime = match tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-        {
-            Ok(rt) => rt,
-            Err(err) => {
-                eprintln!("upload benchmark skipped: no runtime: {err}");
-                return;
-            }
-        };
-        if let Err(err) = runtime.block_on(run()) {
-            eprintln!("upload benchmark failed: {err}");
-        }
-    }
-
-    async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// of [`LONG_RUNS`] uploads; then the same to a sink that only counts.
+    pub async fn run() -> Result<()> {
         let sim = Simulator::builder()
             .cdn_storage(CdnStorage::DigestOnly)
             .start()
@@ -236,7 +231,11 @@ mod upload {
                 .map(|at| at - start)
                 .unwrap_or_default();
             runs.push((total, first_pass));
-            assert_eq!(up.rawsize, BUFFER as u64);
+            ensure!(
+                up.rawsize == BUFFER as u64,
+                "the upload reported {} bytes",
+                up.rawsize
+            );
         }
         // The split of the median run.
         let totals = Runs(runs.iter().map(|r| r.0).collect());
@@ -245,7 +244,7 @@ mod upload {
             .iter()
             .find(|r| r.0 == median)
             .map_or(Duration::ZERO, |r| r.1);
-        println!(
+        eprintln!(
             "  (median run: md5 pass + getuploadurl {:.3} s, encrypt-and-post pass {:.3} s)",
             first_pass.as_secs_f64(),
             median.saturating_sub(first_pass).as_secs_f64()
@@ -255,15 +254,19 @@ mod upload {
         // The same upload to a receiver that only counts the bytes, as a
         // remote CDN would look from here: the simulator above verifies the
         // MD5 on this machine's cores, a real CDN does not.
-        let sink_url = crate::sink::start().await?;
-        let api = crate::sink::FixedUrl(sink_url);
+        let sink_url = super::sink::start().await?;
+        let api = super::sink::FixedUrl(sink_url);
         let options = UploadOptions::default();
         let mut totals = Runs(Vec::with_capacity(LONG_RUNS));
         for _ in 0..LONG_RUNS {
             let start = Instant::now();
             let up = upload(&api, &cdn, "bench", UploadSource::path(&path), &options).await?;
             totals.0.push(start.elapsed());
-            assert_eq!(up.rawsize, BUFFER as u64);
+            ensure!(
+                up.rawsize == BUFFER as u64,
+                "the upload reported {} bytes",
+                up.rawsize
+            );
         }
         report("upload_256mib_to_sink", BUFFER, &totals);
         Ok(())
@@ -272,7 +275,6 @@ mod upload {
 
 /// A CDN stand-in that reads and discards upload bodies, for the
 /// client-side upload figure.
-#[cfg(feature = "transport")]
 mod sink {
     use std::convert::Infallible;
 

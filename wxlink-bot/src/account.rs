@@ -676,8 +676,20 @@ async fn run_lease(
             tracing::error!(account = %shared.id, error = %err, count = batch.messages.len(), "journaling the last batch before stopping failed");
         }
     }
-    // Aborting the handlers drops their sends in flight; nothing they did
-    // is lost, since their entries stay in the journal.
+    // On a stop the running handlers may finish (and acknowledge) while
+    // the lease still holds, so that a handover does not hand the next
+    // runner a message that was handled already. Aborting the rest drops
+    // their sends in flight; nothing they did is lost, since their entries
+    // stay in the journal.
+    if matches!(exit, Exit::Stopped) && !tasks.is_empty() {
+        let left = valid_until
+            .checked_duration_since(Instant::now())
+            .and_then(|d| d.checked_sub(lease_margin(ttl)))
+            .unwrap_or_default()
+            .min(HANDLER_GRACE);
+        let _ =
+            tokio::time::timeout(left, async { while tasks.join_next().await.is_some() {} }).await;
+    }
     tasks.abort_all();
     drop(poll);
     if let Ok(mut takes) = shared.takes.lock() {
@@ -700,6 +712,9 @@ async fn run_lease(
     shared.set_lease(None);
     exit
 }
+
+/// How long a stopping account waits for its running handlers at most.
+const HANDLER_GRACE: Duration = Duration::from_secs(5);
 
 /// The time a lease keeps in reserve at its end: no poll may run into it.
 fn lease_margin(ttl: Duration) -> Duration {

@@ -34,7 +34,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use wxlink_bot::runner::Runner;
 use wxlink_bot::store::postgres::PostgresOptions;
-use wxlink_bot::store::{AccountId, PostgresStore, SqliteStore, Store};
+use wxlink_bot::store::{AccountId, PostgresStore, SqliteStore, Store, StoreErrorKind};
 use wxlink_bot::{AccountConfig, AccountOptions, EventKind, Host};
 use wxlink_bridge::config::{AgentConfig, BridgeConfig};
 use wxlink_bridge::runtime::Bridge;
@@ -362,10 +362,17 @@ async fn stored_accounts(store: &dyn Store) -> Result<Vec<(AccountId, AccountRec
         let credentials = match store.credentials(&summary.account).await {
             Ok(Some(credentials)) => credentials,
             Ok(None) => continue,
-            // A store without account records.
-            Err(err) => {
+            // A store without account records refuses the call as an
+            // invalid argument; any other failure is the store's and ends
+            // the start-up.
+            Err(err) if matches!(err.kind(), StoreErrorKind::Invalid(_)) => {
                 tracing::debug!(error = %err, "the store keeps no account records");
                 return Ok(Vec::new());
+            }
+            Err(err) => {
+                return Err(err).with_context(|| {
+                    format!("cannot read the account file of {}", summary.account)
+                });
             }
         };
         let record: AccountRecord = serde_json::from_str(credentials.expose_secret())

@@ -579,3 +579,80 @@ async fn a_postgres_store_with_account_tables_is_refused_with_a_clear_error() {
         "{stderr}"
     );
 }
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bridge_on_a_sqlite_store_runs_every_account_the_file_keeps() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Simulator::builder()
+        .accounts(2)
+        .hold(Duration::from_millis(200))
+        .start()
+        .await
+        .unwrap();
+    let accounts = sim.accounts();
+    for (i, account) in accounts.iter().enumerate() {
+        let file = dir.path().join(format!("account-{i}.json"));
+        std::fs::write(
+            &file,
+            serde_json::json!({
+                "token": account.token().expose_secret(),
+                "base_url": sim.base_url(),
+                "cdn_base_url": sim.cdn_base_url(),
+                "account_id": account.bot_id(),
+            })
+            .to_string(),
+        )
+        .unwrap();
+        let added = Command::new(env!("CARGO_BIN_EXE_wxlink"))
+            .current_dir(dir.path())
+            .args(["accounts", "add", "--store", "bridge.db"])
+            .arg(&file)
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            added.status.success(),
+            "{}",
+            String::from_utf8_lossy(&added.stderr)
+        );
+    }
+
+    // No account file, no token: the accounts come from the store alone.
+    let runner = BridgeRunner::start("bridge.db", dir.path(), "solo");
+    for account in &accounts {
+        account
+            .inject_text(account.user_id(), format!("hi {}", account.bot_id()))
+            .unwrap();
+    }
+    let end = tokio::time::Instant::now() + WAIT;
+    while accounts.iter().any(|a| a.sent_messages().is_empty()) {
+        assert!(
+            tokio::time::Instant::now() < end,
+            "timed out waiting for an answer on every account\n{}",
+            runner.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for account in &accounts {
+        let texts: Vec<String> = account
+            .sent_messages()
+            .iter()
+            .filter_map(|m| m.text().map(str::to_owned))
+            .collect();
+        assert_eq!(
+            texts,
+            vec![format!("solo: hi {}", account.bot_id())],
+            "{}",
+            account.bot_id()
+        );
+    }
+    signal(&runner.child, "-INT");
+    let log = runner.log();
+    let status = tokio::time::timeout(WAIT, runner.child.wait_with_output())
+        .await
+        .expect("stopped")
+        .unwrap()
+        .status;
+    assert!(status.success(), "{log}");
+}

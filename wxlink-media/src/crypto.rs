@@ -14,7 +14,7 @@
 
 use aes::Aes128;
 use aes::cipher::inout::InOutBuf;
-use aes::cipher::{BlockDecrypt, BlockEncrypt, KeyInit};
+use aes::cipher::{BlockCipherDecrypt, BlockCipherEncrypt, KeyInit};
 
 use crate::MediaError;
 use crate::key::AesKey;

@@ -29,7 +29,7 @@ pub enum Error {
     /// The client was built without a bot token, or with a blank one.
     #[error("no bot token configured")]
     MissingToken,
-    /// The text to send is empty (ILINK.md §5.6 rule 4).
+    /// The text to send is empty (docs/protocol.md, "Shape of a bot reply").
     #[error("text is empty")]
     EmptyText,
     /// The base URL is plain `http://` on another host, so the bot token
@@ -45,7 +45,7 @@ pub enum Error {
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
     /// `getconfig` gave no typing ticket for this user, so no typing status
-    /// can be sent (ILINK.md §8.4).
+    /// can be sent (docs/protocol.md, "Typing tickets").
     #[error("no typing ticket for this user")]
     NoTypingTicket,
     /// A QR login failed.
@@ -55,7 +55,7 @@ pub enum Error {
     #[error("account file error")]
     Account(#[source] AccountFileError),
     /// The server refused a native voice message (WeChat is known not to
-    /// show outbound voice bubbles, ILINK.md §7.6). Send the audio as a file
+    /// show outbound voice bubbles, docs/protocol.md, "Voice"). Send the audio as a file
     /// instead, or set `fallback_to_file(true)` on the voice request.
     #[error("server refused the voice message")]
     VoiceRejected {
@@ -150,7 +150,7 @@ impl Error {
     }
 
     /// True when the server said the session expired (`-14`): the token is
-    /// no longer valid and a new QR login is needed (ILINK.md §6.4).
+    /// no longer valid and a new QR login is needed (docs/protocol.md, "Status and errors").
     pub fn is_session_expired(&self) -> bool {
         self.transport()
             .is_some_and(wxlink_transport::Error::is_session_expired)

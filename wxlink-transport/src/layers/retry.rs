@@ -9,14 +9,14 @@
 //!   midway, and HTTP 502, 503, 504 and 524.
 //! - [`RetrySafety::BeforeSend`]: only failures where the request certainly
 //!   never left (connection refused, DNS, TLS, proxy). A `sendmessage` that
-//!   may have reached the server is never sent again (ILINK.md §6.7).
+//!   may have reached the server is never sent again (docs/protocol.md, "Timeouts and retries").
 //!
 //! A request whose body is a one-shot stream is never retried, and no new
 //! attempt starts once the policy's total deadline would be passed.
 //!
 //! Each repeated attempt is the same request (method, URL, headers, body)
 //! with one exception: an `X-WECHAT-UIN` header is replaced by a fresh
-//! random value, because ILINK.md §2.2 asks for a new one on every request
+//! random value, because docs/protocol.md, "Request headers" asks for a new one on every request
 //! and [`IlinkHeadersLayer`](crate::layers::IlinkHeadersLayer), above this
 //! layer, runs only once per call. A request without the header is
 //! repeated unchanged, so the layer works on any request.
@@ -369,7 +369,7 @@ where
             next = copy.try_clone();
         }
         let mut req = copy.into_request();
-        // ILINK.md §2.2: every request carries its own X-WECHAT-UIN. The
+        // docs/protocol.md, "Request headers": every request carries its own X-WECHAT-UIN. The
         // headers layer sits above this one and runs once per call, so a
         // repeated attempt gets its fresh value here.
         if let Some(uin) = req.headers_mut().get_mut(X_WECHAT_UIN) {

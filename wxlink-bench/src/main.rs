@@ -8,6 +8,8 @@
 //!   simulator, or any iLink server), in the spirit of `redis-benchmark`.
 //! - `media` measures AES-128-ECB, MD5 and a 256 MiB upload in process.
 //! - `call-overhead` measures the transport's cost over a bare POST.
+//! - `idle-accounts` measures a wxlink-bot host's memory per idle account
+//!   and CPU per dispatched message.
 //!
 //! Every subcommand prints its figures as [`report::Row`] JSON lines on
 //! stdout; progress goes to stderr. Run it in release mode:
@@ -19,6 +21,7 @@
 
 mod call_overhead;
 mod http;
+mod idle_accounts;
 mod load;
 mod media;
 mod payload;
@@ -65,6 +68,8 @@ enum Command {
     Media,
     /// The transport's cost per call, in memory and over loopback beside a bare POST.
     CallOverhead(call_overhead::Args),
+    /// --count idle wxlink-bot accounts, each polling its own token: RSS per account, and CPU per dispatched message.
+    IdleAccounts(idle_accounts::Args),
 }
 
 fn main() -> ExitCode {
@@ -84,6 +89,7 @@ fn main() -> ExitCode {
         Command::Poll(args) => load::run(load::Kind::Poll, &args),
         Command::BarePost(args) => load::run(load::Kind::BarePost, &args),
         Command::CallOverhead(args) => call_overhead::run(&args),
+        Command::IdleAccounts(args) => idle_accounts::run(&args),
     };
     match result {
         Ok(code) => code,

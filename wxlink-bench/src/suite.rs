@@ -204,8 +204,9 @@ pub fn run(quick: bool) -> Result<ExitCode> {
         Err(e) => failures.push(failed("simulator idle accounts", sim_idle, &e, &mut rows)),
     }
     let idle = format!(
-        "cargo run --release -p wxlink-bot --example idle_accounts -- --count {} [--h2c]",
-        plan.polls[1].0
+        "wxlink-bench idle-accounts --count {} [--h2c | --messages {}]",
+        plan.polls[1].0,
+        2 * plan.polls[1].0
     );
     match idle_account_rows(&bench, &plan, &mut notes) {
         Ok(r) => rows.extend(r.into_iter().map(|t| t.into_row(&idle))),
@@ -263,13 +264,6 @@ fn project_root() -> PathBuf {
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."))
-}
-
-/// The cargo target directory.
-fn target_dir(root: &Path) -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"))
 }
 
 /// Runs `cargo <args>` in the workspace root and returns its stdout; its
@@ -750,96 +744,101 @@ fn poll_row(
 
 /// Memory per idle account of the bot runtime: one `wxlink-bot` host with
 /// as many accounts as the largest idle-poll row holds polls, each
-/// long-polling, over HTTP/1.1 (a connection per poll) and h2c (one shared
-/// connection). The figure is the `idle_accounts` example's RSS with every
-/// poll held, minus its RSS with one warm-up account polling, divided by
-/// the accounts.
+/// long-polling its own token of one multi-account simulator, over
+/// HTTP/1.1 (a connection per poll) and h2c (one shared connection); and,
+/// over HTTP/1.1, the host's CPU per dispatched message. This binary's
+/// `idle-accounts` subcommand takes the figures.
 fn idle_account_rows(bench: &Bench, plan: &Plan, notes: &mut Vec<String>) -> Result<Vec<Target>> {
     let count = plan.polls[1].0;
-    eprintln!(
-        "
-idle accounts (wxlink-bot host): {count} accounts"
-    );
-    cargo(&[
-        "build",
-        "--release",
-        "--quiet",
-        "-p",
-        "wxlink-bot",
-        "--example",
-        "idle_accounts",
-    ])
-    .context("building the idle_accounts example failed")?;
-    let bin = target_dir(&project_root())
-        .join("release")
-        .join("examples")
-        .join("idle_accounts");
+    let messages = 2 * count;
+    eprintln!("\nidle accounts (wxlink-bot host): {count} accounts, each with its own token");
     let mut rows = Vec::new();
     for (h2c, budget) in [(false, 24.0), (true, 16.0)] {
-        let label = protocol_label(h2c);
-        let sim = Simulator::start(&bench.bin, &bench.scratch.join("sim.log"))?;
-        let out_path = bench.scratch.join("idle_accounts.out");
-        let out = File::create(&out_path)?;
-        let mut cmd = Command::new(&bin);
-        cmd.args(["--count", &count.to_string()])
+        let tokens_path = bench.scratch.join("idle-tokens.txt");
+        let tokens_arg = tokens_path.to_string_lossy().into_owned();
+        let accounts = (count + 1).to_string();
+        let sim = Simulator::start_args(
+            &bench.bin,
+            &bench.scratch.join("sim-idle.log"),
+            &[
+                "sim",
+                "--hold-ms",
+                "300000",
+                "--cdn-digest-only",
+                "--record-limit",
+                "1000",
+                "--accounts",
+                &accounts,
+                "--tokens-file",
+                &tokens_arg,
+            ],
+        )?;
+        let mut cmd = Command::new(&bench.exe);
+        cmd.args(["idle-accounts", "--count", &count.to_string()])
             .env("WXLINK_BASE_URL", &sim.info.base_url)
-            .env("WXLINK_TOKEN", &sim.info.token)
+            .env("WXLINK_TOKENS", &tokens_path)
             .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(Stdio::null());
+            .stderr(Stdio::inherit());
         if h2c {
             cmd.arg("--h2c");
+        } else {
+            cmd.args(["--messages", &messages.to_string()]);
         }
         eprintln!(
-            "  idle_accounts --count {count}{}",
-            if h2c { " --h2c" } else { "" }
-        );
-        let mut child = cmd.spawn().context("cannot start idle_accounts")?;
-        let deadline = Instant::now() + bench.timeout;
-        let status = loop {
-            if let Some(status) = child.try_wait()? {
-                break status;
-            }
-            if Instant::now() >= deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                bail!("idle_accounts took longer than {:?}", bench.timeout);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        let stdout = std::fs::read_to_string(&out_path).unwrap_or_default();
-        let Some(report) = last_json_object(&stdout).filter(|_| status.success()) else {
-            bail!("idle_accounts exited with {status}: {}", stdout.trim());
-        };
-        let kib = field(&report, "kib_per_account")?;
-        let held = field(&report, "held")?;
-        notes.push(format!(
-            "{count} idle accounts{label} on one wxlink-bot host: ({} RSS with {held} polls held − {} with one warm-up account) / {count} = {kib:.1} KiB per account; {}; the simulator peaked at {} (not counted); the previous one-account runtime measured 55 KiB per account, 38 KiB with one shared transport (HTTP/1.1)",
-            mib(Some(field(&report, "rss_bytes")? as u64)),
-            mib(Some(field(&report, "baseline_rss_bytes")? as u64)),
-            if report.get("own_tokens").and_then(Value::as_bool) == Some(true) {
-                "each account with its own token"
+            "  wxlink-bench idle-accounts --count {count}{}",
+            if h2c {
+                " --h2c".to_owned()
             } else {
-                "every account polls the simulator's one token (the simulator has one bot)"
-            },
-            mib(sim.peak_rss_bytes()),
-        ));
-        if held < count as f64 {
-            bail!("only {held} of {count} accounts were polling: {report}");
+                format!(" --messages {messages}")
+            }
+        );
+        let out = cmd
+            .output()
+            .context("cannot run wxlink-bench idle-accounts")?;
+        let output = String::from_utf8_lossy(&out.stdout);
+        if !out.status.success() {
+            bail!(
+                "wxlink-bench idle-accounts exited with {}: {output}",
+                out.status
+            );
         }
-        rows.push(Target {
-            target: format!("idle accounts, {count}{label}"),
-            ours: Figure::new(kib, "KiB/account", ""),
-            ceiling: Figure::new(budget, "KiB/account", "budget"),
-            goal: Goal::Below(
-                1.0 + 1e-9,
-                if h2c {
-                    "≤ 16 KiB per account"
-                } else {
-                    "≤ 24 KiB per account"
-                },
-            ),
-        });
+        for line in output.lines() {
+            if let Ok(v) = serde_json::from_str::<Value>(line)
+                && let Some(note) = v.get("note").and_then(Value::as_str)
+            {
+                notes.push(note.to_owned());
+            }
+        }
+        notes.push(format!(
+            "the simulator of the idle accounts{} peaked at {} (not counted); the previous one-account runtime measured 55 KiB per account, 38 KiB with one shared transport (HTTP/1.1)",
+            protocol_label(h2c),
+            mib(sim.peak_rss_bytes())
+        ));
+        for row in report::parse_rows(&output) {
+            let Some(value) = row.value else { continue };
+            if row.name.starts_with("idle accounts") {
+                rows.push(Target {
+                    target: row.name,
+                    ours: Figure::new(value, "KiB/account", ""),
+                    ceiling: Figure::new(budget, "KiB/account", "budget"),
+                    goal: Goal::Below(
+                        1.0 + 1e-9,
+                        if h2c {
+                            "≤ 16 KiB per account"
+                        } else {
+                            "≤ 24 KiB per account"
+                        },
+                    ),
+                });
+            } else {
+                rows.push(Target {
+                    target: row.name,
+                    ours: Figure::new(value, "µs/message", ""),
+                    ceiling: Figure::new(f64::NAN, "", "no previous figure"),
+                    goal: Goal::Info,
+                });
+            }
+        }
     }
     Ok(rows)
 }

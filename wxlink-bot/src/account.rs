@@ -73,7 +73,7 @@ pub(crate) struct Shared {
     /// Dead letters re-queued while the account runs, to load at once.
     requeued: Mutex<Vec<JournalKey>>,
     /// Where a handler asks the runner for its user's waiting messages.
-    takes: Mutex<Option<mpsc::UnboundedSender<TakeRequest>>>,
+    takes: Mutex<Option<mpsc::UnboundedSender<Box<TakeRequest>>>>,
     requeue_signal: tokio::sync::Notify,
 }
 
@@ -130,10 +130,10 @@ impl Shared {
         };
         let (reply, answer) = tokio::sync::oneshot::channel();
         if tx
-            .send(TakeRequest {
+            .send(Box::new(TakeRequest {
                 user: user.to_owned(),
                 reply,
-            })
+            }))
             .is_err()
         {
             return Vec::new();
@@ -422,8 +422,10 @@ async fn run_lease(
         loaded: None,
         more: true,
     };
-    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
-    let (take_tx, mut take_rx) = mpsc::unbounded_channel::<TakeRequest>();
+    // Boxed messages: a channel allocates its first block of 32 slots at
+    // once, which for `Done` held inline is about 8 KiB per idle account.
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Box<Done>>();
+    let (take_tx, mut take_rx) = mpsc::unbounded_channel::<Box<TakeRequest>>();
     if let Ok(mut takes) = shared.takes.lock() {
         *takes = Some(take_tx);
     }
@@ -580,7 +582,7 @@ async fn run_lease(
                 }
             }
             Some(done) = done_rx.recv() => {
-                finish(shared, &mut dispatch, done, shared.options.retry_delay).await;
+                finish(shared, &mut dispatch, *done, shared.options.retry_delay).await;
             }
             _ = async { tasks.join_next().await }, if !tasks.is_empty() => {}
             _ = async {
@@ -674,8 +676,20 @@ async fn run_lease(
             tracing::error!(account = %shared.id, error = %err, count = batch.messages.len(), "journaling the last batch before stopping failed");
         }
     }
-    // Aborting the handlers drops their sends in flight; nothing they did
-    // is lost, since their entries stay in the journal.
+    // On a stop the running handlers may finish (and acknowledge) while
+    // the lease still holds, so that a handover does not hand the next
+    // runner a message that was handled already. Aborting the rest drops
+    // their sends in flight; nothing they did is lost, since their entries
+    // stay in the journal.
+    if matches!(exit, Exit::Stopped) && !tasks.is_empty() {
+        let left = valid_until
+            .checked_duration_since(Instant::now())
+            .and_then(|d| d.checked_sub(lease_margin(ttl)))
+            .unwrap_or_default()
+            .min(HANDLER_GRACE);
+        let _ =
+            tokio::time::timeout(left, async { while tasks.join_next().await.is_some() {} }).await;
+    }
     tasks.abort_all();
     drop(poll);
     if let Ok(mut takes) = shared.takes.lock() {
@@ -698,6 +712,9 @@ async fn run_lease(
     shared.set_lease(None);
     exit
 }
+
+/// How long a stopping account waits for its running handlers at most.
+const HANDLER_GRACE: Duration = Duration::from_secs(5);
 
 /// The time a lease keeps in reserve at its end: no poll may run into it.
 fn lease_margin(ttl: Duration) -> Duration {
@@ -780,7 +797,7 @@ async fn run_handler(
     lease: Lease,
     user: String,
     entry: JournalEntry,
-    done: mpsc::UnboundedSender<Done>,
+    done: mpsc::UnboundedSender<Box<Done>>,
 ) {
     let Ok(_permit) = permits.acquire_owned().await else {
         return;
@@ -875,13 +892,13 @@ async fn run_handler(
         Err(_) => refreshed(&shared, entry).await,
         Ok(()) => entry,
     };
-    let _ = done.send(Done {
+    let _ = done.send(Box::new(Done {
         user,
         entry,
         outcome: report,
         merged_done,
         merged_back,
-    });
+    }));
 }
 
 /// The entry as the store has it now (attempts, accepted replies), or as

@@ -184,9 +184,7 @@ impl HostBuilder {
         Host {
             inner: Arc::new(HostInner {
                 store: self.store,
-                transport: self
-                    .transport
-                    .unwrap_or_else(|| boxed(wxlink_transport::HttpsTransport::new())),
+                transport: self.transport.unwrap_or_else(|| boxed(default_transport())),
                 owner,
                 permits: Arc::new(Semaphore::new(self.concurrency)),
                 events,
@@ -194,6 +192,20 @@ impl HostBuilder {
             }),
         }
     }
+}
+
+/// The read buffer of each HTTP/1.1 connection of the default transport:
+/// every idle account holds a poll, and so a connection, of its own, and
+/// API answers are small JSON bodies whose heads take a few hundred bytes.
+pub(crate) const HOST_HTTP1_READ_BUFFER: usize = 4 * 1024;
+
+/// The transport of a host built without one: the default HTTPS transport
+/// (proxy from the environment), with a smaller read buffer per HTTP/1.1
+/// connection than hyper's 8 KiB ([`HOST_HTTP1_READ_BUFFER`]).
+fn default_transport() -> wxlink_transport::HttpsTransport {
+    let mut options = wxlink_transport::TransportOptions::default();
+    options.http1_read_buffer = Some(HOST_HTTP1_READ_BUFFER);
+    wxlink_transport::HttpsTransport::with_options(options)
 }
 
 /// Boxes a transport once, so that every account shares it.
@@ -210,7 +222,45 @@ where
     S::Future: Send + 'static,
 {
     use tower::ServiceExt;
-    BoxHttpService::new(service.map_err(Into::<wxlink_transport::BoxError>::into))
+    BoxHttpService::new(
+        ArcTransport(Arc::new(service)).map_err(Into::<wxlink_transport::BoxError>::into),
+    )
+}
+
+/// A transport behind an `Arc`, so that a clone is a count bumped, not a
+/// copy. Every account's client holds several clones of the boxed
+/// transport (and each call clones its service stack); a transport such
+/// as `HttpsTransport` holds two hyper clients inline, about 760 bytes a
+/// copy. Each call works on its own clone of the inner service, made
+/// ready first.
+struct ArcTransport<S>(Arc<S>);
+
+impl<S> Clone for ArcTransport<S> {
+    fn clone(&self) -> Self {
+        Self(Arc::clone(&self.0))
+    }
+}
+
+impl<S, R> tower::Service<R> for ArcTransport<S>
+where
+    S: tower::Service<R> + Clone,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = tower::util::Oneshot<S, R>;
+
+    fn poll_ready(
+        &mut self,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        // The clone made in `call` is the one that is driven to readiness.
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: R) -> Self::Future {
+        use tower::ServiceExt;
+        S::clone(&self.0).oneshot(request)
+    }
 }
 
 /// A handle on one running account: proactive pushes and its state.

@@ -209,7 +209,7 @@ impl Incoming {
     /// earlier attempt are skipped.
     pub async fn reply(&self, text: &str) -> Result<(), Error> {
         if text.is_empty() {
-            return Err(Error::from(wxlink_client::Error::EmptyText));
+            return Err(Error::from(wxlink_client::Error::empty_text()));
         }
         let chunks = wxlink_client::chunk_text(text, self.shared.options.max_chars.max(1));
         let count = u32::try_from(chunks.len()).unwrap_or(u32::MAX);
@@ -379,7 +379,7 @@ where
 /// budget applies, and the user must have written within the reply window.
 pub(crate) async fn push_text(shared: &Shared, user: &str, text: &str) -> Result<(), Error> {
     if text.is_empty() {
-        return Err(Error::from(wxlink_client::Error::EmptyText));
+        return Err(Error::from(wxlink_client::Error::empty_text()));
     }
     let chunks = wxlink_client::chunk_text(text, shared.options.max_chars.max(1));
     let count = u32::try_from(chunks.len()).unwrap_or(u32::MAX);

@@ -5,12 +5,15 @@
 //!   one fair lock, at least [`AccountOptions::pace`] apart (1 s by
 //!   default). The lock is held across the call, so the order of asking is
 //!   the order on the wire, and a user's messages arrive in order.
-//! - **The bot-wide throttle**: a `-2` is read as the server's burst
-//!   throttle (the guess is logged). From then on no send of this bot
-//!   leaves until the cool-down ends (1 h by default); then exactly one
-//!   send is the probe. A probe that fails again doubles the cool-down (up
-//!   to 24 h). The state is saved in the store, so a restart does not
-//!   hot-retry.
+//! - **The bot-wide throttle**: a `-2` the facade reads as the server's
+//!   burst throttle ([`wxlink_client::Error::rejection`]) holds every send
+//!   of this bot until the cool-down ends (1 h by default); then exactly
+//!   one send is the probe. A probe that fails again doubles the cool-down
+//!   (up to 24 h). The state is saved in the store, so a restart does not
+//!   hot-retry. A `-2` read otherwise (text too long, no or an expired
+//!   context, no known cause) fails that send only, with the facade's
+//!   error and its guess; the bot goes on sending. Every guess is logged
+//!   with the rule that made it.
 //! - **Budgets**: replies are counted per inbound message of the user (10
 //!   by default), proactive pushes per window (0 disables them).
 //!
@@ -25,6 +28,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 use wxlink_client::WxLinkClient;
+use wxlink_client::reject::{RejectCause, RejectionGuess};
 
 use crate::account::Shared;
 use crate::error::{Error, Kind};
@@ -87,15 +91,16 @@ fn throttled(record: &ThrottleRecord) -> Error {
     })
 }
 
-/// True when a failed send reads as the burst throttle: any `-2` (the code
-/// is overloaded, docs/architecture.md "Send limits"; the runtime chunks text below
-/// the length limit and refuses sends without a context token, which
-/// leaves the throttle as the likely cause).
-fn is_throttle(err: &wxlink_client::Error) -> bool {
-    err.api_status().is_some_and(|s| {
-        s.ret == Some(wxlink_proto::status::REJECTED)
-            || s.errcode == Some(wxlink_proto::status::REJECTED)
-    })
+/// The facade's reading of a `-2` refusal, if `err` is one.
+fn rejection(err: &wxlink_client::Error) -> Option<RejectionGuess> {
+    err.rejection()
+}
+
+/// True when the facade reads a refusal as the bot-wide burst throttle
+/// (docs/protocol.md, "Send errors"). Only that reading stops every send
+/// of the bot: an over-length text or a stale context concerns one send.
+fn is_throttle(guess: Option<&RejectionGuess>) -> bool {
+    guess.is_some_and(|g| g.cause == RejectCause::Throttled)
 }
 
 impl Shared {
@@ -221,7 +226,7 @@ impl Shared {
                 }
                 Ok(value)
             }
-            Err(err) if is_throttle(&err) => {
+            Err(err) if is_throttle(rejection(&err).as_ref()) => {
                 let now = now_ms();
                 let record = match probing {
                     Some(old) => {
@@ -241,7 +246,7 @@ impl Shared {
                 tracing::warn!(
                     account = %self.id,
                     errmsg = err.api_status().and_then(|s| s.errmsg.as_deref()).unwrap_or(""),
-                    guess = "burst throttle",
+                    guess = %rejection(&err).map(|g| g.to_string()).unwrap_or_default(),
                     failed_probes = record.failed_probes,
                     "sendmessage answered -2; holding every send of this bot"
                 );
@@ -261,6 +266,14 @@ impl Shared {
             Err(err) => {
                 if err.is_session_expired() {
                     self.mark_session_expired();
+                }
+                if let Some(guess) = rejection(&err) {
+                    tracing::warn!(
+                        account = %self.id,
+                        errmsg = err.api_status().and_then(|s| s.errmsg.as_deref()).unwrap_or(""),
+                        guess = %guess,
+                        "sendmessage answered -2; not the bot-wide throttle, other sends go on"
+                    );
                 }
                 Err(Error::from(err))
             }

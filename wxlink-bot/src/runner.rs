@@ -1,7 +1,8 @@
 //! One runner of a scale-out over PostgreSQL: the accounts kept in a
 //! [`PostgresStore`] divided among every runner process that shares it.
 //!
-//! Every third of the lease period a [`Runner`]:
+//! Every third of the lease period, and as soon as another runner's lease
+//! may have run out, a [`Runner`]:
 //!
 //! 1. records its heartbeat and claims free or expired accounts up to its
 //!    fair share, `ceil(accounts / live runners)`
@@ -69,7 +70,8 @@ impl Runner {
                 "the runner's host must run over the runner's PostgresStore",
             ));
         }
-        // A runner missing a whole lease period of heartbeats is gone.
+        // A runner missing a whole lease period of heartbeats is gone (a
+        // round that starts or stops many accounts may delay one).
         let stale_after = options.lease_ttl;
         Ok(Self {
             host,
@@ -104,8 +106,23 @@ impl Runner {
                 },
                 () = tokio::time::sleep_until(next) => {
                     next = tokio::time::Instant::now() + tick;
-                    if let Err(err) = self.balance().await {
-                        tracing::warn!(owner = self.host.owner(), error = %err, "claiming a share failed");
+                    match self.balance().await {
+                        Ok(outcome) => {
+                            // Claim again as soon as another runner's lease
+                            // may have run out or a runner gone stale, not
+                            // up to a third of the period later: that is
+                            // the takeover time after a crash.
+                            if let Some(at) = outcome.next_change_ms {
+                                let wait = u64::try_from(at.saturating_sub(now_ms())).unwrap_or(0);
+                                let soon = tokio::time::Instant::now()
+                                    + Duration::from_millis(wait)
+                                    + CLAIM_SLACK;
+                                next = next.min(soon);
+                            }
+                        }
+                        Err(err) => {
+                            tracing::warn!(owner = self.host.owner(), error = %err, "claiming a share failed");
+                        }
                     }
                 }
             }
@@ -128,21 +145,36 @@ impl Runner {
                 now_ms(),
             )
             .await?;
-        for lease in &outcome.claimed {
+        tracing::debug!(
+            owner,
+            claimed = outcome.claimed.len(),
+            held = outcome.held,
+            share = outcome.share,
+            live = outcome.live_runners,
+            next_change_ms = ?outcome.next_change_ms,
+            "claimed a share"
+        );
+        // The claimed accounts start side by side: one after another, a
+        // takeover of many accounts would wait on each one's store reads.
+        let starts = outcome.claimed.iter().map(|lease| async move {
             if let Err(err) = self.start(lease).await {
                 tracing::warn!(account = %lease.account, error = %err, "starting a claimed account failed");
                 let _ = self.store.release(lease).await;
             }
-        }
+        });
+        futures_util::future::join_all(starts).await;
         let excess = usize::try_from(outcome.excess()).unwrap_or(usize::MAX);
         if excess > 0 {
             // Give back the newest names first; which ones does not matter
             // as long as every runner's count is right.
+            // They stop at once, not one after another: each lets its poll
+            // in flight end and journals its batch first.
             let running: BTreeSet<AccountId> = self.host.account_ids().into_iter().collect();
-            for id in running.iter().rev().take(excess) {
+            let drops = running.iter().rev().take(excess).map(|id| {
                 tracing::info!(account = %id, "handing the account to a newer runner");
-                self.drop_account(id).await;
-            }
+                self.drop_account(id)
+            });
+            futures_util::future::join_all(drops).await;
         }
         Ok(outcome)
     }
@@ -193,6 +225,11 @@ impl Runner {
         }
     }
 }
+
+/// How long after a lease's expiry (by this runner's clock) a claim for it
+/// runs: a little later, so that small clock differences between runners
+/// do not make the claim come a moment too early and find nothing.
+const CLAIM_SLACK: Duration = Duration::from_millis(20);
 
 fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)

@@ -29,11 +29,16 @@
 //! give_up_notice = "Sorry, I could not answer that."
 //! max_concurrent_turns = 64
 //! media_dir = "/srv/bridge/out"
+//! allow_private_urls = false           # reply URLs: public addresses only
+//! more_notice = "(Cut here: {n} more messages. Send /more.)"
+//! media_notice = "(A file could not be sent.)"
 //!
 //! [server]
 //! listen = "127.0.0.1:9464"            # /healthz and /metrics
 //! send_endpoint = "127.0.0.1:9465"     # for webhooks answering later
 //! send_token_env = "WXLINK_BRIDGE_SEND_TOKEN"
+//! media_endpoint = "127.0.0.1:9466"    # inbound media as loopback URLs
+//! media_token_env = "WXLINK_BRIDGE_MEDIA_TOKEN"
 //!
 //! [[account]]
 //! file = "accounts/bot-1.json"
@@ -58,6 +63,7 @@ use crate::engine::EngineOptions;
 use crate::error::{Error, ErrorKind};
 use crate::history::HistoryLimits;
 use crate::openai::{OpenAiAgent, OpenAiConfig};
+use crate::runtime::BridgeOptions;
 use crate::secret::Secret;
 use crate::webhook::{WebhookAgent, WebhookConfig};
 
@@ -178,6 +184,14 @@ pub struct TurnConfig {
     pub max_concurrent_turns: Option<usize>,
     /// Where reply files may come from.
     pub media_dir: Option<PathBuf>,
+    /// Let reply URLs reach loopback, private, link-local and cloud
+    /// metadata addresses (default false: public addresses only).
+    pub allow_private_urls: Option<bool>,
+    /// The last message of an answer cut at the reply budget; `{n}` is the
+    /// number of messages waiting for `/more`.
+    pub more_notice: Option<String>,
+    /// Sent in place of a refused reply file or URL; `""` sends none.
+    pub media_notice: Option<String>,
 }
 
 /// The `[server]` table.
@@ -191,6 +205,12 @@ pub struct ServerConfig {
     pub send_endpoint: Option<SocketAddr>,
     /// The environment variable holding the send endpoint's token.
     pub send_token_env: Option<String>,
+    /// Where a turn's inbound media are served to agents (a loopback
+    /// address); absent, agents get local paths only.
+    pub media_endpoint: Option<SocketAddr>,
+    /// The environment variable holding the media endpoint's token
+    /// (default `WXLINK_BRIDGE_MEDIA_TOKEN`).
+    pub media_token_env: Option<String>,
 }
 
 /// One `[[account]]`.
@@ -284,6 +304,12 @@ impl BridgeConfig {
             o.max_concurrent_turns = n.max(1);
         }
         o.media_dir = b.media_dir.clone();
+        if let Some(text) = &b.more_notice {
+            o.more_notice = text.clone();
+        }
+        if let Some(text) = &b.media_notice {
+            o.media_notice = (!text.is_empty()).then(|| text.clone());
+        }
         let mut allow = HashMap::new();
         for (entry, id) in self.accounts.iter().zip(account_ids) {
             if let Some(users) = &entry.allow {
@@ -292,6 +318,21 @@ impl BridgeConfig {
         }
         o.allow = allow;
         o
+    }
+
+    /// The runtime options the configuration gives: `engine` semantics,
+    /// inbound media in `inbound_dir`, and the reply URL policy of
+    /// `[bridge] allow_private_urls` (or `allow_private_urls` when the
+    /// caller's own switch, such as a command-line flag, is on).
+    pub fn bridge_options(
+        &self,
+        engine: EngineOptions,
+        inbound_dir: &Path,
+        allow_private_urls: bool,
+    ) -> BridgeOptions {
+        BridgeOptions::new(engine, inbound_dir).allow_private_urls(
+            allow_private_urls || self.bridge.allow_private_urls.unwrap_or(false),
+        )
     }
 }
 
@@ -435,6 +476,39 @@ agent = { kind = "command", program = "python3", args = ["x.py"], mode = "long_l
             err.is_config() && err.to_string().contains("KEY_VAR"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn reply_urls_reach_only_public_addresses_unless_the_file_or_the_flag_allows_more() {
+        use wxlink_client::media::AddressPolicy;
+        let dir = Path::new("/tmp/in");
+        let default = BridgeConfig::from_toml("").unwrap();
+        let o = default.bridge_options(EngineOptions::default(), dir, false);
+        assert_eq!(o.fetch.policy, AddressPolicy::PublicOnly);
+        // The command-line switch alone allows them.
+        let o = default.bridge_options(EngineOptions::default(), dir, true);
+        assert_eq!(o.fetch.policy, AddressPolicy::AllowAll);
+        // So does the file.
+        let allowing = BridgeConfig::from_toml("[bridge]\nallow_private_urls = true\n").unwrap();
+        let o = allowing.bridge_options(EngineOptions::default(), dir, false);
+        assert_eq!(o.fetch.policy, AddressPolicy::AllowAll);
+        let denying = BridgeConfig::from_toml("[bridge]\nallow_private_urls = false\n").unwrap();
+        let o = denying.bridge_options(EngineOptions::default(), dir, false);
+        assert_eq!(o.fetch.policy, AddressPolicy::PublicOnly);
+    }
+
+    #[test]
+    fn the_cut_and_media_notices_are_configurable() {
+        let config = BridgeConfig::from_toml(
+            "[bridge]\nmore_notice = \"{n} more: /more\"\nmedia_notice = \"\"\n",
+        )
+        .unwrap();
+        let o = config.engine_options(&[]);
+        assert_eq!(o.more_notice, "{n} more: /more");
+        assert_eq!(o.media_notice, None);
+        let o = BridgeConfig::default().engine_options(&[]);
+        assert!(o.more_notice.contains("{n}") && o.more_notice.contains("/more"));
+        assert!(o.media_notice.is_some());
     }
 
     #[test]

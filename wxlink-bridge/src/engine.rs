@@ -37,6 +37,24 @@
 //!   [`EngineOptions::chunk_chars`]; each chunk, then each media file, goes
 //!   out through the [`Outbox`] with its index in the reply, so the runtime
 //!   can pace and budget it and skip what it already sent before a crash.
+//! - **The reply budget.** The server delivers only about ten replies per
+//!   inbound message, and the runtime enforces that budget
+//!   ([`Inbound::reply_budget`]). An answer that needs more messages than
+//!   the budget leaves is cut, never silently dropped: the last message the
+//!   budget allows is [`EngineOptions::more_notice`], which says how many
+//!   messages remain and that `/more` sends them, and the remainder waits
+//!   in a bounded queue, one per user in memory (at most
+//!   [`MAX_HELD_MESSAGES`] messages each, [`MAX_HELD_USERS`] users). The
+//!   user's `/more` is an inbound message with a budget of its own, so it
+//!   sends the next part, cut again if it is still too long. A newer cut
+//!   answer replaces an older remainder, `/reset` forgets it, and a restart
+//!   loses it (it is not journaled); each of these is logged. A send the
+//!   runtime refuses by policy half-way keeps the unsent rest the same way.
+//! - **Refused media.** A reply file outside the media directory, or a URL
+//!   whose host resolves to a loopback, private, link-local or cloud
+//!   metadata address (refused by the runtime's fetch policy), is not sent;
+//!   the reason is logged in full, and the user gets
+//!   [`EngineOptions::media_notice`] in its place instead of silence.
 //! - An **allow-list** per account: messages from anyone else are settled
 //!   without a reply and logged. An account without a list allows everyone.
 
@@ -54,6 +72,12 @@ use crate::markdown::{DEFAULT_CHUNK_CHARS, chunk_markdown, filter_markdown};
 use crate::metrics::Metrics;
 use crate::turn::{Reply, ReplyMedia, Turn, TurnMedia};
 use crate::webhook::{DeferredReply, ReplySink};
+
+/// The most messages of a cut answer kept for one user's `/more`.
+pub const MAX_HELD_MESSAGES: usize = 200;
+/// The most users whose cut answers are kept at once; past it, the oldest
+/// remainder is forgotten (and logged).
+pub const MAX_HELD_USERS: usize = 10_000;
 
 /// How an inbound message is settled with the runtime once the bridge is
 /// done with it.
@@ -84,6 +108,9 @@ pub struct Inbound {
     /// (and retries and dead-letters); `None` lets the engine retry by
     /// itself ([`EngineOptions::attempts`]).
     pub attempt: Option<DeliveryAttempt>,
+    /// How many messages the runtime lets this delivery send in all (its
+    /// reply budget, notices included); `None` is no limit.
+    pub reply_budget: Option<u32>,
     /// How to settle it.
     pub settle: Box<dyn Settle>,
 }
@@ -134,8 +161,16 @@ impl Inbound {
             quote: None,
             media: Vec::new(),
             attempt: None,
+            reply_budget: None,
             settle,
         }
+    }
+
+    /// Says how many messages the runtime lets this delivery send.
+    #[must_use]
+    pub fn reply_budget(mut self, budget: u32) -> Self {
+        self.reply_budget = Some(budget);
+        self
     }
 
     /// Says which attempt the runtime counts this delivery as.
@@ -203,6 +238,43 @@ pub trait Outbox: Send + Sync + 'static {
         index: u32,
         media: &'a ReplyMedia,
     ) -> BoxFuture<'a, Result<(), Error>>;
+
+    /// Sends one media file as message `index` or, when it is refused
+    /// ([`ErrorKind::MediaRefused`]), `notice` in its place as that same
+    /// message. The default sends the notice after the refusal; an outbox
+    /// whose runtime counts the refused attempt against a budget should
+    /// send both under one permit, so that the refusal costs one message.
+    fn send_media_or<'a>(
+        &'a self,
+        to: &'a ReplyTo,
+        index: u32,
+        media: &'a ReplyMedia,
+        notice: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<MediaOutcome, Error>> {
+        Box::pin(async move {
+            match self.send_media(to, index, media).await {
+                Ok(()) => Ok(MediaOutcome::Sent),
+                Err(err) if err.kind() == ErrorKind::MediaRefused => {
+                    if let Some(notice) = notice {
+                        self.send_text(to, index, notice.to_owned()).await?;
+                    }
+                    Ok(MediaOutcome::Refused(err))
+                }
+                Err(err) => Err(err),
+            }
+        })
+    }
+}
+
+/// What became of a media message ([`Outbox::send_media_or`]).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum MediaOutcome {
+    /// The file went out.
+    Sent,
+    /// The file was refused for the reason given; the notice, if any, went
+    /// out in its place.
+    Refused(Error),
 }
 
 /// Settings of the [`Engine`]; see the [module docs](self).
@@ -233,6 +305,14 @@ pub struct EngineOptions {
     pub max_concurrent_turns: usize,
     /// Where reply files may come from; `None` refuses every path.
     pub media_dir: Option<PathBuf>,
+    /// The last message of an answer cut at the reply budget; `{n}` is
+    /// replaced by the number of messages waiting for `/more`.
+    pub more_notice: String,
+    /// The answer to `/more` when nothing waits.
+    pub nothing_more_text: String,
+    /// Sent in place of a reply file or URL that is refused; `None` sends
+    /// nothing.
+    pub media_notice: Option<String>,
 }
 
 impl Default for EngineOptions {
@@ -247,11 +327,14 @@ impl Default for EngineOptions {
             give_up_notice: Some(
                 "Sorry, I could not answer that. Please try again later.".to_owned(),
             ),
-            help_text: "Commands:\n/reset – forget our conversation\n/help – this list".to_owned(),
+            help_text: "Commands:\n/reset – forget our conversation\n/more – the rest of a long answer\n/help – this list".to_owned(),
             reset_text: "Our conversation is cleared.".to_owned(),
             allow: HashMap::new(),
             max_concurrent_turns: 64,
             media_dir: None,
+            more_notice: "(The answer is cut here: {n} more messages are waiting. Send /more to get them.)".to_owned(),
+            nothing_more_text: "There is nothing more to send.".to_owned(),
+            media_notice: Some("(A file in this answer could not be sent.)".to_owned()),
         }
     }
 }
@@ -268,14 +351,29 @@ impl EngineOptions {
 enum Command {
     Reset,
     Help,
+    More,
 }
 
 fn command(text: &str) -> Option<Command> {
     match text.trim() {
         "/reset" => Some(Command::Reset),
         "/help" => Some(Command::Help),
+        "/more" => Some(Command::More),
         _ => None,
     }
+}
+
+/// One message of a reply.
+#[derive(Debug, Clone)]
+enum Item {
+    Text(String),
+    Media(ReplyMedia),
+}
+
+/// The rest of a cut answer, waiting for the user's `/more`.
+struct Held {
+    items: VecDeque<Item>,
+    since: Instant,
 }
 
 type UserKey = (String, String);
@@ -290,6 +388,8 @@ struct Shared {
     /// The next reply index for replies sent later through the send
     /// endpoint, per (account, message).
     deferred_index: Mutex<HashMap<(String, u64), u32>>,
+    /// Cut answers' remainders, per (account, user).
+    held: Mutex<HashMap<UserKey, Held>>,
     idle: tokio::sync::Notify,
 }
 
@@ -334,6 +434,7 @@ impl Engine {
                 queues: Mutex::new(HashMap::new()),
                 permits,
                 deferred_index: Mutex::new(HashMap::new()),
+                held: Mutex::new(HashMap::new()),
                 idle: tokio::sync::Notify::new(),
             }),
         }
@@ -380,6 +481,19 @@ impl Engine {
             .unwrap_or(0)
     }
 
+    /// How many messages of cut answers wait for `user`'s `/more`.
+    pub fn held(&self, account: &str, user: &str) -> usize {
+        self.shared
+            .held
+            .lock()
+            .ok()
+            .and_then(|h| {
+                h.get(&(account.to_owned(), user.to_owned()))
+                    .map(|held| held.items.len())
+            })
+            .unwrap_or(0)
+    }
+
     /// Waits until no turn is in progress or queued.
     pub async fn idle(&self) {
         loop {
@@ -421,7 +535,7 @@ impl ReplySink for Engine {
                 }
                 None => 0,
             };
-            send_reply(&self.shared, &to, &reply.reply, base).await
+            send_reply(&self.shared, &to, &reply.reply, base, None).await
         })
     }
 }
@@ -496,11 +610,45 @@ async fn handle_batch(shared: &Shared, batch: Vec<Inbound>) {
     }
 
     // Commands.
+    let budget = batch.first().and_then(|m| m.reply_budget);
     if let Some(cmd) = batch.first().and_then(|m| command(&m.text)) {
         let text = match cmd {
+            Command::More => {
+                let settles: Vec<_> = batch.into_iter().map(|m| m.settle).collect();
+                shared.metrics.turn("command");
+                let held = take_held(shared, &account, &user);
+                // Kept for a retry: the runtime delivers this `/more` again
+                // and skips the messages it already accepted.
+                let copy = held.clone();
+                let sent = if held.is_empty() {
+                    shared
+                        .outbox
+                        .send_text(&to, 0, options.nothing_more_text.clone())
+                        .await
+                } else {
+                    deliver(shared, &to, held, 0, budget).await
+                };
+                let failure = match sent {
+                    Ok(()) => None,
+                    Err(err) if err.kind() == ErrorKind::Refused => None,
+                    Err(err) => {
+                        shared.metrics.send_error();
+                        tracing::warn!(%account, %user, error = %err, "cannot send the rest of an answer; it waits for the retry");
+                        hold(shared, &to, copy);
+                        Some(err.to_string())
+                    }
+                };
+                settle_all(settles, failure.as_deref()).await;
+                return;
+            }
             Command::Help => options.help_text.clone(),
             Command::Reset => match shared.agent.reset(&account, &user).await {
-                Ok(()) => options.reset_text.clone(),
+                Ok(()) => {
+                    if !take_held(shared, &account, &user).is_empty() {
+                        tracing::info!(%account, %user, "/reset forgets the rest of a cut answer");
+                    }
+                    options.reset_text.clone()
+                }
                 Err(err) => {
                     tracing::warn!(error = %err, "the agent could not forget a conversation");
                     options
@@ -628,7 +776,7 @@ async fn handle_batch(shared: &Shared, batch: Vec<Inbound>) {
         settle_all(settles, None).await;
         return;
     }
-    let sent = send_reply(shared, &to, &reply, index).await;
+    let sent = send_reply(shared, &to, &reply, index, budget).await;
     typing.stop().await;
     match sent {
         Ok(()) => {
@@ -637,9 +785,9 @@ async fn handle_batch(shared: &Shared, batch: Vec<Inbound>) {
         }
         Err(err) if err.kind() == ErrorKind::Refused => {
             // The runtime's policy stops the rest of the answer; sending it
-            // again would be refused again.
+            // again would be refused again, so it waits for `/more`.
             shared.metrics.send_error();
-            tracing::warn!(%account, %user, error = %err, "the runtime refused part of a reply; the rest is dropped");
+            tracing::warn!(%account, %user, error = %err, "the runtime refused part of a reply; the rest waits for /more");
             shared.metrics.turn("answered");
             settle_all(settles, None).await;
         }
@@ -651,52 +799,225 @@ async fn handle_batch(shared: &Shared, batch: Vec<Inbound>) {
     }
 }
 
-/// How many messages a reply becomes.
-fn reply_items(options: &EngineOptions, reply: &Reply) -> u32 {
-    let chunks = reply
-        .text
-        .as_deref()
-        .map_or(0, |t| chunk_markdown(t, options.chunk_chars).len());
-    u32::try_from(chunks + reply.media.len()).unwrap_or(u32::MAX)
-}
-
-/// Sends a reply's chunks, then its media, from index `base` on.
-async fn send_reply(shared: &Shared, to: &ReplyTo, reply: &Reply, base: u32) -> Result<(), Error> {
-    let options = &shared.options;
-    let mut index = base;
+/// The messages a reply becomes: its text's chunks, then its media.
+fn plan(options: &EngineOptions, reply: &Reply) -> Vec<Item> {
+    let mut items = Vec::new();
     if let Some(text) = reply.text.as_deref().filter(|t| !t.trim().is_empty()) {
         let text = if options.markdown_filter {
             filter_markdown(text)
         } else {
             text.to_owned()
         };
-        for chunk in chunk_markdown(&text, options.chunk_chars) {
-            shared.outbox.send_text(to, index, chunk).await?;
-            index += 1;
+        items.extend(
+            chunk_markdown(&text, options.chunk_chars)
+                .into_iter()
+                .map(Item::Text),
+        );
+    }
+    items.extend(reply.media.iter().cloned().map(Item::Media));
+    items
+}
+
+/// How many messages a reply becomes.
+fn reply_items(options: &EngineOptions, reply: &Reply) -> u32 {
+    u32::try_from(plan(options, reply).len()).unwrap_or(u32::MAX)
+}
+
+/// Sends a reply's chunks, then its media, from index `base` on, within
+/// `budget` messages for the whole delivery.
+async fn send_reply(
+    shared: &Shared,
+    to: &ReplyTo,
+    reply: &Reply,
+    base: u32,
+    budget: Option<u32>,
+) -> Result<(), Error> {
+    deliver(
+        shared,
+        to,
+        plan(&shared.options, reply).into(),
+        base,
+        budget,
+    )
+    .await
+}
+
+/// Sends `items` from index `base` on. When they need more messages than
+/// `budget` leaves, the last message allowed is the cut notice and the
+/// rest is held for the user's `/more`; so is the rest after a send the
+/// runtime refuses by policy.
+async fn deliver(
+    shared: &Shared,
+    to: &ReplyTo,
+    mut items: VecDeque<Item>,
+    base: u32,
+    budget: Option<u32>,
+) -> Result<(), Error> {
+    let allowed = budget.map(|b| usize::try_from(b.saturating_sub(base)).unwrap_or(usize::MAX));
+    let mut rest = VecDeque::new();
+    if let Some(allowed) = allowed
+        && items.len() > allowed
+    {
+        rest = items.split_off(allowed.saturating_sub(1));
+        shared.metrics.reply_cut();
+        if allowed == 0 {
+            tracing::warn!(
+                account = %to.account, user = %to.user, waiting = rest.len(),
+                "the reply budget of this message is used up; the answer waits for /more"
+            );
+            hold(shared, to, rest);
+            return Ok(());
         }
     }
-    for media in &reply.media {
-        let checked = match media {
-            ReplyMedia::Path(path) => match check_path(options.media_dir.as_deref(), path) {
-                Ok(path) => ReplyMedia::Path(path),
-                Err(err) => {
-                    tracing::warn!(error = %err, "a reply file is refused");
-                    index += 1;
-                    continue;
-                }
-            },
-            ReplyMedia::Url(url) => ReplyMedia::Url(url.clone()),
-        };
-        match shared.outbox.send_media(to, index, &checked).await {
-            Ok(()) => {}
-            Err(err) if err.kind() == ErrorKind::MediaRefused => {
-                tracing::warn!(error = %err, "a reply file is refused");
+    let mut index = base;
+    while let Some(item) = items.pop_front() {
+        if let Err(err) = send_item(shared, to, index, &item).await {
+            if err.kind() == ErrorKind::Refused {
+                items.push_front(item);
+                items.extend(rest);
+                hold(shared, to, items);
             }
-            Err(err) => return Err(err),
+            return Err(err);
         }
         index += 1;
     }
+    if !rest.is_empty() {
+        let waiting = rest.len();
+        tracing::info!(
+            account = %to.account, user = %to.user, waiting,
+            "the answer is longer than the reply budget; the rest waits for /more"
+        );
+        hold(shared, to, rest);
+        let notice = shared
+            .options
+            .more_notice
+            .replace("{n}", &waiting.to_string());
+        if let Err(err) = shared.outbox.send_text(to, index, notice).await {
+            tracing::warn!(error = %err, "cannot send the notice that the answer was cut");
+        }
+    }
     Ok(())
+}
+
+/// Sends one message; a refused file or URL is logged with its reason and
+/// replaced by the media notice.
+async fn send_item(shared: &Shared, to: &ReplyTo, index: u32, item: &Item) -> Result<(), Error> {
+    let media = match item {
+        Item::Text(text) => return shared.outbox.send_text(to, index, text.clone()).await,
+        Item::Media(media) => media,
+    };
+    let checked = match media {
+        ReplyMedia::Path(path) => {
+            check_path(shared.options.media_dir.as_deref(), path).map(ReplyMedia::Path)
+        }
+        ReplyMedia::Url(url) => Ok(ReplyMedia::Url(url.clone())),
+    };
+    let notice = shared.options.media_notice.as_deref();
+    let refusal = match checked {
+        Ok(checked) => match shared
+            .outbox
+            .send_media_or(to, index, &checked, notice)
+            .await?
+        {
+            MediaOutcome::Sent => return Ok(()),
+            MediaOutcome::Refused(err) => err,
+        },
+        Err(err) => {
+            if let Some(notice) = notice {
+                shared
+                    .outbox
+                    .send_text(to, index, notice.to_owned())
+                    .await?;
+            }
+            err
+        }
+    };
+    shared.metrics.media_refusal();
+    tracing::warn!(
+        account = %to.account, user = %to.user, media = %media_name(media),
+        reason = %error_chain(&refusal), "a reply file is refused"
+    );
+    Ok(())
+}
+
+/// A reply file as a log shows it: the path, or the URL without its query.
+fn media_name(media: &ReplyMedia) -> String {
+    match media {
+        ReplyMedia::Path(path) => path.display().to_string(),
+        ReplyMedia::Url(url) => url.split(['?', '#']).next().unwrap_or_default().to_owned(),
+    }
+}
+
+/// An error and its causes, joined by `: `.
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(next) = cause {
+        let part = next.to_string();
+        if !text.ends_with(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        cause = next.source();
+    }
+    text
+}
+
+/// Keeps the rest of a cut answer for the user's `/more`, replacing an
+/// older one.
+fn hold(shared: &Shared, to: &ReplyTo, mut items: VecDeque<Item>) {
+    if items.is_empty() {
+        return;
+    }
+    if items.len() > MAX_HELD_MESSAGES {
+        tracing::warn!(
+            account = %to.account, user = %to.user, dropped = items.len() - MAX_HELD_MESSAGES + 1,
+            "a cut answer is too long to keep whole; its end is replaced by a notice"
+        );
+        items.truncate(MAX_HELD_MESSAGES - 1);
+        items.push_back(Item::Text(
+            "(The rest of this answer was too long to keep.)".to_owned(),
+        ));
+    }
+    let Ok(mut held) = shared.held.lock() else {
+        tracing::error!("the engine's held-answer lock is poisoned; the rest of an answer is lost");
+        return;
+    };
+    let key = (to.account.clone(), to.user.clone());
+    if !held.contains_key(&key)
+        && held.len() >= MAX_HELD_USERS
+        && let Some(oldest) = held
+            .iter()
+            .min_by_key(|(_, h)| h.since)
+            .map(|(k, _)| k.clone())
+    {
+        tracing::warn!(account = %oldest.0, user = %oldest.1, "too many cut answers are held; the oldest is forgotten");
+        held.remove(&oldest);
+    }
+    let old = held.insert(
+        key,
+        Held {
+            items,
+            since: Instant::now(),
+        },
+    );
+    if let Some(old) = old {
+        tracing::info!(
+            account = %to.account, user = %to.user, forgotten = old.items.len(),
+            "a newer cut answer replaces the rest of an older one"
+        );
+    }
+}
+
+/// Takes the rest of the user's cut answer, if any.
+fn take_held(shared: &Shared, account: &str, user: &str) -> VecDeque<Item> {
+    shared
+        .held
+        .lock()
+        .ok()
+        .and_then(|mut h| h.remove(&(account.to_owned(), user.to_owned())))
+        .map(|h| h.items)
+        .unwrap_or_default()
 }
 
 /// The canonical form of a reply path, when it lies inside `dir`.

@@ -27,6 +27,8 @@
 //! - [`command`]: [`CommandAgent`], a local program per turn or long-lived;
 //! - [`markdown`]: chunking that keeps code fences intact, and the
 //!   official client's markdown filter;
+//! - [`media_endpoint`]: [`MediaEndpoint`], a turn's inbound media served
+//!   on loopback to agents that cannot read the bridge's files;
 //! - [`engine`]: the turn semantics (one turn at a time per user, retries,
 //!   dead letters, commands, allow-lists) over an [`Outbox`];
 //! - [`config`]: the TOML configuration of `wxlink bridge`;
@@ -43,6 +45,7 @@ mod error;
 pub mod history;
 mod http;
 pub mod markdown;
+pub mod media_endpoint;
 pub mod metrics;
 pub mod openai;
 mod ops;
@@ -62,6 +65,7 @@ pub use error::{Error, ErrorKind};
 pub use history::{HistoryEntry, HistoryLimits, HistoryStore, MemoryHistory, Role};
 pub use http::HttpClient;
 pub use markdown::{DEFAULT_CHUNK_CHARS, chunk_markdown, filter_markdown};
+pub use media_endpoint::MediaEndpoint;
 pub use metrics::Metrics;
 pub use openai::{OpenAiAgent, OpenAiConfig};
 pub use ops::{Health, serve_ops};

@@ -42,6 +42,8 @@ pub struct Metrics {
     latency: Histogram,
     dead_letters: Counter,
     send_errors: Counter,
+    replies_cut: Counter,
+    media_refused: Counter,
     throttled: Gauge,
     in_flight: Gauge,
 }
@@ -68,6 +70,8 @@ impl Metrics {
         let latency = Histogram::new(exponential_buckets(0.001, 2.0, 17));
         let dead_letters = Counter::default();
         let send_errors = Counter::default();
+        let replies_cut = Counter::default();
+        let media_refused = Counter::default();
         let throttled = Gauge::default();
         let in_flight = Gauge::default();
         registry.register("turns", "Turns handled, by outcome", turns.clone());
@@ -92,6 +96,16 @@ impl Metrics {
             send_errors.clone(),
         );
         registry.register(
+            "replies_cut",
+            "Answers longer than the reply budget, cut with a notice and held for /more",
+            replies_cut.clone(),
+        );
+        registry.register(
+            "media_refused",
+            "Reply files and URLs refused (outside the media directory, a forbidden address)",
+            media_refused.clone(),
+        );
+        registry.register(
             "throttled_accounts",
             "Accounts whose sends are stopped by the server's throttle",
             throttled.clone(),
@@ -108,6 +122,8 @@ impl Metrics {
             latency,
             dead_letters,
             send_errors,
+            replies_cut,
+            media_refused,
             throttled,
             in_flight,
         }
@@ -139,6 +155,24 @@ impl Metrics {
 
     pub(crate) fn send_error(&self) {
         self.send_errors.inc();
+    }
+
+    pub(crate) fn reply_cut(&self) {
+        self.replies_cut.inc();
+    }
+
+    pub(crate) fn media_refusal(&self) {
+        self.media_refused.inc();
+    }
+
+    /// How many answers were cut at the reply budget.
+    pub fn replies_cut(&self) -> u64 {
+        self.replies_cut.get()
+    }
+
+    /// How many reply files and URLs were refused.
+    pub fn media_refused(&self) -> u64 {
+        self.media_refused.get()
     }
 
     pub(crate) fn in_flight(&self, delta: i64) {

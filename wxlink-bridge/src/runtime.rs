@@ -12,9 +12,19 @@
 //! and the replies of a replayed delivery that the server already accepted
 //! are skipped, not sent again. Replies go through the host's pacing,
 //! throttle and budgets: text through `Incoming::reply`, files through
-//! `Incoming::reply_with` and the facade's media calls (a URL is fetched by
-//! the facade, which refuses private and metadata addresses unless the
-//! account's client allows them).
+//! `Incoming::reply_with` and the facade's media calls. A URL is fetched
+//! by the facade with the bridge's own [`BridgeOptions::fetch`] limits:
+//! by default only public addresses, checked after resolving the name and
+//! again on every redirect, so a URL an agent (or a user talking it into
+//! one) names cannot reach this machine, its network or a cloud metadata
+//! service. A refused URL sends nothing; the engine logs why and tells the
+//! user. [`BridgeOptions::allow_private_urls`] lifts the check for an
+//! agent that serves its files on a trusted network.
+//!
+//! [`Bridge::handler`] is the bridge as a plain runtime handler, for
+//! accounts started by someone else: the scale-out runner of
+//! `wxlink_bot::runner` claims accounts from a PostgreSQL store and starts
+//! each with it.
 //!
 //! Replies sent later through the send endpoint, once the message was
 //! acknowledged, are proactive pushes (`AccountHandle::push_text` and
@@ -36,13 +46,15 @@ use wxlink_bot::{
     AccountConfig, AccountHandle, AccountOptions, Handler, HandlerFuture, Host, Incoming,
     ReplyPermit, TypingGuard,
 };
+use wxlink_client::media::{AddressPolicy, FetchOptions};
 use wxlink_proto::{MessageItem, MessageItemType, WeixinMessage};
 
 use crate::agent::{Agent, BoxFuture};
 use crate::engine::{
-    DeliveryAttempt, Engine, EngineOptions, Inbound, Outbox, ReplyTo, Settle, Typing,
+    DeliveryAttempt, Engine, EngineOptions, Inbound, MediaOutcome, Outbox, ReplyTo, Settle, Typing,
 };
 use crate::error::{Error, ErrorKind};
+use crate::media_endpoint::MediaEndpoint;
 use crate::metrics::Metrics;
 use crate::turn::{MediaKind, ReplyMedia, TurnMedia};
 use crate::webhook::ReplySink;
@@ -69,6 +81,13 @@ pub struct BridgeOptions {
     pub download_media: bool,
     /// Told of each delivery as it arrives (tracing, latency measurement).
     pub on_delivery: Option<DeliveryHook>,
+    /// The limits of reply URL fetches: size, time, redirects, and which
+    /// addresses may be reached (default: public ones only, checked after
+    /// resolution on every hop).
+    pub fetch: FetchOptions,
+    /// Serves each turn's inbound media on loopback too, at
+    /// [`TurnMedia::url`], while the turn lasts (default: paths only).
+    pub media_endpoint: Option<Arc<MediaEndpoint>>,
 }
 
 impl fmt::Debug for BridgeOptions {
@@ -78,6 +97,8 @@ impl fmt::Debug for BridgeOptions {
             .field("inbound_dir", &self.inbound_dir)
             .field("download_media", &self.download_media)
             .field("on_delivery", &self.on_delivery.is_some())
+            .field("fetch", &self.fetch)
+            .field("media_endpoint", &self.media_endpoint)
             .finish()
     }
 }
@@ -91,7 +112,37 @@ impl BridgeOptions {
             inbound_dir: inbound_dir.into(),
             download_media: true,
             on_delivery: None,
+            fetch: FetchOptions::default(),
+            media_endpoint: None,
         }
+    }
+
+    /// Serves inbound media at loopback URLs through `endpoint`, beside
+    /// their local paths.
+    #[must_use]
+    pub fn media_endpoint(mut self, endpoint: Arc<MediaEndpoint>) -> Self {
+        self.media_endpoint = Some(endpoint);
+        self
+    }
+
+    /// Sets the limits of reply URL fetches.
+    #[must_use]
+    pub fn fetch(mut self, fetch: FetchOptions) -> Self {
+        self.fetch = fetch;
+        self
+    }
+
+    /// Lets reply URLs reach loopback, private, link-local and cloud
+    /// metadata addresses (`true`), or only public ones (`false`, the
+    /// default).
+    #[must_use]
+    pub fn allow_private_urls(mut self, allow: bool) -> Self {
+        self.fetch = self.fetch.policy(if allow {
+            AddressPolicy::AllowAll
+        } else {
+            AddressPolicy::PublicOnly
+        });
+        self
     }
 
     /// Sets the delivery hook.
@@ -110,7 +161,6 @@ struct Shared {
     live: Mutex<HashMap<LiveKey, Arc<Incoming>>>,
     quotes: Mutex<HashMap<String, QuoteMemory>>,
     options: BridgeOptions,
-    max_attempts: Mutex<HashMap<String, u32>>,
 }
 
 /// Recent message texts of one account, by id.
@@ -167,7 +217,6 @@ impl Bridge {
             live: Mutex::new(HashMap::new()),
             quotes: Mutex::new(HashMap::new()),
             options: options.clone(),
-            max_attempts: Mutex::new(HashMap::new()),
         });
         let outbox = Arc::new(HostOutbox {
             shared: shared.clone(),
@@ -191,6 +240,28 @@ impl Bridge {
         Arc::new(self.engine.clone())
     }
 
+    /// The bridge as a runtime handler, for accounts run with `options`
+    /// (their attempts and reply budget) that someone else starts on the
+    /// bridge's host, such as a `wxlink_bot::runner::Runner`.
+    pub fn handler(&self, options: &AccountOptions) -> Arc<dyn Handler> {
+        let chunk = self.shared.options.engine.chunk_chars;
+        if chunk > options.max_chars {
+            // Each chunk would leave as several messages, and the reply
+            // budget would run out before the cut notice.
+            tracing::warn!(
+                chunk_chars = chunk,
+                max_chars = options.max_chars,
+                "the bridge's chunks are longer than the runtime's messages; lower chunk_chars"
+            );
+        }
+        Arc::new(BridgeHandler {
+            shared: self.shared.clone(),
+            engine: self.engine.clone(),
+            max_attempts: options.max_attempts,
+            reply_budget: options.reply_budget,
+        })
+    }
+
     /// Starts running an account with `options`, answered by the bridge's
     /// agent.
     pub async fn add_account(
@@ -199,18 +270,11 @@ impl Bridge {
         options: AccountOptions,
     ) -> Result<AccountHandle, Error> {
         let id = config.id().as_str().to_owned();
-        let max = options.max_attempts;
+        let handler = self.handler(&options);
         let config = config.options(options);
-        if let Ok(mut map) = self.shared.max_attempts.lock() {
-            map.insert(id.clone(), max);
-        }
-        let handler = BridgeHandler {
-            shared: self.shared.clone(),
-            engine: self.engine.clone(),
-        };
         self.shared
             .host
-            .add_account(config, handler)
+            .add_account_arc(config, handler)
             .await
             .map_err(|err| {
                 Error::with_source(ErrorKind::Config, format!("cannot run account {id}"), err)
@@ -231,6 +295,8 @@ impl Bridge {
 struct BridgeHandler {
     shared: Arc<Shared>,
     engine: Engine,
+    max_attempts: u32,
+    reply_budget: u32,
 }
 
 /// Settles a delivery by answering the handler call waiting on it.
@@ -263,14 +329,7 @@ impl BridgeHandler {
         if let Some(hook) = &self.shared.options.on_delivery {
             hook(&account, message_id);
         }
-        let max = self
-            .shared
-            .max_attempts
-            .lock()
-            .ok()
-            .and_then(|m| m.get(&account).copied())
-            .unwrap_or(3);
-        let attempt = DeliveryAttempt::new(incoming.attempts() + 1, max);
+        let attempt = DeliveryAttempt::new(incoming.attempts() + 1, self.max_attempts.max(1));
         // The user's messages already waiting behind this one go into the
         // same turn; the host acknowledges them with this one.
         let mut messages = vec![(message_id, incoming.message().clone())];
@@ -308,6 +367,16 @@ impl BridgeHandler {
             } else {
                 Vec::new()
             };
+            let media = match &self.shared.options.media_endpoint {
+                Some(endpoint) => media
+                    .into_iter()
+                    .map(|mut m| {
+                        m.url = endpoint.publish(&m.path, m.content_type.as_deref());
+                        m
+                    })
+                    .collect(),
+                None => media,
+            };
             files.extend(media.iter().map(|m| m.path.clone()));
             let (tx, rx) = oneshot::channel();
             waits.push(rx);
@@ -321,7 +390,8 @@ impl BridgeHandler {
                 )
                 .quote(quote)
                 .media(media)
-                .attempt(attempt),
+                .attempt(attempt)
+                .reply_budget(self.reply_budget),
             );
         }
         self.engine.dispatch_all(batch);
@@ -343,6 +413,9 @@ impl BridgeHandler {
             }
         }
         for path in files {
+            if let Some(endpoint) = &self.shared.options.media_endpoint {
+                endpoint.withdraw(&path);
+            }
             let _ = tokio::fs::remove_file(&path).await;
         }
         outcome
@@ -536,11 +609,14 @@ impl Typing for HostTyping {
     }
 }
 
+/// Whether a facade error refuses the media itself (a forbidden address,
+/// a file that cannot be read or uploaded), not the send.
+fn is_media_refusal(err: &wxlink_client::Error) -> bool {
+    err.is_media()
+}
+
 fn send_error(err: wxlink_bot::Error) -> Error {
-    let kind = if err
-        .client_error()
-        .is_some_and(|e| matches!(e, wxlink_client::Error::Media(_)))
-    {
+    let kind = if err.client_error().is_some_and(is_media_refusal) {
         ErrorKind::MediaRefused
     } else if err.is_budget_exhausted() || err.is_user_must_write_first() {
         ErrorKind::Refused
@@ -587,43 +663,88 @@ impl Outbox for HostOutbox {
     fn send_media<'a>(
         &'a self,
         to: &'a ReplyTo,
-        _index: u32,
+        index: u32,
         media: &'a ReplyMedia,
     ) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
+            match self.send_media_or(to, index, media, None).await? {
+                MediaOutcome::Sent => Ok(()),
+                MediaOutcome::Refused(err) => Err(err),
+            }
+        })
+    }
+
+    fn send_media_or<'a>(
+        &'a self,
+        to: &'a ReplyTo,
+        _index: u32,
+        media: &'a ReplyMedia,
+        notice: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<MediaOutcome, Error>> {
+        Box::pin(async move {
             let media = media.clone();
+            let fetch = self.shared.options.fetch.clone();
+            let notice = notice.map(str::to_owned);
+            // One permit, one message: the file, or the notice in its place
+            // under the same client_id, so a refusal costs no extra budget.
             let call = move |permit: ReplyPermit| async move {
-                match media {
+                let ReplyPermit {
+                    client,
+                    user,
+                    context_token,
+                    client_id,
+                    ..
+                } = permit;
+                let sent = match media {
                     ReplyMedia::Path(path) => {
-                        permit
-                            .client
-                            .send_media_from_path(permit.user, path)
-                            .context_token(permit.context_token)
+                        client
+                            .send_media_from_path(user.clone(), path)
+                            .context_token(context_token.clone())
                             .send()
                             .await
                     }
                     ReplyMedia::Url(url) => {
-                        permit
-                            .client
-                            .send_media_from_url(permit.user, url)
-                            .context_token(permit.context_token)
+                        client
+                            .send_media_from_url(user.clone(), url)
+                            .context_token(context_token.clone())
+                            .fetch_options(fetch)
                             .send()
                             .await
                     }
+                };
+                match sent {
+                    Ok(_) => Ok(None),
+                    Err(err) if is_media_refusal(&err) => {
+                        if let Some(text) = notice {
+                            client
+                                .send_text(user, text)
+                                .context_token(context_token)
+                                .client_id(client_id)
+                                .send()
+                                .await?;
+                        }
+                        Ok(Some(err))
+                    }
+                    Err(err) => Err(err),
                 }
             };
-            if let Some(incoming) = self.incoming(to) {
-                return incoming
-                    .reply_with(1, call)
+            let outcome = match self.incoming(to) {
+                Some(incoming) => incoming.reply_with(1, call).await,
+                None => self
+                    .handle(to)?
+                    .push_with(&to.user, 1, call)
                     .await
-                    .map(|_| ())
-                    .map_err(send_error);
+                    .map(Some),
+            };
+            match outcome.map_err(send_error)? {
+                Some(Some(refusal)) => Ok(MediaOutcome::Refused(Error::with_source(
+                    ErrorKind::MediaRefused,
+                    "the media cannot be sent",
+                    refusal,
+                ))),
+                // Sent now, or accepted in an earlier attempt.
+                Some(None) | None => Ok(MediaOutcome::Sent),
             }
-            self.handle(to)?
-                .push_with(&to.user, 1, call)
-                .await
-                .map(|_| ())
-                .map_err(send_error)
         })
     }
 }

@@ -183,7 +183,8 @@ pub enum Command {
         long_about = "Add, list or remove the accounts a store keeps for its runners.\n\n\
             The --store URL decides the backend: postgres://… is a PostgreSQL store that several \
             `wxlink listen --store postgres://…` runners share, each running its fair share of the \
-            accounts; a file path is a SQLite store (which keeps no account files). `list` prints \
+            accounts; a file path is a SQLite store, whose accounts `wxlink listen --store FILE` runs \
+            in one process when no account is named. `list` prints \
             one JSON line per account with its lease holder, never a token.",
         after_help = "Examples:\n  \
             wxlink accounts add --store postgres://wxlink@db/wxlink wxlink-account.json\n  \
@@ -332,7 +333,8 @@ pub struct ListenArgs {
     /// Run on the bot runtime with this SQLite store: durable, de-duplicated, each message
     /// acknowledged after its line is printed (and replayed after a crash until it was).
     /// A postgres://… URL instead runs this process as one runner of a
-    /// scale-out over the accounts that store keeps (`wxlink accounts add`).
+    /// scale-out over the accounts that store keeps (`wxlink accounts add`); with no
+    /// account named, a SQLite store runs the accounts it keeps.
     #[arg(long, value_name = "FILE|URL", conflicts_with_all = ["cursor_file", "once"])]
     pub store: Option<PathBuf>,
 

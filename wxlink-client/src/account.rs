@@ -27,6 +27,8 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use wxlink_proto::BotToken;
 
+use crate::Error;
+
 /// The credentials and endpoints of one bot account.
 ///
 /// `Debug` never prints the token.
@@ -81,20 +83,22 @@ impl AccountRecord {
         self
     }
 
-    /// Reads a record from a JSON file.
-    pub fn load(path: impl AsRef<Path>) -> Result<Self, AccountFileError> {
+    /// Reads a record from a JSON file. Fails with an error whose
+    /// [`Error::is_account_file`] is true when the file cannot be read or
+    /// is not a record ([`Error::is_account_file_invalid`]).
+    pub fn load(path: impl AsRef<Path>) -> Result<Self, Error> {
         let path = path.as_ref();
-        let bytes =
-            std::fs::read(path).map_err(|source| AccountFileError::Io { op: "read", source })?;
-        serde_json::from_slice(&bytes).map_err(AccountFileError::Json)
+        let bytes = std::fs::read(path).map_err(|source| Error::account_io("read", source))?;
+        serde_json::from_slice(&bytes).map_err(|source| Error::account_json("read", source))
     }
 
     /// Writes the record as JSON, atomically: the text goes to a temporary
     /// file beside `path`, which is flushed to disk and renamed over `path`.
     /// On Unix the file is created with mode 0600.
-    pub fn save(&self, path: impl AsRef<Path>) -> Result<(), AccountFileError> {
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<(), Error> {
         let path = path.as_ref();
-        let json = serde_json::to_vec_pretty(self).map_err(AccountFileError::Json)?;
+        let json = serde_json::to_vec_pretty(self)
+            .map_err(|source| Error::account_json("encode", source))?;
         let dir = match path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
             _ => std::path::PathBuf::from("."),
@@ -104,7 +108,7 @@ impl AccountRecord {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "account.json".to_owned());
         let tmp = dir.join(format!(".{name}.{:08x}.tmp", rand::random::<u32>()));
-        let io = |op| move |source| AccountFileError::Io { op, source };
+        let io = |op| move |source| Error::account_io(op, source);
 
         let result = (|| {
             let mut file = create_private(&tmp).map_err(io("create"))?;
@@ -144,24 +148,6 @@ impl fmt::Debug for AccountRecord {
             .field("user_id", &self.user_id)
             .finish()
     }
-}
-
-/// Reading or writing an account file failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum AccountFileError {
-    /// The file could not be read or written.
-    #[error("account file {op} failed")]
-    Io {
-        /// What was being done: `read`, `create`, `write`, `sync` or `rename`.
-        op: &'static str,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The file is not a valid account record.
-    #[error("account file is not a valid record")]
-    Json(#[source] serde_json::Error),
 }
 
 #[cfg(test)]
@@ -228,15 +214,15 @@ mod tests {
     fn load_reports_missing_and_malformed_files() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("nope.json");
-        assert!(matches!(
-            AccountRecord::load(&missing),
-            Err(AccountFileError::Io { op: "read", .. })
-        ));
+        let err = AccountRecord::load(&missing).unwrap_err();
+        assert!(
+            err.is_account_file() && !err.is_account_file_invalid(),
+            "{err:?}"
+        );
+        assert_eq!(err.to_string(), "account file read failed");
         let bad = dir.path().join("bad.json");
         std::fs::write(&bad, "{\"base_url\": 1}").unwrap();
-        assert!(matches!(
-            AccountRecord::load(&bad),
-            Err(AccountFileError::Json(_))
-        ));
+        let err = AccountRecord::load(&bad).unwrap_err();
+        assert!(err.is_account_file_invalid(), "{err:?}");
     }
 }

@@ -125,7 +125,7 @@ impl Api {
         if !settings.allow_insecure_http
             && let Some(host) = plain_http_host(&base_url)
         {
-            return Err(Error::InsecureBaseUrl { host });
+            return Err(Error::insecure_base_url(host));
         }
         let cdn_base_url = settings
             .cdn_base_url
@@ -144,7 +144,7 @@ impl Api {
             .token(settings.token.clone())
             .route_tag(settings.route_tag.clone())
             .timeouts(timeouts)
-            .retry(settings.retry.unwrap_or_default());
+            .retry(settings.retry.clone().unwrap_or_default());
         if let Some(a) = &settings.bot_agent {
             config = config.bot_agent(a.clone());
         }
@@ -190,6 +190,11 @@ impl Api {
         self.cdn_timeout
     }
 
+    /// The retry budget of the API calls, which CDN uploads draw on too.
+    pub(crate) fn retry_budget(&self) -> std::sync::Arc<tower::retry::budget::TpsBudget> {
+        std::sync::Arc::clone(self.client.config().retry.budget())
+    }
+
     /// The idle and overall limits of every CDN transfer.
     pub(crate) fn cdn_timeouts(&self) -> wxlink_media::TransferTimeouts {
         self.cdn_timeouts
@@ -222,7 +227,7 @@ impl Api {
     ) -> Result<E::Response, Error> {
         self.call_with::<E>(request, CallOptions::default())
             .await
-            .map_err(Error::Transport)
+            .map_err(Error::from)
     }
 
     /// The transport call, boxed as a `Send` future here, where its

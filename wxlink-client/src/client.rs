@@ -69,24 +69,17 @@ pub(crate) fn poll_limit(hold: Duration) -> Duration {
 }
 
 /// Wraps a `sendmessage` refusal in what it most likely means: `-3` as
-/// [`Error::InvalidRecipient`] with a hint, `-2` as [`Error::Rejected`]
+/// [`Error::is_invalid_recipient`] with a hint, `-2` as [`Error::rejection`]
 /// with a guess at the cause. Other errors are returned as they are.
 fn explain_refusal(to: &str, facts: &crate::reject::SendFacts, e: Error) -> Error {
     let Some(status) = e.api_status().cloned() else {
         return e;
     };
     if status.kind() == wxlink_proto::StatusKind::InvalidRecipient {
-        return Error::InvalidRecipient {
-            to: to.to_owned(),
-            hint: crate::reject::recipient_hint(to),
-            source: Box::new(e),
-        };
+        return Error::invalid_recipient(to.to_owned(), crate::reject::recipient_hint(to), e);
     }
     match crate::reject::classify_rejection(&status, facts) {
-        Some(guess) => Error::Rejected {
-            guess,
-            source: Box::new(e),
-        },
+        Some(guess) => Error::rejected(guess, e),
         None => e,
     }
 }
@@ -301,7 +294,7 @@ impl ClientBuilder {
     }
 
     /// Allows a plain `http://` base URL on another host (default: refused
-    /// with [`Error::InsecureBaseUrl`]), for a test server elsewhere on a
+    /// with [`Error::is_insecure_url`]), for a test server elsewhere on a
     /// trusted network. Every call carries the bot token, which plain HTTP
     /// shows to anyone on the path; loopback (`127.0.0.0/8`, `::1`,
     /// `localhost`) never leaves the machine and is always allowed. The
@@ -342,7 +335,7 @@ impl ClientBuilder {
         self
     }
 
-    /// Builds the client. Fails with [`Error::MissingToken`] when no token,
+    /// Builds the client. Fails with [`Error::is_missing_token`] when no token,
     /// or a blank one, was given.
     pub fn build(self) -> Result<WxLinkClient, Error> {
         let has_token = self
@@ -351,7 +344,7 @@ impl ClientBuilder {
             .as_ref()
             .is_some_and(|t| !t.expose_secret().trim().is_empty());
         if !has_token {
-            return Err(Error::MissingToken);
+            return Err(Error::missing_token());
         }
         let api = Api::new(&self.settings)?;
         // The configured long-poll timeout is the hold expected from the
@@ -466,7 +459,7 @@ impl WxLinkClient {
 
     /// Sends one text message and returns its id (docs/protocol.md, "Shape of a bot reply").
     ///
-    /// Empty text is refused with [`Error::EmptyText`]. A non-zero
+    /// Empty text is refused with [`Error::is_empty_text`]. A non-zero
     /// `ret`/`errcode` in the response is an error carrying the
     /// [`ApiStatus`], never a silent success.
     ///
@@ -618,11 +611,11 @@ impl WxLinkClient {
         client_id: Option<String>,
     ) -> Result<SentMessage, Error> {
         if to.trim().is_empty() {
-            return Err(Error::InvalidArgument("recipient user id is empty".into()));
+            return Err(Error::invalid_argument("recipient user id is empty"));
         }
         let client_id = match client_id {
             Some(id) if !id.trim().is_empty() => id,
-            Some(_) => return Err(Error::InvalidArgument("client_id is empty".into())),
+            Some(_) => return Err(Error::invalid_argument("client_id is empty")),
             None => wxlink_proto::new_client_id(wxlink_proto::consts::CLIENT_ID_PREFIX),
         };
         let facts = match item.text_item.as_ref().and_then(|t| t.text.as_deref()) {
@@ -647,7 +640,7 @@ impl WxLinkClient {
             explain_refusal(
                 to,
                 &facts,
-                Error::Transport(wxlink_transport::Error::api(status)),
+                Error::from(wxlink_transport::Error::api(status)),
             )
         };
         let resp = match self.inner.api.call::<SendMessage>(&request).await {
@@ -685,7 +678,7 @@ impl WxLinkClient {
         client_id: Option<String>,
     ) -> Result<SentMessage, Error> {
         if text.is_empty() {
-            return Err(Error::EmptyText);
+            return Err(Error::empty_text());
         }
         self.send_item_as(to, text_item(text), context_token, client_id)
             .await
@@ -697,7 +690,7 @@ impl WxLinkClient {
         context_token: Option<&ContextToken>,
     ) -> Result<GetConfigResponse, Error> {
         if user.trim().is_empty() {
-            return Err(Error::InvalidArgument("user id is empty".into()));
+            return Err(Error::invalid_argument("user id is empty"));
         }
         let request = GetConfigRequest {
             ilink_user_id: Some(user.to_owned()),
@@ -757,7 +750,7 @@ impl WxLinkClient {
                 next_cursor: cursor,
                 timed_out: true,
             }),
-            Err(e) => Err(Error::Transport(e)),
+            Err(e) => Err(Error::from(e)),
         }
     }
 
@@ -894,7 +887,7 @@ impl SendTextRequest {
     /// delivery after a crash) derives the id from what it answers, so that
     /// a repeat carries the same id; the gateway is reported to drop a
     /// repeated `client_id`, though that is not confirmed. An empty id is
-    /// refused with [`Error::InvalidArgument`].
+    /// refused with [`Error::is_invalid_argument`].
     pub fn client_id(mut self, id: impl Into<String>) -> Self {
         self.client_id = Some(id.into());
         self
@@ -949,15 +942,13 @@ impl SendTextChunkedRequest {
     }
 
     /// Sends the chunks in order and returns how many were sent. When one
-    /// fails after others went out, the error is [`Error::PartiallySent`].
+    /// fails after others went out, the error is [`Error::partially_sent`].
     pub async fn send(self) -> Result<usize, Error> {
         if self.max_chars == 0 {
-            return Err(Error::InvalidArgument(
-                "max_chars must be at least 1".into(),
-            ));
+            return Err(Error::invalid_argument("max_chars must be at least 1"));
         }
         if self.text.is_empty() {
-            return Err(Error::EmptyText);
+            return Err(Error::empty_text());
         }
         let chunks = chunk_text(&self.text, self.max_chars);
         let mut sent = 0;
@@ -973,10 +964,7 @@ impl SendTextChunkedRequest {
                 Ok(_) => sent += 1,
                 Err(e) if sent == 0 => return Err(e),
                 Err(e) => {
-                    return Err(Error::PartiallySent {
-                        sent,
-                        source: Box::new(e),
-                    });
+                    return Err(Error::partial_send(sent, e));
                 }
             }
         }
@@ -1009,7 +997,7 @@ impl TypingRequest {
         self
     }
 
-    /// Sends the typing status. Fails with [`Error::NoTypingTicket`] when
+    /// Sends the typing status. Fails with [`Error::is_no_typing_ticket`] when
     /// the server has no ticket for this user.
     pub async fn send(self) -> Result<(), Error> {
         let client = &self.client;
@@ -1041,7 +1029,7 @@ impl TypingRequest {
         };
         let ticket = ticket
             .filter(|t| !t.is_empty())
-            .ok_or(Error::NoTypingTicket)?;
+            .ok_or_else(Error::no_typing_ticket)?;
         let request = SendTypingRequest {
             ilink_user_id: Some(self.user.clone()),
             typing_ticket: Some(ticket),

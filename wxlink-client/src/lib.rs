@@ -55,14 +55,17 @@
 //!
 //! # Errors
 //!
-//! Every call returns [`Error`]. Failures of the layers below keep their
-//! types: [`Error::Transport`] holds the `wxlink_transport::Error` (so `-14`
-//! is [`Error::is_session_expired`], a timeout [`Error::is_timeout`] and a
-//! `sendmessage` rejection carries its [`ApiStatus`](wxlink_proto::ApiStatus)
-//! in [`Error::api_status`]); [`Error::Media`] holds the
-//! `wxlink_media::MediaError` (a CDN refusal keeps its HTTP status).
-//! [`Error::may_have_been_sent`] says whether retrying could deliver a
-//! message twice.
+//! Every call, the QR login and the account file functions return the one
+//! [`Error`]. It is opaque; ask it: `-14` is [`Error::is_session_expired`],
+//! a timeout [`Error::is_timeout`], a `sendmessage` rejection carries its
+//! [`ApiStatus`](wxlink_proto::ApiStatus) in [`Error::api_status`] and its
+//! likely cause in [`Error::rejection`], a QR code that expired too often
+//! is [`Error::is_login_expired`] and an unreadable account file
+//! [`Error::is_account_file`]. [`Error::may_have_been_sent`] says whether
+//! retrying could deliver a message twice, [`Error::is_retryable`] whether
+//! it is safe and may help. The failures of the layers below stay typed
+//! behind [`Error::transport`] and [`Error::media`] (a CDN refusal keeps
+//! its HTTP status).
 //!
 //! # Modules
 //!
@@ -89,7 +92,7 @@ pub use chunk::{DEFAULT_MAX_CHARS, chunk_text};
 pub use client::{ClientBuilder, PollResult, SentMessage, WxLinkClient};
 pub use error::Error;
 pub use login::{
-    LoginCallbacks, LoginError, LoginOptions, LoginOutcome, LoginResult, LoginSession, LoginState,
+    LoginCallbacks, LoginOptions, LoginOutcome, LoginResult, LoginSession, LoginState,
     login_with_qr,
 };
 pub use media::SentMedia;

@@ -22,8 +22,8 @@ use crate::api::Api;
 use crate::client::{SentMessage, WxLinkClient, into_future};
 
 pub use wxlink_media::{
-    AddressPolicy, Downloaded, DownloadedFile, FetchOptions, InboundMedia, MediaError, MediaKind,
-    Phase, Progress, ProgressHook, Resolver, TransferTimeouts,
+    AddressPolicy, Downloaded, DownloadedFile, FetchOptions, InboundMedia, MediaKind, Phase,
+    Progress, ProgressHook, Resolver, TransferTimeouts,
 };
 
 /// Where the bytes of an outbound media message come from.
@@ -373,6 +373,7 @@ async fn upload(
     options.fetch = fetch.unwrap_or_else(|| client.api().fetch_options().clone());
     options.attempt_timeout = client.api().cdn_timeout();
     options.timeouts = client.api().cdn_timeouts();
+    options.retry_budget = Some(client.api().retry_budget());
     if let Some(hook) = progress {
         options = options.progress(hook);
     }
@@ -380,13 +381,13 @@ async fn upload(
     let http = CdnHttp(api.service().clone());
     wxlink_media::upload(&UploadApi(api), &http, to, source, &options)
         .await
-        .map_err(Error::Media)
+        .map_err(Error::from)
 }
 
 /// Checks the recipient of a media send.
 fn check_recipient(to: &str) -> Result<(), Error> {
     if to.trim().is_empty() {
-        return Err(Error::InvalidArgument("recipient user id is empty".into()));
+        return Err(Error::invalid_argument("recipient user id is empty"));
     }
     Ok(())
 }
@@ -441,10 +442,7 @@ async fn deliver(
     let message = match client.send_item(to, item, context_token).await {
         Ok(m) => m,
         Err(e) if caption_sent.is_some() => {
-            return Err(Error::PartiallySent {
-                sent: 1,
-                source: Box::new(e),
-            });
+            return Err(Error::partial_send(1, e));
         }
         Err(e) => return Err(e),
     };
@@ -466,7 +464,7 @@ impl WxLinkClient {
     /// (docs/protocol.md, "Voice"); no answer tells the two apart. So the
     /// audio goes out as a FILE item named `voice.silk` unless
     /// [`native_bubble(true)`](SendVoiceRequest::native_bubble) asks for the
-    /// voice bubble. With the bubble, a refusal is [`Error::VoiceRejected`],
+    /// voice bubble. With the bubble, a refusal is [`Error::is_voice_rejected`],
     /// or, with [`fallback_to_file(true)`](SendVoiceRequest::fallback_to_file),
     /// a file send.
     ///
@@ -510,7 +508,7 @@ impl WxLinkClient {
     /// # }
     /// ```
     pub fn resolve_media(&self, item: &MessageItem) -> Result<InboundMedia, Error> {
-        wxlink_media::resolve_item(item, self.cdn_base_url()).map_err(Error::Media)
+        wxlink_media::resolve_item(item, self.cdn_base_url()).map_err(Error::from)
     }
 
     /// Downloads and decrypts an inbound media item into memory (at most
@@ -531,7 +529,7 @@ impl WxLinkClient {
         let http = CdnHttp(self.api().service().clone());
         wxlink_media::download(&http, &media, &options)
             .await
-            .map_err(Error::Media)
+            .map_err(Error::from)
     }
 
     /// Downloads and decrypts an inbound media item into the file at
@@ -556,7 +554,7 @@ impl WxLinkClient {
         let http = CdnHttp(self.api().service().clone());
         wxlink_media::download_to_file(&http, &media, path, &options)
             .await
-            .map_err(Error::Media)
+            .map_err(Error::from)
     }
 }
 
@@ -638,7 +636,7 @@ impl SendVoiceRequest {
     pub async fn send(self) -> Result<SentMedia, Error> {
         check_recipient(&self.to)?;
         if self.audio.is_empty() {
-            return Err(Error::InvalidArgument("voice audio is empty".into()));
+            return Err(Error::invalid_argument("voice audio is empty"));
         }
         let file_name = self
             .file_name
@@ -662,9 +660,7 @@ impl SendVoiceRequest {
             Err(e) => return Err(e),
         };
         if !self.fallback_to_file {
-            return Err(Error::VoiceRejected {
-                source: Box::new(err),
-            });
+            return Err(Error::voice_rejected(err));
         }
         tracing::debug!(error = %err, "server refused the voice message; sending a file");
         send_audio_file(&self.client, &self.to, self.audio, file_name, ctx).await
@@ -695,5 +691,5 @@ fn is_refusal(e: &Error) -> bool {
     if e.is_session_expired() {
         return false;
     }
-    e.api_status().is_some() || matches!(e.media(), Some(MediaError::CdnRejected { .. }))
+    e.api_status().is_some() || e.media().is_some_and(wxlink_media::Error::is_cdn_rejected)
 }

@@ -16,7 +16,7 @@ use aes::Aes128;
 use aes::cipher::inout::InOutBuf;
 use aes::cipher::{BlockCipherDecrypt, BlockCipherEncrypt, KeyInit};
 
-use crate::MediaError;
+use crate::error::{Error, ErrorKind};
 use crate::key::AesKey;
 
 /// The AES block size in bytes.
@@ -76,13 +76,13 @@ fn pad_block(tail: &[u8]) -> [u8; BLOCK_LEN] {
 
 /// Checks the PKCS#7 padding of a decrypted final block and returns how
 /// many plaintext bytes it holds.
-fn unpad_len(block: &[u8; BLOCK_LEN]) -> Result<usize, MediaError> {
+fn unpad_len(block: &[u8; BLOCK_LEN]) -> Result<usize, Error> {
     let pad = block[BLOCK_LEN - 1] as usize;
     if pad == 0 || pad > BLOCK_LEN {
-        return Err(MediaError::BadPadding);
+        return Err(ErrorKind::BadPadding.into());
     }
     if block[BLOCK_LEN - pad..].iter().any(|&b| b as usize != pad) {
-        return Err(MediaError::BadPadding);
+        return Err(ErrorKind::BadPadding.into());
     }
     Ok(BLOCK_LEN - pad)
 }
@@ -103,14 +103,15 @@ pub fn encrypt(key: &AesKey, plaintext: &[u8]) -> Vec<u8> {
 ///
 /// # Errors
 ///
-/// [`MediaError::CiphertextLength`] when the length is zero or not a multiple
-/// of 16 (a truncated download), [`MediaError::BadPadding`] when the final
+/// [`Error::bad_ciphertext_len`] when the length is zero or not a multiple
+/// of 16 (a truncated download), [`Error::is_bad_padding`] when the final
 /// block does not end in valid padding (a corrupt download or a wrong key).
-pub fn decrypt(key: &AesKey, ciphertext: &[u8]) -> Result<Vec<u8>, MediaError> {
+pub fn decrypt(key: &AesKey, ciphertext: &[u8]) -> Result<Vec<u8>, Error> {
     if ciphertext.is_empty() || !ciphertext.len().is_multiple_of(BLOCK_LEN) {
-        return Err(MediaError::CiphertextLength {
+        return Err(ErrorKind::CiphertextLength {
             len: ciphertext.len() as u64,
-        });
+        }
+        .into());
     }
     let mut out = ciphertext.to_vec();
     decrypt_blocks_in_place(&cipher(key), &mut out);
@@ -267,7 +268,7 @@ impl Encryptor {
 /// }
 /// out.extend_from_slice(&dec.finish()?);
 /// assert_eq!(out, b"hello ilink, hello cdn");
-/// # Ok::<(), wxlink_media::MediaError>(())
+/// # Ok::<(), wxlink_media::Error>(())
 /// ```
 pub struct Decryptor {
     cipher: Aes128,
@@ -332,12 +333,12 @@ impl Decryptor {
     ///
     /// # Errors
     ///
-    /// [`MediaError::CiphertextLength`] when the total length was zero or not
-    /// a multiple of 16, [`MediaError::BadPadding`] when the padding is
+    /// [`Error::bad_ciphertext_len`] when the total length was zero or not
+    /// a multiple of 16, [`Error::is_bad_padding`] when the padding is
     /// invalid.
-    pub fn finish(self) -> Result<Vec<u8>, MediaError> {
+    pub fn finish(self) -> Result<Vec<u8>, Error> {
         if self.held_len != BLOCK_LEN {
-            return Err(MediaError::CiphertextLength { len: self.consumed });
+            return Err(ErrorKind::CiphertextLength { len: self.consumed }.into());
         }
         let mut block = self.held;
         decrypt_blocks_in_place(&self.cipher, &mut block);
@@ -364,13 +365,15 @@ mod tests {
     #[test]
     fn decrypt_rejects_empty_and_unaligned_input() {
         assert!(matches!(
-            decrypt(&key(), &[]),
-            Err(MediaError::CiphertextLength { len: 0 })
+            decrypt(&key(), &[]).as_ref().map_err(Error::kind),
+            Err(ErrorKind::CiphertextLength { len: 0 })
         ));
         let ct = encrypt(&key(), b"some bytes that span two blocks!");
         assert!(matches!(
-            decrypt(&key(), &ct[..ct.len() - 1]),
-            Err(MediaError::CiphertextLength { len: 47 })
+            decrypt(&key(), &ct[..ct.len() - 1])
+                .as_ref()
+                .map_err(Error::kind),
+            Err(ErrorKind::CiphertextLength { len: 47 })
         ));
     }
 
@@ -380,7 +383,10 @@ mod tests {
         // A wrong key turns the padding into noise; the chance that noise
         // is valid padding is about 1/256 and this fixed key is not such a case.
         let wrong = AesKey::from_bytes([0x43; 16]);
-        assert!(matches!(decrypt(&wrong, &ct), Err(MediaError::BadPadding)));
+        assert!(matches!(
+            decrypt(&wrong, &ct).as_ref().map_err(Error::kind),
+            Err(ErrorKind::BadPadding)
+        ));
     }
 
     #[test]
@@ -390,8 +396,8 @@ mod tests {
         let mut out = Vec::new();
         dec.update(&ct[..33], &mut out);
         assert!(matches!(
-            dec.finish(),
-            Err(MediaError::CiphertextLength { len: 33 })
+            dec.finish().as_ref().map_err(Error::kind),
+            Err(ErrorKind::CiphertextLength { len: 33 })
         ));
     }
 
@@ -407,5 +413,31 @@ mod tests {
         }
         out.extend_from_slice(&enc.finish());
         assert_eq!(out, encrypt(&key(), &data));
+    }
+
+    #[test]
+    fn key_and_decryption_errors_never_show_the_key() {
+        let key = AesKey::from_bytes([0x5a; 16]);
+        let ciphertext = encrypt(&key, b"a secret file");
+        let wrong = AesKey::from_bytes([0x42; 16]);
+        let mut errors = vec![
+            decrypt(&wrong, &ciphertext).unwrap_err(),
+            decrypt(&key, &ciphertext[..ciphertext.len() - 1]).unwrap_err(),
+        ];
+        // One hex digit short, one hex digit wrong, and base64 of 17 bytes.
+        let hex = key.to_hex();
+        errors.push(AesKey::from_hex(&hex[1..]).unwrap_err());
+        errors.push(AesKey::from_hex(&format!("{}g", &hex[1..])).unwrap_err());
+        errors.push(AesKey::parse_inbound(&format!("{}=", key.to_base64_raw())).unwrap_err());
+        errors.push(
+            crate::key::resolve_item_key(crate::kind::MediaKind::File, Some(&hex), None)
+                .unwrap_err(),
+        );
+        for err in errors {
+            let shown = format!("{err} {err:?}");
+            for secret in [&hex[1..], &key.to_base64_raw(), &wrong.to_hex()] {
+                assert!(!shown.contains(secret), "{secret} in {shown}");
+            }
+        }
     }
 }

@@ -19,8 +19,8 @@ use tokio::io::AsyncWriteExt;
 use wxlink_proto::{CdnMedia, MessageItem, MessageItemType};
 use wxlink_transport::{Body, CallMeta};
 
-use crate::MediaError;
 use crate::crypto::Decryptor;
+use crate::error::{Error, ErrorKind};
 use crate::http::{HttpService, cdn_download_url, content_length, excerpt, read_prefix_within};
 use crate::key::{AesKey, KeyEncoding, resolve_item_key};
 use crate::kind::{MediaKind, OCTET_STREAM, SILK_MIME, SNIFF_LEN, is_silk, sniff_mime};
@@ -137,10 +137,10 @@ fn build(
     media: Option<&CdnMedia>,
     image_aeskey: Option<&str>,
     cdn_base_url: &str,
-) -> Result<InboundMedia, MediaError> {
+) -> Result<InboundMedia, Error> {
     let url = media
         .and_then(|m| media_url(m, cdn_base_url))
-        .ok_or(MediaError::NoMedia { kind })?;
+        .ok_or(ErrorKind::NoMedia { kind })?;
     let resolved = resolve_item_key(kind, image_aeskey, media_key(media))?;
     let (key, key_encoding) = match resolved {
         Some((k, e)) => (Some(k), Some(e)),
@@ -162,17 +162,17 @@ fn build(
 ///
 /// # Errors
 ///
-/// [`MediaError::NotMedia`] for text and unknown items,
-/// [`MediaError::NoMedia`] when the item has no CDN reference,
-/// [`MediaError::MissingKey`] or [`MediaError::InvalidKey`] for keys.
-pub fn resolve_item(item: &MessageItem, cdn_base_url: &str) -> Result<InboundMedia, MediaError> {
-    let kind = item_kind(item).ok_or(MediaError::NotMedia)?;
+/// [`Error::is_not_media`] for text and unknown items,
+/// [`Error::is_missing_reference`] when the item has no CDN reference,
+/// [`Error::is_missing_key`] or [`Error::is_invalid_key`] for keys.
+pub fn resolve_item(item: &MessageItem, cdn_base_url: &str) -> Result<InboundMedia, Error> {
+    let kind = item_kind(item).ok_or(ErrorKind::NotMedia)?;
     match kind {
         MediaKind::Image => {
             let img = item
                 .image_item
                 .as_ref()
-                .ok_or(MediaError::NoMedia { kind })?;
+                .ok_or(ErrorKind::NoMedia { kind })?;
             build(
                 kind,
                 img.media.as_ref(),
@@ -184,14 +184,11 @@ pub fn resolve_item(item: &MessageItem, cdn_base_url: &str) -> Result<InboundMed
             let voice = item
                 .voice_item
                 .as_ref()
-                .ok_or(MediaError::NoMedia { kind })?;
+                .ok_or(ErrorKind::NoMedia { kind })?;
             build(kind, voice.media.as_ref(), None, cdn_base_url)
         }
         MediaKind::File => {
-            let file = item
-                .file_item
-                .as_ref()
-                .ok_or(MediaError::NoMedia { kind })?;
+            let file = item.file_item.as_ref().ok_or(ErrorKind::NoMedia { kind })?;
             let mut out = build(kind, file.media.as_ref(), None, cdn_base_url)?;
             out.file_name = file.file_name.clone().filter(|n| !n.trim().is_empty());
             out.md5 = file.md5.clone().filter(|m| !m.is_empty());
@@ -201,7 +198,7 @@ pub fn resolve_item(item: &MessageItem, cdn_base_url: &str) -> Result<InboundMed
             let video = item
                 .video_item
                 .as_ref()
-                .ok_or(MediaError::NoMedia { kind })?;
+                .ok_or(ErrorKind::NoMedia { kind })?;
             let mut out = build(kind, video.media.as_ref(), None, cdn_base_url)?;
             out.md5 = video.video_md5.clone().filter(|m| !m.is_empty());
             Ok(out)
@@ -222,8 +219,8 @@ pub fn resolve_item(item: &MessageItem, cdn_base_url: &str) -> Result<InboundMed
 pub fn resolve_thumbnail(
     item: &MessageItem,
     cdn_base_url: &str,
-) -> Result<Option<InboundMedia>, MediaError> {
-    let kind = item_kind(item).ok_or(MediaError::NotMedia)?;
+) -> Result<Option<InboundMedia>, Error> {
+    let kind = item_kind(item).ok_or(ErrorKind::NotMedia)?;
     let thumb = match (kind, item.item_type) {
         (MediaKind::Image, _) => {
             let Some(img) = item.image_item.as_ref() else {
@@ -247,7 +244,7 @@ pub fn resolve_thumbnail(
                 return Ok(None);
             };
             let key = media_key(Some(thumb)).or_else(|| media_key(video.media.as_ref()));
-            let url = media_url(thumb, cdn_base_url).ok_or(MediaError::NoMedia {
+            let url = media_url(thumb, cdn_base_url).ok_or(ErrorKind::NoMedia {
                 kind: MediaKind::Image,
             })?;
             let (key, key_encoding) = match key {
@@ -256,9 +253,10 @@ pub fn resolve_thumbnail(
                     (Some(k), Some(e))
                 }
                 None => {
-                    return Err(MediaError::MissingKey {
+                    return Err(ErrorKind::MissingKey {
                         kind: MediaKind::Video,
-                    });
+                    }
+                    .into());
                 }
             };
             InboundMedia {
@@ -291,8 +289,8 @@ pub struct DownloadOptions {
     /// The idle limit (until the response head and between chunks) and
     /// the overall limit that grows with the announced size (or the cap
     /// when no size is announced). A stall ends the download with
-    /// [`MediaError::Stalled`], the overall limit with
-    /// [`MediaError::Timeout`].
+    /// [`Error::is_stalled`], the overall limit with
+    /// [`Error::is_timeout`].
     pub timeouts: TransferTimeouts,
     /// Receives downloading progress (ciphertext bytes).
     pub progress: Option<ProgressHook>,
@@ -375,7 +373,7 @@ pub fn detect_mime(kind: MediaKind, head: &[u8], file_name: Option<&str>) -> Str
 
 /// Receives plaintext chunks during a download.
 trait Sink {
-    async fn write(&mut self, data: &[u8]) -> Result<(), MediaError>;
+    async fn write(&mut self, data: &[u8]) -> Result<(), Error>;
 }
 
 struct MemorySink {
@@ -383,7 +381,7 @@ struct MemorySink {
 }
 
 impl Sink for MemorySink {
-    async fn write(&mut self, data: &[u8]) -> Result<(), MediaError> {
+    async fn write(&mut self, data: &[u8]) -> Result<(), Error> {
         self.buf.extend_from_slice(data);
         Ok(())
     }
@@ -394,11 +392,11 @@ struct FileSink {
 }
 
 impl Sink for FileSink {
-    async fn write(&mut self, data: &[u8]) -> Result<(), MediaError> {
+    async fn write(&mut self, data: &[u8]) -> Result<(), Error> {
         self.file
             .write_all(data)
             .await
-            .map_err(|e| MediaError::Io { source: e })
+            .map_err(|e| ErrorKind::Io { source: e }.into())
     }
 }
 
@@ -409,12 +407,12 @@ async fn fetch_into<H: HttpService, K: Sink>(
     media: &InboundMedia,
     options: &DownloadOptions,
     sink: &mut K,
-) -> Result<(u64, Vec<u8>), MediaError> {
+) -> Result<(u64, Vec<u8>), Error> {
     let work = fetch_into_inner(http, media, options, sink);
     match options.timeout {
         Some(after) => tokio::time::timeout(after, work)
             .await
-            .map_err(|_| MediaError::Timeout { after })?,
+            .map_err(|_| ErrorKind::Timeout { after })?,
         None => work.await,
     }
 }
@@ -424,15 +422,15 @@ async fn fetch_into_inner<H: HttpService, K: Sink>(
     media: &InboundMedia,
     options: &DownloadOptions,
     sink: &mut K,
-) -> Result<(u64, Vec<u8>), MediaError> {
+) -> Result<(u64, Vec<u8>), Error> {
     let mut req = Request::get(media.url.as_str())
         .body(Body::empty())
-        .map_err(|_| MediaError::UnsupportedUrl {
+        .map_err(|_| ErrorKind::UnsupportedUrl {
             reason: "download url is not a valid request uri".to_owned(),
         })?;
     req.extensions_mut().insert(CallMeta::cdn());
     let idle = options.timeouts.idle;
-    let stalled = |idle: Option<Duration>| MediaError::Stalled {
+    let stalled = |idle: Option<Duration>| ErrorKind::Stalled {
         idle: idle.unwrap_or_default(),
     };
     let send = http.send(req);
@@ -442,14 +440,15 @@ async fn fetch_into_inner<H: HttpService, K: Sink>(
             .map_err(|_| stalled(idle))?,
         None => send.await,
     }
-    .map_err(|source| MediaError::Http { source })?;
+    .map_err(|source| ErrorKind::Http { source })?;
     let status = resp.status();
     if status != StatusCode::OK {
         let message = excerpt(&read_prefix_within(resp.into_body(), idle).await);
-        return Err(MediaError::DownloadStatus {
+        return Err(ErrorKind::DownloadStatus {
             status: status.as_u16(),
             message,
-        });
+        }
+        .into());
     }
     // The ciphertext is at most 16 bytes longer than the plaintext.
     let cipher_cap = match media.key {
@@ -458,9 +457,10 @@ async fn fetch_into_inner<H: HttpService, K: Sink>(
     };
     let announced = content_length(&resp);
     if announced.is_some_and(|len| len > cipher_cap) {
-        return Err(MediaError::TooLarge {
+        return Err(ErrorKind::TooLarge {
             limit: options.max_bytes,
-        });
+        }
+        .into());
     }
     let progress = options.progress.as_ref();
     report(progress, Phase::Downloading, 0, announced);
@@ -493,11 +493,12 @@ async fn fetch_into_inner<H: HttpService, K: Sink>(
                 match tokio::time::timeout_at(due, next).await {
                     Ok(next) => next,
                     Err(_) if deadline.is_some_and(|d| d <= due) => {
-                        return Err(MediaError::Timeout {
+                        return Err(ErrorKind::Timeout {
                             after: overall.unwrap_or_default(),
-                        });
+                        }
+                        .into());
                     }
-                    Err(_) => return Err(stalled(idle)),
+                    Err(_) => return Err(stalled(idle).into()),
                 }
             }
         };
@@ -507,17 +508,19 @@ async fn fetch_into_inner<H: HttpService, K: Sink>(
             Err(source) => {
                 return Err(match announced {
                     Some(expected) if received < expected => {
-                        MediaError::Truncated { expected, received }
+                        ErrorKind::Truncated { expected, received }
                     }
-                    _ => MediaError::Http { source },
-                });
+                    _ => ErrorKind::Http { source },
+                }
+                .into());
             }
         };
         received += chunk.len() as u64;
         if received > cipher_cap {
-            return Err(MediaError::TooLarge {
+            return Err(ErrorKind::TooLarge {
                 limit: options.max_bytes,
-            });
+            }
+            .into());
         }
         report(progress, Phase::Downloading, received, announced);
         let plain: &[u8] = match decryptor.as_mut() {
@@ -536,7 +539,7 @@ async fn fetch_into_inner<H: HttpService, K: Sink>(
         sink.write(plain).await?;
     }
     if let Some(expected) = announced.filter(|&expected| received < expected) {
-        return Err(MediaError::Truncated { expected, received });
+        return Err(ErrorKind::Truncated { expected, received }.into());
     }
     if let Some(dec) = decryptor {
         let last = dec.finish()?;
@@ -548,9 +551,10 @@ async fn fetch_into_inner<H: HttpService, K: Sink>(
         sink.write(&last).await?;
     }
     if plain_len > options.max_bytes {
-        return Err(MediaError::TooLarge {
+        return Err(ErrorKind::TooLarge {
             limit: options.max_bytes,
-        });
+        }
+        .into());
     }
     Ok((plain_len, head))
 }
@@ -573,17 +577,17 @@ async fn fetch_into_inner<H: HttpService, K: Sink>(
 ///
 /// # Errors
 ///
-/// [`MediaError::DownloadStatus`] for a non-200 answer,
-/// [`MediaError::TooLarge`] past `options.max_bytes`,
-/// [`MediaError::Truncated`] when fewer bytes arrive than announced,
-/// [`MediaError::CiphertextLength`] when the length is not a multiple of 16,
-/// [`MediaError::BadPadding`] for corrupt data or a wrong key,
-/// [`MediaError::Http`] and [`MediaError::Timeout`].
+/// [`Error::is_download_status`] for a non-200 answer,
+/// [`Error::size_limit`] past `options.max_bytes`,
+/// [`Error::is_truncated`] when fewer bytes arrive than announced,
+/// [`Error::bad_ciphertext_len`] when the length is not a multiple of 16,
+/// [`Error::is_bad_padding`] for corrupt data or a wrong key,
+/// [`Error::is_http`] and [`Error::is_timeout`].
 pub async fn download<H: HttpService>(
     http: &H,
     media: &InboundMedia,
     options: &DownloadOptions,
-) -> Result<Downloaded, MediaError> {
+) -> Result<Downloaded, Error> {
     let mut sink = MemorySink { buf: Vec::new() };
     let (_, head) = fetch_into(http, media, options, &mut sink).await?;
     Ok(Downloaded {
@@ -599,17 +603,17 @@ pub async fn download<H: HttpService>(
 ///
 /// # Errors
 ///
-/// As [`download`], plus [`MediaError::Io`] writing the file.
+/// As [`download`], plus [`Error::is_io`] writing the file.
 pub async fn download_to_file<H: HttpService>(
     http: &H,
     media: &InboundMedia,
     path: impl AsRef<Path>,
     options: &DownloadOptions,
-) -> Result<DownloadedFile, MediaError> {
+) -> Result<DownloadedFile, Error> {
     let path = path.as_ref().to_path_buf();
     let file = tokio::fs::File::create(&path)
         .await
-        .map_err(|e| MediaError::Io { source: e })?;
+        .map_err(|e| ErrorKind::Io { source: e })?;
     let mut sink = FileSink {
         file: tokio::io::BufWriter::with_capacity(256 * 1024, file),
     };
@@ -618,7 +622,7 @@ pub async fn download_to_file<H: HttpService>(
         sink.file
             .flush()
             .await
-            .map_err(|e| MediaError::Io { source: e })?;
+            .map_err(|e| ErrorKind::Io { source: e })?;
         Ok(got)
     }
     .await;
@@ -719,8 +723,8 @@ mod tests {
             ..MessageItem::default()
         };
         assert!(matches!(
-            resolve_item(&item, CDN),
-            Err(MediaError::MissingKey {
+            resolve_item(&item, CDN).as_ref().map_err(Error::kind),
+            Err(ErrorKind::MissingKey {
                 kind: MediaKind::File
             })
         ));
@@ -744,8 +748,8 @@ mod tests {
             ..MessageItem::default()
         };
         assert!(matches!(
-            resolve_item(&text, CDN),
-            Err(MediaError::NotMedia)
+            resolve_item(&text, CDN).as_ref().map_err(Error::kind),
+            Err(ErrorKind::NotMedia)
         ));
         let empty_image = MessageItem {
             item_type: Some(MessageItemType::Image),
@@ -753,8 +757,10 @@ mod tests {
             ..MessageItem::default()
         };
         assert!(matches!(
-            resolve_item(&empty_image, CDN),
-            Err(MediaError::NoMedia { .. })
+            resolve_item(&empty_image, CDN)
+                .as_ref()
+                .map_err(Error::kind),
+            Err(ErrorKind::NoMedia { .. })
         ));
     }
 

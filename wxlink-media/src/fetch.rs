@@ -16,7 +16,7 @@ use http::{Request, StatusCode, header};
 use wxlink_proto::{Auth, RetrySafety, TimeoutClass};
 use wxlink_transport::{Body, CallMeta};
 
-use crate::MediaError;
+use crate::error::{Error, ErrorKind};
 use crate::guard::{AddressPolicy, Resolver};
 use crate::http::{HttpService, content_length};
 use crate::progress::{Phase, ProgressHook};
@@ -97,20 +97,21 @@ pub(crate) async fn check_hop(
     url: &url::Url,
     previous: Option<&url::Url>,
     options: &FetchOptions,
-) -> Result<(), MediaError> {
+) -> Result<(), Error> {
     if let Some(prev) = previous
         && prev.scheme() == "https"
         && url.scheme() == "http"
         && !options.allow_https_downgrade
     {
-        return Err(MediaError::InsecureRedirect {
+        return Err(ErrorKind::InsecureRedirect {
             host: url.host_str().unwrap_or_default().to_owned(),
-        });
+        }
+        .into());
     }
     if options.policy == AddressPolicy::AllowAll {
         return Ok(());
     }
-    let host = url.host().ok_or_else(|| MediaError::UnsupportedUrl {
+    let host = url.host().ok_or_else(|| ErrorKind::UnsupportedUrl {
         reason: "url has no host".to_owned(),
     })?;
     let port = url.port_or_known_default().unwrap_or(80);
@@ -123,7 +124,7 @@ pub(crate) async fn check_hop(
                 .0
                 .resolve(name, port)
                 .await
-                .map_err(|source| MediaError::Resolve {
+                .map_err(|source| ErrorKind::Resolve {
                     host: name.to_owned(),
                     source,
                 })?;
@@ -131,19 +132,21 @@ pub(crate) async fn check_hop(
         }
     };
     if addrs.is_empty() {
-        return Err(MediaError::Resolve {
+        return Err(ErrorKind::Resolve {
             host: name,
             source: std::io::Error::new(std::io::ErrorKind::NotFound, "no addresses"),
-        });
+        }
+        .into());
     }
     // Every address must pass: the connection may use any of them.
     for addr in addrs {
         if let Err(class) = options.policy.check(addr) {
-            return Err(MediaError::BlockedAddress {
+            return Err(ErrorKind::BlockedAddress {
                 host: name,
                 addr,
                 class,
-            });
+            }
+            .into());
         }
     }
     Ok(())
@@ -158,15 +161,16 @@ pub(crate) struct Fetched {
 }
 
 /// Parses `raw` and accepts only `http` and `https`.
-pub(crate) fn parse_http_url(raw: &str) -> Result<url::Url, MediaError> {
-    let parsed = url::Url::parse(raw.trim()).map_err(|_| MediaError::UnsupportedUrl {
+pub(crate) fn parse_http_url(raw: &str) -> Result<url::Url, Error> {
+    let parsed = url::Url::parse(raw.trim()).map_err(|_| ErrorKind::UnsupportedUrl {
         reason: "not a valid absolute url".to_owned(),
     })?;
     match parsed.scheme() {
         "http" | "https" => Ok(parsed),
-        other => Err(MediaError::UnsupportedUrl {
+        other => Err(ErrorKind::UnsupportedUrl {
             reason: format!("scheme `{other}` is not http or https"),
-        }),
+        }
+        .into()),
     }
 }
 
@@ -177,11 +181,11 @@ pub(crate) async fn fetch<H: HttpService>(
     options: &FetchOptions,
     chunk: usize,
     progress: Option<ProgressHook>,
-) -> Result<Fetched, MediaError> {
+) -> Result<Fetched, Error> {
     let work = fetch_inner(http, raw_url, options, chunk, progress);
     tokio::time::timeout(options.timeout, work)
         .await
-        .map_err(|_| MediaError::Timeout {
+        .map_err(|_| ErrorKind::Timeout {
             after: options.timeout,
         })?
 }
@@ -192,7 +196,7 @@ async fn fetch_inner<H: HttpService>(
     options: &FetchOptions,
     chunk: usize,
     progress: Option<ProgressHook>,
-) -> Result<Fetched, MediaError> {
+) -> Result<Fetched, Error> {
     let mut url = parse_http_url(raw_url)?;
     let mut previous: Option<url::Url> = None;
     let mut redirects = 0u32;
@@ -200,7 +204,7 @@ async fn fetch_inner<H: HttpService>(
         check_hop(&url, previous.as_ref(), options).await?;
         let mut req = Request::get(url.as_str())
             .body(Body::empty())
-            .map_err(|_| MediaError::UnsupportedUrl {
+            .map_err(|_| ErrorKind::UnsupportedUrl {
                 reason: "url is not a valid request uri".to_owned(),
             })?;
         req.extensions_mut().insert(
@@ -210,38 +214,41 @@ async fn fetch_inner<H: HttpService>(
         let resp = http
             .send(req)
             .await
-            .map_err(|source| MediaError::Http { source })?;
+            .map_err(|source| ErrorKind::Http { source })?;
         let status = resp.status();
         if status.is_redirection() {
             let location = resp
                 .headers()
                 .get(header::LOCATION)
                 .and_then(|v| v.to_str().ok())
-                .ok_or(MediaError::FetchStatus {
+                .ok_or(ErrorKind::FetchStatus {
                     status: status.as_u16(),
                 })?;
             redirects += 1;
             if redirects > options.max_redirects {
-                return Err(MediaError::TooManyRedirects {
+                return Err(ErrorKind::TooManyRedirects {
                     limit: options.max_redirects,
-                });
+                }
+                .into());
             }
-            let next = url.join(location).map_err(|_| MediaError::UnsupportedUrl {
+            let next = url.join(location).map_err(|_| ErrorKind::UnsupportedUrl {
                 reason: "redirect location is not a valid url".to_owned(),
             })?;
             previous = Some(std::mem::replace(&mut url, parse_http_url(next.as_str())?));
             continue;
         }
         if status != StatusCode::OK {
-            return Err(MediaError::FetchStatus {
+            return Err(ErrorKind::FetchStatus {
                 status: status.as_u16(),
-            });
+            }
+            .into());
         }
         let announced = content_length(&resp);
         if announced.is_some_and(|len| len > options.max_bytes) {
-            return Err(MediaError::TooLarge {
+            return Err(ErrorKind::TooLarge {
                 limit: options.max_bytes,
-            });
+            }
+            .into());
         }
         let content_type = resp
             .headers()
@@ -338,7 +345,10 @@ mod tests {
             "/relative",
         ] {
             assert!(
-                matches!(parse_http_url(bad), Err(MediaError::UnsupportedUrl { .. })),
+                matches!(
+                    parse_http_url(bad).as_ref().map_err(Error::kind),
+                    Err(ErrorKind::UnsupportedUrl { .. })
+                ),
                 "{bad}"
             );
         }

@@ -17,7 +17,7 @@ use std::fmt;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
-use crate::MediaError;
+use crate::error::{Error, ErrorKind};
 use crate::kind::MediaKind;
 
 /// A 16-byte AES-128 key.
@@ -67,16 +67,20 @@ impl AesKey {
     ///
     /// # Errors
     ///
-    /// [`MediaError::InvalidKey`] when `hex` is not exactly 32 hex digits.
-    pub fn from_hex(hex: &str) -> Result<Self, MediaError> {
+    /// [`Error::is_invalid_key`] when `hex` is not exactly 32 hex digits.
+    pub fn from_hex(hex: &str) -> Result<Self, Error> {
         let hex = hex.trim();
         if hex.len() != 32 {
-            return Err(MediaError::InvalidKey {
+            return Err(ErrorKind::InvalidKey {
                 reason: format!("hex key has {} characters, expected 32", hex.len()),
-            });
+            }
+            .into());
         }
-        Self::from_hex_bytes(hex.as_bytes()).ok_or_else(|| MediaError::InvalidKey {
-            reason: "hex key has a non-hex character".to_owned(),
+        Self::from_hex_bytes(hex.as_bytes()).ok_or_else(|| {
+            ErrorKind::InvalidKey {
+                reason: "hex key has a non-hex character".to_owned(),
+            }
+            .into()
         })
     }
 
@@ -127,7 +131,7 @@ impl AesKey {
     ///
     /// # Errors
     ///
-    /// [`MediaError::InvalidKey`] for anything else. The message says what
+    /// [`Error::is_invalid_key`] for anything else. The message says what
     /// was received (its length, what it decoded to) and never the key.
     ///
     /// ```
@@ -136,21 +140,22 @@ impl AesKey {
     /// let (key, enc) = AesKey::parse_inbound("MDAxMTIyMzM0NDU1NjY3Nzg4OTlhYWJiY2NkZGVlZmY=")?;
     /// assert_eq!(enc, KeyEncoding::Base64Hex);
     /// assert_eq!(key.to_hex(), "00112233445566778899aabbccddeeff");
-    /// # Ok::<(), wxlink_media::MediaError>(())
+    /// # Ok::<(), wxlink_media::Error>(())
     /// ```
-    pub fn parse_inbound(text: &str) -> Result<(Self, KeyEncoding), MediaError> {
+    pub fn parse_inbound(text: &str) -> Result<(Self, KeyEncoding), Error> {
         let text = text.trim();
         if text.is_empty() {
-            return Err(MediaError::InvalidKey {
+            return Err(ErrorKind::InvalidKey {
                 reason: "key is empty".to_owned(),
-            });
+            }
+            .into());
         }
         if text.len() == 32
             && let Some(key) = Self::from_hex_bytes(text.as_bytes())
         {
             return Ok((key, KeyEncoding::Hex));
         }
-        let decoded = STANDARD.decode(text).map_err(|_| MediaError::InvalidKey {
+        let decoded = STANDARD.decode(text).map_err(|_| ErrorKind::InvalidKey {
             reason: format!(
                 "key of {} characters is neither 32 hex characters nor base64",
                 text.len()
@@ -164,15 +169,19 @@ impl AesKey {
             }
             32 => Self::from_hex_bytes(&decoded)
                 .map(|key| (key, KeyEncoding::Base64Hex))
-                .ok_or_else(|| MediaError::InvalidKey {
-                    reason: "base64 key decodes to 32 bytes that are not all hex digits".to_owned(),
+                .ok_or_else(|| {
+                    ErrorKind::InvalidKey {
+                        reason: "base64 key decodes to 32 bytes that are not all hex digits"
+                            .to_owned(),
+                    }
+                    .into()
                 }),
-            n => Err(MediaError::InvalidKey {
+            n => Err(ErrorKind::InvalidKey {
                 reason: format!(
                     "base64 key of {} characters decodes to {n} bytes, expected 16 raw bytes or 32 hex characters",
                     text.len()
                 ),
-            }),
+            }.into()),
         }
     }
 }
@@ -185,18 +194,18 @@ impl AesKey {
 ///   tried. With neither, `Ok(None)`: the image is downloaded without
 ///   decryption.
 /// - Voice, file and video: `media.aes_key` is required
-///   ([`MediaError::MissingKey`] without it); `image_aeskey` is ignored.
+///   ([`Error::is_missing_key`] without it); `image_aeskey` is ignored.
 ///
 /// Empty strings count as absent.
 ///
 /// # Errors
 ///
-/// [`MediaError::MissingKey`] or [`MediaError::InvalidKey`].
+/// [`Error::is_missing_key`] or [`Error::is_invalid_key`].
 pub fn resolve_item_key(
     kind: MediaKind,
     image_aeskey: Option<&str>,
     media_aes_key: Option<&str>,
-) -> Result<Option<(AesKey, KeyEncoding)>, MediaError> {
+) -> Result<Option<(AesKey, KeyEncoding)>, Error> {
     let image_aeskey = image_aeskey.filter(|s| !s.trim().is_empty());
     let media_aes_key = media_aes_key.filter(|s| !s.trim().is_empty());
     match kind {
@@ -213,7 +222,7 @@ pub fn resolve_item_key(
         },
         MediaKind::Video | MediaKind::File | MediaKind::Voice => match media_aes_key {
             Some(media) => AesKey::parse_inbound(media).map(Some),
-            None => Err(MediaError::MissingKey { kind }),
+            None => Err(ErrorKind::MissingKey { kind }.into()),
         },
     }
 }
@@ -300,7 +309,7 @@ mod tests {
         ] {
             let err = AesKey::parse_inbound(bad).unwrap_err();
             let msg = format!("{err} {err:?}");
-            assert!(matches!(err, MediaError::InvalidKey { .. }), "{bad}");
+            assert!(matches!(err.kind(), ErrorKind::InvalidKey { .. }), "{bad}");
             if bad.len() > 4 {
                 assert!(!msg.contains(bad.trim()), "{msg}");
             }
@@ -334,8 +343,10 @@ mod tests {
     fn non_image_items_need_the_media_key() {
         for kind in [MediaKind::File, MediaKind::Video, MediaKind::Voice] {
             assert!(matches!(
-                resolve_item_key(kind, Some(HEX), None),
-                Err(MediaError::MissingKey { .. })
+                resolve_item_key(kind, Some(HEX), None)
+                    .as_ref()
+                    .map_err(Error::kind),
+                Err(ErrorKind::MissingKey { .. })
             ));
             let (k, enc) = resolve_item_key(kind, None, Some(&key().to_base64_hex()))
                 .unwrap()

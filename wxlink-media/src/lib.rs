@@ -9,7 +9,7 @@
 //! let ciphertext = crypto::encrypt(&key, b"hello ilink");
 //! assert_eq!(ciphertext.len() as u64, crypto::ciphertext_len(11));
 //! assert_eq!(crypto::decrypt(&key, &ciphertext)?, b"hello ilink");
-//! # Ok::<(), wxlink_media::MediaError>(())
+//! # Ok::<(), wxlink_media::Error>(())
 //! ```
 //!
 //! # Modules
@@ -25,6 +25,10 @@
 //!   chunks so that memory does not grow with the file.
 //! - [`progress`]: progress reports for both.
 //!
+//! Every fallible function returns the one [`Error`]: opaque, with
+//! predicates such as [`Error::is_timeout`], [`Error::is_decrypt`],
+//! [`Error::status`] and [`Error::is_retryable`].
+//!
 //! # Features
 //!
 //! - `transport` (default): CDN upload and download through
@@ -34,6 +38,7 @@
 pub mod crypto;
 #[cfg(feature = "transport")]
 pub mod download;
+mod error;
 #[cfg(feature = "transport")]
 mod fetch;
 pub mod guard;
@@ -68,205 +73,11 @@ pub use limits::TransferTimeouts;
 pub use upload::{UploadOptions, UploadSource, UploadUrlApi, upload};
 
 pub use crypto::{Decryptor, Encryptor, checked_ciphertext_len, ciphertext_len};
+pub use error::Error;
 pub use item::{UploadedMedia, VoiceMeta};
 pub use key::{AesKey, KeyEncoding, resolve_item_key};
 pub use kind::{Inferred, MediaKind, infer_kind};
 pub use progress::{Phase, Progress, ProgressHook};
-
-/// Errors of the media layer.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum MediaError {
-    /// The ciphertext length is zero or not a multiple of 16: the download
-    /// was truncated or is not AES-128-ECB data.
-    #[error("ciphertext length {len} is not a positive multiple of 16")]
-    CiphertextLength {
-        /// The length received.
-        len: u64,
-    },
-    /// The final block does not end in valid PKCS#7 padding: the data is
-    /// corrupt or the key is wrong.
-    #[error("invalid pkcs#7 padding")]
-    BadPadding,
-    /// An AES key could not be read. The reason never contains the key.
-    #[error("invalid aes key: {reason}")]
-    InvalidKey {
-        /// What was wrong (lengths and forms, never the key itself).
-        reason: String,
-    },
-    /// An inbound item of this kind carries no usable key.
-    #[error("{kind} item has no aes key")]
-    MissingKey {
-        /// The item's kind.
-        kind: MediaKind,
-    },
-    /// The item is not media (text, or an unknown type).
-    #[error("item is not media")]
-    NotMedia,
-    /// The media item has no CDN reference to download from.
-    #[error("{kind} item has no cdn reference")]
-    NoMedia {
-        /// The item's kind.
-        kind: MediaKind,
-    },
-    /// Reading the source or writing the destination failed.
-    #[error("media i/o failed")]
-    Io {
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// The source yielded a different number of bytes than announced, or
-    /// than the first pass read (the file changed in between).
-    #[error("source length changed: expected {expected} bytes, got {actual}")]
-    SourceChanged {
-        /// The length announced or measured first.
-        expected: u64,
-        /// The length actually read.
-        actual: u64,
-    },
-    /// The media is larger than the configured limit.
-    #[error("media larger than {limit} bytes")]
-    TooLarge {
-        /// The limit in bytes.
-        limit: u64,
-    },
-    /// Fewer bytes arrived than the response announced.
-    #[error("download truncated: {received} of {expected} bytes")]
-    Truncated {
-        /// The announced `Content-Length`.
-        expected: u64,
-        /// The bytes received.
-        received: u64,
-    },
-    /// A URL was not usable: not `http`/`https`, or malformed.
-    #[error("unsupported url: {reason}")]
-    UnsupportedUrl {
-        /// Why.
-        reason: String,
-    },
-    /// A URL fetch was refused before connecting: the host resolves to an
-    /// address the fetch policy forbids (loopback, private, link-local,
-    /// CGNAT, multicast, cloud metadata…).
-    #[error("refusing to fetch from {host}: {addr} is a {class} address")]
-    BlockedAddress {
-        /// The host name (or literal) of the refused hop.
-        host: String,
-        /// The forbidden address it resolved to.
-        addr: std::net::IpAddr,
-        /// Why the address is forbidden.
-        class: crate::guard::AddressClass,
-    },
-    /// An `https://` URL redirected to plain `http://`; refused unless the
-    /// fetch options allow downgrades.
-    #[error("refusing the redirect from https to plain http at {host}")]
-    InsecureRedirect {
-        /// The host of the `http://` location.
-        host: String,
-    },
-    /// The host name of a fetch could not be resolved.
-    #[error("cannot resolve {host}")]
-    Resolve {
-        /// The host name.
-        host: String,
-        /// The resolver's error.
-        source: std::io::Error,
-    },
-    /// A URL fetch followed more redirects than allowed.
-    #[error("more than {limit} redirects")]
-    TooManyRedirects {
-        /// The redirect limit.
-        limit: u32,
-    },
-    /// A URL fetch got a status other than 200.
-    #[error("url fetch failed with http status {status}")]
-    FetchStatus {
-        /// The HTTP status.
-        status: u16,
-    },
-    /// A transfer took longer than its time limit.
-    #[error("media transfer timed out after {} ms", .after.as_millis())]
-    Timeout {
-        /// The limit that fired.
-        after: std::time::Duration,
-    },
-    /// A CDN transfer made no progress for its idle limit: the CDN stopped
-    /// reading the upload, stopped sending the download, or never answered.
-    /// Not retried.
-    #[error("media transfer stalled: no progress for {} ms", .idle.as_millis())]
-    Stalled {
-        /// The idle limit that fired.
-        idle: std::time::Duration,
-    },
-    /// The HTTP exchange failed (connect, network, body). Retried for CDN
-    /// uploads.
-    #[error("media http request failed")]
-    Http {
-        /// The underlying error.
-        source: Box<dyn std::error::Error + Send + Sync>,
-    },
-    /// `getuploadurl` failed.
-    #[cfg(feature = "transport")]
-    #[error("getuploadurl failed")]
-    Api {
-        /// The API error.
-        source: wxlink_transport::Error,
-    },
-    /// `getuploadurl` returned neither `upload_full_url` nor `upload_param`.
-    #[error("getuploadurl returned no upload url")]
-    NoUploadUrl,
-    /// The CDN refused the upload with a 4xx status; not retried.
-    #[error("cdn rejected upload with status {status}: {message}")]
-    CdnRejected {
-        /// The HTTP status.
-        status: u16,
-        /// `x-error-message`, else the start of the body.
-        message: String,
-    },
-    /// The CDN answered with a non-200, non-4xx status; retried.
-    #[error("cdn upload server error: {message}")]
-    CdnServer {
-        /// The HTTP status.
-        status: u16,
-        /// `x-error-message`, else `status N`.
-        message: String,
-    },
-    /// The CDN answered 200 without the `x-encrypted-param` header; retried.
-    #[error("cdn upload response missing x-encrypted-param header")]
-    CdnMissingParam,
-    /// A retry was needed but the source is a one-shot reader that was
-    /// already consumed.
-    #[error("upload source is one-shot and cannot be sent again")]
-    NotReplayable {
-        /// The failure that called for the retry.
-        #[source]
-        last: Option<Box<MediaError>>,
-    },
-    /// The CDN answered a download with a status other than 200.
-    #[error("cdn download failed with http status {status}")]
-    DownloadStatus {
-        /// The HTTP status.
-        status: u16,
-        /// The start of the response body.
-        message: String,
-    },
-}
-
-impl MediaError {
-    /// True when a transfer ran out of time: an overall limit
-    /// ([`MediaError::Timeout`]), an idle limit ([`MediaError::Stalled`]),
-    /// or an upload attempt's limit (wrapped in [`MediaError::Http`] so that
-    /// it is retried, and so also behind [`MediaError::NotReplayable`]).
-    pub fn is_timeout(&self) -> bool {
-        match self {
-            Self::Timeout { .. } | Self::Stalled { .. } => true,
-            Self::Http { source } => source
-                .downcast_ref::<MediaError>()
-                .is_some_and(MediaError::is_timeout),
-            Self::NotReplayable { last: Some(last) } => last.is_timeout(),
-            _ => false,
-        }
-    }
-}
 
 #[cfg(all(test, feature = "transport"))]
 mod send_tests {

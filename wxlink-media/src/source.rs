@@ -11,7 +11,7 @@
 //! while it arrives), which is then replayable. An async reader is one-shot:
 //! without a known MD5 it is spooled like a URL; with one (see
 //! [`UploadSource::md5`]) it is streamed straight to the CDN in a single
-//! pass, and a retry fails with [`MediaError::NotReplayable`].
+//! pass, and a retry fails with [`Error::is_not_replayable`].
 
 use std::fmt;
 use std::io::Read;
@@ -27,8 +27,8 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::mpsc;
 use wxlink_transport::{Body, BoxError};
 
-use crate::MediaError;
 use crate::crypto::{Encryptor, ciphertext_len};
+use crate::error::{Error, ErrorKind};
 use crate::key::AesKey;
 use crate::kind::{MediaKind, SNIFF_LEN};
 use crate::progress::{Phase, ProgressHook, report};
@@ -57,7 +57,7 @@ type BoxReader = Pin<Box<dyn AsyncRead + Send>>;
 /// which is then replayable. A reader is one-shot: without a known MD5 it is
 /// spooled like a URL; with one ([`md5`](Self::md5)) it is streamed to the
 /// CDN in a single pass, and a retry fails with
-/// [`MediaError::NotReplayable`].
+/// [`Error::is_not_replayable`].
 ///
 /// ```
 /// use wxlink_media::upload::UploadSource;
@@ -210,7 +210,7 @@ pub(crate) fn digest_blocking(
     expected: Option<u64>,
     chunk: usize,
     progress: Option<&ProgressHook>,
-) -> Result<Digested, MediaError> {
+) -> Result<Digested, Error> {
     let mut md5 = Md5::new();
     let mut head = Vec::new();
     let mut buf = vec![0u8; chunk.max(16)];
@@ -220,7 +220,7 @@ pub(crate) fn digest_blocking(
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(MediaError::Io { source: e }),
+            Err(e) => return Err(ErrorKind::Io { source: e }.into()),
         };
         md5.update(&buf[..n]);
         if head.len() < SNIFF_LEN {
@@ -239,11 +239,11 @@ pub(crate) fn digest_blocking(
 
 /// Runs a blocking closure on tokio's blocking pool.
 pub(crate) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, MediaError> + Send + 'static,
-) -> Result<T, MediaError> {
+    f: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| MediaError::Io {
+        .map_err(|e| ErrorKind::Io {
             source: std::io::Error::other(e),
         })?
 }
@@ -260,12 +260,12 @@ pub(crate) async fn digest_path(
     path: PathBuf,
     chunk: usize,
     progress: Option<ProgressHook>,
-) -> Result<Digested, MediaError> {
+) -> Result<Digested, Error> {
     blocking(move || {
-        let file = std::fs::File::open(&path).map_err(|e| MediaError::Io { source: e })?;
+        let file = std::fs::File::open(&path).map_err(|e| ErrorKind::Io { source: e })?;
         let len = file
             .metadata()
-            .map_err(|e| MediaError::Io { source: e })?
+            .map_err(|e| ErrorKind::Io { source: e })?
             .len();
         digest_blocking(file, Some(len), chunk, progress.as_ref())
     })
@@ -276,7 +276,7 @@ pub(crate) async fn digest_path(
 pub(crate) async fn digest_bytes(
     bytes: Bytes,
     progress: Option<ProgressHook>,
-) -> Result<Digested, MediaError> {
+) -> Result<Digested, Error> {
     let len = bytes.len() as u64;
     let run = move || digest_blocking(&bytes[..], Some(len), DEFAULT_CHUNK_SIZE, progress.as_ref());
     if len <= INLINE_LIMIT {
@@ -296,9 +296,9 @@ pub(crate) async fn spool_reader(
     chunk: usize,
     phase: Phase,
     progress: Option<ProgressHook>,
-) -> Result<(tempfile::TempPath, Digested), MediaError> {
+) -> Result<(tempfile::TempPath, Digested), Error> {
     let (file, path) = tempfile::NamedTempFile::new()
-        .map_err(|e| MediaError::Io { source: e })?
+        .map_err(|e| ErrorKind::Io { source: e })?
         .into_parts();
     let mut file = tokio::fs::File::from_std(file);
     let mut md5 = Md5::new();
@@ -309,19 +309,20 @@ pub(crate) async fn spool_reader(
         let n = reader
             .read(&mut buf)
             .await
-            .map_err(|e| MediaError::Io { source: e })?;
+            .map_err(|e| ErrorKind::Io { source: e })?;
         if n == 0 {
             break;
         }
         len += n as u64;
         if let Some(exact) = exact.filter(|&exact| len > exact) {
-            return Err(MediaError::SourceChanged {
+            return Err(ErrorKind::SourceChanged {
                 expected: exact,
                 actual: len,
-            });
+            }
+            .into());
         }
         if len > max {
-            return Err(MediaError::TooLarge { limit: max });
+            return Err(ErrorKind::TooLarge { limit: max }.into());
         }
         md5.update(&buf[..n]);
         if head.len() < SNIFF_LEN {
@@ -330,17 +331,18 @@ pub(crate) async fn spool_reader(
         }
         tokio::io::AsyncWriteExt::write_all(&mut file, &buf[..n])
             .await
-            .map_err(|e| MediaError::Io { source: e })?;
+            .map_err(|e| ErrorKind::Io { source: e })?;
         report(progress.as_ref(), phase, len, exact);
     }
     tokio::io::AsyncWriteExt::flush(&mut file)
         .await
-        .map_err(|e| MediaError::Io { source: e })?;
+        .map_err(|e| ErrorKind::Io { source: e })?;
     if let Some(exact) = exact.filter(|&exact| exact != len) {
-        return Err(MediaError::SourceChanged {
+        return Err(ErrorKind::SourceChanged {
             expected: exact,
             actual: len,
-        });
+        }
+        .into());
     }
     Ok((
         path,
@@ -353,7 +355,7 @@ pub(crate) async fn spool_reader(
 }
 
 /// Reads up to [`SNIFF_LEN`] bytes from the start of a reader.
-pub(crate) async fn read_head(reader: &mut BoxReader, len: u64) -> Result<Bytes, MediaError> {
+pub(crate) async fn read_head(reader: &mut BoxReader, len: u64) -> Result<Bytes, Error> {
     let want = (SNIFF_LEN as u64).min(len) as usize;
     let mut head = vec![0u8; want];
     let mut filled = 0;
@@ -361,12 +363,13 @@ pub(crate) async fn read_head(reader: &mut BoxReader, len: u64) -> Result<Bytes,
         let n = reader
             .read(&mut head[filled..])
             .await
-            .map_err(|e| MediaError::Io { source: e })?;
+            .map_err(|e| ErrorKind::Io { source: e })?;
         if n == 0 {
-            return Err(MediaError::SourceChanged {
+            return Err(ErrorKind::SourceChanged {
                 expected: len,
                 actual: filled as u64,
-            });
+            }
+            .into());
         }
         filled += n;
     }
@@ -375,15 +378,15 @@ pub(crate) async fn read_head(reader: &mut BoxReader, len: u64) -> Result<Bytes,
 
 /// Where a producer leaves the error that ended its stream, so the upload
 /// can report it instead of the HTTP client's generic "body failed".
-pub(crate) type ErrorSlot = Arc<Mutex<Option<MediaError>>>;
+pub(crate) type ErrorSlot = Arc<Mutex<Option<Error>>>;
 
-fn put_error(slot: &ErrorSlot, err: MediaError) {
+fn put_error(slot: &ErrorSlot, err: impl Into<Error>) {
     if let Ok(mut guard) = slot.lock() {
-        guard.get_or_insert(err);
+        guard.get_or_insert(err.into());
     }
 }
 
-pub(crate) fn take_error(slot: &ErrorSlot) -> Option<MediaError> {
+pub(crate) fn take_error(slot: &ErrorSlot) -> Option<Error> {
     slot.lock().ok().and_then(|mut guard| guard.take())
 }
 
@@ -465,7 +468,7 @@ fn open_file(
     tokio::task::spawn_blocking(move || match std::fs::File::open(&path) {
         Ok(file) => encrypt_blocking(file, &key, rawsize, chunk, &tx, &slot2),
         Err(e) => {
-            put_error(&slot2, MediaError::Io { source: e });
+            put_error(&slot2, ErrorKind::Io { source: e });
             let _ = tx.blocking_send(Err(()));
         }
     });
@@ -492,7 +495,7 @@ fn encrypt_blocking(
         let filled = match (&mut read).take(want as u64).read_to_end(&mut buf) {
             Ok(n) => n,
             Err(e) => {
-                put_error(slot, MediaError::Io { source: e });
+                put_error(slot, ErrorKind::Io { source: e });
                 let _ = tx.blocking_send(Err(()));
                 return;
             }
@@ -500,7 +503,7 @@ fn encrypt_blocking(
         if filled < want {
             put_error(
                 slot,
-                MediaError::SourceChanged {
+                ErrorKind::SourceChanged {
                     expected: rawsize,
                     actual: rawsize - remaining + filled as u64,
                 },
@@ -544,7 +547,7 @@ async fn encrypt_reader(
                 Ok(0) => break,
                 Ok(n) => filled += n,
                 Err(e) => {
-                    put_error(slot, MediaError::Io { source: e });
+                    put_error(slot, ErrorKind::Io { source: e });
                     let _ = tx.send(Err(())).await;
                     return;
                 }
@@ -553,7 +556,7 @@ async fn encrypt_reader(
         if filled < want {
             put_error(
                 slot,
-                MediaError::SourceChanged {
+                ErrorKind::SourceChanged {
                     expected: rawsize,
                     actual: rawsize - remaining + filled as u64,
                 },

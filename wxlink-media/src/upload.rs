@@ -6,14 +6,20 @@
 //! the CDN's retry rules. The result, [`UploadedMedia`], builds the outbound
 //! message item. Memory stays at a few chunks whatever the file size.
 
+use std::borrow::Cow;
 use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use http::{Request, StatusCode, header};
+use tower::retry::budget::TpsBudget;
+use tower::{Layer, ServiceExt};
 use wxlink_proto::{AesKeyText, GetUploadUrlRequest, GetUploadUrlResponse};
-use wxlink_transport::{Body, CallMeta};
+use wxlink_transport::layers::{ReplayBody, RetryLayer, RetryRule};
+use wxlink_transport::{Body, CallMeta, RetryPolicy};
 
-use crate::MediaError;
 use crate::crypto::ciphertext_len;
+use crate::error::{Error, ErrorKind};
 use crate::fetch::fetch;
 use crate::http::{HttpService, cdn_upload_url, excerpt, read_prefix_within};
 use crate::item::UploadedMedia;
@@ -81,8 +87,13 @@ pub struct UploadOptions {
     pub attempt_timeout: Option<std::time::Duration>,
     /// The idle and overall limits of each CDN POST (see
     /// [`TransferTimeouts`]); a stall ends the upload with
-    /// [`MediaError::Stalled`] or [`MediaError::Timeout`], not retried.
+    /// [`Error::is_stalled`] or [`Error::is_timeout`], not retried.
     pub timeouts: TransferTimeouts,
+    /// The retry budget the CDN POSTs draw on, shared with other calls
+    /// (the facade passes its API calls' budget); `None` (the default) for
+    /// one of the upload's own. An upload makes at most [`MAX_ATTEMPTS`]
+    /// POSTs either way; a spent budget ends it at the first failure.
+    pub retry_budget: Option<Arc<TpsBudget>>,
 }
 
 impl Default for UploadOptions {
@@ -94,6 +105,7 @@ impl Default for UploadOptions {
             fetch: FetchOptions::default(),
             attempt_timeout: None,
             timeouts: TransferTimeouts::default(),
+            retry_budget: None,
         }
     }
 }
@@ -142,19 +154,19 @@ impl UploadOptions {
 ///
 /// # Errors
 ///
-/// [`MediaError::Io`] reading the source, the fetch errors of a URL source,
-/// [`MediaError::Api`] from `getuploadurl`, [`MediaError::NoUploadUrl`],
-/// [`MediaError::CdnRejected`] (a 4xx, never retried), and after
-/// [`MAX_ATTEMPTS`] the last of [`MediaError::CdnServer`],
-/// [`MediaError::CdnMissingParam`] or [`MediaError::Http`];
-/// [`MediaError::NotReplayable`] when a one-shot source needed a retry.
+/// [`Error::is_io`] reading the source, the fetch errors of a URL source,
+/// [`Error::is_upload_url_call`] from `getuploadurl`, [`Error::is_no_upload_url`],
+/// [`Error::is_cdn_rejected`] (a 4xx, never retried), and after
+/// [`MAX_ATTEMPTS`] the last of [`Error::is_cdn_server_error`],
+/// [`Error::is_cdn_missing_param`] or [`Error::is_http`];
+/// [`Error::is_not_replayable`] when a one-shot source needed a retry.
 pub async fn upload<A, H>(
     api: &A,
     http: &H,
     to_user_id: &str,
     source: UploadSource,
     options: &UploadOptions,
-) -> Result<UploadedMedia, MediaError>
+) -> Result<UploadedMedia, Error>
 where
     A: UploadUrlApi,
     H: HttpService,
@@ -185,7 +197,7 @@ where
     let response = api
         .get_upload_url(&request)
         .await
-        .map_err(|source| MediaError::Api { source })?;
+        .map_err(|source| ErrorKind::Api { source })?;
     let url = upload_url(&response, &options.cdn_base_url, &filekey)?;
 
     let download_param = post_with_retries(http, &url, &mut prepared, &aes_key, options).await?;
@@ -208,7 +220,7 @@ pub fn upload_url(
     response: &GetUploadUrlResponse,
     cdn_base_url: &str,
     filekey: &str,
-) -> Result<String, MediaError> {
+) -> Result<String, Error> {
     if let Some(full) = response
         .upload_full_url
         .as_deref()
@@ -224,7 +236,7 @@ pub fn upload_url(
         .filter(|p| !p.is_empty())
     {
         Some(param) => Ok(cdn_upload_url(cdn_base_url, param, filekey)),
-        None => Err(MediaError::NoUploadUrl),
+        None => Err(ErrorKind::NoUploadUrl.into()),
     }
 }
 
@@ -233,7 +245,7 @@ async fn prepare<H: HttpService>(
     http: &H,
     source: UploadSource,
     options: &UploadOptions,
-) -> Result<Prepared, MediaError> {
+) -> Result<Prepared, Error> {
     let chunk = options.chunk_size.max(16);
     let progress = options.progress.clone();
     let UploadSource {
@@ -314,71 +326,122 @@ async fn prepare<H: HttpService>(
 }
 
 /// Whether the CDN rules allow another attempt after `err`.
-fn retryable(err: &MediaError) -> bool {
-    matches!(
-        err,
-        MediaError::CdnServer { .. } | MediaError::CdnMissingParam | MediaError::Http { .. }
-    )
+fn retryable(err: &Error) -> bool {
+    err.is_retryable()
 }
 
+/// The CDN's rule for another attempt, as the transport's retry policy
+/// applies it: the outcomes [`retryable`] allows.
+#[derive(Debug, Clone, Copy)]
+struct CdnUploadRule;
+
+impl RetryRule<String, Error> for CdnUploadRule {
+    fn retry_reason(
+        &self,
+        _meta: &CallMeta,
+        result: &Result<String, Error>,
+    ) -> Option<Cow<'static, str>> {
+        match result {
+            Err(err) if retryable(err) => Some(Cow::Owned(err.to_string())),
+            _ => None,
+        }
+    }
+}
+
+/// The retry policy of CDN uploads: up to [`MAX_ATTEMPTS`] POSTs back to
+/// back, as the official client makes them, within `budget` when given.
+fn cdn_upload_policy(budget: Option<&Arc<TpsBudget>>) -> RetryPolicy<CdnUploadRule> {
+    let policy = RetryPolicy::default()
+        .with_max_attempts(MAX_ATTEMPTS)
+        .with_backoff(Duration::ZERO, Duration::ZERO)
+        .with_jitter(0.0)
+        .with_total_deadline(None);
+    let policy = match budget {
+        Some(budget) => policy.with_budget(Arc::clone(budget)),
+        None => policy,
+    };
+    policy.with_rule(CdnUploadRule)
+}
+
+/// POSTs the encrypted source to `url` through the transport's retry
+/// layer: each attempt is [`post_once`]; a replayable source is opened
+/// again for each repeated attempt.
 async fn post_with_retries<H: HttpService>(
     http: &H,
     url: &str,
     prepared: &mut Prepared,
     key: &AesKey,
     options: &UploadOptions,
-) -> Result<String, MediaError> {
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let slot = ErrorSlot::default();
-        let Some(body) = prepared.replay.open(
-            key,
-            prepared.rawsize,
-            options.chunk_size,
-            options.progress.clone(),
-            &slot,
-        ) else {
-            // Only a one-shot source that was already sent gets here; the
-            // caller below turns this into NotReplayable with the cause.
-            return Err(MediaError::NotReplayable { last: None });
-        };
-        let total = ciphertext_len(prepared.rawsize);
-        let result = post_once(
-            http,
-            url,
-            body,
-            total,
-            options.attempt_timeout,
-            &options.timeouts,
-        )
-        .await;
-        let err = match result {
-            Ok(param) => {
-                crate::progress::report(
-                    options.progress.as_ref(),
-                    crate::progress::Phase::Uploading,
-                    total,
-                    Some(total),
-                );
-                return Ok(param);
+) -> Result<String, Error> {
+    let total = ciphertext_len(prepared.rawsize);
+    let replayable = prepared.replay.is_replayable();
+    // The error slot of the attempt under way; each opening of the source
+    // gets its own, so a late failure of an abandoned attempt's reader is
+    // never taken for the next attempt's.
+    let current: Arc<Mutex<ErrorSlot>> = Arc::default();
+    let replay = Arc::new(Mutex::new(std::mem::replace(
+        &mut prepared.replay,
+        Replay::OneShot(None),
+    )));
+    let open = {
+        let current = Arc::clone(&current);
+        let key = key.clone();
+        let progress = options.progress.clone();
+        let (rawsize, chunk) = (prepared.rawsize, options.chunk_size);
+        move || -> Option<Body> {
+            let slot = ErrorSlot::default();
+            let body = replay
+                .lock()
+                .ok()?
+                .open(&key, rawsize, chunk, progress.clone(), &slot)?;
+            *current.lock().ok()? = slot;
+            Some(body)
+        }
+    };
+    let Some(body) = open() else {
+        // Only a one-shot source that was already sent gets here.
+        return Err(ErrorKind::NotReplayable { last: None }.into());
+    };
+    let mut request = Request::new(body);
+    request.extensions_mut().insert(CallMeta::cdn());
+    if replayable {
+        request.extensions_mut().insert(ReplayBody::new(open));
+    }
+    let attempt = {
+        let http = http.clone();
+        let url = url.to_owned();
+        let timeout = options.attempt_timeout;
+        let limits = options.timeouts;
+        tower::service_fn(move |req: Request<Body>| {
+            let (http, url, current) = (http.clone(), url.clone(), Arc::clone(&current));
+            async move {
+                let err =
+                    match post_once(&http, &url, req.into_body(), total, timeout, &limits).await {
+                        Ok(param) => return Ok(param),
+                        Err(err) => err,
+                    };
+                // A failure of the source itself (I/O, a file that shrank)
+                // is reported as such, and the rule does not retry it.
+                let slot = current.lock().map(|slot| Arc::clone(&slot)).ok();
+                Err(slot.and_then(|slot| take_error(&slot)).unwrap_or(err))
             }
-            // A failure of the source itself (I/O, a file that shrank) is
-            // reported as such and not retried.
-            Err(err) => match take_error(&slot) {
-                Some(source_err) => return Err(source_err),
-                None => err,
-            },
-        };
-        if !retryable(&err) || attempt >= MAX_ATTEMPTS {
-            return Err(err);
+        })
+    };
+    let retrying = RetryLayer::new(cdn_upload_policy(options.retry_budget.as_ref())).layer(attempt);
+    match retrying.oneshot(request).await {
+        Ok(param) => {
+            crate::progress::report(
+                options.progress.as_ref(),
+                crate::progress::Phase::Uploading,
+                total,
+                Some(total),
+            );
+            Ok(param)
         }
-        if !prepared.replay.is_replayable() {
-            return Err(MediaError::NotReplayable {
-                last: Some(Box::new(err)),
-            });
+        Err(err) if !replayable && retryable(&err) => {
+            Err(ErrorKind::NotReplayable { last: Some(err) }.into())
         }
-        tracing::debug!(attempt, error = %err, "cdn upload attempt failed; retrying");
+        Err(err) => Err(err),
     }
 }
 
@@ -391,14 +454,14 @@ async fn post_once<H: HttpService>(
     len: u64,
     timeout: Option<std::time::Duration>,
     limits: &TransferTimeouts,
-) -> Result<String, MediaError> {
+) -> Result<String, Error> {
     let clock = ProgressClock::new();
     let body = Watched::wrap(body, clock.clone());
     let mut req = Request::post(url)
         .header(header::CONTENT_TYPE, "application/octet-stream")
         .header(header::CONTENT_LENGTH, len)
         .body(body)
-        .map_err(|_| MediaError::UnsupportedUrl {
+        .map_err(|_| ErrorKind::UnsupportedUrl {
             reason: "cdn upload url is not a valid request uri".to_owned(),
         })?;
     req.extensions_mut()
@@ -411,37 +474,34 @@ async fn post_once<H: HttpService>(
             Some(after) => {
                 tokio::time::timeout(after, send)
                     .await
-                    .map_err(|_| MediaError::Http {
-                        source: Box::new(MediaError::Timeout { after }),
+                    .map_err(|_| ErrorKind::Http {
+                        source: Box::new(Error::from(ErrorKind::Timeout { after })),
                     })?
             }
             None => send.await,
         }
-        .map_err(|source| MediaError::Http { source })?;
+        .map_err(|source| ErrorKind::Http { source })?;
         classify(resp, limits).await
     };
     let watched = async {
         tokio::select! {
             result = attempt => result,
-            () = clock.stalled(limits.idle) => Err(MediaError::Stalled {
+            () = clock.stalled(limits.idle) => Err(ErrorKind::Stalled {
                 idle: limits.idle.unwrap_or_default(),
-            }),
+            }.into()),
         }
     };
     match limits.overall_for(len) {
         Some(after) => tokio::time::timeout(after, watched)
             .await
-            .map_err(|_| MediaError::Timeout { after })?,
+            .map_err(|_| ErrorKind::Timeout { after })?,
         None => watched.await,
     }
 }
 
 /// Reads the CDN's answer to an upload: the download parameter, or the
 /// typed refusal.
-async fn classify(
-    resp: http::Response<Body>,
-    limits: &TransferTimeouts,
-) -> Result<String, MediaError> {
+async fn classify(resp: http::Response<Body>, limits: &TransferTimeouts) -> Result<String, Error> {
     let status = resp.status();
     let header_text = |name: &str| {
         resp.headers()
@@ -452,7 +512,7 @@ async fn classify(
             .map(str::to_owned)
     };
     if status == StatusCode::OK {
-        return header_text("x-encrypted-param").ok_or(MediaError::CdnMissingParam);
+        return header_text("x-encrypted-param").ok_or(ErrorKind::CdnMissingParam.into());
     }
     let header_message = header_text("x-error-message");
     if status.is_client_error() {
@@ -460,17 +520,19 @@ async fn classify(
             Some(m) => excerpt(m.as_bytes()),
             None => excerpt(&read_prefix_within(resp.into_body(), limits.idle).await),
         };
-        return Err(MediaError::CdnRejected {
+        return Err(ErrorKind::CdnRejected {
             status: status.as_u16(),
             message,
-        });
+        }
+        .into());
     }
-    Err(MediaError::CdnServer {
+    Err(ErrorKind::CdnServer {
         status: status.as_u16(),
         message: header_message
             .map(|m| excerpt(m.as_bytes()))
             .unwrap_or_else(|| format!("status {}", status.as_u16())),
-    })
+    }
+    .into())
 }
 
 #[cfg(test)]
@@ -507,8 +569,10 @@ mod tests {
     fn no_url_at_all_is_an_error() {
         let resp = GetUploadUrlResponse::default();
         assert!(matches!(
-            upload_url(&resp, "https://cdn", "fk"),
-            Err(MediaError::NoUploadUrl)
+            upload_url(&resp, "https://cdn", "fk")
+                .as_ref()
+                .map_err(Error::kind),
+            Err(ErrorKind::NoUploadUrl)
         ));
     }
 }

@@ -17,7 +17,7 @@ use wxlink_proto::{
 use crate::body::SimBody;
 use crate::config::{SendOkBody, UploadUrlMode};
 use crate::http::{Answer, Call, SESSION_EXPIRED, json, json_response, wait_shutdown};
-use crate::records::{NotifyCall, SentMessage, TypingCall};
+use crate::records::{NotifyCall, PollRecord, SentMessage, TypingCall};
 use crate::state::{Queued, Shared, State};
 use crate::storage::UploadSlot;
 
@@ -48,9 +48,11 @@ fn decode<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, St
 /// poll ends it (with [`Fidelity::newer_poll_wins`](crate::Fidelity)) or
 /// the simulator shuts down. Overlapping polls of one account are counted.
 pub(crate) async fn getupdates(shared: &Arc<Shared>, call: Call) -> Answer {
-    if let Err(e) = decode::<GetUpdatesRequest>(&call.body) {
-        return Answer::refused(json_response(INVALID_ARGUMENTS), e);
-    }
+    let started = SystemTime::now();
+    let cursor_sent = match decode::<GetUpdatesRequest>(&call.body) {
+        Ok(req) => req.get_updates_buf,
+        Err(e) => return Answer::refused(json_response(INVALID_ARGUMENTS), e),
+    };
     let Some(id) = call.account else {
         return Answer::refused(json_response(SESSION_EXPIRED), "session expired");
     };
@@ -125,6 +127,22 @@ pub(crate) async fn getupdates(shared: &Arc<Shared>, call: Call) -> Answer {
         .random_bool(shared.config.omit_ret_probability.clamp(0.0, 1.0));
     let delivered = st.bot(id).map_or(0, |b| b.delivered_batches);
     let cursor = cursor(id, delivered, shared.config.seed);
+    let limit = shared.config.record_limit;
+    if let Some(bot) = st.bot_mut(id)
+        && limit > 0
+    {
+        if bot.poll_log.len() >= limit {
+            bot.poll_log.pop_front();
+        }
+        bot.poll_log.push_back(PollRecord {
+            started,
+            ended: SystemTime::now(),
+            cursor_sent,
+            cursor_returned: cursor.clone(),
+            message_ids: batch.iter().map(|q| q.message_id).collect(),
+            answer_lost: call.answer_lost,
+        });
+    }
     drop(st);
     let timeout_ms = i64::try_from(hold.as_millis()).unwrap_or(i64::MAX);
     let cursor = serde_json::Value::from(cursor).to_string();

@@ -287,8 +287,8 @@ pub use inbound::{
 };
 pub use qr::{LoginPath, LoginScript};
 pub use records::{
-    AuthSeen, LogCount, NotifyCall, RecordCounts, RequestRecord, SentMessage, TypingCall,
-    UploadRecord,
+    AuthSeen, LogCount, NotifyCall, PollRecord, RecordCounts, RequestRecord, SentMessage,
+    TypingCall, UploadRecord,
 };
 pub use sim::{Account, PollCounts, Simulator};
 pub use start::SimBuilder;

@@ -127,6 +127,33 @@ pub enum AuthSeen {
     Rejected,
 }
 
+/// One answered `getupdates` poll of an account, from
+/// [`Account::polls`](crate::Account::polls): when it was held, the cursor
+/// it came with and the one it got, and the messages it took off the
+/// queue. Since delivery is at most once, this is how a test tells where a
+/// message went: the poll that carried it, and whether the next poll of
+/// the token came back with that poll's new cursor (its client kept the
+/// batch) or with an older one (the batch never reached the client's
+/// store).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct PollRecord {
+    /// When the request arrived.
+    #[serde(with = "unix_ms")]
+    pub started: SystemTime,
+    /// When the answer was ready to go out.
+    #[serde(with = "unix_ms")]
+    pub ended: SystemTime,
+    /// The `get_updates_buf` the client sent.
+    pub cursor_sent: String,
+    /// The `get_updates_buf` the answer carried.
+    pub cursor_returned: String,
+    /// The ids of the messages the answer carried, in order.
+    pub message_ids: Vec<u64>,
+    /// An injected fault kept the answer from the client.
+    pub answer_lost: bool,
+}
+
 /// One HTTP request the simulator answered (control calls under `/_sim/`
 /// are not logged).
 ///

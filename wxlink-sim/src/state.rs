@@ -21,7 +21,8 @@ use crate::config::{Fidelity, SimConfig};
 use crate::fault::FaultQueue;
 use crate::qr::LoginState;
 use crate::records::{
-    NotifyCall, RecordCounts, RecordLog, RequestRecord, SentMessage, TypingCall, UploadRecord,
+    NotifyCall, PollRecord, RecordCounts, RecordLog, RequestRecord, SentMessage, TypingCall,
+    UploadRecord,
 };
 use crate::storage::CdnState;
 use crate::truth::Truth;
@@ -91,6 +92,9 @@ pub(crate) struct Bot {
     /// when a newer poll should end an older one.
     pub(crate) inbound: Arc<Notify>,
     pub(crate) truth: Truth,
+    /// The newest answered `getupdates` polls, oldest first (at most the
+    /// simulator's `record_limit`).
+    pub(crate) poll_log: VecDeque<PollRecord>,
 }
 
 impl std::fmt::Debug for Bot {
@@ -131,6 +135,7 @@ impl Bot {
             polls: Polls::default(),
             inbound: Arc::new(Notify::new()),
             truth: Truth::default(),
+            poll_log: VecDeque::new(),
         }
     }
 
@@ -150,6 +155,7 @@ impl Bot {
         self.polls.overlapping = 0;
         self.polls.max_in_flight = self.polls.in_flight;
         self.truth = Truth::default();
+        self.poll_log.clear();
     }
 }
 

@@ -438,7 +438,7 @@ fn header_values(config: &ApiConfig) -> Result<IlinkHeaderValues, String> {
 fn build_stack<S>(config: &ApiConfig, values: IlinkHeaderValues, transport: S) -> ApiStack<S> {
     let limited = BodyLimitLayer::new(config.max_response_bytes).layer(transport);
     let timed = TimeoutLayer::new(config.timeouts).layer(limited);
-    let retried = RetryLayer::new(config.retry).layer(timed);
+    let retried = RetryLayer::new(config.retry.clone()).layer(timed);
     let headed = IlinkHeadersLayer::new(values).layer(retried);
     TraceLayer::new().layer(headed)
 }
@@ -502,6 +502,16 @@ fn encode_body<E: Endpoint>(req: &E::Request, base_info: &[u8]) -> Result<Vec<u8
 
 /// Adds `"base_info":<base_info>` to the JSON object in `buf` unless it has
 /// a top-level `base_info` already. A `null` body becomes an object.
+///
+/// Splicing the bytes is kept over setting the requests' typed `base_info`
+/// field because it is cheaper and generic. The typed way needs a copy of
+/// each request (the caller's is borrowed) and an accessor per request
+/// type, which `Endpoint` does not have; measured on `sendmessage` with the
+/// copy-and-set done by hand, it cost 3.25 µs per in-memory call against
+/// 2.95 µs for the splice (best of five interleaved runs of
+/// `IN_MEMORY_ONLY=1 cargo run --release -p wxlink-transport --example
+/// call_overhead`, 2 M calls each, 2026-12-03; medians 5.57 µs and 5.33 µs
+/// on a loaded 2-core machine), about 10% of the client's own cost.
 fn add_base_info(buf: &mut Vec<u8>, base_info: &[u8]) {
     if buf.as_slice() == b"null" {
         buf.clear();

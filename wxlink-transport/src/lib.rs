@@ -41,13 +41,14 @@
 //!    (authenticated calls only, marked sensitive); on every request
 //!    `iLink-App-Id`, `iLink-App-ClientVersion` and `SKRouteTag` when
 //!    configured. `Content-Length` is left to hyper.
-//! 3. [`RetryLayer`](layers::RetryLayer) with a [`RetryPolicy`]: exponential
-//!    backoff with jitter, a cap on attempts and a total deadline. A call
-//!    marked `RetrySafety::Always` is retried after connect failures, timeouts
+//! 3. [`RetryLayer`](layers::RetryLayer) with a [`RetryPolicy`]: tower's
+//!    retry middleware with a retry budget, exponential backoff with
+//!    jitter, a cap on attempts and a total deadline. A call marked
+//!    `RetrySafety::Always` is retried after connect failures, timeouts
 //!    (not a long poll's: that is an empty poll), lost connections and
 //!    502/503/504/524; one marked `RetrySafety::BeforeSend` (`sendmessage`,
-//!    `getupdates`) only when the request certainly never left, so a message is
-//!    never sent twice. One-shot bodies are never retried. Each repeated
+//!    `getupdates`) only when the request certainly never left, so a message
+//!    is never sent twice. One-shot bodies are never retried. Each repeated
 //!    attempt gets a fresh `X-WECHAT-UIN`, since every request carries a new
 //!    one (docs/protocol.md, "Request headers").
 //! 4. [`TimeoutLayer`](layers::TimeoutLayer) with [`Timeouts`]: one deadline

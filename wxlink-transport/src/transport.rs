@@ -83,7 +83,21 @@ pub struct TransportOptions {
     /// `https://` servers are unaffected (they negotiate HTTP/2 by ALPN),
     /// and so are `http://` requests sent through a forward proxy.
     pub http2_prior_knowledge: bool,
+    /// A fixed size, in bytes, for the read buffer of each HTTP/1.1
+    /// connection (default `None`: hyper's adaptive buffer, which takes
+    /// 8 KiB per connection and grows for large bodies).
+    ///
+    /// Over HTTP/1.1 every held long poll keeps a connection of its own, so
+    /// a process polling many accounts saves the difference per account. A
+    /// response's status line and headers must fit in the buffer (a larger
+    /// head fails the call); bodies are read in pieces of this size. Sizes
+    /// below 1 KiB are raised to 1 KiB.
+    pub http1_read_buffer: Option<usize>,
 }
+
+/// The smallest [`TransportOptions::http1_read_buffer`] used: a response
+/// head must fit in the buffer, and real ones run to a few hundred bytes.
+pub(crate) const MIN_HTTP1_READ_BUFFER: usize = 1024;
 
 impl Default for TransportOptions {
     fn default() -> Self {
@@ -96,6 +110,7 @@ impl Default for TransportOptions {
             http2_keep_alive_interval: None,
             extra_root_certificates: Vec::new(),
             http2_prior_knowledge: false,
+            http1_read_buffer: None,
         }
     }
 }
@@ -412,6 +427,9 @@ impl HttpsTransport {
             if let Some(interval) = options.http2_keep_alive_interval {
                 builder.http2_keep_alive_interval(interval);
             }
+            if let Some(size) = options.http1_read_buffer {
+                builder.http1_read_buf_exact_size(size.max(MIN_HTTP1_READ_BUFFER));
+            }
             builder.build(connector.clone())
         };
         Ok(Self {
@@ -702,6 +720,47 @@ mod tests {
             }
         });
         futures_util::future::join_all(calls).await
+    }
+
+    #[tokio::test]
+    async fn a_small_fixed_read_buffer_still_reads_large_bodies_whole() {
+        use tower::ServiceExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let body: String = (0..20_000)
+            .map(|i| char::from(b'a' + (i % 26) as u8))
+            .collect();
+        let served = body.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let served = served.clone();
+                tokio::spawn(async move {
+                    let svc =
+                        hyper::service::service_fn(move |_req: Request<hyper::body::Incoming>| {
+                            let served = served.clone();
+                            async move {
+                                Ok::<_, std::convert::Infallible>(Response::new(Body::from(served)))
+                            }
+                        });
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        // Below the floor: raised to 1 KiB.
+        let transport = HttpsTransport::with_options(TransportOptions {
+            http1_read_buffer: Some(16),
+            ..TransportOptions::default().proxy(None)
+        });
+        for _ in 0..2 {
+            let req = Request::get(format!("http://{addr}/"))
+                .body(Body::empty())
+                .unwrap();
+            let resp = transport.clone().oneshot(req).await.unwrap();
+            let got = resp.into_body().collect_limited(1 << 20).await.unwrap();
+            assert_eq!(got, body.as_bytes());
+        }
     }
 
     #[tokio::test]

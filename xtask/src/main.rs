@@ -123,6 +123,7 @@ fn deps(sh: &Shell) -> Result<()> {
                 "wxlink-transport",
                 "wxlink-media",
                 "wxlink-client",
+                "wxlink-bot",
                 "wxlink-sim",
             ],
         ),

@@ -29,13 +29,6 @@ use anyhow::{Context, Result, bail};
 /// Each entry is one edge of the module graph that lies on a cycle today.
 /// Remove an entry when its cycle is broken; the test fails until you do.
 const KNOWN_CYCLES: &[(&str, &str, &str)] = &[
-    // The client error wraps the login error while login returns the
-    // client error; both go when login failures become kinds of the one
-    // client error.
-    ("wxlink-client", "api", "error"),
-    ("wxlink-client", "error", "login"),
-    ("wxlink-client", "login", "api"),
-    ("wxlink-client", "login", "error"),
     // The bot runtime's account loop, the handler's `Incoming`, the typing
     // guard and the send limits share types both ways; a bottom module of
     // the shared account state would break these.

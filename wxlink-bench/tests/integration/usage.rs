@@ -26,6 +26,7 @@ fn help_lists_every_subcommand() {
         "bare-post",
         "media",
         "call-overhead",
+        "idle-accounts",
     ] {
         assert!(text.contains(cmd), "`{cmd}` missing from:\n{text}");
     }

@@ -23,8 +23,8 @@ use std::sync::Arc;
 use wxlink_proto::ContextToken;
 
 use super::{
-    AccountId, BudgetKind, BudgetOutcome, FailureOutcome, InboundBatch, InboundMessage, JournalKey,
-    Lease, Store, ThrottleRecord,
+    AccountCredentials, AccountId, BudgetKind, BudgetOutcome, FailureOutcome, InboundBatch,
+    InboundMessage, JournalKey, Lease, Store, ThrottleRecord,
 };
 
 /// A lease period used throughout, in ms.
@@ -726,6 +726,122 @@ pub async fn concurrent_claims_have_one_winner(store: Arc<dyn Store>) {
     assert_eq!(winners[0].epoch, 1);
 }
 
+/// An account file added for the runners reads back as it was written
+/// (the newest one wins), lists the account, leaves a lease alone, and
+/// never prints its token.
+pub async fn account_files_round_trip_without_printing_the_token(store: Arc<dyn Store>) {
+    let store = &*store;
+    let a = account("a@im.bot");
+    assert_eq!(store.credentials(&a).await.expect("read"), None);
+    let first = AccountCredentials::new(r#"{"token":"secret-one"}"#);
+    store.put_credentials(&a, &first).await.expect("add");
+    let names: Vec<_> = store
+        .accounts()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|s| s.account)
+        .collect();
+    assert_eq!(names, vec![a.clone()], "an added account is listed");
+    let lease = claim(store, "a@im.bot", "runner-a", T0).await;
+    assert_eq!(lease.epoch, 1, "an added account was never claimed");
+    let second = AccountCredentials::new(r#"{"token":"secret-two"}"#);
+    store.put_credentials(&a, &second).await.expect("replace");
+    let read = store.credentials(&a).await.expect("read");
+    assert_eq!(
+        read.as_ref().map(AccountCredentials::expose_secret),
+        Some(second.expose_secret())
+    );
+    let printed = format!("{read:?}");
+    assert!(!printed.contains("secret"), "{printed}");
+    // Replacing the file is no claim: the runner's lease still writes.
+    store
+        .renew(&lease, TTL, T0 + 10)
+        .await
+        .expect("the lease survives a new account file");
+    let other = account("b@im.bot");
+    claim(store, "b@im.bot", "runner-a", T0).await;
+    assert_eq!(
+        store.credentials(&other).await.expect("read"),
+        None,
+        "a claimed account without a file has none"
+    );
+}
+
+/// Removing an account is refused while a runner's lease on it is live;
+/// once the lease is released or has expired, it takes everything the
+/// store kept for the account, and a second removal finds nothing.
+pub async fn a_leased_account_is_not_removed_and_removal_takes_everything(store: Arc<dyn Store>) {
+    let store = &*store;
+    let (a, b) = (account("a@im.bot"), account("b@im.bot"));
+    assert!(
+        !store.remove_account(&a, T0).await.expect("remove unknown"),
+        "an unknown account is not there to remove"
+    );
+    store
+        .put_credentials(&a, &AccountCredentials::new(r#"{"token":"t"}"#))
+        .await
+        .expect("add");
+    let lease = claim(store, "a@im.bot", "runner-a", T0).await;
+    store
+        .commit_batch(
+            &lease,
+            &batch(Some("c1"), vec![message(Some(7), "u", Some("ctx"))], T0),
+        )
+        .await
+        .expect("commit");
+    let lb = claim(store, "b@im.bot", "runner-b", T0).await;
+    store
+        .commit_batch(
+            &lb,
+            &batch(Some("cb"), vec![message(Some(7), "u", None)], T0),
+        )
+        .await
+        .expect("commit b");
+
+    let err = store
+        .remove_account(&a, T0 + 10)
+        .await
+        .expect_err("a live lease refuses removal");
+    assert!(err.is_leased(), "{err}");
+    assert_eq!(store.pending(&a, None, 10).await.expect("pending").len(), 1);
+    assert!(store.credentials(&a).await.expect("read").is_some());
+
+    // An expired lease no longer protects the account.
+    assert!(
+        store
+            .remove_account(&a, T0 + TTL + 1)
+            .await
+            .expect("remove after expiry")
+    );
+    assert_eq!(store.credentials(&a).await.expect("read"), None);
+    assert!(
+        store
+            .pending(&a, None, 10)
+            .await
+            .expect("pending")
+            .is_empty()
+    );
+    assert_eq!(store.cursor(&a).await.expect("cursor"), None);
+    assert!(!store.is_seen(&a, 7).await.expect("seen"));
+    assert!(store.context(&a, "u").await.expect("context").is_none());
+    assert!(!store.remove_account(&a, T0 + TTL + 1).await.expect("again"));
+
+    // The other account is untouched; after a release it goes too.
+    let names: Vec<_> = store
+        .accounts()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|s| s.account)
+        .collect();
+    assert_eq!(names, vec![b.clone()]);
+    assert_eq!(store.pending(&b, None, 10).await.expect("pending").len(), 1);
+    store.release(&lb).await.expect("release");
+    assert!(store.remove_account(&b, T0 + 20).await.expect("remove b"));
+    assert!(store.accounts().await.expect("list").is_empty());
+}
+
 /// Generates one `#[tokio::test]` per conformance case for the store that
 /// `$fresh` (an `async fn(&'static str) -> Option<Arc<dyn Store>>`, given
 /// the case's name) makes.
@@ -750,6 +866,8 @@ macro_rules! store_conformance_tests {
             the_throttle_state_round_trips,
             accounts_keep_separate_state,
             concurrent_claims_have_one_winner,
+            account_files_round_trip_without_printing_the_token,
+            a_leased_account_is_not_removed_and_removal_takes_everything,
         );
     };
     (@cases $fresh:path; $($case:ident),* $(,)?) => {

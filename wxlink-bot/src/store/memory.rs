@@ -8,9 +8,9 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 
 use super::{
-    AccountId, AccountSummary, BudgetKind, BudgetOutcome, CommitOutcome, ContextRecord, DeadLetter,
-    FailureOutcome, InboundBatch, JournalEntry, JournalKey, Lease, Store, StoreError, StoreFuture,
-    ThrottleRecord,
+    AccountCredentials, AccountId, AccountSummary, BudgetKind, BudgetOutcome, CommitOutcome,
+    ContextRecord, DeadLetter, FailureOutcome, InboundBatch, JournalEntry, JournalKey, Lease,
+    Store, StoreError, StoreFuture, ThrottleRecord,
 };
 
 /// The lease columns of one account.
@@ -43,6 +43,8 @@ struct AccountState {
     replies: HashMap<JournalKey, u32>,
     push: Window,
     throttle: Option<ThrottleRecord>,
+    /// The account file `wxlink accounts add` keeps, if any.
+    credentials: Option<AccountCredentials>,
 }
 
 /// A [`Store`] held in memory; cheap to create, lost on drop.
@@ -418,6 +420,41 @@ impl Store for MemoryStore {
     ) -> StoreFuture<'a, ()> {
         ready(self.fenced(lease, "save the throttle state", |state| {
             state.throttle = record;
+        }))
+    }
+
+    fn put_credentials<'a>(
+        &'a self,
+        account: &'a AccountId,
+        credentials: &'a AccountCredentials,
+    ) -> StoreFuture<'a, ()> {
+        ready(self.lock().map(|mut map| {
+            map.entry(account.clone()).or_default().credentials = Some(credentials.clone());
+        }))
+    }
+
+    fn credentials<'a>(
+        &'a self,
+        account: &'a AccountId,
+    ) -> StoreFuture<'a, Option<AccountCredentials>> {
+        ready(self.read(account, |s| s.and_then(|s| s.credentials.clone())))
+    }
+
+    fn remove_account<'a>(&'a self, account: &'a AccountId, now_ms: i64) -> StoreFuture<'a, bool> {
+        ready(self.lock().and_then(|mut map| {
+            let Some(state) = map.get(account) else {
+                return Ok(false);
+            };
+            let lease = &state.lease;
+            if let Some(owner) = lease
+                .owner
+                .as_ref()
+                .filter(|_| lease.expires_at_ms > now_ms)
+            {
+                return Err(StoreError::leased(owner.clone(), lease.expires_at_ms));
+            }
+            map.remove(account);
+            Ok(true)
         }))
     }
 }

@@ -119,6 +119,11 @@ pub struct ShareOutcome {
     pub share: u64,
     /// Unexpired leases this runner holds now, the new ones included.
     pub held: u64,
+    /// The next time, after this call, at which another claim may find
+    /// more to do: the earliest expiry of a lease another runner holds, or
+    /// the moment the runner with the oldest heartbeat goes stale (and the
+    /// share grows). `None` when no other runner holds anything.
+    pub next_change_ms: Option<i64>,
 }
 
 impl ShareOutcome {
@@ -338,7 +343,11 @@ impl PostgresStore {
                 "SELECT \
                    (SELECT COUNT(*) FROM wxlink_runners WHERE heartbeat_at > $2), \
                    (SELECT COUNT(*) FROM wxlink_accounts), \
-                   (SELECT COUNT(*) FROM wxlink_accounts WHERE owner = $1 AND expires_at > $3)",
+                   (SELECT COUNT(*) FROM wxlink_accounts WHERE owner = $1 AND expires_at > $3), \
+                   (SELECT MIN(expires_at) FROM wxlink_accounts \
+                     WHERE owner IS DISTINCT FROM $1 AND expires_at > $3), \
+                   (SELECT MIN(heartbeat_at) FROM wxlink_runners \
+                     WHERE owner <> $1 AND heartbeat_at > $2)",
                 &[&owner, &now_ms.saturating_sub(stale_after_ms), &now_ms],
             )
             .await
@@ -346,6 +355,15 @@ impl PostgresStore {
         let live = u64::from(count(row.try_get(0).map_err(db(op))?)).max(1);
         let accounts = u64::from(count(row.try_get(1).map_err(db(op))?));
         let held = u64::from(count(row.try_get(2).map_err(db(op))?));
+        let next_expiry: Option<i64> = row.try_get(3).map_err(db(op))?;
+        let oldest_heartbeat: Option<i64> = row.try_get(4).map_err(db(op))?;
+        let next_change_ms = [
+            next_expiry,
+            oldest_heartbeat.map(|h| h.saturating_add(stale_after_ms)),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         let share = accounts.div_ceil(live);
         let want = i64::try_from(share.saturating_sub(held)).unwrap_or(i64::MAX);
         let mut claimed = Vec::new();
@@ -382,6 +400,7 @@ impl PostgresStore {
             live_runners: live,
             accounts,
             share,
+            next_change_ms,
         })
     }
 }

@@ -6,8 +6,10 @@
 //! IMMEDIATE` transactions that check the lease fence first, so two
 //! processes sharing the file cannot interleave a fence check and a write.
 //! The file is created with mode 0600 (on Unix): it holds context tokens.
-//! The schema carries its version in `PRAGMA user_version`; a file written
-//! by a newer version of this crate is refused instead of guessed at.
+//! The schema carries its version in `PRAGMA user_version`; an older file
+//! is migrated in place (version 2 added the account files of `wxlink
+//! accounts`), and a file written by a newer version of this crate is
+//! refused instead of guessed at.
 //!
 //! Message ids are 64-bit unsigned and SQLite integers 64-bit signed: ids
 //! are stored bit-cast to `i64` and cast back, so every id up to `u64::MAX`
@@ -22,16 +24,24 @@ use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, 
 use wxlink_proto::ContextToken;
 
 use super::{
-    AccountId, AccountSummary, BudgetKind, BudgetOutcome, CommitOutcome, ContextRecord, DeadLetter,
-    FailureOutcome, InboundBatch, JournalEntry, JournalKey, Lease, Store, StoreError, StoreFuture,
-    ThrottleRecord,
+    AccountCredentials, AccountId, AccountSummary, BudgetKind, BudgetOutcome, CommitOutcome,
+    ContextRecord, DeadLetter, FailureOutcome, InboundBatch, JournalEntry, JournalKey, Lease,
+    Store, StoreError, StoreFuture, ThrottleRecord,
 };
 
 /// The schema version this code writes and reads.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
-/// The schema, created in one transaction on first open.
-const SCHEMA: &str = "
+/// The steps from an empty file to [`SCHEMA_VERSION`]: step `n` brings a
+/// file at version `n` to version `n + 1`.
+const MIGRATIONS: [&str; 2] = [SCHEMA_V1, ADD_CREDENTIALS];
+
+/// Version 2: the account file (JSON with the bot token) that `wxlink
+/// accounts add` keeps for the runners; NULL for accounts only claimed.
+const ADD_CREDENTIALS: &str = "ALTER TABLE accounts ADD COLUMN credentials TEXT;";
+
+/// The version 1 schema.
+const SCHEMA_V1: &str = "
 CREATE TABLE accounts (
     account         TEXT PRIMARY KEY,
     owner           TEXT,
@@ -192,14 +202,18 @@ impl SqliteStore {
         let version: i64 = tx
             .pragma_query_value(None, "user_version", |row| row.get(0))
             .map_err(db("read the schema version"))?;
-        match version {
-            0 => {
-                tx.execute_batch(SCHEMA).map_err(db("create the schema"))?;
-                tx.pragma_update(None, "user_version", SCHEMA_VERSION)
-                    .map_err(db("create the schema"))?;
-            }
-            SCHEMA_VERSION => {}
-            _ => return Err(StoreError::newer_schema()),
+        if !(0..=SCHEMA_VERSION).contains(&version) {
+            return Err(StoreError::newer_schema());
+        }
+        for step in MIGRATIONS
+            .iter()
+            .skip(usize::try_from(version).unwrap_or(0))
+        {
+            tx.execute_batch(step).map_err(db("migrate the schema"))?;
+        }
+        if version != SCHEMA_VERSION {
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+                .map_err(db("migrate the schema"))?;
         }
         tx.commit().map_err(db("create the schema"))?;
         Ok(Self {
@@ -833,5 +847,172 @@ impl Store for SqliteStore {
             .map_err(db("save the throttle state"))?;
             Ok(())
         })
+    }
+
+    fn put_credentials<'a>(
+        &'a self,
+        account: &'a AccountId,
+        credentials: &'a AccountCredentials,
+    ) -> StoreFuture<'a, ()> {
+        let account = account.clone();
+        let credentials = credentials.clone();
+        self.run("store an account", move |conn| {
+            conn.execute(
+                "INSERT INTO accounts (account, credentials) VALUES (?1, ?2) \
+                 ON CONFLICT (account) DO UPDATE SET credentials = excluded.credentials",
+                params![account.as_str(), credentials.expose_secret()],
+            )
+            .map_err(db("store an account"))?;
+            Ok(())
+        })
+    }
+
+    fn credentials<'a>(
+        &'a self,
+        account: &'a AccountId,
+    ) -> StoreFuture<'a, Option<AccountCredentials>> {
+        let account = account.clone();
+        self.run("read an account", move |conn| {
+            let json: Option<Option<String>> = conn
+                .query_row(
+                    "SELECT credentials FROM accounts WHERE account = ?1",
+                    [account.as_str()],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(db("read an account"))?;
+            Ok(json.flatten().map(AccountCredentials::new))
+        })
+    }
+
+    fn remove_account<'a>(&'a self, account: &'a AccountId, now_ms: i64) -> StoreFuture<'a, bool> {
+        let account = account.clone();
+        self.run("remove an account", move |conn| {
+            let op = "remove an account";
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(db(op))?;
+            let lease: Option<(Option<String>, i64)> = tx
+                .query_row(
+                    "SELECT owner, expires_at FROM accounts WHERE account = ?1",
+                    [account.as_str()],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()
+                .map_err(db(op))?;
+            let Some((owner, expires)) = lease else {
+                return Ok(false);
+            };
+            if let Some(owner) = owner.filter(|_| expires > now_ms) {
+                return Err(StoreError::leased(owner, expires));
+            }
+            for table in [
+                "journal",
+                "dead_letters",
+                "seen_ids",
+                "contexts",
+                "accounts",
+            ] {
+                tx.execute(
+                    &format!("DELETE FROM {table} WHERE account = ?1"),
+                    [account.as_str()],
+                )
+                .map_err(db(op))?;
+            }
+            tx.commit().map_err(db(op))?;
+            Ok(true)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    /// Writes a version 1 file, as this crate wrote it before account
+    /// files existed, with one claimed account that has a cursor.
+    fn version_one_file(path: &Path) {
+        let conn = Connection::open(path).expect("open");
+        conn.execute_batch(SCHEMA_V1).expect("schema");
+        conn.execute(
+            "INSERT INTO accounts (account, owner, epoch, expires_at, cursor) \
+             VALUES ('a@im.bot', 'runner-a', 3, 5000, 'c7')",
+            [],
+        )
+        .expect("row");
+        conn.pragma_update(None, "user_version", 1)
+            .expect("version");
+    }
+
+    #[tokio::test]
+    async fn a_version_one_file_is_migrated_and_keeps_its_accounts() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("old.db");
+        version_one_file(&path);
+        let store = SqliteStore::open(&path).expect("the old file opens");
+        let a = AccountId::new("a@im.bot").expect("id");
+        assert_eq!(
+            store.cursor(&a).await.expect("cursor").as_deref(),
+            Some("c7")
+        );
+        assert_eq!(store.credentials(&a).await.expect("read"), None);
+        let lease = store
+            .claim(&a, "runner-a", 1_000, 4_000)
+            .await
+            .expect("claim");
+        assert_eq!(lease.epoch, 3, "the migration keeps the live lease");
+        store
+            .put_credentials(&a, &AccountCredentials::new(r#"{"token":"tok"}"#))
+            .await
+            .expect("add");
+        drop(store);
+        let conn = Connection::open(&path).expect("reopen");
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .expect("version");
+        assert_eq!(version, SCHEMA_VERSION);
+        drop(conn);
+        let again = SqliteStore::open(&path).expect("a migrated file opens again");
+        assert!(again.credentials(&a).await.expect("read").is_some());
+    }
+
+    #[test]
+    fn a_file_from_a_newer_version_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("new.db");
+        let conn = Connection::open(&path).expect("open");
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .expect("version");
+        drop(conn);
+        let err = SqliteStore::open(&path).expect_err("refused");
+        assert!(
+            matches!(err.kind(), crate::store::StoreErrorKind::NewerSchema),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_file_holding_account_files_stays_private() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("bots.db");
+        let store = SqliteStore::open(&path).expect("open");
+        let a = AccountId::new("a@im.bot").expect("id");
+        store
+            .put_credentials(&a, &AccountCredentials::new(r#"{"token":"tok"}"#))
+            .await
+            .expect("add");
+        // The database and its WAL and index files, while the store is open.
+        let mut files = 0;
+        for file in std::fs::read_dir(dir.path()).expect("list") {
+            let file = file.expect("entry").path();
+            let mode = std::fs::metadata(&file).expect("mode").permissions().mode();
+            assert_eq!(mode & 0o077, 0, "{} is {mode:o}", file.display());
+            files += 1;
+        }
+        assert!(files >= 2, "the WAL file exists beside the database");
+        let printed = format!("{store:?} {:?}", store.credentials(&a).await);
+        assert!(!printed.contains("tok"), "{printed}");
     }
 }

@@ -6,7 +6,8 @@ use std::time::{Duration, SystemTime};
 
 use wxlink_bot::store::MemoryStore;
 use wxlink_bot::{EventKind, Host, Incoming, OnRefusal};
-use wxlink_sim::{Fidelity, Simulator, Throttle};
+use wxlink_client::reject::RejectCause;
+use wxlink_sim::{Fault, Fidelity, Simulator, Throttle};
 
 use crate::support::{account, eventually, fast, sim, wait_event};
 
@@ -379,4 +380,167 @@ async fn queued_pushes_wait_for_the_next_window_and_a_full_queue_or_a_zero_budge
         .unwrap_err();
     assert!(refused.is_budget_exhausted(), "{refused:?}");
     host.shutdown().await;
+}
+
+/// What one send of the `-2` classification test saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Sent,
+    /// Refused with the bot-wide throttle error.
+    Held,
+    /// Refused by the server for this send only, with the facade's guess.
+    Refused(Option<RejectCause>),
+}
+
+fn outcome(r: &Result<(), wxlink_bot::Error>) -> Outcome {
+    match r {
+        Ok(()) => Outcome::Sent,
+        Err(e) if e.is_throttled() => Outcome::Held,
+        Err(e) => Outcome::Refused(
+            e.client_error()
+                .and_then(wxlink_client::Error::rejection)
+                .map(|g| g.cause),
+        ),
+    }
+}
+
+/// Runs a handler that replies `ok`, then (after `before_trip`) the text
+/// `trip`, then `ok` again, on a simulator with `fidelity`; returns the
+/// three outcomes, the `sendmessage` requests that reached the simulator
+/// and whether the bot ended up throttled.
+async fn three_replies(
+    fidelity: Fidelity,
+    trip: String,
+    before_trip: impl Fn(&Simulator) + Send + Sync + 'static,
+) -> (Vec<Outcome>, usize, bool) {
+    let s = Simulator::builder()
+        .hold(Duration::from_millis(200))
+        .fidelity(fidelity)
+        .start()
+        .await
+        .unwrap();
+    let host = Host::builder(MemoryStore::new()).build();
+    let results = Arc::new(std::sync::Mutex::new(None));
+    let before_trip = Arc::new(before_trip);
+    let handler = {
+        let (results, s, trip) = (results.clone(), s.clone(), trip.clone());
+        move |i: Incoming| {
+            let (results, s, trip, before_trip) = (
+                results.clone(),
+                s.clone(),
+                trip.clone(),
+                before_trip.clone(),
+            );
+            async move {
+                let first = i.reply("ok").await;
+                before_trip(&s);
+                let tripped = i.reply(&trip).await;
+                let after = i.reply("ok again").await;
+                *results.lock().unwrap() = Some([first, tripped, after].map(|r| outcome(&r)));
+                Ok::<(), wxlink_bot::Error>(())
+            }
+        }
+    };
+    // Long texts go out whole, so that the server's length limit is the
+    // one that speaks; the throttle's cool-down is long enough to see.
+    let options = fast()
+        .max_chars(8_000)
+        .throttle_cooldown(Duration::from_secs(3600), Duration::from_secs(7200));
+    let handle = host
+        .add_account(account(&s, options), handler)
+        .await
+        .unwrap();
+    s.inject_text("alice@im.wechat", "hi");
+    eventually(Duration::from_secs(10), "three reply outcomes", || {
+        let r = results.clone();
+        async move { r.lock().unwrap().is_some() }
+    })
+    .await;
+    let outcomes = results.lock().unwrap().take().unwrap().to_vec();
+    let sends = s
+        .request_log()
+        .iter()
+        .filter(|r| r.endpoint == Some("sendmessage"))
+        .count();
+    let throttled = handle.throttled().is_some();
+    host.shutdown().await;
+    (outcomes, sends, throttled)
+}
+
+#[tokio::test]
+async fn a_minus_2_holds_every_send_only_when_it_reads_as_the_burst_throttle() {
+    // The burst throttle: the second send within a second trips it; the
+    // third never reaches the server.
+    let (o, sends, throttled) = three_replies(
+        Fidelity::default().with_burst_throttle(Throttle::new(1, Duration::from_secs(60))),
+        "second".into(),
+        |_| {},
+    )
+    .await;
+    assert_eq!(o, [Outcome::Sent, Outcome::Held, Outcome::Held]);
+    assert_eq!(sends, 2);
+    assert!(throttled);
+
+    // Over the server's character limit ("prepare failed", as the throttle
+    // answers): the text is too long, the next reply goes out.
+    let (o, sends, throttled) = three_replies(
+        Fidelity::default().with_max_text_chars(5_000),
+        "x".repeat(5_500),
+        |_| {},
+    )
+    .await;
+    let too_long = Outcome::Refused(Some(RejectCause::TextTooLong));
+    assert_eq!(o, [Outcome::Sent, too_long, Outcome::Sent]);
+    assert_eq!(sends, 3);
+    assert!(!throttled);
+
+    // Over the byte limit (a `-2` with no errmsg): the same.
+    let (o, _, throttled) = three_replies(
+        Fidelity::default().with_max_text_bytes(16_384),
+        "好".repeat(6_000),
+        |_| {},
+    )
+    .await;
+    assert_eq!(o, [Outcome::Sent, too_long, Outcome::Sent]);
+    assert!(!throttled);
+
+    // The user's window closed on the server's clock (a `-2` with no
+    // errmsg): a stale context, which concerns this user only; the next
+    // send still reaches the server.
+    let stale = Outcome::Refused(Some(RejectCause::NoContext));
+    let (o, sends, throttled) = three_replies(
+        Fidelity::default().with_push_window(Duration::from_secs(24 * 3600)),
+        "later".into(),
+        |s| s.advance_clock(Duration::from_secs(25 * 3600)),
+    )
+    .await;
+    assert_eq!(o, [Outcome::Sent, stale, stale]);
+    assert_eq!(sends, 3);
+    assert!(!throttled);
+
+    // The server's own reply cap per inbound message: not the throttle.
+    let (o, sends, throttled) = three_replies(
+        Fidelity::default().with_replies_per_inbound(1),
+        "second".into(),
+        |_| {},
+    )
+    .await;
+    assert_eq!(o, [Outcome::Sent, stale, stale]);
+    assert_eq!(sends, 3);
+    assert!(!throttled);
+
+    // `-2 "unknown error"`, seen when a session went stale: not the
+    // throttle either.
+    let (o, sends, throttled) = three_replies(Fidelity::default(), "second".into(), |s| {
+        s.inject_fault(
+            "sendmessage",
+            Fault::Json(r#"{"ret":-2,"errmsg":"unknown error"}"#.into()),
+            1,
+        )
+        .unwrap();
+    })
+    .await;
+    assert_eq!(o, [Outcome::Sent, stale, Outcome::Sent]);
+    assert_eq!(sends, 3);
+    assert!(!throttled);
 }

@@ -568,3 +568,144 @@ async fn with_attempts_counted_by_the_runtime_each_delivery_calls_the_agent_once
         [1, 2, 3]
     );
 }
+
+#[tokio::test]
+async fn the_budget_counts_a_retried_deliverys_notice_and_a_refused_file_costs_one_message() {
+    use wxlink_bridge::DeliveryAttempt;
+    let agent = Scripted::new(|_, _| {
+        let text = (0..6)
+            .map(|i| format!("part {i} {}", "y".repeat(30)))
+            .collect::<Vec<_>>()
+            .join("\n\n");
+        Box::pin(
+            async move { Ok(Reply::text(text).with_media(ReplyMedia::Path("/etc/passwd".into()))) },
+        )
+    });
+    let mut options = fast_options();
+    options.chunk_chars = 40;
+    options.failure_notice = Some("notice".into());
+    options.media_notice = Some("no file".into());
+    let (engine, rec) = setup(agent, options);
+
+    // The second attempt of a delivery with a budget of 5: the notice
+    // again as message 0, three parts, and the cut notice as message 4.
+    engine.dispatch(
+        inbound(&rec, "u", 1, "go")
+            .attempt(DeliveryAttempt::new(2, 3))
+            .reply_budget(5),
+    );
+    idle(&engine).await;
+    let texts = rec.texts("u");
+    assert_eq!(texts.len(), 5, "{texts:?}");
+    assert_eq!(texts[0], "notice");
+    assert!(texts[1].starts_with("part 0") && texts[3].starts_with("part 2"));
+    assert!(texts[4].contains("4 more messages"), "{}", texts[4]);
+    assert_eq!(engine.held("bot", "u"), 4);
+
+    // `/more` with a budget of its own: the three parts left, then the
+    // notice in place of the refused file (outside any media directory).
+    rec.events.lock().unwrap().clear();
+    engine.dispatch(inbound(&rec, "u", 2, "/more").reply_budget(10));
+    idle(&engine).await;
+    let texts = rec.texts("u");
+    assert_eq!(texts.len(), 4, "{texts:?}");
+    assert!(texts[0].starts_with("part 3") && texts[2].starts_with("part 5"));
+    assert_eq!(texts[3], "no file");
+    assert!(
+        !rec.events().iter().any(|e| matches!(e, Event::Media(..))),
+        "the refused file was not handed to the outbox"
+    );
+    assert_eq!(engine.metrics().media_refused(), 1);
+    assert_eq!(engine.held("bot", "u"), 0);
+}
+
+/// Records like [`RecOutbox`], but the first send of a text starting with
+/// `fail_on` fails (as a broken connection would).
+struct FlakyOutbox {
+    rec: Arc<Recorder>,
+    fail_on: &'static str,
+    failed: AtomicU32,
+}
+
+impl Outbox for FlakyOutbox {
+    fn typing<'a>(&'a self, to: &'a ReplyTo) -> BoxFuture<'a, Box<dyn Typing>> {
+        let t: Box<dyn Typing> = Box::new(RecTyping(self.rec.clone(), to.user.clone()));
+        Box::pin(async move { t })
+    }
+    fn send_text<'a>(
+        &'a self,
+        to: &'a ReplyTo,
+        index: u32,
+        text: String,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        if text.starts_with(self.fail_on) && self.failed.fetch_add(1, Ordering::SeqCst) == 0 {
+            return Box::pin(async { Err(Error::unreadable("the connection broke")) });
+        }
+        self.rec.push(Event::Text(to.user.clone(), index, text));
+        Box::pin(async { Ok(()) })
+    }
+    fn send_media<'a>(
+        &'a self,
+        _to: &'a ReplyTo,
+        _index: u32,
+        _media: &'a ReplyMedia,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+#[tokio::test]
+async fn a_more_whose_send_fails_keeps_the_rest_for_its_retry() {
+    let agent = Scripted::new(|_, _| {
+        let text = (0..6)
+            .map(|i| format!("part {i} {}", "z".repeat(30)))
+            .collect::<Vec<_>>()
+            .join("\n\n");
+        Box::pin(async move { Ok(Reply::text(text)) })
+    });
+    let mut options = fast_options();
+    options.chunk_chars = 40;
+    let rec = Arc::new(Recorder::default());
+    let outbox = Arc::new(FlakyOutbox {
+        rec: rec.clone(),
+        fail_on: "part 4",
+        failed: AtomicU32::new(0),
+    });
+    let engine = Engine::new(agent, outbox, options);
+
+    engine.dispatch(inbound(&rec, "u", 1, "go").reply_budget(3));
+    idle(&engine).await;
+    // Two parts and the cut notice; four wait.
+    assert_eq!(engine.held("bot", "u"), 4);
+
+    // The `/more` breaks at its second message: it is settled as failed,
+    // for the runtime to deliver again, and the rest still waits.
+    engine.dispatch(inbound(&rec, "u", 2, "/more").reply_budget(10));
+    idle(&engine).await;
+    assert!(matches!(rec.events().last(), Some(Event::Failed(2, _))));
+    assert_eq!(engine.held("bot", "u"), 4);
+
+    // The retry sends all four, at the indexes of the first try.
+    rec.events.lock().unwrap().clear();
+    engine.dispatch(inbound(&rec, "u", 2, "/more").reply_budget(10));
+    idle(&engine).await;
+    let sent: Vec<(u32, String)> = rec
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Text(_, i, t) => Some((i, t[..6].to_owned())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        sent,
+        [
+            (0, "part 2".to_owned()),
+            (1, "part 3".to_owned()),
+            (2, "part 4".to_owned()),
+            (3, "part 5".to_owned())
+        ]
+    );
+    assert_eq!(rec.events().last(), Some(&Event::Done(2)));
+    assert_eq!(engine.held("bot", "u"), 0);
+}

@@ -8,6 +8,7 @@
 mod command;
 mod engine;
 mod fake;
+mod limits;
 mod markdown;
 mod openai;
 mod sim;

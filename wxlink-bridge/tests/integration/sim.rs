@@ -449,3 +449,94 @@ async fn messages_sent_while_the_agent_works_are_answered_together_in_the_next_t
     assert_eq!(turns.len(), 2);
     assert_eq!(turns[1].message_ids, [b.message_id, c.message_id]);
 }
+
+/// GETs a loopback URL with an optional bearer token: status and body.
+async fn get_with(url: &str, token: Option<&str>) -> (u16, Option<String>, Vec<u8>) {
+    use tower::ServiceExt as _;
+    let mut req = http::Request::get(url);
+    if let Some(token) = token {
+        req = req.header("authorization", format!("Bearer {token}"));
+    }
+    let req = req.body(wxlink_transport::Body::empty()).unwrap();
+    let transport = wxlink_transport::HttpsTransport::with_options(
+        wxlink_transport::TransportOptions::default().proxy(None),
+    );
+    let resp = transport.oneshot(req).await.unwrap();
+    let status = resp.status().as_u16();
+    let content_type = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = resp.into_body().collect_limited(1 << 20).await.unwrap();
+    (status, content_type, body.to_vec())
+}
+
+#[tokio::test]
+async fn inbound_media_is_served_at_a_loopback_url_with_a_bearer_token_while_the_turn_lasts() {
+    const TOKEN: &str = "media-token-0123456789";
+    let endpoint = Arc::new(
+        wxlink_bridge::MediaEndpoint::serve("127.0.0.1:0".parse().unwrap(), Secret::new(TOKEN))
+            .await
+            .unwrap(),
+    );
+    // The agent fetches its turn's picture by URL, with and without the
+    // token, and answers with what it saw.
+    type Seen = (String, (u16, Option<String>, Vec<u8>), u16);
+    let seen: Arc<std::sync::Mutex<Vec<Seen>>> = Arc::default();
+    let log = seen.clone();
+    let agent = wxlink_bridge::FnAgent::new(move |turn: wxlink_bridge::Turn| {
+        let log = log.clone();
+        async move {
+            let media = turn.media.first().cloned();
+            if let Some(url) = media.and_then(|m| m.url) {
+                let with = get_with(&url, Some(TOKEN)).await;
+                let (without, _, _) = get_with(&url, None).await;
+                log.lock().unwrap().push((url, with, without));
+            }
+            Ok::<_, wxlink_bridge::Error>(wxlink_bridge::Reply::text("got it"))
+        }
+    });
+    let sim = sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let bridge = Bridge::new(
+        Host::builder(MemoryStore::new()).build(),
+        Arc::new(agent),
+        BridgeOptions::new(engine_options(), dir.path().join("in"))
+            .media_endpoint(endpoint.clone()),
+    );
+    bridge.add_account(account(&sim), fast()).await.unwrap();
+
+    let png = b"\x89PNG\r\n\x1a\n-- a picture for the webhook --".to_vec();
+    sim.inject_media(
+        sim.user_id(),
+        MediaKind::Image,
+        &png,
+        KeyEncoding::Base64Hex,
+    )
+    .unwrap();
+    sim.wait_for_sent(1, WAIT).await.unwrap();
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1, "the turn had a media URL");
+    let (url, (status, content_type, body), without) = &seen[0];
+    assert!(
+        url.starts_with(&format!("http://{}/media/", endpoint.local_addr())),
+        "{url}"
+    );
+    assert_eq!(*status, 200);
+    assert_eq!(content_type.as_deref(), Some("image/png"));
+    assert_eq!(body, &png, "the decrypted picture");
+    assert_eq!(*without, 401, "no token, no media");
+
+    // Once the turn is settled the file is no longer served.
+    let url = url.clone();
+    let mut status = 0;
+    for _ in 0..100 {
+        status = get_with(&url, Some(TOKEN)).await.0;
+        if status == 404 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(status, 404);
+}

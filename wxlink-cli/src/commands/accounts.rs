@@ -3,9 +3,9 @@
 //!
 //! The store URL decides the backend: `postgres://` or `postgresql://` is
 //! a PostgreSQL store shared by several runner processes; anything else
-//! (optionally `sqlite:` first) is the path of a SQLite file. Only the
-//! PostgreSQL store keeps account files, since only its runners start
-//! accounts by themselves.
+//! (optionally `sqlite:` first) is the path of a SQLite file. Both keep
+//! the account files, for `wxlink listen --store` (and `wxlink bridge
+//! --store`) to start the accounts from.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -39,11 +39,13 @@ pub enum AccountsAction {
         /// The store: postgres://… or a SQLite file.
         #[arg(long, value_name = "URL")]
         store: String,
-        /// The account's id (default: the file's account_id).
+        /// The account's id (default: the file's account_id); only with
+        /// one file.
         #[arg(long = "id", value_name = "ID")]
         account_id: Option<String>,
-        /// The account file.
-        file: PathBuf,
+        /// The account files, each added in turn.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
     },
     /// Print one JSON line per account: id, lease holder, epoch, lease
     /// expiry, pending and dead letters (never a token).
@@ -89,22 +91,38 @@ pub async fn run(args: &AccountsArgs) -> Result<ExitCode> {
         AccountsAction::Add {
             store,
             account_id,
-            file,
+            files,
         } => {
-            let record = AccountRecord::load(file)
-                .with_context(|| format!("cannot read the account file {}", file.display()))?;
-            let id = account_id
-                .clone()
-                .or_else(|| record.account_id.clone())
-                .context("the account file has no account_id; give one with --id")?;
-            let id = AccountId::new(id)?;
-            let json = serde_json::to_string(&record).context("cannot encode the account")?;
+            if account_id.is_some() && files.len() > 1 {
+                bail!("--id names one account; give one file with it");
+            }
+            // Every file is read before the store is touched, so that a bad
+            // one adds nothing.
+            let mut records = Vec::with_capacity(files.len());
+            for file in files {
+                let record = AccountRecord::load(file)
+                    .with_context(|| format!("cannot read the account file {}", file.display()))?;
+                let id = account_id
+                    .clone()
+                    .or_else(|| record.account_id.clone())
+                    .with_context(|| {
+                        format!(
+                            "the account file {} has no account_id; give one with --id",
+                            file.display()
+                        )
+                    })?;
+                let id = AccountId::new(id)?;
+                let json = serde_json::to_string(&record).context("cannot encode the account")?;
+                records.push((id, json));
+            }
             let store = open(store).await?;
-            store
-                .put_credentials(&id, &AccountCredentials::new(json))
-                .await
-                .with_context(|| format!("cannot add account {id}"))?;
-            println!("added {id}");
+            for (id, json) in records {
+                store
+                    .put_credentials(&id, &AccountCredentials::new(json))
+                    .await
+                    .with_context(|| format!("cannot add account {id}"))?;
+                println!("added {id}");
+            }
         }
         AccountsAction::List { store } => {
             let store = open(store).await?;

@@ -18,10 +18,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use wxlink_client::WxLinkClient;
+use wxlink_client::{AccountRecord, WxLinkClient};
 use wxlink_proto::{MessageItemType, MessageType, WeixinMessage};
 
-use wxlink_bot::store::{AccountId, SqliteStore};
+use wxlink_bot::store::{AccountId, SqliteStore, Store};
 use wxlink_bot::{AccountConfig, EventKind, Host, Incoming};
 use wxlink_proto::BotToken;
 
@@ -86,7 +86,7 @@ pub async fn run(client: &WxLinkClient, args: &ListenArgs) -> Result<ExitCode> {
                 Some(dir) => download_media(client, msg, dir).await,
                 None => Vec::new(),
             };
-            print_line(msg, &downloaded)?;
+            print_line(msg, &downloaded, None)?;
         }
         // An unchanged cursor (an empty poll) needs no write.
         if let Some(path) = args
@@ -112,8 +112,14 @@ pub async fn run(client: &WxLinkClient, args: &ListenArgs) -> Result<ExitCode> {
 /// each poll is journaled with its cursor before anything is printed,
 /// repeats are dropped by id, and a message is acknowledged only after its
 /// line was written, so a crash replays what was not printed yet.
+///
+/// `account` is the account the flags, environment or account file name.
+/// When none was named (`no_account` holds why) the store's own accounts
+/// run instead, as `wxlink accounts add` keeps them, each line carrying an
+/// `account` field as with a PostgreSQL store; a store with no account
+/// files fails with `no_account`'s error.
 pub async fn run_on_store(
-    account: &Account,
+    account: Result<Account>,
     global: &GlobalArgs,
     store: &Path,
     args: &ListenArgs,
@@ -122,47 +128,78 @@ pub async fn run_on_store(
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create the download directory {}", dir.display()))?;
     }
-    let store = SqliteStore::open(store)
-        .with_context(|| format!("cannot open the store {}", store.display()))?;
-    let mut host = Host::builder(store).concurrency(1);
+    let path = store;
+    let store = SqliteStore::open(path)
+        .with_context(|| format!("cannot open the store {}", path.display()))?;
+    let named = global.account.is_some() || global.token.is_some();
+    let (accounts, from_store) = match account {
+        Ok(account) => {
+            let id = AccountId::new(
+                account
+                    .account_id
+                    .clone()
+                    .unwrap_or_else(|| "default".into()),
+            )?;
+            let builder = WxLinkClient::builder()
+                .base_url(account.base_url.clone())
+                .cdn_base_url(account.cdn_base_url.clone())
+                .token(BotToken::new(account.token.clone()));
+            (vec![(id, builder)], false)
+        }
+        Err(no_account) if !named => {
+            let stored = stored_accounts(&store).await?;
+            if stored.is_empty() {
+                return Err(no_account.context(format!(
+                    "the store {} keeps no account files either (add one with `wxlink accounts add`)",
+                    path.display()
+                )));
+            }
+            (stored, true)
+        }
+        Err(e) => return Err(e),
+    };
+    let mut host = Host::builder(store).concurrency(accounts.len().clamp(1, 64));
     if let Some(transport) = super::transport(global)? {
         host = host.transport(transport);
     }
     let host = host.build();
-    let id = AccountId::new(
-        account
-            .account_id
-            .clone()
-            .unwrap_or_else(|| "default".into()),
-    )?;
-    let builder = WxLinkClient::builder()
-        .allow_insecure_http(global.allow_insecure_http)
-        .base_url(account.base_url.clone())
-        .cdn_base_url(account.cdn_base_url.clone())
-        .token(BotToken::new(account.token.clone()));
-    let download_dir = args.download_dir.clone();
     let mut events = host.events();
-    host.add_account(
-        AccountConfig::new(id, builder),
-        move |incoming: Incoming| {
-            let dir = download_dir.clone();
-            async move {
-                let downloaded = match &dir {
-                    Some(dir) => download_media(&incoming.client(), incoming.message(), dir).await,
-                    None => Vec::new(),
-                };
-                // A failed write (a closed pipe) keeps the message journaled.
-                print_line(incoming.message(), &downloaded)
-                    .map_err(|e| -> Box<dyn std::error::Error + Send + Sync> { e.into() })
-            }
-        },
-    )
-    .await
-    .context("cannot start listening on the store")?;
+    for (id, builder) in accounts {
+        let builder = builder.allow_insecure_http(global.allow_insecure_http);
+        let download_dir = args.download_dir.clone();
+        let tag = from_store.then(|| id.to_string());
+        host.add_account(
+            AccountConfig::new(id.clone(), builder),
+            move |incoming: Incoming| {
+                let dir = download_dir.clone();
+                let tag = tag.clone();
+                async move {
+                    let downloaded = match &dir {
+                        Some(dir) => {
+                            download_media(&incoming.client(), incoming.message(), dir).await
+                        }
+                        None => Vec::new(),
+                    };
+                    // A failed write (a closed pipe) keeps the message journaled.
+                    print_line(incoming.message(), &downloaded, tag.as_deref())
+                        .map_err(|e| -> Box<dyn std::error::Error + Send + Sync> { e.into() })
+                }
+            },
+        )
+        .await
+        .with_context(|| format!("cannot start listening for {id} on the store"))?;
+    }
     let code = loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break ExitCode::SUCCESS,
             event = events.recv() => match event {
+                Ok(event) if event.kind == EventKind::SessionExpired && from_store => {
+                    // The other accounts keep running, as with a PostgreSQL store.
+                    eprintln!(
+                        "warning: the session of {} expired (-14); add a new account file with `wxlink accounts add`",
+                        event.account
+                    );
+                }
                 Ok(event) if event.kind == EventKind::SessionExpired => {
                     eprintln!("error: the session expired (-14); log in again with `wxlink login`");
                     break ExitCode::from(2);
@@ -175,6 +212,38 @@ pub async fn run_on_store(
     };
     host.shutdown().await;
     Ok(code)
+}
+
+/// The accounts whose account files `store` keeps, ready to start.
+async fn stored_accounts(
+    store: &SqliteStore,
+) -> Result<Vec<(AccountId, wxlink_client::ClientBuilder)>> {
+    let mut list = Vec::new();
+    for summary in store
+        .accounts()
+        .await
+        .context("cannot list the store's accounts")?
+    {
+        let id = summary.account;
+        let Some(file) = store
+            .credentials(&id)
+            .await
+            .with_context(|| format!("cannot read the account file of {id}"))?
+        else {
+            continue;
+        };
+        let record: AccountRecord = serde_json::from_str(file.expose_secret()).map_err(|e| {
+            anyhow::anyhow!("the account file of {id} in the store is not valid: {e}")
+        })?;
+        let mut builder = WxLinkClient::builder()
+            .base_url(record.base_url.clone())
+            .token(record.token.clone());
+        if let Some(cdn) = record.cdn_base_url.clone() {
+            builder = builder.cdn_base_url(cdn);
+        }
+        list.push((id, builder));
+    }
+    Ok(list)
 }
 
 /// Whether a failed poll cannot succeed by waiting: the session expired,
@@ -196,9 +265,15 @@ fn is_permanent(e: &wxlink_client::Error) -> bool {
 }
 
 /// Prints one message as a JSON line, with a `downloaded` field listing the
-/// files its media was saved to.
-fn print_line(msg: &WeixinMessage, downloaded: &[PathBuf]) -> Result<()> {
+/// files its media was saved to and, when given, an `account` field.
+fn print_line(msg: &WeixinMessage, downloaded: &[PathBuf], account: Option<&str>) -> Result<()> {
     let mut value = serde_json::to_value(msg).context("cannot encode a message as JSON")?;
+    if let (Some(obj), Some(account)) = (value.as_object_mut(), account) {
+        obj.insert(
+            "account".to_owned(),
+            serde_json::Value::String(account.to_owned()),
+        );
+    }
     if let Some(obj) = value.as_object_mut().filter(|_| !downloaded.is_empty()) {
         obj.insert(
             "downloaded".to_owned(),

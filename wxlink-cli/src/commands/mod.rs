@@ -36,13 +36,16 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             accounts::listen(global, url, args).await
         }
         Command::Accounts(args) => accounts::run(args).await,
-        Command::Listen(args) => {
-            let account = account::resolve(global)?;
-            match &args.store {
-                Some(store) => listen::run_on_store(&account, global, store, args).await,
-                None => listen::run(&client_for(&account, global)?, args).await,
+        Command::Listen(args) => match &args.store {
+            // With no account named, a store runs the accounts it keeps.
+            Some(store) => {
+                listen::run_on_store(account::resolve(global), global, store, args).await
             }
-        }
+            None => {
+                let account = account::resolve(global)?;
+                listen::run(&client_for(&account, global)?, args).await
+            }
+        },
         Command::DeadLetters(args) => dead_letters::run(args).await,
         Command::Bridge(args) => bridge::run(global, args).await,
         Command::Typing(args) => {

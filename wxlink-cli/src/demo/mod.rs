@@ -421,7 +421,7 @@ async fn fetch_and_decrypt(
 }
 
 /// Decrypts a whole buffer.
-fn decrypt(key: &AesKey, ciphertext: &[u8]) -> Result<Vec<u8>, wxlink_media::MediaError> {
+fn decrypt(key: &AesKey, ciphertext: &[u8]) -> Result<Vec<u8>, wxlink_media::Error> {
     wxlink_media::crypto::decrypt(key, ciphertext)
 }
 

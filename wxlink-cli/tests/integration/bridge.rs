@@ -262,3 +262,320 @@ async fn a_bridge_killed_mid_reply_and_restarted_sends_no_reply_twice() {
     let ids: HashSet<_> = sent.iter().map(|m| m.msg.client_id.clone()).collect();
     assert_eq!(ids.len(), sent.len(), "no client_id twice");
 }
+
+/// A runner of `wxlink bridge --store postgres://…` whose command agent
+/// answers every turn with `<owner>: <text>`; stderr lines are kept.
+struct BridgeRunner {
+    child: Child,
+    stderr: Arc<Mutex<Vec<String>>>,
+}
+
+impl BridgeRunner {
+    fn start(url: &str, dir: &Path, owner: &str) -> BridgeRunner {
+        let agent = format!(
+            "import json, sys\nturn = json.load(sys.stdin)\n\
+             print(json.dumps({{\"text\": \"{owner}: \" + turn[\"text\"]}}))\n"
+        );
+        std::fs::write(dir.join(format!("{owner}.py")), agent).unwrap();
+        std::fs::write(
+            dir.join(format!("{owner}.toml")),
+            format!(
+                "[agent]\nkind = \"command\"\nprogram = \"python3\"\nargs = [\"{owner}.py\"]\n"
+            ),
+        )
+        .unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_wxlink"))
+            .current_dir(dir)
+            .env_remove("WXLINK_ACCOUNT")
+            .env_remove("WXLINK_TOKEN")
+            .env(
+                "RUST_LOG",
+                std::env::var("BRIDGE_RUNNER_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .args(["bridge", "--store", url, "--owner", owner])
+            .args(["--config", &format!("{owner}.toml")])
+            .args(["--lease-ttl-ms", "6000"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let stderr: Arc<Mutex<Vec<String>>> = Arc::default();
+        let lines = stderr.clone();
+        let pipe = child.stderr.take().unwrap();
+        tokio::spawn(async move {
+            use tokio::io::AsyncBufReadExt as _;
+            let mut reader = tokio::io::BufReader::new(pipe).lines();
+            while let Ok(Some(line)) = reader.next_line().await {
+                lines.lock().unwrap().push(line);
+            }
+        });
+        BridgeRunner { child, stderr }
+    }
+
+    /// The accounts this runner runs now, from its "running" and
+    /// "stopped"/"lost" lines.
+    fn running(&self) -> HashSet<String> {
+        let mut running = HashSet::new();
+        for line in self.stderr.lock().unwrap().iter() {
+            let Some(rest) = line.strip_prefix("bridge: account ") else {
+                continue;
+            };
+            let mut words = rest.split_whitespace();
+            let (Some(id), Some(what)) = (words.next(), words.next()) else {
+                continue;
+            };
+            match what {
+                "running" => {
+                    running.insert(id.to_owned());
+                }
+                "stopped" | "lost" => {
+                    running.remove(id);
+                }
+                _ => {}
+            }
+        }
+        running
+    }
+
+    fn log(&self) -> String {
+        self.stderr.lock().unwrap().join("\n")
+    }
+}
+
+async fn until(what: &str, mut check: impl FnMut() -> bool) {
+    let end = tokio::time::Instant::now() + WAIT;
+    while !check() {
+        assert!(tokio::time::Instant::now() < end, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_bridge_runners_on_one_postgres_store_answer_every_turn_of_every_account_once() {
+    let Some(server) = wxlink_pgtest::shared_or_skip(
+        "two_bridge_runners_on_one_postgres_store_answer_every_turn_of_every_account_once",
+    ) else {
+        return;
+    };
+    let db = tokio::task::spawn_blocking(move || server.create_database())
+        .await
+        .unwrap()
+        .unwrap();
+    let url = db.url().expose().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+
+    // Four bot accounts on one simulator, kept in the store.
+    let sim = Simulator::builder()
+        .accounts(4)
+        .hold(Duration::from_millis(200))
+        .start()
+        .await
+        .unwrap();
+    let accounts = sim.accounts();
+    assert_eq!(accounts.len(), 4);
+    for (i, account) in accounts.iter().enumerate() {
+        let file = dir.path().join(format!("account-{i}.json"));
+        std::fs::write(
+            &file,
+            serde_json::json!({
+                "token": account.token().expose_secret(),
+                "base_url": sim.base_url(),
+                "cdn_base_url": sim.cdn_base_url(),
+                "account_id": account.bot_id(),
+            })
+            .to_string(),
+        )
+        .unwrap();
+        let added = Command::new(env!("CARGO_BIN_EXE_wxlink"))
+            .args(["accounts", "add", "--store", &url])
+            .arg(&file)
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            added.status.success(),
+            "{}",
+            String::from_utf8_lossy(&added.stderr)
+        );
+    }
+
+    let runners = [
+        BridgeRunner::start(&url, dir.path(), "r1"),
+        BridgeRunner::start(&url, dir.path(), "r2"),
+    ];
+    until("the two runners share the four accounts", || {
+        let sets: Vec<HashSet<String>> = runners.iter().map(BridgeRunner::running).collect();
+        let all: HashSet<&String> = sets.iter().flatten().collect();
+        all.len() == 4 && sets.iter().all(|s| s.len() == 2)
+    })
+    .await;
+
+    // Three turns per account, each round once the last was answered (a
+    // user's messages that arrive while the agent works would go into one
+    // turn together).
+    for round in 0..3usize {
+        for account in &accounts {
+            account
+                .inject_text(
+                    account.user_id(),
+                    format!("q{round} for {}", account.bot_id()),
+                )
+                .unwrap();
+        }
+        let end = tokio::time::Instant::now() + WAIT;
+        while accounts.iter().any(|a| a.sent_messages().len() <= round) {
+            assert!(
+                tokio::time::Instant::now() < end,
+                "timed out waiting for the answers of round {round}: {:?}\n--- r1\n{}\n--- r2\n{}",
+                accounts
+                    .iter()
+                    .map(|a| a.sent_messages().len())
+                    .collect::<Vec<_>>(),
+                runners[0].log(),
+                runners[1].log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    // Time for a second answer to any of them to show up.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let mut owners = HashSet::new();
+    for account in &accounts {
+        let bot = account.bot_id();
+        let sent = account.sent_messages();
+        let mut texts: Vec<String> = sent
+            .iter()
+            .filter_map(|m| m.text().map(str::to_owned))
+            .collect();
+        assert_eq!(texts.len(), 3, "{bot}: {texts:?}");
+        // Every answer comes from the runner that holds the account, and
+        // answers one question, each question once.
+        let owner = texts[0].split(':').next().unwrap().to_owned();
+        texts.sort();
+        let expected: Vec<String> = (0..3)
+            .map(|round| format!("{owner}: q{round} for {bot}"))
+            .collect();
+        assert_eq!(texts, expected, "{bot}");
+        assert!(
+            runners[usize::from(owner == "r2")].running().contains(bot),
+            "{bot} answered by {owner}, which does not run it"
+        );
+        owners.insert(owner);
+    }
+    assert_eq!(owners.len(), 2, "both runners answered: {owners:?}");
+
+    for runner in &runners {
+        signal(&runner.child, "-INT");
+    }
+    for runner in runners {
+        let log = runner.log();
+        let status = tokio::time::timeout(WAIT, runner.child.wait_with_output())
+            .await
+            .expect("stopped")
+            .unwrap()
+            .status;
+        assert!(status.success(), "{log}");
+    }
+}
+
+/// `wxlink bridge` whose command agent answers with a picture at `url`,
+/// with `extra` arguments; returns what the user got once two messages
+/// (or one and a notice) arrived.
+async fn answer_with_loopback_picture(url: &str, extra: &[&str]) -> (Simulator, Vec<String>) {
+    let sim = sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("agent.py"),
+        format!(
+            "import json, sys\njson.load(sys.stdin)\n\
+             print(json.dumps({{\"text\": \"the chart\", \"media\": [{{\"url\": \"{url}\"}}]}}))\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("bridge.toml"),
+        "store = \"b.db\"\n[agent]\nkind = \"command\"\nprogram = \"python3\"\nargs = [\"agent.py\"]\n",
+    )
+    .unwrap();
+    let mut args = vec!["bridge", "--config", "bridge.toml"];
+    args.extend_from_slice(extra);
+    let child = wxlink(&sim, dir.path(), &args).spawn().unwrap();
+    sim.inject_text(sim.user_id(), "chart please");
+    let sent = sim.wait_for_sent(2, WAIT).await.expect("two messages");
+    signal(&child, "-INT");
+    let out = tokio::time::timeout(WAIT, child.wait_with_output())
+        .await
+        .expect("stopped")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    let texts = sent
+        .iter()
+        .map(|m| m.text().unwrap_or("<media>").to_owned())
+        .collect();
+    (sim, texts)
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loopback_reply_url_is_refused_with_a_notice_unless_the_flag_allows_it() {
+    let fetched = Arc::new(Mutex::new(0u32));
+    let count = fetched.clone();
+    let files = LoopbackServer::bind("127.0.0.1:0".parse().unwrap(), move |_req| {
+        *count.lock().unwrap() += 1;
+        async move {
+            let mut resp = http::Response::new(Full::new(Bytes::from_static(
+                b"\x89PNG\r\n\x1a\n-- a loopback chart --",
+            )));
+            resp.headers_mut()
+                .insert("content-type", http::HeaderValue::from_static("image/png"));
+            resp
+        }
+    })
+    .await
+    .unwrap();
+    let url = format!("http://{}/chart.png", files.local_addr());
+
+    let (sim, texts) = answer_with_loopback_picture(&url, &[]).await;
+    assert_eq!(
+        texts,
+        ["the chart", "(A file in this answer could not be sent.)"]
+    );
+    assert!(sim.uploads().is_empty());
+    assert_eq!(*fetched.lock().unwrap(), 0, "the refused URL was fetched");
+
+    let (sim, texts) = answer_with_loopback_picture(&url, &["--allow-private-reply-urls"]).await;
+    assert_eq!(texts, ["the chart", "<media>"]);
+    assert_eq!(sim.uploads().len(), 1);
+    assert_eq!(*fetched.lock().unwrap(), 1);
+}
+
+#[tokio::test]
+async fn a_postgres_store_with_account_tables_is_refused_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("bridge.toml"),
+        "[agent]\nkind = \"command\"\nprogram = \"true\"\n\n[[account]]\nfile = \"bot.json\"\n",
+    )
+    .unwrap();
+    // The check comes before any connection; the URL is loopback anyway.
+    let out = Command::new(env!("CARGO_BIN_EXE_wxlink"))
+        .current_dir(dir.path())
+        .env_remove("RUST_LOG")
+        .args(["bridge", "--config", "bridge.toml"])
+        .args(["--store", "postgres://wxlink@127.0.0.1:1/none"])
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("the accounts come from the store") && stderr.contains("[[account]]"),
+        "{stderr}"
+    );
+}

@@ -222,3 +222,193 @@ async fn dead_letters_are_listed_without_the_token_and_a_requeued_one_is_printed
     let out = interrupt(child).await;
     assert_eq!(texts(&out), ["poison"]);
 }
+
+/// Runs `wxlink accounts ARGS…` in `dir` (at most 30 s).
+async fn accounts(dir: &Path, args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wxlink"));
+    cmd.current_dir(dir)
+        .env_remove("WXLINK_ACCOUNT")
+        .env_remove("WXLINK_TOKEN")
+        .env_remove("RUST_LOG")
+        .arg("accounts")
+        .args(args)
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    tokio::time::timeout(Duration::from_secs(30), cmd.output())
+        .await
+        .expect("wxlink accounts did not finish within 30 s")
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_add_list_and_remove_work_on_a_sqlite_file_without_showing_the_token() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let token = "bot-token-that-must-not-be-printed";
+    std::fs::write(
+        dir.path().join("bot.json"),
+        format!(
+            r#"{{"token":"{token}","base_url":"http://127.0.0.1:9","account_id":"bot-1@im.bot"}}"#
+        ),
+    )
+    .unwrap();
+    let all = |out: &Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+
+    let added = accounts(dir.path(), &["add", "--store", "s.db", "bot.json"]).await;
+    assert!(added.status.success(), "{}", all(&added));
+    assert!(!all(&added).contains(token), "{}", all(&added));
+    let mode = std::fs::metadata(dir.path().join("s.db"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "the store holds the token");
+    // The runners read the account file back from the store.
+    let store = SqliteStore::open(dir.path().join("s.db")).unwrap();
+    let id = AccountId::new("bot-1@im.bot").unwrap();
+    let kept = store
+        .credentials(&id)
+        .await
+        .unwrap()
+        .expect("an account file");
+    let kept: serde_json::Value = serde_json::from_str(kept.expose_secret()).unwrap();
+    assert_eq!(kept["token"], token);
+    assert_eq!(kept["base_url"], "http://127.0.0.1:9");
+
+    let listed = accounts(dir.path(), &["list", "--store", "s.db"]).await;
+    assert!(listed.status.success(), "{}", all(&listed));
+    assert!(!all(&listed).contains(token), "{}", all(&listed));
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["account"], "bot-1@im.bot");
+    assert_eq!(lines[0]["lease_holder"], serde_json::Value::Null);
+
+    // A live lease held by a runner refuses the removal.
+    let lease = store
+        .claim(&id, "runner-a", 60_000, now_ms())
+        .await
+        .unwrap();
+    let refused = accounts(dir.path(), &["remove", "--store", "s.db", "bot-1@im.bot"]).await;
+    assert!(!refused.status.success(), "{}", all(&refused));
+    assert!(all(&refused).contains("runner-a"), "{}", all(&refused));
+    store.release(&lease).await.unwrap();
+    drop(store);
+
+    let removed = accounts(dir.path(), &["remove", "--store", "s.db", "bot-1@im.bot"]).await;
+    assert!(removed.status.success(), "{}", all(&removed));
+    let listed = accounts(dir.path(), &["list", "--store", "s.db"]).await;
+    assert!(listed.status.success(), "{}", all(&listed));
+    assert_eq!(String::from_utf8_lossy(&listed.stdout).trim(), "");
+    let again = accounts(dir.path(), &["remove", "--store", "s.db", "bot-1@im.bot"]).await;
+    assert!(!again.status.success(), "a second removal finds nothing");
+    assert!(
+        all(&again).contains("no account bot-1@im.bot"),
+        "{}",
+        all(&again)
+    );
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// `wxlink listen --store s.db` in `dir` with no account named anywhere.
+fn listen_without_account(dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wxlink"));
+    cmd.current_dir(dir)
+        .env_remove("WXLINK_ACCOUNT")
+        .env_remove("WXLINK_TOKEN")
+        .env_remove("WXLINK_BASE_URL")
+        .env_remove("WXLINK_CDN_BASE_URL")
+        .env_remove("WXLINK_CA_CERT")
+        .env_remove("WXLINK_H2C")
+        .env_remove("RUST_LOG")
+        .args(["listen", "--store", "s.db"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    cmd
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listen_store_with_no_account_runs_the_accounts_the_sqlite_file_keeps() {
+    let sim = sim().await;
+    let dir = tempfile::tempdir().unwrap();
+
+    // An empty store and no account: the usual error, and why the store
+    // could not stand in.
+    let empty = tokio::time::timeout(
+        Duration::from_secs(30),
+        listen_without_account(dir.path()).output(),
+    )
+    .await
+    .expect("wxlink listen did not give up within 30 s")
+    .unwrap();
+    assert!(!empty.status.success());
+    let stderr = String::from_utf8_lossy(&empty.stderr);
+    assert!(stderr.contains("keeps no account files"), "{stderr}");
+
+    std::fs::write(
+        dir.path().join("bot.json"),
+        serde_json::json!({
+            "token": sim.token().expose_secret(),
+            "base_url": sim.base_url(),
+            "cdn_base_url": sim.cdn_base_url(),
+            "account_id": "bot-1@im.bot",
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let added = accounts(dir.path(), &["add", "--store", "s.db", "bot.json"]).await;
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+
+    let child = listen_without_account(dir.path()).spawn().unwrap();
+    sim.wait_for_requests("getupdates", 1, Duration::from_secs(10))
+        .await
+        .unwrap();
+    sim.inject_message(SimMessage::text(sim.user_id(), "hello").message_id(601));
+    let seen = polls(&sim);
+    sim.wait_for_requests("getupdates", seen + 2, Duration::from_secs(10))
+        .await
+        .unwrap();
+    let out = interrupt(child).await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(texts(&out), ["hello"]);
+    let line: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().next().unwrap()).unwrap();
+    assert_eq!(line["account"], "bot-1@im.bot");
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!printed.contains(sim.token().expose_secret()));
+
+    // The message was journaled and acknowledged under the stored account.
+    let store = SqliteStore::open(dir.path().join("s.db")).unwrap();
+    let id = AccountId::new("bot-1@im.bot").unwrap();
+    assert!(store.is_seen(&id, 601).await.unwrap());
+    assert!(store.pending(&id, None, 10).await.unwrap().is_empty());
+}

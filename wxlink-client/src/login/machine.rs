@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use wxlink_proto::BotToken;
 
-use super::{LoginError, LoginResult};
+use super::LoginResult;
+use crate::error::LoginFailure;
 
 /// What one status poll told us, reduced to what the machine needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,7 +76,7 @@ pub(crate) enum Step {
     /// The bot is already bound to this client; keep the stored account.
     AlreadyConnected,
     /// The login failed for good.
-    Failed(LoginError),
+    Failed(LoginFailure),
 }
 
 /// Tunables of the machine; [`super::LoginOptions`] fills them.
@@ -174,8 +175,8 @@ impl Machine {
     }
 
     /// The failure to report when the deadline has passed at `now`.
-    pub(crate) fn check_deadline(&self, now: Instant) -> Option<LoginError> {
-        (now >= self.deadline_at).then_some(LoginError::Timeout {
+    pub(crate) fn check_deadline(&self, now: Instant) -> Option<LoginFailure> {
+        (now >= self.deadline_at).then_some(LoginFailure::Timeout {
             after: self.config.deadline,
         })
     }
@@ -220,7 +221,7 @@ impl Machine {
                 let scheme = scheme_of(&self.config.base_url);
                 if let Some(base) = host.as_deref().and_then(|h| redirect_base(h, scheme)) {
                     if let Some(host) = self.insecure(&base) {
-                        return Step::Failed(LoginError::InsecureUrl { host });
+                        return Step::Failed(LoginFailure::InsecureUrl { host });
                     }
                     self.poll_base = base;
                 }
@@ -263,7 +264,7 @@ impl Machine {
         self.pending_code = None;
         self.awaiting_code = false;
         if self.qr_codes >= self.config.max_qr_codes {
-            return Step::Failed(LoginError::QrExpired {
+            return Step::Failed(LoginFailure::QrExpired {
                 codes: self.qr_codes,
             });
         }
@@ -277,7 +278,7 @@ impl Machine {
         let bot_id = c.ilink_bot_id.filter(|s| !s.trim().is_empty());
         let token = c.bot_token.filter(|t| !t.expose_secret().trim().is_empty());
         let (Some(account_id), Some(bot_token)) = (bot_id, token) else {
-            return Step::Failed(LoginError::IncompleteConfirmation);
+            return Step::Failed(LoginFailure::IncompleteConfirmation);
         };
         let base_url = c
             .baseurl
@@ -285,7 +286,7 @@ impl Machine {
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| self.config.base_url.clone());
         if let Some(host) = self.insecure(&base_url) {
-            return Step::Failed(LoginError::InsecureUrl { host });
+            return Step::Failed(LoginFailure::InsecureUrl { host });
         }
         Step::Confirmed(LoginResult {
             bot_token,
@@ -427,7 +428,7 @@ mod tests {
         ] {
             assert_eq!(
                 machine(t).on_polled(Polled::Confirmed(c), t),
-                Step::Failed(LoginError::IncompleteConfirmation)
+                Step::Failed(LoginFailure::IncompleteConfirmation)
             );
         }
     }
@@ -475,7 +476,7 @@ mod tests {
         let mut m = plain_machine("http://127.0.0.1:4000", false, t);
         let step = m.on_polled(Polled::ScannedButRedirect(Some("dc2.example".into())), t);
         assert!(
-            matches!(&step, Step::Failed(LoginError::InsecureUrl { host }) if host == "dc2.example"),
+            matches!(&step, Step::Failed(LoginFailure::InsecureUrl { host }) if host == "dc2.example"),
             "{step:?}"
         );
         // An explicit http:// host is refused the same way after an https login.
@@ -485,7 +486,7 @@ mod tests {
             t,
         );
         assert!(
-            matches!(step, Step::Failed(LoginError::InsecureUrl { .. })),
+            matches!(step, Step::Failed(LoginFailure::InsecureUrl { .. })),
             "{step:?}"
         );
         // Allowed explicitly.
@@ -502,7 +503,7 @@ mod tests {
         c.baseurl = Some("http://api.example".into());
         let step = m.on_polled(Polled::Confirmed(c), t);
         assert!(
-            matches!(step, Step::Failed(LoginError::InsecureUrl { .. })),
+            matches!(step, Step::Failed(LoginFailure::InsecureUrl { .. })),
             "{step:?}"
         );
         let mut c = confirmation();
@@ -551,7 +552,7 @@ mod tests {
         assert_eq!(m.qr_codes_shown(), 3);
         assert_eq!(
             m.on_polled(Polled::Expired, t),
-            Step::Failed(LoginError::QrExpired { codes: 3 })
+            Step::Failed(LoginFailure::QrExpired { codes: 3 })
         );
     }
 
@@ -616,7 +617,7 @@ mod tests {
         let late = t + Duration::from_secs(481);
         assert_eq!(
             m.on_polled(Polled::Wait, late),
-            Step::Failed(LoginError::Timeout {
+            Step::Failed(LoginFailure::Timeout {
                 after: Duration::from_secs(480)
             })
         );

@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use wxlink_proto::BotToken;
 
-use crate::AccountRecord;
+use crate::{AccountRecord, Error};
 
 pub use session::{
     ClosureCallbacks, LoginCallbacks, LoginOutcome, LoginSession, NoCallbacks, login_with_qr,
@@ -184,7 +184,10 @@ impl std::fmt::Debug for LoginResult {
 }
 
 /// Where a login stands, as [`LoginSession::poll_once`] reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Two states are equal when they say the same; two failures are equal when
+/// they are the same login failure.
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum LoginState {
     /// The QR code has not been scanned yet.
@@ -208,9 +211,27 @@ pub enum LoginState {
     Confirmed(LoginResult),
     /// The bot is already bound to this client; keep the stored account.
     AlreadyConnected,
-    /// The login failed for good.
-    Failed(LoginError),
+    /// The login failed for good; [`Error::is_login`] is true, and the
+    /// login predicates such as [`Error::is_login_expired`] say why.
+    Failed(Error),
 }
+
+impl PartialEq for LoginState {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Waiting, Self::Waiting)
+            | (Self::Scanned, Self::Scanned)
+            | (Self::AlreadyConnected, Self::AlreadyConnected) => true,
+            (Self::NeedVerifyCode { retry: a }, Self::NeedVerifyCode { retry: b }) => a == b,
+            (Self::Refreshed { qr_url: a }, Self::Refreshed { qr_url: b }) => a == b,
+            (Self::Confirmed(a), Self::Confirmed(b)) => a == b,
+            (Self::Failed(a), Self::Failed(b)) => a.same_failure(b),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for LoginState {}
 
 impl LoginState {
     /// True for the states after which polling stops.
@@ -220,40 +241,4 @@ impl LoginState {
             Self::Confirmed(_) | Self::AlreadyConnected | Self::Failed(_)
         )
     }
-}
-
-/// Why a QR login failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum LoginError {
-    /// Every QR code allowed expired (or pairing was blocked) without a scan.
-    #[error("qr code expired {codes} times")]
-    QrExpired {
-        /// How many codes were shown.
-        codes: u32,
-    },
-    /// The overall deadline passed.
-    #[error("login timed out after {after:?}")]
-    Timeout {
-        /// The deadline that passed.
-        after: Duration,
-    },
-    /// The server asked for a pairing code and none was given.
-    #[error("pairing code required but none given")]
-    VerifyCodeRequired,
-    /// The server said `confirmed` without a bot id or token.
-    #[error("confirmed login without bot id or token")]
-    IncompleteConfirmation,
-    /// `get_bot_qrcode` answered without a QR code.
-    #[error("server returned no qr code")]
-    NoQrCode,
-    /// The server sent the login to plain `http://` on another host: a
-    /// redirect host polled with the scheme of a plain-HTTP login base, or a
-    /// confirmed `baseurl`. The bot token would travel unencrypted there;
-    /// refused unless the login's client builder allows insecure HTTP.
-    #[error("refusing plain http to {host} during login")]
-    InsecureUrl {
-        /// The host named.
-        host: String,
-    },
 }

@@ -11,9 +11,10 @@ use wxlink_proto::{
 };
 
 use super::machine::{Confirmation, Machine, MachineConfig, Polled, Step};
-use super::{LoginError, LoginOptions, LoginResult, LoginState};
+use super::{LoginOptions, LoginResult, LoginState};
 use crate::Error;
 use crate::api::Api;
+use crate::error::LoginFailure;
 
 /// What the caller of [`login_with_qr`] hears about.
 ///
@@ -34,7 +35,8 @@ pub trait LoginCallbacks: Send {
 
     /// The server wants the pairing code shown on the user's phone.
     /// `retry` is true when the previous code was wrong. Returning `None`
-    /// ends the login with [`LoginError::VerifyCodeRequired`].
+    /// ends the login with an error whose
+    /// [`Error::is_verify_code_required`] is true.
     fn verify_code(&mut self, retry: bool) -> impl Future<Output = Option<String>> + Send {
         let _ = retry;
         std::future::ready(None)
@@ -161,9 +163,11 @@ pub enum LoginOutcome {
 /// Runs a whole QR login, reporting through `callbacks`.
 ///
 /// Returns when the user confirmed on the phone, or the server said the bot
-/// is already connected. Fails with [`Error::Login`] when the codes run out,
-/// the deadline passes or a pairing code is needed and none is given, and
-/// with [`Error::Transport`] when a QR code cannot be fetched.
+/// is already connected. Fails with an error whose [`Error::is_login`] is true when
+/// the codes run out ([`Error::is_login_expired`]), the deadline passes
+/// ([`Error::is_login_timeout`]) or a pairing code is needed and none is
+/// given ([`Error::is_verify_code_required`]), and with an API failure
+/// ([`Error::is_api`]) when a QR code cannot be fetched.
 ///
 /// ```no_run
 /// use wxlink_client::{LoginCallbacks, LoginOptions, LoginOutcome, login_with_qr};
@@ -202,13 +206,13 @@ pub async fn login_with_qr(
                 let code = callbacks.verify_code(*retry).await;
                 match code.map(|c| c.trim().to_owned()).filter(|c| !c.is_empty()) {
                     Some(code) => session.submit_verify_code(code),
-                    None => return Err(Error::Login(LoginError::VerifyCodeRequired)),
+                    None => return Err(LoginFailure::VerifyCodeRequired.into()),
                 }
             }
             LoginState::Refreshed { qr_url } => callbacks.on_qr(qr_url),
             LoginState::Confirmed(result) => return Ok(LoginOutcome::Confirmed(result.clone())),
             LoginState::AlreadyConnected => return Ok(LoginOutcome::AlreadyConnected),
-            LoginState::Failed(e) => return Err(Error::Login(e.clone())),
+            LoginState::Failed(e) => return Err(e.clone()),
         }
         last = Some(state);
     }
@@ -335,7 +339,7 @@ impl LoginSession {
             return Ok(done.clone());
         }
         if let Some(e) = self.machine.check_deadline(Instant::now()) {
-            return Ok(self.finish(LoginState::Failed(e)));
+            return Ok(self.finish(LoginState::Failed(e.into())));
         }
         if self.refresh_pending {
             return self.refresh().await;
@@ -377,7 +381,7 @@ impl LoginSession {
             }
             Step::Confirmed(result) => Ok(self.finish(LoginState::Confirmed(result))),
             Step::AlreadyConnected => Ok(self.finish(LoginState::AlreadyConnected)),
-            Step::Failed(e) => Ok(self.finish(LoginState::Failed(e))),
+            Step::Failed(e) => Ok(self.finish(LoginState::Failed(e.into()))),
         }
     }
 
@@ -440,7 +444,7 @@ async fn fetch_qr(
     let url = resp.qrcode_img_content.filter(|u| !u.is_empty());
     match (qrcode, url) {
         (Some(q), Some(u)) => Ok((q, u)),
-        _ => Err(Error::Login(LoginError::NoQrCode)),
+        _ => Err(LoginFailure::NoQrCode.into()),
     }
 }
 

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use common::{WAIT, sim};
 use wxlink_client::{
-    AccountRecord, Error, LoginCallbacks, LoginError, LoginOptions, LoginOutcome, LoginSession,
-    LoginState, WxLinkClient, login_with_qr,
+    AccountRecord, Error, LoginCallbacks, LoginOptions, LoginOutcome, LoginSession, LoginState,
+    WxLinkClient, login_with_qr,
 };
 use wxlink_sim::{Fault, LoginScript, Simulator};
 use wxlink_transport::{HttpsTransport, TransportOptions};
@@ -182,13 +182,13 @@ async fn a_plain_http_redirect_to_a_non_loopback_name_is_refused() {
     let err = match outcome {
         Err(e) => e,
         Ok(states) => match states.last() {
-            Some(LoginState::Failed(e)) => Error::Login(e.clone()),
+            Some(LoginState::Failed(e)) => e.clone(),
             other => panic!("expected a refusal, got {other:?}"),
         },
     };
     assert!(err.is_insecure_url(), "{err:?}");
     assert!(
-        matches!(&err, Error::Login(LoginError::InsecureUrl { host }) if host == "ilink-dc2.example"),
+        err.is_login() && err.insecure_host() == Some("ilink-dc2.example"),
         "{err:?}"
     );
     // The refused host was never polled; the plain base kept its polls.
@@ -203,7 +203,7 @@ async fn a_plain_http_base_off_the_machine_is_refused_unless_allowed() {
         .build()
         .unwrap_err();
     assert!(
-        matches!(&err, Error::InsecureBaseUrl { host } if host == "ilink.example"),
+        !err.is_login() && err.insecure_host() == Some("ilink.example"),
         "{err:?}"
     );
     assert!(err.to_string().contains("ilink.example"));
@@ -285,10 +285,7 @@ async fn no_pairing_code_ends_the_login() {
     let err = login_with_qr(options(&sim), wxlink_client::login::NoCallbacks)
         .await
         .unwrap_err();
-    assert!(
-        matches!(err, Error::Login(LoginError::VerifyCodeRequired)),
-        "{err:?}"
-    );
+    assert!(err.is_verify_code_required(), "{err:?}");
 }
 
 #[tokio::test]
@@ -300,7 +297,7 @@ async fn three_expired_codes_fail_the_login() {
     let mut rec = Recorder::default();
     let err = login_with_qr(options(&sim), &mut rec).await.unwrap_err();
     assert!(
-        matches!(err, Error::Login(LoginError::QrExpired { codes: 3 })),
+        err.is_login_expired() && err.qr_codes_shown() == Some(3),
         "{err:?}"
     );
     assert_eq!(rec.qr_urls.len(), 3);
@@ -344,10 +341,7 @@ async fn the_deadline_ends_a_login_nobody_scans() {
     )
     .await
     .unwrap_err();
-    assert!(
-        matches!(err, Error::Login(LoginError::Timeout { .. })),
-        "{err:?}"
-    );
+    assert!(err.is_login_timeout(), "{err:?}");
     assert!(
         started.elapsed() < Duration::from_secs(4),
         "{:?}",

@@ -9,8 +9,10 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod errors;
 mod extremes;
 mod login;
 mod media;
 mod messaging;
 mod robustness;
+mod upload_retry;

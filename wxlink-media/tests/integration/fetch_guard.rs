@@ -15,8 +15,7 @@ use std::sync::{Arc, Mutex};
 use http::{Request, Response};
 use wxlink_media::guard::AddressClass;
 use wxlink_media::{
-    AddressPolicy, FetchOptions, MediaError, Resolver, UploadOptions, UploadSource, UploadUrlApi,
-    upload,
+    AddressPolicy, Error, FetchOptions, Resolver, UploadOptions, UploadSource, UploadUrlApi, upload,
 };
 use wxlink_proto::{GetUploadUrlRequest, GetUploadUrlResponse};
 use wxlink_transport::{Body, BoxError};
@@ -125,7 +124,7 @@ fn options(policy: AddressPolicy) -> UploadOptions {
     options
 }
 
-async fn fetch_err(url: &str, policy: AddressPolicy, recorder: &Recorder) -> MediaError {
+async fn fetch_err(url: &str, policy: AddressPolicy, recorder: &Recorder) -> Error {
     let api = CountingApi::default();
     let err = upload(
         &api,
@@ -159,7 +158,7 @@ async fn redirects_to_internal_names_are_refused_before_any_connection() {
         let recorder = Recorder::default();
         let err = fetch_err(&redirect_to(target), AddressPolicy::PublicOnly, &recorder).await;
         assert!(
-            matches!(&err, MediaError::BlockedAddress { class: c, .. } if *c == class),
+            err.blocked_address().is_some_and(|(_, c)| c == class),
             "{target}: {err:?}"
         );
         // Only the public first hop was requested; the refused hop never was.
@@ -189,10 +188,7 @@ async fn internal_names_and_literals_are_refused_as_the_first_hop() {
     ] {
         let recorder = Recorder::default();
         let err = fetch_err(url, AddressPolicy::PublicOnly, &recorder).await;
-        assert!(
-            matches!(err, MediaError::BlockedAddress { .. }),
-            "{url}: {err:?}"
-        );
+        assert!(err.is_blocked_address(), "{url}: {err:?}");
         assert!(recorder.seen().is_empty(), "{url}: {:?}", recorder.seen());
     }
 }
@@ -209,7 +205,7 @@ async fn an_https_page_redirecting_to_http_is_refused() {
     )
     .await;
     assert!(
-        matches!(&err, MediaError::InsecureRedirect { host } if host == "public.example"),
+        err.is_insecure_redirect() && err.host() == Some("public.example"),
         "{err:?}"
     );
     assert_eq!(recorder.seen().len(), 1);
@@ -224,7 +220,7 @@ async fn names_that_do_not_resolve_are_typed_errors() {
         &recorder,
     )
     .await;
-    assert!(matches!(err, MediaError::Resolve { .. }), "{err:?}");
+    assert!(err.is_resolve(), "{err:?}");
     assert!(recorder.seen().is_empty());
 }
 
@@ -237,7 +233,7 @@ async fn allowing_loopback_opens_loopback_only() {
         &recorder,
     )
     .await;
-    assert!(matches!(err, MediaError::BlockedAddress { .. }), "{err:?}");
+    assert!(err.is_blocked_address(), "{err:?}");
     assert_eq!(recorder.seen().len(), 1);
 
     // A loopback target is fetched (the recorder answers it), and the
@@ -256,5 +252,5 @@ async fn allowing_loopback_opens_loopback_only() {
     assert_eq!(recorder.seen().len(), 2, "{:?}", recorder.seen());
     assert_eq!(*api.0.lock().unwrap(), 1);
     // The fake getuploadurl returns no URL.
-    assert!(matches!(err, MediaError::NoUploadUrl), "{err:?}");
+    assert!(err.is_no_upload_url(), "{err:?}");
 }

@@ -14,3 +14,4 @@ mod fetch_guard;
 mod fuzz;
 mod sim_roundtrip;
 mod stall;
+mod upload_retry;

@@ -13,7 +13,7 @@ use wxlink_media::download::DownloadOptions;
 use wxlink_media::item;
 use wxlink_media::upload::FetchOptions;
 use wxlink_media::{
-    AesKey, InboundMedia, KeyEncoding, MediaError, MediaKind, Phase, Progress, ProgressHook,
+    AesKey, Error, InboundMedia, KeyEncoding, MediaKind, Phase, Progress, ProgressHook,
     UploadSource, UploadUrlApi, crypto, download, download_to_file, resolve_item, upload,
 };
 use wxlink_proto::{GetUploadUrlRequest, GetUploadUrlResponse};
@@ -200,15 +200,17 @@ async fn one_shot_reader_says_so_when_a_retry_is_needed() {
     )
     .await
     .unwrap_err();
-    match &err {
-        MediaError::NotReplayable { last: Some(last) } => {
-            assert!(
-                matches!(**last, MediaError::CdnServer { status: 503, .. }),
-                "{last:?}"
-            );
-        }
-        other => panic!("expected NotReplayable, got {other:?}"),
-    }
+    assert!(
+        err.is_not_replayable(),
+        "expected NotReplayable, got {err:?}"
+    );
+    let last = std::error::Error::source(&err)
+        .and_then(|cause| cause.downcast_ref::<Error>())
+        .expect("the failure that called for the retry is the source");
+    assert!(
+        last.is_cdn_server_error() && last.status() == Some(503),
+        "{last:?}"
+    );
     assert!(err.to_string().contains("one-shot"));
     assert_eq!(cdn_upload_calls(&env), 1);
 }
@@ -225,16 +227,7 @@ async fn reader_of_the_wrong_length_is_refused_before_upload() {
     )
     .await
     .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            MediaError::SourceChanged {
-                expected: 20,
-                actual: 10
-            }
-        ),
-        "{err:?}"
-    );
+    assert!(err.source_changed() == Some((20, 10)), "{err:?}");
     // A reader longer than announced is refused too.
     let err = upload(
         &env.api,
@@ -246,7 +239,8 @@ async fn reader_of_the_wrong_length_is_refused_before_upload() {
     .await
     .unwrap_err();
     assert!(
-        matches!(err, MediaError::SourceChanged { expected: 20, .. }),
+        err.source_changed()
+            .is_some_and(|(expected, _)| expected == 20),
         "{err:?}"
     );
     assert_eq!(cdn_upload_calls(&env), 0);
@@ -334,10 +328,7 @@ async fn url_upload_rejects_other_schemes_before_any_call() {
         )
         .await
         .unwrap_err();
-        assert!(
-            matches!(err, MediaError::UnsupportedUrl { .. }),
-            "{url}: {err:?}"
-        );
+        assert!(err.is_unsupported_url(), "{url}: {err:?}");
     }
     assert!(env.sim.request_log().is_empty());
 }
@@ -373,23 +364,17 @@ async fn url_upload_limits_redirects_size_and_time() {
         )
     };
     let err = try_url("/loop").await.unwrap_err();
-    assert!(
-        matches!(err, MediaError::TooManyRedirects { limit: 3 }),
-        "{err:?}"
-    );
+    assert!(err.redirect_limit() == Some(3), "{err:?}");
     assert_eq!(server.hits(), 4);
     let err = try_url("/big").await.unwrap_err();
-    assert!(
-        matches!(err, MediaError::TooLarge { limit: 1000 }),
-        "{err:?}"
-    );
+    assert!(err.size_limit() == Some(1000), "{err:?}");
     let err = try_url("/missing").await.unwrap_err();
     assert!(
-        matches!(err, MediaError::FetchStatus { status: 404 }),
+        err.is_fetch_status() && err.status() == Some(404),
         "{err:?}"
     );
     let err = try_url("/slow").await.unwrap_err();
-    assert!(matches!(err, MediaError::Timeout { .. }), "{err:?}");
+    assert!(err.is_timeout() && !err.is_stalled(), "{err:?}");
     assert_eq!(cdn_upload_calls(&env), 0);
 }
 
@@ -427,13 +412,9 @@ async fn cdn_server_errors_are_retried_up_to_three_attempts() {
     )
     .await
     .unwrap_err();
-    match err {
-        MediaError::CdnServer { status, message } => {
-            assert_eq!(status, 502);
-            assert_eq!(message, "still busy");
-        }
-        other => panic!("expected CdnServer, got {other:?}"),
-    }
+    assert!(err.is_cdn_server_error(), "expected CdnServer, got {err:?}");
+    assert_eq!(err.status(), Some(502));
+    assert_eq!(err.message(), Some("still busy"));
     assert_eq!(cdn_upload_calls(&env), 6);
 }
 
@@ -476,13 +457,9 @@ async fn cdn_client_errors_are_not_retried() {
     )
     .await
     .unwrap_err();
-    match err {
-        MediaError::CdnRejected { status, message } => {
-            assert_eq!(status, 400);
-            assert_eq!(message, "bad filekey");
-        }
-        other => panic!("expected CdnRejected, got {other:?}"),
-    }
+    assert!(err.is_cdn_rejected(), "expected CdnRejected, got {err:?}");
+    assert_eq!(err.status(), Some(400));
+    assert_eq!(err.message(), Some("bad filekey"));
     assert_eq!(cdn_upload_calls(&env), 1);
 }
 
@@ -498,7 +475,7 @@ async fn getuploadurl_failures_are_api_errors() {
     )
     .await
     .unwrap_err();
-    assert!(matches!(err, MediaError::Api { .. }), "{err:?}");
+    assert!(err.is_upload_url_call(), "{err:?}");
     assert_eq!(cdn_upload_calls(&env), 0);
 }
 
@@ -573,7 +550,7 @@ async fn cdn_success_without_download_param_is_retried_then_reported() {
     )
     .await
     .unwrap_err();
-    assert!(matches!(err, MediaError::CdnMissingParam), "{err:?}");
+    assert!(err.is_cdn_missing_param(), "{err:?}");
     let seen = seen.lock().unwrap();
     assert_eq!(seen.len(), 3);
     for s in seen.iter() {
@@ -605,12 +582,11 @@ async fn client_error_message_falls_back_to_the_body() {
     )
     .await
     .unwrap_err();
-    match err {
-        MediaError::CdnRejected { status, message } => {
-            assert_eq!((status, message.as_str()), (413, "too big for us"));
-        }
-        other => panic!("expected CdnRejected, got {other:?}"),
-    }
+    assert!(err.is_cdn_rejected(), "expected CdnRejected, got {err:?}");
+    assert_eq!(
+        (err.status(), err.message()),
+        (Some(413), Some("too big for us"))
+    );
     assert_eq!(server.hits(), 1);
 }
 
@@ -871,7 +847,7 @@ async fn truncated_download_is_a_typed_error() {
     let err = download(&env.cdn, &inbound, &DownloadOptions::default())
         .await
         .unwrap_err();
-    assert!(matches!(err, MediaError::Truncated { .. }), "{err:?}");
+    assert!(err.is_truncated(), "{err:?}");
 }
 
 #[tokio::test]
@@ -902,12 +878,9 @@ async fn corrupt_wrong_length_and_wrong_key_downloads_are_typed_errors() {
         async move { download(&cdn, &media, opts).await }
     };
     let err = fetch("/corrupt", &key).await.unwrap_err();
-    assert!(matches!(err, MediaError::BadPadding), "{err:?}");
+    assert!(err.is_bad_padding(), "{err:?}");
     let err = fetch("/odd", &key).await.unwrap_err();
-    assert!(
-        matches!(err, MediaError::CiphertextLength { len: 29 }),
-        "{err:?}"
-    );
+    assert!(err.bad_ciphertext_len() == Some(29), "{err:?}");
     // A wrong key garbles the padding. Pick one for which that is certain
     // (a random wrong key leaves valid padding about once in 256).
     let wrong = (1u8..=255)
@@ -915,14 +888,16 @@ async fn corrupt_wrong_length_and_wrong_key_downloads_are_typed_errors() {
         .find(|k| *k != key && crypto::decrypt(k, &good).is_err())
         .unwrap();
     let err = fetch("/good", &wrong).await.unwrap_err();
-    assert!(matches!(err, MediaError::BadPadding), "{err:?}");
+    assert!(err.is_bad_padding(), "{err:?}");
     assert_eq!(
         fetch("/good", &key).await.unwrap().bytes.as_ref(),
         b"some file contents"
     );
     let err = fetch("/nothing", &key).await.unwrap_err();
     assert!(
-        matches!(&err, MediaError::DownloadStatus { status: 404, message } if message == "unknown media"),
+        err.is_download_status()
+            && err.status() == Some(404)
+            && err.message() == Some("unknown media"),
         "{err:?}"
     );
 }
@@ -937,7 +912,7 @@ async fn malformed_inbound_key_is_refused_without_showing_it() {
     let media = item.file_item.as_mut().unwrap().media.as_mut().unwrap();
     media.aes_key = Some(wxlink_proto::AesKeyText::new("c2VjcmV0LXNlY3JldA=="));
     let err = resolve_item(&item, &env.sim.cdn_base_url()).unwrap_err();
-    assert!(matches!(err, MediaError::InvalidKey { .. }), "{err:?}");
+    assert!(err.is_invalid_key(), "{err:?}");
     assert!(!format!("{err} {err:?}").contains("c2VjcmV0LXNlY3JldA"));
 }
 
@@ -955,16 +930,13 @@ async fn oversize_downloads_are_refused_and_leave_no_file() {
     let inbound = resolve_item(&item, &env.sim.cdn_base_url()).unwrap();
     let small = DownloadOptions::with_max_bytes(10_000);
     let err = download(&env.cdn, &inbound, &small).await.unwrap_err();
-    assert!(
-        matches!(err, MediaError::TooLarge { limit: 10_000 }),
-        "{err:?}"
-    );
+    assert!(err.size_limit() == Some(10_000), "{err:?}");
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("x.bin");
     let err = download_to_file(&env.cdn, &inbound, &out, &small)
         .await
         .unwrap_err();
-    assert!(matches!(err, MediaError::TooLarge { .. }), "{err:?}");
+    assert!(err.size_limit().is_some(), "{err:?}");
     assert!(!out.exists());
     // Exactly at the cap is fine.
     let exact = DownloadOptions::with_max_bytes(64 * 1024);
@@ -1001,7 +973,7 @@ async fn digest_only_cdn_accepts_uploads_without_keeping_them() {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, MediaError::DownloadStatus { status: 404, .. }),
+        err.is_download_status() && err.status() == Some(404),
         "{err:?}"
     );
 }

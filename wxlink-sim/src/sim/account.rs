@@ -12,7 +12,7 @@ use super::Simulator;
 use crate::error::SimError;
 use crate::inbound::{InboundMessage, InjectedMessage};
 use crate::records::{
-    NotifyCall, RecordCounts, RequestRecord, SentMessage, TypingCall, UploadRecord,
+    NotifyCall, PollRecord, RecordCounts, RequestRecord, SentMessage, TypingCall, UploadRecord,
 };
 use crate::state::{Queued, Shared};
 use crate::truth::GroundTruth;
@@ -245,6 +245,16 @@ impl Account {
                 in_flight: b.polls.in_flight,
                 max_in_flight: b.polls.max_in_flight,
             })
+    }
+
+    /// This bot's newest answered `getupdates` polls (at most
+    /// [`SimConfig::record_limit`](crate::SimConfig::record_limit)), oldest
+    /// first: what each carried and with which cursors.
+    pub fn polls(&self) -> Vec<PollRecord> {
+        let st = self.shared().state();
+        st.bot(self.id)
+            .map(|b| b.poll_log.iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// Polls of this token that started while another was in flight;

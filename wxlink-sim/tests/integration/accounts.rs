@@ -374,3 +374,39 @@ async fn the_binary_starts_many_accounts_and_writes_a_tokens_file() {
     assert!(String::from_utf8_lossy(&r.stderr).contains("--accounts"));
     child.kill().await.unwrap();
 }
+
+#[tokio::test]
+async fn poll_records_say_what_each_poll_carried_and_with_which_cursors() {
+    let sim = sim_with(2, Fidelity::default()).await;
+    let [a, b] = <[_; 2]>::try_from(sim.accounts()).unwrap();
+    let first = a.inject_text(a.user_id(), "one").unwrap().message_id;
+    let second = a.inject_text(a.user_id(), "two").unwrap().message_id;
+    let ta = a.token().expose_secret().to_owned();
+    let got = poll_with(&sim, &ta).await;
+    let cursor = got["get_updates_buf"].as_str().unwrap().to_owned();
+    // The next poll comes back with the cursor it was given and, with
+    // nothing queued, carries nothing.
+    let r = api_with(
+        &sim,
+        "getupdates",
+        Some(&ta),
+        json!({"get_updates_buf": cursor, "base_info": base_info()}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let polls = a.polls();
+    assert_eq!(polls.len(), 2);
+    assert_eq!(polls[0].cursor_sent, "");
+    assert_eq!(polls[0].cursor_returned, cursor);
+    assert_eq!(polls[0].message_ids, [first, second]);
+    assert!(!polls[0].answer_lost);
+    assert!(polls[0].started <= polls[0].ended);
+    assert_eq!(polls[1].cursor_sent, cursor);
+    assert_eq!(
+        polls[1].cursor_returned, cursor,
+        "an empty answer keeps the cursor"
+    );
+    assert!(polls[1].message_ids.is_empty());
+    // Another token's records are its own.
+    assert!(b.polls().is_empty());
+}

@@ -10,7 +10,7 @@
 //! |---|---|
 //! | [`TraceLayer`] | one span per call: endpoint, method, redacted URL, status, attempts, latency |
 //! | [`IlinkHeadersLayer`] | the iLink headers (docs/protocol.md, "Request headers"), POST set or GET set |
-//! | [`RetryLayer`] | retries with backoff and jitter where [`RetryPolicy`] and the call's retry safety allow; a fresh `X-WECHAT-UIN` on each repeated attempt |
+//! | [`RetryLayer`] | tower's retry middleware with [`RetryPolicy`]: a budget, backoff with jitter, and a [`RetryRule`] (the call's retry safety by default); a fresh `X-WECHAT-UIN` on each repeated attempt |
 //! | [`TimeoutLayer`] | one deadline per attempt, by [`Timeouts`] class or per-call override |
 //! | [`BodyLimitLayer`] | fails responses larger than a limit with `BodyTooLarge` |
 
@@ -22,6 +22,6 @@ pub mod trace;
 
 pub use headers::{IlinkHeaderValues, IlinkHeaders, IlinkHeadersLayer};
 pub use limit::{BodyLimit, BodyLimitLayer};
-pub use retry::{Retry, RetryLayer, RetryPolicy};
+pub use retry::{ApiRetryRule, ReplayBody, Retry, RetryLayer, RetryPolicy, RetryRule};
 pub use timeout::{Timeout, TimeoutLayer, Timeouts};
 pub use trace::{Trace, TraceLayer};

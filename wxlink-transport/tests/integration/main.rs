@@ -12,6 +12,7 @@ mod common;
 mod api;
 mod env_proxy;
 mod fuzz_bodies;
+mod retry;
 mod secrets;
 mod stack;
 mod tls;

@@ -1,4 +1,5 @@
-//! The long-poll failure backoff of the official client (ILINK.md §6.5).
+//! The long-poll failure backoff of the official client (docs/protocol.md,
+//! "Long polling").
 //!
 //! After a failed poll the loop waits 2 s; the third failure in a row waits
 //! 30 s instead and starts the count again. A success resets the count. The

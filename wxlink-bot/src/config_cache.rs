@@ -1,5 +1,5 @@
 //! The per-user config cache (typing tickets), with the official refresh and
-//! failure numbers (ILINK.md §8.4, §10 item 5).
+//! failure numbers (docs/protocol.md, "Typing tickets").
 //!
 //! - A success stores the ticket and schedules the next refresh at a random
 //!   time within 24 h, so that tickets do not all refresh at once.

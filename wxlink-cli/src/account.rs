@@ -2,11 +2,11 @@
 //!
 //! Precedence, field by field, highest first: the flags `--token`,
 //! `--base-url`, `--cdn-base-url`; the variables `WXLINK_TOKEN`,
-//! `WXLINK_BASE_URL`, `WXLINK_CDN_BASE_URL` (clap merges these two levels);
-//! the account file (`--account FILE`, else `./wxlink-account.json` when it
-//! exists). A base URL that is still unknown falls back to the official
-//! host (ILINK.md §1.2); a missing token is an error that says how to get
-//! one.
+//! `WXLINK_BASE_URL`, `WXLINK_CDN_BASE_URL` (clap merges these two levels); the
+//! account file (`--account FILE`, else `./wxlink-account.json` when it
+//! exists). A base URL that is still unknown falls back to the official host
+//! (docs/protocol.md, "Hosts and URL joining"); a missing token is an error
+//! that says how to get one.
 
 use std::fmt;
 use std::path::{Path, PathBuf};

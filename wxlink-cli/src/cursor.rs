@@ -1,11 +1,11 @@
 //! The long-poll cursor file of `wxlink listen`.
 //!
-//! The file holds `{"get_updates_buf":"…"}`, the same shape the official
-//! plugin keeps per account (ILINK.md §9). It is replaced atomically: the
-//! new content goes to a temporary file in the same directory, which is
+//! The file holds `{"get_updates_buf":"…"}`, the same shape the official plugin
+//! keeps per account (docs/protocol.md, "Cursor"). It is replaced atomically:
+//! the new content goes to a temporary file in the same directory, which is
 //! flushed to disk and then renamed over the old one, and the directory is
-//! synced so that the rename itself survives a crash. A reader therefore
-//! sees either the old cursor or the new one, never a torn or empty file.
+//! synced so that the rename itself survives a crash. A reader therefore sees
+//! either the old cursor or the new one, never a torn or empty file.
 
 use std::fs;
 use std::io::{self, Write};
@@ -40,8 +40,8 @@ pub fn load(path: &Path) -> io::Result<String> {
 }
 
 /// Saves `cursor` to `path` atomically (temp file, fsync, rename, directory
-/// fsync). An empty cursor is never written, so a server that sends `""`
-/// cannot rewind a saved position (ILINK.md §9).
+/// fsync). An empty cursor is never written, so a server that sends `""` cannot
+/// rewind a saved position (docs/protocol.md, "Cursor").
 pub fn save(path: &Path, cursor: &str) -> io::Result<()> {
     if cursor.is_empty() {
         return Ok(());

@@ -18,7 +18,7 @@
 //!
 //! [`AccountRecord::save`] writes the file atomically (a temporary file in the
 //! same directory, then a rename) and, on Unix, with mode 0600 because it
-//! holds the bot token, as the official client does (ILINK.md §4.3).
+//! holds the bot token, as the official client does (docs/protocol.md, "QR login").
 
 use std::fmt;
 use std::io::Write;
@@ -37,7 +37,7 @@ use crate::Error;
 pub struct AccountRecord {
     /// The bearer token from the QR login (`bot_token`).
     pub token: BotToken,
-    /// The API base URL the login returned (`baseurl`, ILINK.md §1.2).
+    /// The API base URL the login returned (`baseurl`, docs/protocol.md, "Hosts and URL joining").
     pub base_url: String,
     /// The CDN base URL, when it differs from the default.
     #[serde(default, skip_serializing_if = "Option::is_none")]

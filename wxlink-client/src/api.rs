@@ -18,24 +18,24 @@ use crate::Error;
 /// The erased HTTP service every client holds: any transport, boxed once.
 pub use wxlink_transport::BoxHttpService;
 
-/// How much longer than the server is expected to hold a long poll the
-/// client waits before giving up on it (ILINK.md §6.5 recommends about 5 s).
+/// How much longer than the server is expected to hold a long poll the client
+/// waits before giving up on it (docs/protocol.md, "Long polling").
 ///
 /// The server answers an idle poll after its hold, with a batch of whatever
-/// arrived at that moment. A client timer that fires at the same instant
-/// drops that answer, and the batch is lost: the server counts it as
-/// delivered and never sends it again (ILINK.md §9). The margin lets the
+/// arrived at that moment. A client timer that fires at the same instant drops
+/// that answer, and the batch is lost: the server counts it as delivered and
+/// never sends it again (docs/protocol.md, "Cursor"). The margin lets the
 /// server's answer win. It is added to every hold the client knows of: the
 /// server's `longpolling_timeout_ms`, the configured
 /// [`Timeouts::long_poll`](wxlink_transport::Timeouts::long_poll) (35 s by
 /// default) before the server has sent one.
 pub const LONG_POLL_MARGIN: Duration = Duration::from_secs(5);
 
-/// The client-side limit of the first long poll by default, before the
-/// server has suggested a hold: the official 35 s (ILINK.md §6.6) plus
-/// [`LONG_POLL_MARGIN`], so 40 s. Both
-/// [`WxLinkClient::poll`](crate::WxLinkClient::poll) and the runtime's
-/// update stream start with it. QR login's status polls use it too.
+/// The client-side limit of the first long poll by default, before the server
+/// has suggested a hold: the official 35 s (docs/protocol.md, "Timeouts and
+/// retries") plus [`LONG_POLL_MARGIN`], so 40 s. Both
+/// [`WxLinkClient::poll`](crate::WxLinkClient::poll) and the runtime's update
+/// stream start with it. QR login's status polls use it too.
 pub const FIRST_POLL_TIMEOUT: Duration =
     Duration::from_millis(wxlink_proto::consts::LONG_POLL_TIMEOUT_MS)
         .saturating_add(LONG_POLL_MARGIN);

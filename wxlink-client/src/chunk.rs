@@ -1,11 +1,11 @@
 //! Splitting long text into messages that each fit the server's limit.
 //!
 //! The official client splits outbound text at 4 000 characters
-//! (ILINK.md §8.1). [`chunk_text`] does the same, counting Unicode scalar
-//! values (`char`s), so a CJK character or an emoji outside the Basic
-//! Multilingual Plane counts as one and is never cut in half. At 4 000
-//! characters a chunk is at most 16 000 bytes of UTF-8, under the 16 KiB a
-//! text item may hold.
+//! (docs/protocol.md, "Text length and chunking"). [`chunk_text`] does the
+//! same, counting Unicode scalar values (`char`s), so a CJK character or an
+//! emoji outside the Basic Multilingual Plane counts as one and is never cut in
+//! half. At 4 000 characters a chunk is at most 16 000 bytes of UTF-8, under
+//! the 16 KiB a text item may hold.
 //!
 //! Where a chunk ends is chosen in this order, looking only at the last half
 //! of the window so that chunks do not become needlessly short:
@@ -25,7 +25,7 @@
 //! whole window is it cut, because every chunk must fit.
 
 /// The default chunk size in characters, as the official client uses
-/// (ILINK.md §8.1).
+/// (docs/protocol.md, "Text length and chunking").
 pub const DEFAULT_MAX_CHARS: usize = 4000;
 
 /// Splits `text` into chunks of at most `max_chars` characters each.

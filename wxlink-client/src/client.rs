@@ -314,7 +314,7 @@ impl ClientBuilder {
     }
 
     /// The `bot_agent` self-description (`Name/Version (comment)`,
-    /// sanitised per ILINK.md §3.2).
+    /// sanitised per docs/protocol.md, "`base_info` and `bot_agent`").
     #[must_use]
     pub fn bot_agent(mut self, agent: impl Into<String>) -> Self {
         self.settings.bot_agent = Some(agent.into());
@@ -427,12 +427,12 @@ impl WxLinkClient {
         &self.inner.api
     }
 
-    /// One long poll for inbound messages (`getupdates`, ILINK.md §4.4).
+    /// One long poll for inbound messages (`getupdates`, docs/protocol.md, "Long polling").
     ///
     /// Pass `""` the first time and [`PollResult::next_cursor`] afterwards.
     /// A client-side timeout is not an error: it returns an empty poll with
     /// the cursor unchanged. A `""` cursor from the server never replaces a
-    /// non-empty one (ILINK.md §9). The next poll waits as long as the
+    /// non-empty one (docs/protocol.md, "Cursor"). The next poll waits as long as the
     /// server's `longpolling_timeout_ms` suggests, plus
     /// [`LONG_POLL_MARGIN`]; the first one waits [`FIRST_POLL_TIMEOUT`]
     /// (with the default [`Timeouts`]).
@@ -457,7 +457,7 @@ impl WxLinkClient {
         }
     }
 
-    /// Sends one text message and returns its id (ILINK.md §4.5, §5.6).
+    /// Sends one text message and returns its id (docs/protocol.md, "Shape of a bot reply").
     ///
     /// Empty text is refused with [`Error::is_empty_text`]. A non-zero
     /// `ret`/`errcode` in the response is an error carrying the
@@ -512,7 +512,7 @@ impl WxLinkClient {
     }
 
     /// Shows "typing…" to `user`. Fetches the typing ticket through
-    /// [`get_config`](Self::get_config) first (ILINK.md §8.4).
+    /// [`get_config`](Self::get_config) first (docs/protocol.md, "Typing tickets").
     ///
     /// ```no_run
     /// # async fn run(client: wxlink_client::WxLinkClient, ctx: wxlink_proto::ContextToken) -> Result<(), wxlink_client::Error> {
@@ -546,7 +546,7 @@ impl WxLinkClient {
     }
 
     /// Reads the per-user configuration, which holds the typing ticket
-    /// (`getconfig`, ILINK.md §4.6).
+    /// (`getconfig`, docs/protocol.md, "Typing tickets").
     ///
     /// ```no_run
     /// # async fn run(client: wxlink_client::WxLinkClient) -> Result<(), wxlink_client::Error> {
@@ -563,8 +563,7 @@ impl WxLinkClient {
         }
     }
 
-    /// Tells the server this bot is online (`msg/notifystart`, ILINK.md
-    /// §4.9). Call it before the first poll.
+    /// Tells the server this bot is online (`msg/notifystart`, docs/protocol.md, "Presence"). Call it before the first poll.
     ///
     /// ```no_run
     /// # async fn run(client: wxlink_client::WxLinkClient) -> Result<(), wxlink_client::Error> {
@@ -591,7 +590,7 @@ impl WxLinkClient {
             .map(drop)
     }
 
-    /// Sends one message holding exactly `item`, shaped as ILINK.md §5.6
+    /// Sends one message holding exactly `item`, shaped as docs/protocol.md, "Shape of a bot reply"
     /// requires.
     pub(crate) async fn send_item(
         &self,
@@ -803,7 +802,7 @@ pub(crate) use into_future;
 #[non_exhaustive]
 pub struct SentMessage {
     /// The `client_id` this client generated for the message; the official
-    /// client reports it as the message id (ILINK.md §5.6 rule 2).
+    /// client reports it as the message id (docs/protocol.md, "Shape of a bot reply").
     pub client_id: String,
     /// The server's `message_id`, when the response carried one.
     pub message_id: Option<u64>,
@@ -875,7 +874,7 @@ pub struct SendTextRequest {
 
 impl SendTextRequest {
     /// The context token of the conversation: the `context_token` of the
-    /// user's latest message (ILINK.md §8.3). Accepts a `ContextToken` or an
+    /// user's latest message (docs/protocol.md, "Context tokens"). Accepts a `ContextToken` or an
     /// `Option<ContextToken>`.
     pub fn context_token(mut self, token: impl Into<Option<ContextToken>>) -> Self {
         self.context_token = token.into();
@@ -935,7 +934,7 @@ impl SendTextChunkedRequest {
 
     /// Waits this long between two chunks. The official client does not
     /// pace, but bursts of three or more sends a second have been seen to
-    /// trigger an hour-long `-2` throttle (ILINK.md §8.1), so a pause of a
+    /// trigger an hour-long `-2` throttle (docs/protocol.md, "Send limits"), so a pause of a
     /// second is a safe choice for long texts.
     pub fn pace(mut self, pause: Duration) -> Self {
         self.pace = Some(pause);
@@ -1053,7 +1052,7 @@ pub struct ConfigRequest {
 }
 
 impl ConfigRequest {
-    /// The context token of the conversation (ILINK.md §4.6).
+    /// The context token of the conversation (docs/protocol.md, "Typing tickets").
     pub fn context_token(mut self, token: impl Into<Option<ContextToken>>) -> Self {
         self.context_token = token.into();
         self

@@ -1,11 +1,11 @@
 //! Sending media (images, videos, files, voice) and reading inbound media.
 //!
 //! A send uploads the bytes to the CDN encrypted with a fresh AES-128 key
-//! (ILINK.md §7.2–§7.3), then sends one message holding one media item that
-//! references the upload (§7.4). A caption goes out first as its own text
-//! message, as the official client does (§5.6 rule 1). Every file item
-//! carries `md5`, `len` and `file_name`; without `md5` files are known to
-//! arrive empty.
+//! (docs/protocol.md, "Media upload"), then sends one message holding one media
+//! item that references the upload. A caption goes out first as its own text
+//! message, as the official client does (docs/protocol.md, "Shape of a bot
+//! reply"). Every file item carries `md5`, `len` and `file_name`; without `md5`
+//! files are known to arrive empty.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -278,7 +278,8 @@ impl std::fmt::Debug for SendMediaRequest {
 }
 
 impl SendMediaRequest {
-    /// Text sent first, as its own message (ILINK.md §5.6 rule 1).
+    /// Text sent first, as its own message (docs/protocol.md, "Shape of a bot
+    /// reply").
     pub fn caption(mut self, text: impl Into<String>) -> Self {
         self.caption = Some(text.into());
         self
@@ -394,7 +395,8 @@ fn check_recipient(to: &str) -> Result<(), Error> {
 /// Uploads the media, then sends the caption (if any) and the media message.
 ///
 /// The upload goes first so that a failed upload leaves no orphan caption
-/// behind; the caption then precedes the media as ILINK.md §5.6 rule 1 asks.
+/// behind; the caption then precedes the media as docs/protocol.md, "Shape of a
+/// bot reply" asks.
 async fn send_media(req: SendMediaRequest) -> Result<SentMedia, Error> {
     check_recipient(&req.to)?;
     let mut source = match req.source {
@@ -496,7 +498,7 @@ impl WxLinkClient {
     }
 
     /// Where an inbound media item can be downloaded and how to decrypt it
-    /// (ILINK.md §7.5), without downloading it.
+    /// (docs/protocol.md, "Media download"), without downloading it.
     ///
     /// ```no_run
     /// # fn run(client: wxlink_client::WxLinkClient, item: wxlink_proto::MessageItem) -> Result<(), wxlink_client::Error> {

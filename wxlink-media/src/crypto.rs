@@ -1,8 +1,8 @@
 //! AES-128-ECB with PKCS#7 padding, whole-buffer and streaming.
 //!
-//! The iLink CDN mandates AES-128 in ECB mode over the whole file, with
-//! PKCS#7 padding and no IV or MAC (ILINK.md §7.1). ECB is weak as a
-//! cipher mode; it is used here only because the protocol requires it.
+//! The iLink CDN mandates AES-128 in ECB mode over the whole file, with PKCS#7
+//! padding and no IV or MAC (docs/protocol.md, "Media encryption"). ECB is weak
+//! as a cipher mode; it is used here only because the protocol requires it.
 //!
 //! The block cipher is the RustCrypto `aes` crate, which picks the CPU's
 //! AES instructions at run time where they exist. Every function hands the
@@ -14,7 +14,7 @@
 
 use aes::Aes128;
 use aes::cipher::inout::InOutBuf;
-use aes::cipher::{BlockDecrypt, BlockEncrypt, KeyInit};
+use aes::cipher::{BlockCipherDecrypt, BlockCipherEncrypt, KeyInit};
 
 use crate::error::{Error, ErrorKind};
 use crate::key::AesKey;

@@ -1,4 +1,4 @@
-//! Downloading inbound media from the CDN (ILINK.md §7.5).
+//! Downloading inbound media from the CDN (docs/protocol.md, "Media download").
 //!
 //! [`resolve_item`] turns an inbound `MessageItem` (image, voice, file or
 //! video) into an [`InboundMedia`]: the URL (`full_url` first, else one
@@ -157,7 +157,8 @@ fn build(
     })
 }
 
-/// Resolves an inbound image, voice, file or video item (ILINK.md §7.5).
+/// Resolves an inbound image, voice, file or video item (docs/protocol.md,
+/// "Media download").
 ///
 /// # Errors
 ///
@@ -350,7 +351,8 @@ pub struct DownloadedFile {
 /// kind and the file name say.
 pub fn detect_mime(kind: MediaKind, head: &[u8], file_name: Option<&str>) -> String {
     if kind == MediaKind::Voice {
-        // Inbound voice is SILK (ILINK.md §7.6), with or without its magic.
+        // Inbound voice is SILK (docs/protocol.md, "Voice"), with or without
+        // its magic.
         return if is_silk(head) || sniff_mime(head).is_none() {
             SILK_MIME.to_owned()
         } else {

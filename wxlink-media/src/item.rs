@@ -1,13 +1,13 @@
 //! Outbound message items built from an uploaded file.
 //!
 //! [`UploadedMedia`] is everything an upload produces. The builders here turn
-//! it into the `MessageItem` that `sendmessage` carries, filled as the
-//! official client fills it (ILINK.md §7.4): `media` holds the download
-//! parameter, the key as base64 of its hex text and `encrypt_type` 1; an
-//! image carries `mid_size` and a video `video_size` (both the ciphertext
-//! size); a file carries `file_name` and `len` (the plaintext size as a
-//! decimal string). Beyond the official client, a file also carries `md5`
-//! and a video `video_md5` (the plaintext MD5), which receivers can check.
+//! it into the `MessageItem` that `sendmessage` carries, filled as the official
+//! client fills it (docs/protocol.md, "Media upload"): `media` holds the
+//! download parameter, the key as base64 of its hex text and `encrypt_type` 1;
+//! an image carries `mid_size` and a video `video_size` (both the ciphertext
+//! size); a file carries `file_name` and `len` (the plaintext size as a decimal
+//! string). Beyond the official client, a file also carries `md5` and a video
+//! `video_md5` (the plaintext MD5), which receivers can check.
 
 use wxlink_proto::{
     AesKeyText, CdnMedia, EncryptType, FileItem, ImageItem, MessageItem, MessageItemType,
@@ -244,7 +244,7 @@ impl VoiceMeta {
 /// A voice item (type 3).
 ///
 /// The API accepts outbound voice, but WeChat is reported not to show it
-/// (ILINK.md §7.6); sending audio as a file is the reliable choice.
+/// (docs/protocol.md, "Voice"); sending audio as a file is the reliable choice.
 pub fn voice_item(up: &UploadedMedia, meta: VoiceMeta) -> MessageItem {
     MessageItem {
         item_type: Some(MessageItemType::Voice),

@@ -1,7 +1,7 @@
 //! AES keys: generation, the outbound encodings and the inbound parser.
 //!
-//! The protocol carries one 16-byte key in several text forms (ILINK.md
-//! §7.4, §7.5):
+//! The protocol carries one 16-byte key in several text forms
+//! (docs/protocol.md, "Media keys"):
 //!
 //! - `getuploadurl.aeskey` and inbound `image_item.aeskey`: 32 lower-case hex
 //!   characters ([`AesKey::to_hex`], [`KeyEncoding::Hex`]);
@@ -101,8 +101,8 @@ impl AesKey {
         hex::encode(self.0)
     }
 
-    /// Base64 of the 32 ASCII hex characters (44 characters): what the
-    /// official client sends as `media.aes_key` (ILINK.md §7.4).
+    /// Base64 of the 32 ASCII hex characters (44 characters): what the official
+    /// client sends as `media.aes_key` (docs/protocol.md, "Media keys").
     pub fn to_base64_hex(&self) -> String {
         STANDARD.encode(self.to_hex())
     }
@@ -122,8 +122,8 @@ impl AesKey {
         }
     }
 
-    /// Parses an inbound key in any encoding of ILINK.md §7.5 and reports
-    /// which one it was.
+    /// Parses an inbound key in any of the encodings of docs/protocol.md,
+    /// "Media keys" and reports which one it was.
     ///
     /// Accepted: 32 hex characters (`image_item.aeskey`); base64 of 16 raw
     /// bytes; base64 of 32 ASCII hex characters. Surrounding whitespace is
@@ -186,7 +186,8 @@ impl AesKey {
     }
 }
 
-/// Picks the key of an inbound media item as ILINK.md §7.5 step 2 says.
+/// Picks the key of an inbound media item as docs/protocol.md, "Media keys"
+/// says.
 ///
 /// - Images: `image_aeskey` (`image_item.aeskey`) wins over `media_aes_key`
 ///   (`media.aes_key`); when the former does not parse, the latter is

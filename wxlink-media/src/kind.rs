@@ -1,18 +1,18 @@
 //! Media kinds and content-type inference.
 //!
-//! The protocol routes an upload by MIME type: images go as image items,
-//! videos as video items, everything else as a file (ILINK.md §7.2 step 4).
-//! [`infer_kind`] finds the MIME type from, in order, an explicit content
-//! type, the magic bytes at the start of the data (the `infer` crate, plus
-//! SILK voice and the Matroska/WebM DocType), and the file name's extension
-//! (`mime_guess`).
+//! The protocol routes an upload by MIME type: images go as image items, videos
+//! as video items, everything else as a file (docs/protocol.md, "Media
+//! upload"). [`infer_kind`] finds the MIME type from, in order, an explicit
+//! content type, the magic bytes at the start of the data (the `infer` crate,
+//! plus SILK voice and the Matroska/WebM DocType), and the file name's
+//! extension (`mime_guess`).
 //!
 //! # Which formats go inline
 //!
 //! An image or video item is only useful if the recipient's WeChat client
 //! can show it; otherwise the user sees a grey box or a video that will not
 //! play, and cannot even save the original. A file item always arrives
-//! intact. ILINK.md does not list the formats WeChat renders, so
+//! intact. No protocol source lists the formats WeChat renders, so
 //! [`MediaKind::from_mime`] sends inline only the formats WeChat clients are
 //! known to show, and everything else as a file:
 //!
@@ -23,7 +23,7 @@
 //! | file | everything else: HEIC/HEIF, TIFF, SVG, AVIF, PSD, ICO, WebM, Matroska, AVI, WMV, FLV, MPEG, all audio (MP3, M4A, OGG, SILK), PDF, ZIP, text |
 //!
 //! The image list matches the official client's extension table
-//! (`src/media/mime.ts`, which ILINK.md §7.2 cites), which maps these five
+//! (`src/media/mime.ts`), which maps these five
 //! image types and no others to `image/*`; HEIC and TIFF are not in it, so
 //! the official client sends them as files too. That table does map
 //! `.webm`, `.mkv` and `.avi` to `video/*`, but no source shows WeChat
@@ -46,7 +46,7 @@ pub enum MediaKind {
     File,
     /// A voice message (item type 3, upload media type 4). Inbound voice is
     /// SILK; outbound voice bubbles are accepted but not shown by WeChat
-    /// (ILINK.md §7.6), so inference never picks this kind.
+    /// (docs/protocol.md, "Voice"), so inference never picks this kind.
     Voice,
 }
 
@@ -116,8 +116,8 @@ pub const SILK_MIME: &str = "audio/silk";
 /// How many leading bytes [`infer_kind`] looks at; passing more is harmless.
 pub const SNIFF_LEN: usize = 8192;
 
-/// Whether `head` starts like SILK v3 audio, with or without the 0x02 byte
-/// that Tencent's variant puts in front (ILINK.md §7.6).
+/// Whether `head` starts like SILK v3 audio, with or without the 0x02 byte that
+/// Tencent's variant puts in front (docs/protocol.md, "Voice").
 pub fn is_silk(head: &[u8]) -> bool {
     const MAGIC: &[u8] = b"#!SILK_V3";
     head.starts_with(MAGIC) || (head.first() == Some(&0x02) && head[1..].starts_with(MAGIC))

@@ -15,7 +15,7 @@
 //! # Modules
 //!
 //! - [`crypto`]: AES-128-ECB with PKCS#7, whole-buffer and streaming. ECB is
-//!   weak; it is used because the protocol mandates it (ILINK.md §7.1).
+//!   weak; it is used because the protocol mandates it (docs/protocol.md, "Media encryption").
 //! - [`key`]: [`AesKey`], its outbound encodings and the one inbound parser.
 //! - [`kind`]: [`MediaKind`] and [`infer_kind`] (content type, then magic
 //!   bytes, then extension).

@@ -1,4 +1,4 @@
-//! Uploading media to the CDN (ILINK.md §7.2, §7.3).
+//! Uploading media to the CDN (docs/protocol.md, "Media upload").
 //!
 //! [`upload`] runs the whole flow: a first pass over the source for its
 //! size, MD5 and first bytes; kind inference; `getuploadurl` with a fresh
@@ -215,7 +215,7 @@ where
 }
 
 /// The CDN upload URL: `upload_full_url` (trimmed) when non-blank, else one
-/// built from `upload_param` (ILINK.md §7.3).
+/// built from `upload_param` (docs/protocol.md, "Media upload").
 pub fn upload_url(
     response: &GetUploadUrlResponse,
     cdn_base_url: &str,
@@ -445,7 +445,8 @@ async fn post_with_retries<H: HttpService>(
     }
 }
 
-/// One CDN POST, classified as ILINK.md §7.3 says, within `limits`.
+/// One CDN POST, its answer classified as docs/protocol.md, "Media upload"
+/// says, within `limits`.
 async fn post_once<H: HttpService>(
     http: &H,
     url: &str,

@@ -31,7 +31,7 @@ pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 16 * 1024 * 1024;
 /// How an [`ApiClient`] talks to the iLink API.
 ///
 /// Start from [`ApiConfig::default`] (the official host, no token, the
-/// ILINK.md §6.6 timeouts) and change what you need:
+/// docs/protocol.md, "Timeouts and retries" timeouts) and change what you need:
 ///
 /// ```
 /// use wxlink_transport::ApiConfig;
@@ -47,16 +47,16 @@ pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 16 * 1024 * 1024;
 #[non_exhaustive]
 pub struct ApiConfig {
     /// The API base URL, e.g. `https://ilinkai.weixin.qq.com`; a path prefix
-    /// is kept (ILINK.md §1.3).
+    /// is kept (docs/protocol.md, "Hosts and URL joining").
     pub base_url: String,
     /// The bot token sent on authenticated calls.
     pub token: Option<BotToken>,
     /// The `iLink-App-Id` header value (`"bot"`).
     pub app_id: String,
     /// `base_info.channel_version`, also encoded into
-    /// `iLink-App-ClientVersion` (ILINK.md §2.3).
+    /// `iLink-App-ClientVersion` (docs/protocol.md, "Request headers").
     pub channel_version: String,
-    /// `base_info.bot_agent`; sanitised (ILINK.md §3.2) when the client is
+    /// `base_info.bot_agent`; sanitised (docs/protocol.md, "`base_info` and `bot_agent`") when the client is
     /// built.
     pub bot_agent: String,
     /// The optional `SKRouteTag` header value.
@@ -325,7 +325,7 @@ where
 
     /// A service for CDN transfers over the same connection pool: tracing
     /// and the CDN timeout class, no iLink headers, no retry (the media
-    /// crate applies the CDN's own rule, ILINK.md §7.3) and no size limit
+    /// crate applies the CDN's own rule, docs/protocol.md, "Media upload") and no size limit
     /// (downloads stream). A request without a [`CallMeta`] is treated as
     /// [`CallMeta::cdn`].
     pub fn cdn_service(&self) -> CdnService
@@ -347,7 +347,7 @@ where
     /// Calls endpoint `E` with `req` and per-call options.
     ///
     /// The URL is the base URL with a trailing slash, then `E::PATH`, then
-    /// the percent-encoded query of `E::query` (ILINK.md §1.3). A `POST`
+    /// the percent-encoded query of `E::query` (docs/protocol.md, "Hosts and URL joining"). A `POST`
     /// body is `req` as JSON with `base_info` added when `E::BASE_INFO` and
     /// `req` carries none. The response must be 2xx
     /// ([`Error::status`] otherwise, with a redacted excerpt), fit in

@@ -1,11 +1,11 @@
 //! `wxlink listen`: long-poll and print each inbound message as JSON.
 //!
-//! The loop follows the official one (ILINK.md §6.5): `notifystart` first,
-//! then polls; a failed poll waits 2 s, or 30 s after three failures in a
-//! row; a session expiry (`-14`) stops the command, because only a new
-//! login can fix it. Each batch is printed (and its media downloaded)
-//! before the cursor is saved, so a crash in between repeats output rather
-//! than losing it on our side.
+//! The loop follows the official one (docs/protocol.md, "Long polling"):
+//! `notifystart` first, then polls; a failed poll waits 2 s, or 30 s after
+//! three failures in a row; a session expiry (`-14`) stops the command, because
+//! only a new login can fix it. Each batch is printed (and its media
+//! downloaded) before the cursor is saved, so a crash in between repeats output
+//! rather than losing it on our side.
 //!
 //! With `--once` the command waits for one batch of inbound messages: empty
 //! polls and transient failures (a dropped connection, a timeout, a 5xx) are
@@ -40,7 +40,7 @@ pub async fn run(client: &WxLinkClient, args: &ListenArgs) -> Result<ExitCode> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create the download directory {}", dir.display()))?;
     }
-    // Presence calls are best effort (ILINK.md §4.9).
+    // Presence calls are best effort (docs/protocol.md, "Presence").
     if let Err(e) = client.notify_start().await {
         tracing::warn!(error = %e, "notifystart failed; polling anyway");
     }
@@ -78,7 +78,7 @@ pub async fn run(client: &WxLinkClient, args: &ListenArgs) -> Result<ExitCode> {
         for msg in batch.messages() {
             if msg.message_type == Some(MessageType::Bot) {
                 // The bot's own messages echoed back are not inbound
-                // (ILINK.md §5.7).
+                // (docs/protocol.md, "Inbound messages").
                 continue;
             }
             printed += 1;

@@ -35,7 +35,7 @@ use self::transcript::{Transcript, preview};
 use crate::cli::DemoArgs;
 use crate::ui::human_bytes;
 
-/// `sendtyping` status values (ILINK.md §5.4).
+/// `sendtyping` status values (`TypingStatus` in docs/protocol.md).
 const TYPING: i64 = 1;
 const CANCEL: i64 = 2;
 
@@ -303,8 +303,9 @@ async fn exchange(
     Ok(())
 }
 
-/// The key encoding real inbound items use (ILINK.md §7.5): raw-byte base64
-/// (plus the hex field) for images, base64 of the hex string otherwise.
+/// The key encoding real inbound items use (docs/protocol.md, "Media keys"):
+/// raw-byte base64 (plus the hex field) for images, base64 of the hex string
+/// otherwise.
 fn inbound_encoding(kind: MediaKind) -> KeyEncoding {
     if kind == MediaKind::Image {
         KeyEncoding::Base64Raw

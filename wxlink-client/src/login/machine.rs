@@ -5,7 +5,7 @@
 //! `get_qrcode_status` poll returned (or that the poll failed) and the
 //! current time, and does what the returned [`Step`] says: poll again after a
 //! delay, ask for a pairing code, fetch a new QR code or stop. Keeping the
-//! rules here makes every path of ILINK.md §4.2–§4.3 testable without a
+//! rules here makes every path of docs/protocol.md, "QR login" testable without a
 //! server.
 
 use std::time::{Duration, Instant};
@@ -19,7 +19,7 @@ use crate::error::LoginFailure;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Polled {
     /// `wait`, an unknown status, or a poll that failed (timeout, network
-    /// error, non-2xx, bad JSON): ILINK.md §4.2 treats all of them as `wait`.
+    /// error, non-2xx, bad JSON): docs/protocol.md, "QR login" treats all of them as `wait`.
     Wait,
     /// `scaned`.
     Scanned,
@@ -95,7 +95,7 @@ pub(crate) struct MachineConfig {
     pub(crate) allow_insecure_http: bool,
 }
 
-/// The login state machine of ILINK.md §4.2–§4.3.
+/// The login state machine of docs/protocol.md, "QR login".
 #[derive(Debug, Clone)]
 pub(crate) struct Machine {
     config: MachineConfig,
@@ -133,7 +133,7 @@ impl Machine {
     }
 
     /// Where QR codes are fetched: always the login base, never a redirect
-    /// host (ILINK.md §1.2 rule 1).
+    /// host (docs/protocol.md, "Hosts and URL joining").
     pub(crate) fn qr_base(&self) -> &str {
         &self.config.base_url
     }
@@ -190,9 +190,9 @@ impl Machine {
 
     /// Records that a new QR code is being shown. Status polling restarts at
     /// the login base: the new code was issued there, and a redirect belongs
-    /// to the scan of the old code (wx-link's choice; ILINK.md §12 item 9
-    /// says the official client keeps the redirected host and that neither is
-    /// known to be right).
+    /// to the scan of the old code (wx-link's choice; the official client keeps
+    /// the redirected host, and neither is known to be right: docs/protocol.md,
+    /// "QR login").
     pub(crate) fn qr_refreshed(&mut self) {
         self.poll_base = self.config.base_url.clone();
         self.pending_code = None;
@@ -273,7 +273,7 @@ impl Machine {
     }
 
     /// Checks a `confirmed` answer: both the bot id and the token are needed
-    /// (ILINK.md §4.2 and §12 item 10).
+    /// (docs/protocol.md, "QR login").
     fn confirm(&mut self, c: Confirmation) -> Step {
         let bot_id = c.ilink_bot_id.filter(|s| !s.trim().is_empty());
         let token = c.bot_token.filter(|t| !t.expose_secret().trim().is_empty());

@@ -1,4 +1,4 @@
-//! QR-code login: the one way to obtain a bot token (ILINK.md §4.1–§4.3).
+//! QR-code login: the one way to obtain a bot token (docs/protocol.md, "QR login").
 //!
 //! Two ways to drive it:
 //!
@@ -14,8 +14,7 @@
 //! The rules follow the official client: QR codes are fetched from the login
 //! base URL (the default host unless [`LoginOptions::base_url`] says
 //! otherwise); status polls follow `scaned_but_redirect` to `https://` + the
-//! bare host the server names, whatever the login base's scheme (ILINK.md
-//! §1.2; a named host that carries its own `http://` or `https://` is used as
+//! bare host the server names, whatever the login base's scheme (docs/protocol.md, "Hosts and URL joining"; a named host that carries its own `http://` or `https://` is used as
 //! given); at most three QR codes are shown; the whole wait ends after
 //! 480 s; a failed status poll counts as `wait`; `binded_redirect` means the
 //! bot is already connected; `confirmed` must carry both the bot id and the
@@ -53,7 +52,7 @@ pub struct LoginOptions {
     pub base_url: String,
     /// Tokens of bots already logged in on this machine, newest first. At
     /// most 10 are sent; they let the server answer "already connected"
-    /// instead of binding a second bot (ILINK.md §4.1).
+    /// instead of binding a second bot (docs/protocol.md, "QR login").
     pub local_tokens: Vec<BotToken>,
     /// The overall deadline of the login (480 s; at least 1 s).
     pub deadline: Duration,
@@ -142,7 +141,7 @@ pub struct LoginResult {
     /// The bot id (`ilink_bot_id`, `…@im.bot`).
     pub account_id: String,
     /// The API base URL for this account: `baseurl`, or the login base when
-    /// the server sent none (ILINK.md §1.2).
+    /// the server sent none (docs/protocol.md, "Hosts and URL joining").
     pub base_url: String,
     /// The WeChat user who scanned (`ilink_user_id`).
     pub user_id: Option<String>,

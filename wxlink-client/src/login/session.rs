@@ -23,7 +23,7 @@ use crate::error::LoginFailure;
 /// cannot answer a pairing-code challenge.
 pub trait LoginCallbacks: Send {
     /// A QR code to show: put `url` in the QR image (not the bare code id,
-    /// ILINK.md §4.1). Called for the first code and for every refresh.
+    /// docs/protocol.md, "QR login"). Called for the first code and for every refresh.
     fn on_qr(&mut self, url: &str) {
         let _ = url;
     }
@@ -331,7 +331,7 @@ impl LoginSession {
     /// call. While a pairing code is awaited it returns
     /// [`LoginState::NeedVerifyCode`] without polling.
     ///
-    /// A failed status poll counts as `Waiting` (ILINK.md §4.2); the only
+    /// A failed status poll counts as `Waiting` (docs/protocol.md, "QR login"); the only
     /// error is a failure to fetch a replacement QR code, after which the
     /// session can be polled again to retry the fetch.
     pub async fn poll_once(&mut self) -> Result<LoginState, Error> {
@@ -411,7 +411,7 @@ impl LoginSession {
             verify_code: self.machine.verify_code().map(str::to_owned),
         };
         let remaining = self.machine.remaining(Instant::now());
-        // The server holds a status poll for up to 35 s (ILINK.md §6.6); the
+        // The server holds a status poll for up to 35 s (docs/protocol.md, "Timeouts and retries"); the
         // same margin as for `getupdates` lets its answer (a scan or the
         // confirmation) win over a client timer firing at that instant.
         let timeout = crate::api::FIRST_POLL_TIMEOUT.min(remaining.max(Duration::from_millis(1)));

@@ -509,7 +509,7 @@ impl UploadUrlApi for FixedUrl {
         &self,
         request: &GetUploadUrlRequest,
     ) -> Result<GetUploadUrlResponse, wxlink_transport::Error> {
-        // What the official client sends (ILINK.md §4.8).
+        // What the official client sends (docs/protocol.md, "Media upload").
         assert_eq!(request.no_need_thumb, Some(true));
         let aeskey = request.aeskey.as_ref().unwrap().expose_secret().to_owned();
         assert_eq!(aeskey.len(), 32);

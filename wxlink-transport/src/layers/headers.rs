@@ -2,7 +2,7 @@
 //! headers").
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
 
 use http::header::{AUTHORIZATION, CONTENT_TYPE};
@@ -53,32 +53,81 @@ struct Values {
     route_tag: Option<HeaderValue>,
     authorization: Option<HeaderValue>,
     /// The complete header maps of a request that has no headers yet, built
-    /// once (see [`Templates`]).
-    templates: Templates,
+    /// once and shared by every account with the same app headers (see
+    /// [`Templates`]).
+    templates: Arc<Templates>,
 }
 
 /// Ready-made header maps, one per kind of request, so that the common
 /// case (a request with no headers of its own, as `ApiClient` builds them)
-/// costs one map clone and one insert (the fresh UIN) instead of building
-/// and hashing every header again.
-#[derive(Clone, Default)]
+/// costs one map clone and one or two inserts (the fresh UIN, the token)
+/// instead of building and hashing every header again.
+///
+/// They hold no token, so one set serves every account whose app id,
+/// client version and route tag agree: a host running thousands of
+/// accounts keeps one set, not one per account (each set is about 2 KiB).
+#[derive(Default)]
 struct Templates {
-    /// A `POST` carrying the token.
-    post_auth: http::HeaderMap,
-    /// A `POST` without the token.
+    /// The values the maps were built from.
+    key: TemplateKey,
+    /// A `POST`, without the token.
     post: http::HeaderMap,
     /// Any other method.
     other: http::HeaderMap,
 }
 
+/// What a set of [`Templates`] depends on.
+#[derive(Default, PartialEq, Eq)]
+struct TemplateKey {
+    app_id: Vec<u8>,
+    client_version: Vec<u8>,
+    route_tag: Option<Vec<u8>>,
+}
+
+/// The template sets in use, so that accounts with equal app headers share
+/// one. Entries whose last user is gone are dropped when a set is added.
+static SHARED_TEMPLATES: Mutex<Vec<Weak<Templates>>> = Mutex::new(Vec::new());
+
 impl Values {
-    /// Rebuilds the templates from the current values.
+    /// Points the templates at a set built from the current values, shared
+    /// with every other user of equal values.
     fn rebuild(&mut self) {
-        let mut templates = Templates::default();
-        self.write(&mut templates.post_auth, true, true);
+        let key = TemplateKey {
+            app_id: self.app_id.as_bytes().to_vec(),
+            client_version: self.client_version.as_bytes().to_vec(),
+            route_tag: self.route_tag.as_ref().map(|t| t.as_bytes().to_vec()),
+        };
+        if self.templates.key == key && !self.templates.post.is_empty() {
+            return;
+        }
+        let Ok(mut shared) = SHARED_TEMPLATES.lock() else {
+            // A poisoned registry only costs the sharing.
+            self.templates = Arc::new(self.build(key));
+            return;
+        };
+        if let Some(found) = shared
+            .iter()
+            .filter_map(Weak::upgrade)
+            .find(|t| t.key == key)
+        {
+            self.templates = found;
+            return;
+        }
+        shared.retain(|t| t.strong_count() > 0);
+        let templates = Arc::new(self.build(key));
+        shared.push(Arc::downgrade(&templates));
+        self.templates = templates;
+    }
+
+    /// The templates of the current values, without the token.
+    fn build(&self, key: TemplateKey) -> Templates {
+        let mut templates = Templates {
+            key,
+            ..Templates::default()
+        };
         self.write(&mut templates.post, true, false);
         self.write(&mut templates.other, false, false);
-        self.templates = templates;
+        templates
     }
 
     /// Writes the headers of a request into `headers`; `post` says whether
@@ -118,7 +167,7 @@ impl IlinkHeaderValues {
             client_version: HeaderValue::from(encoded),
             route_tag: None,
             authorization: None,
-            templates: Templates::default(),
+            templates: Arc::default(),
         };
         values.rebuild();
         Ok(Self {
@@ -135,7 +184,7 @@ impl IlinkHeaderValues {
                 client_version: HeaderValue::from_static("0"),
                 route_tag: None,
                 authorization: None,
-                templates: Templates::default(),
+                templates: Arc::default(),
             }),
         }
     }
@@ -155,9 +204,8 @@ impl IlinkHeaderValues {
             }
             _ => None,
         };
-        let values = Arc::make_mut(&mut self.inner);
-        values.authorization = authorization;
-        values.rebuild();
+        // The templates hold no token: nothing to rebuild.
+        Arc::make_mut(&mut self.inner).authorization = authorization;
         Ok(self)
     }
 
@@ -192,12 +240,14 @@ impl IlinkHeaderValues {
         let values = &*self.inner;
         let headers = req.headers_mut();
         if headers.is_empty() {
-            let template = match (post, auth == Auth::Bearer) {
-                (true, true) => &values.templates.post_auth,
-                (true, false) => &values.templates.post,
-                (false, _) => &values.templates.other,
-            };
-            *headers = template.clone();
+            if post {
+                *headers = values.templates.post.clone();
+                if let (Some(value), Auth::Bearer) = (&values.authorization, auth) {
+                    headers.insert(AUTHORIZATION, value.clone());
+                }
+            } else {
+                *headers = values.templates.other.clone();
+            }
         } else {
             values.write(headers, post, auth == Auth::Bearer);
         }
@@ -310,6 +360,39 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn accounts_with_equal_app_headers_share_one_template_set() {
+        let token = |t: &str| BotToken::new(t.to_owned());
+        let a = IlinkHeaderValues::new("bot", "2.4.3")
+            .and_then(|v| v.with_token(Some(&token("a:1"))))
+            .unwrap();
+        let b = IlinkHeaderValues::new("bot", "2.4.3")
+            .and_then(|v| v.with_token(Some(&token("b:2"))))
+            .unwrap();
+        let tagged = IlinkHeaderValues::new("bot", "2.4.3")
+            .and_then(|v| v.with_route_tag(Some("1001")))
+            .unwrap();
+        assert!(Arc::ptr_eq(&a.inner.templates, &b.inner.templates));
+        assert!(!Arc::ptr_eq(&a.inner.templates, &tagged.inner.templates));
+
+        // Each account still sends its own token, and only on POST.
+        let mut post_a = Request::post("http://127.0.0.1/x").body(()).unwrap();
+        a.apply(&mut post_a);
+        let mut post_b = Request::post("http://127.0.0.1/x").body(()).unwrap();
+        b.apply(&mut post_b);
+        assert_eq!(post_a.headers()[AUTHORIZATION], "Bearer a:1");
+        assert_eq!(post_b.headers()[AUTHORIZATION], "Bearer b:2");
+        assert_eq!(post_a.headers()[ILINK_APP_ID], "bot");
+        assert!(post_a.headers().contains_key(X_WECHAT_UIN));
+        let mut get = Request::get("http://127.0.0.1/x").body(()).unwrap();
+        a.apply(&mut get);
+        assert!(!get.headers().contains_key(AUTHORIZATION));
+        let mut tagged_get = Request::get("http://127.0.0.1/x").body(()).unwrap();
+        tagged.apply(&mut tagged_get);
+        assert_eq!(tagged_get.headers()[SK_ROUTE_TAG], "1001");
+        assert!(!get.headers().contains_key(SK_ROUTE_TAG));
+    }
 
     #[test]
     fn uin_matches_the_protocol_encoding() {

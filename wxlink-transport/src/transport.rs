@@ -364,6 +364,15 @@ fn validate_proxy_url(url: &str) -> Result<(String, String), Error> {
 /// ```
 #[derive(Clone)]
 pub struct HttpsTransport {
+    /// Behind one reference count: a hyper-util client is several hundred
+    /// bytes inline, and every account's client stack keeps clones of the
+    /// transport, so a host with thousands of accounts would otherwise
+    /// hold thousands of copies.
+    inner: Arc<Clients>,
+}
+
+/// What every clone of an [`HttpsTransport`] shares.
+struct Clients {
     client: Client<HttpsConnector<ProxyConnector>, Body>,
     /// The HTTP/2-only client for direct `http://` requests, when
     /// [`TransportOptions::http2_prior_knowledge`] is set.
@@ -433,9 +442,11 @@ impl HttpsTransport {
             builder.build(connector.clone())
         };
         Ok(Self {
-            client: client_for(false),
-            h2c: options.http2_prior_knowledge.then(|| client_for(true)),
-            proxy: options.proxy,
+            inner: Arc::new(Clients {
+                client: client_for(false),
+                h2c: options.http2_prior_knowledge.then(|| client_for(true)),
+                proxy: options.proxy,
+            }),
         })
     }
 }
@@ -449,7 +460,7 @@ impl Default for HttpsTransport {
 impl fmt::Debug for HttpsTransport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HttpsTransport")
-            .field("proxy", &self.proxy)
+            .field("proxy", &self.inner.proxy)
             .finish_non_exhaustive()
     }
 }
@@ -490,8 +501,9 @@ impl Service<Request<Body>> for HttpsTransport {
     }
 
     fn call(&mut self, mut req: Request<Body>) -> TransportFuture {
+        let clients = &*self.inner;
         // A forward proxy reads its credentials from each request.
-        let proxy_auth = self
+        let proxy_auth = clients
             .proxy
             .as_ref()
             .filter(|_| req.uri().scheme() == Some(&Scheme::HTTP))
@@ -502,17 +514,17 @@ impl Service<Request<Body>> for HttpsTransport {
             req.headers_mut()
                 .insert(http::header::PROXY_AUTHORIZATION, auth);
         }
-        let client = match &self.h2c {
+        let client = match &clients.h2c {
             Some(h2c)
                 if req.uri().scheme() == Some(&Scheme::HTTP)
-                    && self
+                    && clients
                         .proxy
                         .as_ref()
                         .is_none_or(|p| p.intercept(req.uri()).is_none()) =>
             {
                 h2c
             }
-            _ => &self.client,
+            _ => &clients.client,
         };
         TransportFuture {
             inner: client.request(req),

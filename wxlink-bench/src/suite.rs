@@ -1345,8 +1345,10 @@ md5              79040.91k   216897.09k   439228.87k   591619.77k   675831.73k  
         .unwrap();
         assert_eq!(sim.user_id, "u@im.wechat");
 
-        let report: Value =
-            serde_json::from_str(r#"{"bench":"send-text","requests_per_s":12000.5}"#).unwrap();
+        let report: Value = serde_json::from_str(
+            r#"{"bench":"send-text","requests_per_s":12000.5,"p50_ms":0.08,"p99_ms":0.3}"#,
+        )
+        .unwrap();
         assert_eq!(field(&report, "requests_per_s").unwrap(), 12000.5);
         assert!(field(&report, "mb_per_s").is_err());
 

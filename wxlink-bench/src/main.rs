@@ -8,6 +8,8 @@
 //!   simulator, or any iLink server), in the spirit of `redis-benchmark`.
 //! - `media` measures AES-128-ECB, MD5 and a 256 MiB upload in process.
 //! - `call-overhead` measures the transport's cost over a bare POST.
+//! - `bridge` measures the agent bridge's own overhead per turn with a
+//!   zero-latency agent, and many conversations across many accounts.
 //! - `idle-accounts` measures a wxlink-bot host's memory per idle account
 //!   and CPU per dispatched message.
 //!
@@ -19,6 +21,7 @@
 // `deny`, `forbid` cannot be lifted by an `#[allow]` further in.
 #![forbid(unsafe_code)]
 
+mod bridge;
 mod call_overhead;
 mod http;
 mod idle_accounts;
@@ -70,6 +73,8 @@ enum Command {
     CallOverhead(call_overhead::Args),
     /// --count idle wxlink-bot accounts, each polling its own token: RSS per account, and CPU per dispatched message.
     IdleAccounts(idle_accounts::Args),
+    /// The agent bridge's overhead per turn (both legs, CPU) with a zero-latency agent, and --accounts × --users conversations at once.
+    Bridge(bridge::Args),
 }
 
 fn main() -> ExitCode {
@@ -90,6 +95,7 @@ fn main() -> ExitCode {
         Command::BarePost(args) => load::run(load::Kind::BarePost, &args),
         Command::CallOverhead(args) => call_overhead::run(&args),
         Command::IdleAccounts(args) => idle_accounts::run(&args),
+        Command::Bridge(args) => bridge::run(&args),
     };
     match result {
         Ok(code) => code,

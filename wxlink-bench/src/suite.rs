@@ -16,8 +16,8 @@
 //! Our figures come from this binary's own load subcommands, each run as a
 //! child process against a standalone simulator (`wxlink sim`, a separate
 //! child process, started fresh for every measurement so that the messages
-//! it records never pile up), from `wxlink-bench media`, and from the
-//! examples of `wxlink-bot` and `wxlink-bridge` that have not moved here
+//! it records never pile up), from `wxlink-bench media` and `wxlink-bench
+//! bridge`, and from the examples of `wxlink-bot` that have not moved here
 //! yet. Budgets such as
 //! "< 64 MiB" are shown in the ceiling column; their ratio is the share of
 //! the budget used. Memory figures are the client process's own: peak RSS is
@@ -222,10 +222,10 @@ pub fn run(quick: bool) -> Result<ExitCode> {
         Ok(r) => rows.extend(r.into_iter().map(|t| t.into_row(store))),
         Err(e) => failures.push(failed("store_bench", store, &e, &mut rows)),
     }
-    let bridge = "cargo run --release -p wxlink-bridge --example bridge_bench";
-    match bridge_rows(&plan, &mut notes) {
-        Ok(r) => rows.extend(r.into_iter().map(|t| t.into_row(bridge))),
-        Err(e) => failures.push(failed("bridge_bench", bridge, &e, &mut rows)),
+    let bridge = "wxlink-bench bridge";
+    match bridge_rows(&bench, &plan, &mut notes) {
+        Ok(r) => rows.extend(r),
+        Err(e) => failures.push(failed("bridge", bridge, &e, &mut rows)),
     }
 
     for row in &rows {
@@ -488,14 +488,6 @@ fn rows_as_object(rows: &[report::Row]) -> Option<Value> {
         .map(|r| (r.name.clone(), r.value.map_or(Value::Null, Value::from)))
         .collect();
     Some(Value::Object(fields))
-}
-
-/// The last line of `out` that is a JSON object.
-fn last_json_object(out: &str) -> Option<Value> {
-    out.lines()
-        .rev()
-        .filter_map(|l| serde_json::from_str::<Value>(l.trim()).ok())
-        .find(Value::is_object)
 }
 
 /// A number field of a load report.
@@ -846,107 +838,41 @@ fn idle_account_rows(bench: &Bench, plan: &Plan, notes: &mut Vec<String>) -> Res
 /// The agent bridge's own overhead per turn with a zero-latency agent
 /// (the engine alone, and the whole bridge on a host against an in-process
 /// simulator), beside the 2 ms budget, and 1,000 conversations across 100
-/// accounts at once (100 / 10 with --quick), which must all be answered
-/// once with no error.
-fn bridge_rows(plan: &Plan, notes: &mut Vec<String>) -> Result<Vec<Target>> {
+/// accounts at once (100 across 10 with --quick), which must all be
+/// answered once with no error: `wxlink-bench bridge`, whose rows and
+/// notes pass through.
+fn bridge_rows(bench: &Bench, plan: &Plan, notes: &mut Vec<String>) -> Result<Vec<report::Row>> {
     let (turns, accounts, users) = if plan.quick {
-        ("500", "10", "10")
+        ("100", "10", "10")
     } else {
-        ("2000", "100", "10")
+        ("500", "100", "10")
     };
-    eprintln!(
-        "\nbridge_bench (wxlink-bridge example): --turns {turns} --accounts {accounts} --users {users}"
-    );
-    let output = cargo(&[
-        "run",
-        "--release",
-        "--quiet",
-        "-p",
-        "wxlink-bridge",
-        "--example",
-        "bridge_bench",
-        "--",
-        "--turns",
-        turns,
-        "--accounts",
-        accounts,
-        "--users",
-        users,
-    ])
-    .context("running the bridge_bench example failed")?;
-    let report = last_json_object(&output).context("bridge_bench printed no JSON report")?;
-    let engine = &report["engine"];
-    let runtime = &report["runtime"];
-    let concurrent = &report["concurrent"];
-    let budget = || Figure::new(2000.0, "µs", "budget");
-    let below = || Goal::Below(1.0 + 1e-9, "≤ 2 ms at the median");
-    let mut rows = vec![
-        Target {
-            target: "bridge: delivered → agent called (engine, median)".into(),
-            ours: Figure::new(field(engine, "in_us_median")?, "µs", ""),
-            ceiling: budget(),
-            goal: below(),
-        },
-        Target {
-            target: "bridge: agent answer → first send (engine, median)".into(),
-            ours: Figure::new(field(engine, "out_us_median")?, "µs", ""),
-            ceiling: budget(),
-            goal: below(),
-        },
-        Target {
-            target: "bridge: CPU per turn (engine)".into(),
-            ours: Figure::new(field(engine, "cpu_us_per_turn")?, "µs", ""),
-            ceiling: budget(),
-            goal: below(),
-        },
-        Target {
-            target: "bridge on the host: delivered → agent called (median)".into(),
-            ours: Figure::new(field(runtime, "in_us_median")?, "µs", ""),
-            ceiling: budget(),
-            goal: below(),
-        },
-        Target {
-            target: "bridge on the host: agent answer → first sendmessage (median)".into(),
-            ours: Figure::new(field(runtime, "out_us_median")?, "µs", ""),
-            ceiling: budget(),
-            goal: below(),
-        },
-    ];
-    notes.push(format!(
-        "bridge overhead, zero-latency agent: the engine alone (one thread, an outbox that sends nothing) {:.1} µs in / {:.1} µs out at the median (p99 {:.0} / {:.0} µs), {:.1} µs CPU per turn over {} turns; on a wxlink-bot host against the in-process simulator {:.0} µs from the handler call to the agent (this includes the awaited first sendtyping and its getconfig, two loopback calls) and {:.0} µs from the answer to the simulator receiving the sendmessage (one loopback call), p99 {:.0} / {:.0} µs",
-        field(engine, "in_us_median")?,
-        field(engine, "out_us_median")?,
-        field(engine, "in_us_p99")?,
-        field(engine, "out_us_p99")?,
-        field(engine, "cpu_us_per_turn")?,
-        field(engine, "turns")?,
-        field(runtime, "in_us_median")?,
-        field(runtime, "out_us_median")?,
-        field(runtime, "in_us_p99")?,
-        field(runtime, "out_us_p99")?,
-    ));
-    let complete = concurrent.get("complete").and_then(Value::as_bool) == Some(true);
-    notes.push(format!(
-        "bridge: {} conversations across {} accounts at once, pacing off: {} answered, {} sent twice, {} errors, in {:.0} ms",
-        field(concurrent, "conversations")?,
-        field(concurrent, "accounts")?,
-        field(concurrent, "answered")?,
-        field(concurrent, "twice")?,
-        field(concurrent, "errors")?,
-        field(concurrent, "wall_ms")?,
-    ));
-    rows.push(Target {
-        target: format!(
-            "bridge: {} conversations × {} accounts",
-            field(concurrent, "conversations")?,
-            accounts
-        ),
-        ours: Figure::new(field(concurrent, "wall_ms")?, "ms", ""),
-        ceiling: Figure::new(f64::NAN, "", "no error"),
-        goal: Goal::Info,
-    });
-    if !complete {
-        bail!("not every conversation was answered exactly once without error: {concurrent}");
+    eprintln!("\nwxlink-bench bridge --turns {turns} --accounts {accounts} --users {users}");
+    let out = Command::new(&bench.exe)
+        .args([
+            "bridge",
+            "--turns",
+            turns,
+            "--accounts",
+            accounts,
+            "--users",
+            users,
+        ])
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .context("cannot run wxlink-bench bridge")?;
+    let output = String::from_utf8_lossy(&out.stdout);
+    notes.extend(output.lines().filter_map(|line| {
+        let value: Value = serde_json::from_str(line.trim()).ok()?;
+        Some(value.get("note")?.as_str()?.to_owned())
+    }));
+    if !out.status.success() {
+        bail!("wxlink-bench bridge exited with {}:\n{output}", out.status);
+    }
+    let rows = report::parse_rows(&output);
+    if rows.is_empty() {
+        bail!("wxlink-bench bridge printed no rows:\n{output}");
     }
     Ok(rows)
 }
@@ -1412,18 +1338,19 @@ md5              79040.91k   216897.09k   439228.87k   591619.77k   675831.73k  
     }
 
     #[test]
-    fn reads_the_sim_line_the_rows_of_a_run_and_the_last_json_object_of_an_example() {
+    fn reads_the_sim_line_and_the_rows_and_fields_of_a_run() {
         let sim: SimInfo = serde_json::from_str(
             r#"{"base_url":"http://127.0.0.1:1","bot_id":"b@im.bot","cdn_base_url":"http://127.0.0.1:1/c2c","token":"t","user_id":"u@im.wechat"}"#,
         )
         .unwrap();
         assert_eq!(sim.user_id, "u@im.wechat");
 
-        let out = "note\n{\"bench\":\"x\",\"requests_per_s\":1}\n[1,2]\n{\"bench\":\"send-text\",\"requests_per_s\":12000.5,\"p50_ms\":0.08,\"p99_ms\":0.3}\n";
-        let report = last_json_object(out).unwrap();
+        let report: Value = serde_json::from_str(
+            r#"{"bench":"send-text","requests_per_s":12000.5,"p50_ms":0.08,"p99_ms":0.3}"#,
+        )
+        .unwrap();
         assert_eq!(field(&report, "requests_per_s").unwrap(), 12000.5);
         assert!(field(&report, "mb_per_s").is_err());
-        assert!(last_json_object("no json here\n[1]\n").is_none());
 
         let rows = report::parse_rows(
             "progress\n{\"name\":\"p50_ms\",\"value\":0.08,\"unit\":\"ms\",\"command\":\"c\"}\n\

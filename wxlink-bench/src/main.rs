@@ -10,6 +10,8 @@
 //! - `call-overhead` measures the transport's cost over a bare POST.
 //! - `idle-accounts` measures a wxlink-bot host's memory per idle account
 //!   and CPU per dispatched message.
+//! - `store` measures batches committed per second by `PostgresStore`
+//!   beside `SqliteStore`, and the store's takeover time after a runner stops.
 //!
 //! Every subcommand prints its figures as [`report::Row`] JSON lines on
 //! stdout; progress goes to stderr. Run it in release mode:
@@ -27,6 +29,7 @@ mod media;
 mod payload;
 mod report;
 mod stats;
+mod store;
 mod suite;
 
 use std::process::ExitCode;
@@ -70,6 +73,8 @@ enum Command {
     CallOverhead(call_overhead::Args),
     /// --count idle wxlink-bot accounts, each polling its own token: RSS per account, and CPU per dispatched message.
     IdleAccounts(idle_accounts::Args),
+    /// Batches committed/s by PostgresStore beside SqliteStore, and the takeover time after a runner stops.
+    Store(store::Args),
 }
 
 fn main() -> ExitCode {
@@ -90,6 +95,7 @@ fn main() -> ExitCode {
         Command::BarePost(args) => load::run(load::Kind::BarePost, &args),
         Command::CallOverhead(args) => call_overhead::run(&args),
         Command::IdleAccounts(args) => idle_accounts::run(&args),
+        Command::Store(args) => store::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -125,6 +125,7 @@ fn deps(sh: &Shell) -> Result<()> {
                 "wxlink-client",
                 "wxlink-bot",
                 "wxlink-sim",
+                "wxlink-pgtest",
             ],
         ),
         ("wxlink-pgtest", &[]),

@@ -273,3 +273,36 @@ async fn takeover(server: &wxlink_pgtest::PgServer, ttl: Duration, run: u64) -> 
         tokio::time::sleep(tick).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn a_takeover_row_names_its_lease_and_its_runs() {
+        let name = takeover_row_name("median", 900, 5);
+        assert!(name.contains("900 ms lease"), "{name}");
+        assert!(name.contains("median of 5"), "{name}");
+    }
+
+    #[tokio::test]
+    async fn sqlite_commits_store_every_message_of_every_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(dir.path().join("t.sqlite")).unwrap());
+        let rate = commits(Arc::clone(&store), 2, 4, "t").await.unwrap();
+        assert!(rate.is_finite() && rate > 0.0, "{rate}");
+        // A batch committed again is all duplicates: the first commits
+        // really stored its five message ids.
+        let id = AccountId::new("t-0@im.bot").unwrap();
+        let lease = store
+            .claim(&id, "bench", 3_600_000, 1_000_000)
+            .await
+            .unwrap();
+        let again = store.commit_batch(&lease, &batch(3)).await.unwrap();
+        assert!(again.accepted.is_empty(), "{}", again.accepted.len());
+        assert_eq!(again.duplicates, 5);
+    }
+}

@@ -254,11 +254,12 @@ async fn takeover(server: &wxlink_pgtest::PgServer, ttl: Duration, run: u64) -> 
         store.claim_share("b", ttl_ms, ttl_ms, now_ms()).await?;
         tokio::time::sleep(tick).await;
     }
-    // A's last pass, at a phase against B's ticks that differs per run.
-    let phase = u32::try_from(run % 3).unwrap_or(0);
-    tokio::time::sleep(tick * phase / 3).await;
+    // A's last pass; B's passes then come at a phase against it that
+    // differs per run (0, 1/3 or 2/3 of a tick), as two runners' clocks do.
     store.claim_share("a", ttl_ms, ttl_ms, now_ms()).await?;
     let died = Instant::now();
+    let phase = u32::try_from(run % 3).unwrap_or(0);
+    tokio::time::sleep(tick * phase / 3).await;
     loop {
         let out = store.claim_share("b", ttl_ms, ttl_ms, now_ms()).await?;
         if out.held == TAKEOVER_ACCOUNTS {

@@ -12,6 +12,10 @@
 //!   zero-latency agent, and many conversations across many accounts.
 //! - `idle-accounts` measures a wxlink-bot host's memory per idle account
 //!   and CPU per dispatched message.
+//! - `store` measures batches committed per second by `PostgresStore`
+//!   beside `SqliteStore`, and the store's takeover time after a runner stops.
+//! - `takeover` measures how long a SIGKILLed `wxlink listen` runner's
+//!   accounts wait until the other runner polls them again.
 //!
 //! Every subcommand prints its figures as [`report::Row`] JSON lines on
 //! stdout; progress goes to stderr. Run it in release mode:
@@ -30,7 +34,9 @@ mod media;
 mod payload;
 mod report;
 mod stats;
+mod store;
 mod suite;
+mod takeover;
 
 use std::process::ExitCode;
 
@@ -75,6 +81,10 @@ enum Command {
     IdleAccounts(idle_accounts::Args),
     /// The agent bridge's overhead per turn (both legs, CPU) with a zero-latency agent, and --accounts × --users conversations at once.
     Bridge(bridge::Args),
+    /// Batches committed/s by PostgresStore beside SqliteStore, and the takeover time after a runner stops.
+    Store(store::Args),
+    /// The time until a SIGKILLed `wxlink listen` runner's accounts are polled again by another.
+    Takeover(takeover::Args),
 }
 
 fn main() -> ExitCode {
@@ -96,6 +106,8 @@ fn main() -> ExitCode {
         Command::CallOverhead(args) => call_overhead::run(&args),
         Command::IdleAccounts(args) => idle_accounts::run(&args),
         Command::Bridge(args) => bridge::run(&args),
+        Command::Store(args) => store::run(&args),
+        Command::Takeover(args) => takeover::run(&args),
     };
     match result {
         Ok(code) => code,

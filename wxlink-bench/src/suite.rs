@@ -41,10 +41,6 @@ use serde_json::Value;
 
 use crate::report::{self, Goal as ReportGoal};
 
-/// The prefix of the machine-readable lines `store_bench` prints:
-/// `wxlink-bench <name> <value>`.
-const LINE_PREFIX: &str = "wxlink-bench";
-
 /// Bytes in a MiB.
 const MIB: u64 = 1024 * 1024;
 
@@ -217,10 +213,15 @@ pub fn run(quick: bool) -> Result<ExitCode> {
         Ok(r) => rows.extend(r.into_iter().map(|t| t.into_row(media))),
         Err(e) => failures.push(failed("media", media, &e, &mut rows)),
     }
-    let store = "cargo run --release -p wxlink-bot --features postgres --example store_bench";
-    match store_rows() {
-        Ok(r) => rows.extend(r.into_iter().map(|t| t.into_row(store))),
-        Err(e) => failures.push(failed("store_bench", store, &e, &mut rows)),
+    let store = format!("wxlink-bench store {}", store_args(&plan).join(" "));
+    match store_rows(&bench, &plan, &mut notes) {
+        Ok(r) => rows.extend(r),
+        Err(e) => failures.push(failed("store", &store, &e, &mut rows)),
+    }
+    let takeover = format!("wxlink-bench takeover {}", takeover_args(&plan).join(" "));
+    match takeover_rows(&bench, &plan, &mut notes) {
+        Ok(r) => rows.extend(r),
+        Err(e) => failures.push(failed("takeover", &takeover, &e, &mut rows)),
     }
     let bridge = "wxlink-bench bridge";
     match bridge_rows(&bench, &plan, &mut notes) {
@@ -256,30 +257,6 @@ fn failed(what: &str, command: &str, error: &anyhow::Error, rows: &mut Vec<repor
     eprintln!("wxlink-bench suite: {what} failed: {error:#}");
     rows.push(report::Row::failed(what, command));
     format!("  {what}: {error:#}")
-}
-
-/// The workspace root, where the examples not yet moved here are built.
-fn project_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."))
-}
-
-/// Runs `cargo <args>` in the workspace root and returns its stdout; its
-/// stderr goes to ours.
-fn cargo(args: &[&str]) -> Result<String> {
-    let out = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-        .args(args)
-        .current_dir(project_root())
-        .stdin(Stdio::null())
-        .stderr(Stdio::inherit())
-        .output()
-        .with_context(|| format!("cannot run cargo {}", args.join(" ")))?;
-    if !out.status.success() {
-        bail!("cargo {} exited with {}", args.join(" "), out.status);
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// The first three fields of `/proc/loadavg` (Linux only).
@@ -903,58 +880,75 @@ fn media_rows(bench: &Bench, aes_ceiling: f64, md5_ceiling: f64) -> Result<Vec<T
         .collect())
 }
 
-/// The `store_bench` figures (wxlink-bot example): batch commits of
-/// PostgresStore beside SqliteStore, and the store's takeover time beside
-/// its lease period.
-fn store_rows() -> Result<Vec<Target>> {
-    eprintln!("\nstore_bench (wxlink-bot example, a throwaway PostgreSQL on loopback):");
-    let output = cargo(&[
-        "run",
-        "--release",
-        "--quiet",
-        "-p",
-        "wxlink-bot",
-        "--features",
-        "postgres",
-        "--example",
-        "store_bench",
-    ])
-    .context("running the store_bench example failed")?;
-    let figures: std::collections::HashMap<String, f64> =
-        parse_bench_lines(&output).into_iter().collect();
-    let get = |name: &str| {
-        figures
-            .get(name)
-            .copied()
-            .with_context(|| format!("store_bench printed no `{name}` line:\n{output}"))
-    };
-    let mut rows = Vec::new();
-    for shape in ["1-account", "16-accounts"] {
-        rows.push(Target {
-            target: format!("store_bench commits/s, {shape}, PostgreSQL vs SQLite"),
-            ours: Figure::new(
-                get(&format!("store-commit-postgres-{shape}"))?,
-                "batches/s",
-                "",
-            ),
-            ceiling: Figure::new(
-                get(&format!("store-commit-sqlite-{shape}"))?,
-                "batches/s",
-                "SQLite",
-            ),
-            goal: Goal::Info,
-        });
+/// The flags of `wxlink-bench store` in this plan: fewer batches and
+/// takeover runs with `--quick`.
+fn store_args(plan: &Plan) -> Vec<&'static str> {
+    if plan.quick {
+        vec!["--batches", "100", "--runs", "3"]
+    } else {
+        vec!["--batches", "500", "--runs", "5"]
     }
-    for (what, name) in [
-        ("median", "store-takeover-900ms-lease-median-ms"),
-        ("max", "store-takeover-900ms-lease-max-ms"),
-    ] {
-        rows.push(Target {
-            target: format!("store_bench takeover after a runner stops, {what} of 7"),
-            ours: Figure::new(get(name)?, "ms", ""),
-            ceiling: Figure::new(900.0, "ms", "lease"),
-            goal: Goal::Info,
-        });
+}
+
+/// The `wxlink-bench store` rows, as it prints them: batch commits of
+/// PostgresStore beside SqliteStore, and the store's takeover time beside
+/// its lease period (without PostgreSQL binaries, those rows have no value
+/// and say why).
+fn store_rows(bench: &Bench, plan: &Plan, notes: &mut Vec<String>) -> Result<Vec<report::Row>> {
+    child_rows(bench, "store", &store_args(plan), notes)
+}
+
+/// The arguments of `wxlink-bench takeover` in this plan.
+fn takeover_args(plan: &Plan) -> Vec<&'static str> {
+    if plan.quick {
+        vec!["--runs", "2", "--accounts", "4"]
+    } else {
+        vec!["--runs", "5", "--accounts", "8"]
+    }
+}
+
+/// The `wxlink-bench takeover` rows: how long a SIGKILLed runner's accounts
+/// wait until another runner polls them, median and maximum, beside the
+/// lease (without PostgreSQL binaries, the rows have no value and say why).
+fn takeover_rows(bench: &Bench, plan: &Plan, notes: &mut Vec<String>) -> Result<Vec<report::Row>> {
+    child_rows(bench, "takeover", &takeover_args(plan), notes)
+}
+
+/// Runs `wxlink-bench <sub> <args>` and returns the rows it printed; its
+/// notes go under the table.
+fn child_rows(
+    bench: &Bench,
+    sub: &str,
+    args: &[&str],
+    notes: &mut Vec<String>,
+) -> Result<Vec<report::Row>> {
+    eprintln!(
+        "\nwxlink-bench {sub} {} (a throwaway PostgreSQL on loopback):",
+        args.join(" ")
+    );
+    let out = Command::new(&bench.exe)
+        .arg(sub)
+        .args(args)
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("cannot run wxlink-bench {sub}"))?;
+    let output = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        bail!("wxlink-bench {sub} exited with {}", out.status);
+    }
+    let rows = report::parse_rows(&output);
+    if rows.is_empty() {
+        bail!("wxlink-bench {sub} printed no rows:\n{output}");
+    }
+    // Notes (no PostgreSQL binaries) belong under the table.
+    for line in output.lines() {
+        if let Some(text) = serde_json::from_str::<Value>(line.trim())
+            .ok()
+            .and_then(|v| v.get("note").and_then(Value::as_str).map(str::to_owned))
+        {
+            notes.push(text);
+        }
     }
     Ok(rows)
 }
@@ -1026,22 +1020,6 @@ fn parse_openssl_speed(out: &str, algo: &str) -> Option<f64> {
     let last = row.split_whitespace().last()?;
     let kilobytes: f64 = last.trim_end_matches('k').parse().ok()?;
     Some(kilobytes / 1000.0)
-}
-
-/// Collects the `wxlink-bench <name> <value>` lines of `store_bench`'s
-/// output.
-fn parse_bench_lines(out: &str) -> Vec<(String, f64)> {
-    out.lines()
-        .filter_map(|line| {
-            let mut words = line.split_whitespace();
-            if words.next()? != LINE_PREFIX {
-                return None;
-            }
-            let name = words.next()?.to_owned();
-            let value = words.next()?.parse().ok()?;
-            Some((name, value))
-        })
-        .collect()
 }
 
 // ---------------------------------------------------------------------------
@@ -1295,15 +1273,6 @@ md5              79040.91k   216897.09k   439228.87k   591619.77k   675831.73k  
         let mbs = parse_openssl_speed(out, "md5").unwrap();
         assert!((mbs - 661.88083).abs() < 1e-6, "{mbs}");
         assert!(parse_openssl_speed(out, "aes-128-ecb").is_none());
-    }
-
-    #[test]
-    fn reads_only_prefixed_bench_lines() {
-        let out = "warming up\nwxlink-bench encrypt 8123.5\nnoise 1 2\nwxlink-bench md5 600\n";
-        assert_eq!(
-            parse_bench_lines(out),
-            vec![("encrypt".to_owned(), 8123.5), ("md5".to_owned(), 600.0)]
-        );
     }
 
     #[test]

@@ -126,6 +126,7 @@ fn deps(sh: &Shell) -> Result<()> {
                 "wxlink-bot",
                 "wxlink-sim",
                 "wxlink-bridge",
+                "wxlink-pgtest",
             ],
         ),
         ("wxlink-pgtest", &[]),

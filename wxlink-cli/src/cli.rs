@@ -4,6 +4,7 @@
 //! and a few examples, so that `wxlink <command> --help` is enough to use
 //! it. Usage errors are reported by clap itself, which exits with code 2.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
@@ -191,7 +192,7 @@ pub enum Command {
             wxlink accounts list --store postgres://wxlink@db/wxlink\n  \
             wxlink accounts remove --store postgres://wxlink@db/wxlink BOT@im.bot"
     )]
-    Accounts(crate::commands::accounts::AccountsArgs),
+    Accounts(AccountsArgs),
     /// Answer a bot's users with an AI agent: an OpenAI-compatible endpoint, a webhook or a command.
     #[command(
         long_about = "Answer a bot's users with an AI agent: an OpenAI-compatible endpoint, a webhook \
@@ -208,7 +209,7 @@ pub enum Command {
             OPENAI_API_KEY=sk-… wxlink --account bot.json bridge --openai-base-url https://api.openai.com/v1 --model gpt-4o-mini\n  \
             wxlink bridge --config bridge.toml --listen 127.0.0.1:9464"
     )]
-    Bridge(crate::commands::bridge::BridgeArgs),
+    Bridge(BridgeArgs),
 
     /// Show or cancel the "typing…" indicator for a user.
     #[command(
@@ -528,4 +529,98 @@ mod tests {
             );
         }
     }
+}
+
+/// Options of `wxlink accounts`.
+#[derive(Debug, Args, Clone)]
+pub struct AccountsArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: AccountsAction,
+}
+
+/// `wxlink accounts add|list|remove`.
+#[derive(Debug, Subcommand, Clone)]
+pub enum AccountsAction {
+    /// Keep an account file (as `wxlink login` writes it) in the store, for
+    /// the runners to start.
+    Add {
+        /// The store: postgres://… or a SQLite file.
+        #[arg(long, value_name = "URL")]
+        store: String,
+        /// The account's id (default: the file's account_id); only with
+        /// one file.
+        #[arg(long = "id", value_name = "ID")]
+        account_id: Option<String>,
+        /// The account files, each added in turn.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// Print one JSON line per account: id, lease holder, epoch, lease
+    /// expiry, pending and dead letters (never a token).
+    List {
+        /// The store: postgres://… or a SQLite file.
+        #[arg(long, value_name = "URL")]
+        store: String,
+    },
+    /// Remove an account and everything the store keeps of it; refused
+    /// while another runner's lease is live.
+    Remove {
+        /// The store: postgres://… or a SQLite file.
+        #[arg(long, value_name = "URL")]
+        store: String,
+        /// The account's id.
+        account_id: String,
+    },
+}
+
+/// Options of `wxlink bridge`.
+#[derive(Debug, Args, Clone)]
+pub struct BridgeArgs {
+    /// The configuration file (TOML): agent, accounts, turn settings, endpoints.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Quick start: an OpenAI-compatible endpoint's base URL (e.g. http://127.0.0.1:11434/v1).
+    #[arg(long, value_name = "URL", requires = "model")]
+    pub openai_base_url: Option<String>,
+
+    /// Quick start: the model name.
+    #[arg(long, value_name = "NAME")]
+    pub model: Option<String>,
+
+    /// Quick start: the environment variable holding the API key (none is sent when unset).
+    #[arg(long, value_name = "VAR", default_value = "OPENAI_API_KEY")]
+    pub api_key_env: String,
+
+    /// Quick start: the system prompt.
+    #[arg(long, value_name = "TEXT")]
+    pub system_prompt: Option<String>,
+
+    /// The store: a SQLite file (created with mode 0600), or postgres://… to run as one of several
+    /// runners sharing the store's accounts.
+    #[arg(long, value_name = "FILE|URL")]
+    pub store: Option<String>,
+
+    /// Let reply URLs reach loopback, private, link-local and cloud metadata addresses (default:
+    /// public addresses only).
+    #[arg(long)]
+    pub allow_private_reply_urls: bool,
+
+    /// With --store postgres://…: the lease period in milliseconds (default 30000).
+    #[arg(long, value_name = "MS")]
+    pub lease_ttl_ms: Option<u64>,
+
+    /// Serve /healthz and /metrics on this loopback address.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+
+    /// This runner's name in the store's leases. A bridge restarted under the same name takes its
+    /// accounts back at once; under another name it waits until the old lease expires (30 s).
+    #[arg(long, value_name = "NAME")]
+    pub owner: Option<String>,
+
+    /// Seconds to let turns in flight finish on Ctrl-C.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub grace: u64,
 }

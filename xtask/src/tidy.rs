@@ -40,14 +40,6 @@ const KNOWN_CYCLES: &[(&str, &str, &str)] = &[
     ("wxlink-bot", "incoming", "typing"),
     ("wxlink-bot", "limits", "account"),
     ("wxlink-bot", "typing", "account"),
-    // `cli` names the argument types of `accounts` and `bridge`, which live
-    // in their command modules; moving them into `cli` breaks these.
-    ("wxlink-cli", "account", "cli"),
-    ("wxlink-cli", "cli", "commands"),
-    ("wxlink-cli", "commands", "account"),
-    ("wxlink-cli", "commands", "cli"),
-    ("wxlink-cli", "commands", "demo"),
-    ("wxlink-cli", "demo", "cli"),
 ];
 
 /// One use of a path, reduced to what the graph needs.

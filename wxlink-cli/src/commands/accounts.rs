@@ -7,63 +7,19 @@
 //! the account files, for `wxlink listen --store` (and `wxlink bridge
 //! --store`) to start the accounts from.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use clap::{Args, Subcommand};
 use wxlink_bot::runner::Runner;
 use wxlink_bot::store::postgres::PostgresOptions;
 use wxlink_bot::store::{AccountCredentials, AccountId, PostgresStore, SqliteStore, Store};
 use wxlink_bot::{AccountOptions, EventKind, Host, Incoming};
 use wxlink_client::AccountRecord;
 
-use crate::cli::{GlobalArgs, ListenArgs};
-
-/// Options of `wxlink accounts`.
-#[derive(Debug, Args, Clone)]
-pub struct AccountsArgs {
-    /// What to do.
-    #[command(subcommand)]
-    pub action: AccountsAction,
-}
-
-/// `wxlink accounts add|list|remove`.
-#[derive(Debug, Subcommand, Clone)]
-pub enum AccountsAction {
-    /// Keep an account file (as `wxlink login` writes it) in the store, for
-    /// the runners to start.
-    Add {
-        /// The store: postgres://… or a SQLite file.
-        #[arg(long, value_name = "URL")]
-        store: String,
-        /// The account's id (default: the file's account_id); only with
-        /// one file.
-        #[arg(long = "id", value_name = "ID")]
-        account_id: Option<String>,
-        /// The account files, each added in turn.
-        #[arg(required = true, value_name = "FILE")]
-        files: Vec<PathBuf>,
-    },
-    /// Print one JSON line per account: id, lease holder, epoch, lease
-    /// expiry, pending and dead letters (never a token).
-    List {
-        /// The store: postgres://… or a SQLite file.
-        #[arg(long, value_name = "URL")]
-        store: String,
-    },
-    /// Remove an account and everything the store keeps of it; refused
-    /// while another runner's lease is live.
-    Remove {
-        /// The store: postgres://… or a SQLite file.
-        #[arg(long, value_name = "URL")]
-        store: String,
-        /// The account's id.
-        account_id: String,
-    },
-}
+use crate::cli::{AccountsAction, AccountsArgs, GlobalArgs, ListenArgs};
 
 /// Whether a store argument names a PostgreSQL store.
 pub fn is_postgres(store: &Path) -> bool {

@@ -24,14 +24,12 @@
 //! `--grace` seconds, and leaves the rest journaled for the next start (or,
 //! on PostgreSQL, for another runner).
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use clap::Args;
 use wxlink_bot::runner::Runner;
 use wxlink_bot::store::postgres::PostgresOptions;
 use wxlink_bot::store::{AccountId, PostgresStore, SqliteStore, Store, StoreErrorKind};
@@ -45,58 +43,7 @@ use wxlink_client::AccountRecord;
 use wxlink_proto::BotToken;
 
 use crate::account;
-use crate::cli::GlobalArgs;
-
-/// Options of `wxlink bridge`.
-#[derive(Debug, Args, Clone)]
-pub struct BridgeArgs {
-    /// The configuration file (TOML): agent, accounts, turn settings, endpoints.
-    #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
-
-    /// Quick start: an OpenAI-compatible endpoint's base URL (e.g. http://127.0.0.1:11434/v1).
-    #[arg(long, value_name = "URL", requires = "model")]
-    pub openai_base_url: Option<String>,
-
-    /// Quick start: the model name.
-    #[arg(long, value_name = "NAME")]
-    pub model: Option<String>,
-
-    /// Quick start: the environment variable holding the API key (none is sent when unset).
-    #[arg(long, value_name = "VAR", default_value = "OPENAI_API_KEY")]
-    pub api_key_env: String,
-
-    /// Quick start: the system prompt.
-    #[arg(long, value_name = "TEXT")]
-    pub system_prompt: Option<String>,
-
-    /// The store: a SQLite file (created with mode 0600), or postgres://… to run as one of several
-    /// runners sharing the store's accounts.
-    #[arg(long, value_name = "FILE|URL")]
-    pub store: Option<String>,
-
-    /// Let reply URLs reach loopback, private, link-local and cloud metadata addresses (default:
-    /// public addresses only).
-    #[arg(long)]
-    pub allow_private_reply_urls: bool,
-
-    /// With --store postgres://…: the lease period in milliseconds (default 30000).
-    #[arg(long, value_name = "MS")]
-    pub lease_ttl_ms: Option<u64>,
-
-    /// Serve /healthz and /metrics on this loopback address.
-    #[arg(long, value_name = "ADDR")]
-    pub listen: Option<SocketAddr>,
-
-    /// This runner's name in the store's leases. A bridge restarted under the same name takes its
-    /// accounts back at once; under another name it waits until the old lease expires (30 s).
-    #[arg(long, value_name = "NAME")]
-    pub owner: Option<String>,
-
-    /// Seconds to let turns in flight finish on Ctrl-C.
-    #[arg(long, value_name = "SECS", default_value_t = 30)]
-    pub grace: u64,
-}
+use crate::cli::{BridgeArgs, GlobalArgs};
 
 /// Runs the bridge until Ctrl-C.
 pub async fn run(global: &GlobalArgs, args: &BridgeArgs) -> Result<ExitCode> {

@@ -344,6 +344,38 @@ impl BridgeRunner {
     }
 }
 
+/// Writes an account file for each of `sim`'s accounts into `dir` and adds
+/// them all to `store` with `wxlink accounts add` (run in `dir`, so a
+/// relative SQLite path lands there).
+async fn add_accounts(sim: &Simulator, dir: &Path, store: &str) {
+    for (i, account) in sim.accounts().iter().enumerate() {
+        let file = dir.join(format!("account-{i}.json"));
+        std::fs::write(
+            &file,
+            serde_json::json!({
+                "token": account.token().expose_secret(),
+                "base_url": sim.base_url(),
+                "cdn_base_url": sim.cdn_base_url(),
+                "account_id": account.bot_id(),
+            })
+            .to_string(),
+        )
+        .unwrap();
+        let added = Command::new(env!("CARGO_BIN_EXE_wxlink"))
+            .current_dir(dir)
+            .args(["accounts", "add", "--store", store])
+            .arg(&file)
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            added.status.success(),
+            "{}",
+            String::from_utf8_lossy(&added.stderr)
+        );
+    }
+}
+
 async fn until(what: &str, mut check: impl FnMut() -> bool) {
     let end = tokio::time::Instant::now() + WAIT;
     while !check() {
@@ -376,31 +408,7 @@ async fn two_bridge_runners_on_one_postgres_store_answer_every_turn_of_every_acc
         .unwrap();
     let accounts = sim.accounts();
     assert_eq!(accounts.len(), 4);
-    for (i, account) in accounts.iter().enumerate() {
-        let file = dir.path().join(format!("account-{i}.json"));
-        std::fs::write(
-            &file,
-            serde_json::json!({
-                "token": account.token().expose_secret(),
-                "base_url": sim.base_url(),
-                "cdn_base_url": sim.cdn_base_url(),
-                "account_id": account.bot_id(),
-            })
-            .to_string(),
-        )
-        .unwrap();
-        let added = Command::new(env!("CARGO_BIN_EXE_wxlink"))
-            .args(["accounts", "add", "--store", &url])
-            .arg(&file)
-            .output()
-            .await
-            .unwrap();
-        assert!(
-            added.status.success(),
-            "{}",
-            String::from_utf8_lossy(&added.stderr)
-        );
-    }
+    add_accounts(&sim, dir.path(), &url).await;
 
     let runners = [
         BridgeRunner::start(&url, dir.path(), "r1"),
@@ -591,32 +599,7 @@ async fn a_bridge_on_a_sqlite_store_runs_every_account_the_file_keeps() {
         .await
         .unwrap();
     let accounts = sim.accounts();
-    for (i, account) in accounts.iter().enumerate() {
-        let file = dir.path().join(format!("account-{i}.json"));
-        std::fs::write(
-            &file,
-            serde_json::json!({
-                "token": account.token().expose_secret(),
-                "base_url": sim.base_url(),
-                "cdn_base_url": sim.cdn_base_url(),
-                "account_id": account.bot_id(),
-            })
-            .to_string(),
-        )
-        .unwrap();
-        let added = Command::new(env!("CARGO_BIN_EXE_wxlink"))
-            .current_dir(dir.path())
-            .args(["accounts", "add", "--store", "bridge.db"])
-            .arg(&file)
-            .output()
-            .await
-            .unwrap();
-        assert!(
-            added.status.success(),
-            "{}",
-            String::from_utf8_lossy(&added.stderr)
-        );
-    }
+    add_accounts(&sim, dir.path(), "bridge.db").await;
 
     // No account file, no token: the accounts come from the store alone.
     let runner = BridgeRunner::start("bridge.db", dir.path(), "solo");

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use rand::Rng;
+use rand::{Rng, RngExt};
 
 /// The numbers of the poll backoff. The defaults are the official ones.
 #[derive(Clone, Copy, Debug, PartialEq)]

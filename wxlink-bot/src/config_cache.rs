@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use rand::Rng;
+use rand::{Rng, RngExt};
 use wxlink_proto::TypingTicket;
 
 /// The numbers of the config cache. The defaults are the official ones.

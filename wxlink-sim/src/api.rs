@@ -6,7 +6,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use base64::Engine as _;
 use http::Response;
-use rand::Rng as _;
+use rand::RngExt as _;
 use wxlink_media::{AesKey, KeyEncoding, ciphertext_len};
 use wxlink_proto::{
     GetConfigRequest, GetConfigResponse, GetUpdatesRequest, GetUploadUrlRequest,

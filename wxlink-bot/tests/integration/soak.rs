@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use wxlink_bot::backoff::BackoffPolicy;
 use wxlink_bot::store::{AccountId, MemoryStore};
 use wxlink_bot::{AccountConfig, Host, Incoming};

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use md5::{Digest as _, Md5};
-use rand::Rng as _;
+use rand::RngExt as _;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use wxlink_media::{AesKey, KeyEncoding, MediaKind};

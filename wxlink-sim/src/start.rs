@@ -19,7 +19,7 @@ impl Simulator {
     ///
     /// # Errors
     ///
-    /// [`SimError::Bind`] when no loopback port can be bound.
+    /// [`SimError::is_bind`] when no loopback port can be bound.
     pub async fn start() -> Result<Self, SimError> {
         Self::start_with(SimConfig::default()).await
     }
@@ -33,21 +33,21 @@ impl Simulator {
     ///
     /// # Errors
     ///
-    /// [`SimError::Bind`] when the port cannot be bound, [`SimError::Tls`]
+    /// [`SimError::is_bind`] when the port cannot be bound, [`SimError::is_tls`]
     /// when the second listener's certificate cannot be made,
-    /// [`SimError::InvalidInput`] for a chaos rule that is not usable.
+    /// [`SimError::is_invalid_input`] for a chaos rule that is not usable.
     pub async fn start_with(config: SimConfig) -> Result<Self, SimError> {
         if let Some(chaos) = &config.chaos {
-            chaos.validate().map_err(SimError::InvalidInput)?;
+            chaos.validate().map_err(SimError::invalid_input)?;
         }
         let main = TcpListener::bind(("127.0.0.1", config.port))
             .await
-            .map_err(SimError::Bind)?;
+            .map_err(SimError::bind)?;
         let second = TcpListener::bind(("127.0.0.1", 0))
             .await
-            .map_err(SimError::Bind)?;
-        let port = main.local_addr().map_err(SimError::Bind)?.port();
-        let port2 = second.local_addr().map_err(SimError::Bind)?.port();
+            .map_err(SimError::bind)?;
+        let port = main.local_addr().map_err(SimError::bind)?.port();
+        let port2 = second.local_addr().map_err(SimError::bind)?.port();
         let base_url = format!("http://127.0.0.1:{port}");
         let (stop, stop_rx) = watch::channel(false);
         let redirect_host = config

@@ -87,5 +87,5 @@ fn current_year() -> i32 {
 }
 
 fn tls_error(err: impl std::error::Error + Send + Sync + 'static) -> SimError {
-    SimError::Tls(Box::new(err))
+    SimError::tls(err)
 }

@@ -29,7 +29,7 @@ const SMALL_ID_BASE: u64 = 1_000_000_000_000;
 ///
 /// Cheap to clone; it keeps the simulator running like a [`Simulator`]
 /// clone does. Once the account is [deleted](Self::delete), its methods
-/// answer [`SimError::UnknownAccount`] or nothing.
+/// fail with an error for which [`SimError::is_unknown_account`] holds, or answer nothing.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -100,7 +100,7 @@ impl Account {
     }
 
     fn unknown(&self) -> SimError {
-        SimError::UnknownAccount(self.bot_id.clone())
+        SimError::unknown_account(self.bot_id.clone())
     }
 
     /// The bot token (`Authorization: Bearer …`).
@@ -128,7 +128,7 @@ impl Account {
     ///
     /// # Errors
     ///
-    /// [`SimError::UnknownAccount`] once the account was deleted.
+    /// [`SimError::is_unknown_account`] once the account was deleted.
     pub fn inject_text(
         &self,
         from_user: impl Into<String>,
@@ -143,7 +143,7 @@ impl Account {
     ///
     /// # Errors
     ///
-    /// [`SimError::UnknownAccount`] once the account was deleted.
+    /// [`SimError::is_unknown_account`] once the account was deleted.
     pub fn inject_message(
         &self,
         message: impl Into<InboundMessage>,
@@ -160,7 +160,7 @@ impl Account {
     ///
     /// # Errors
     ///
-    /// As [`Simulator::media_item`], and [`SimError::UnknownAccount`].
+    /// As [`Simulator::media_item`], and [`SimError::is_unknown_account`].
     pub fn inject_media(
         &self,
         from_user: impl Into<String>,
@@ -277,7 +277,7 @@ impl Account {
     ///
     /// # Errors
     ///
-    /// [`SimError::Timeout`] when `timeout` passes first.
+    /// [`SimError::is_timeout`] when `timeout` passes first.
     pub async fn wait_for_sent(
         &self,
         n: usize,
@@ -291,7 +291,7 @@ impl Account {
                 super::reached(total, n).then(|| st.sent.of(id).cloned().collect())
             })
             .await
-            .ok_or(SimError::Timeout)
+            .ok_or_else(SimError::timeout)
     }
 
     /// Waits until this bot's token made at least `n` calls of `endpoint`
@@ -299,7 +299,7 @@ impl Account {
     ///
     /// # Errors
     ///
-    /// [`SimError::Timeout`] when `timeout` passes first.
+    /// [`SimError::is_timeout`] when `timeout` passes first.
     pub async fn wait_for_requests(
         &self,
         endpoint: &str,
@@ -323,7 +323,7 @@ impl Account {
                 })
             })
             .await
-            .ok_or(SimError::Timeout)
+            .ok_or_else(SimError::timeout)
     }
 
     /// Expires this bot's session: its token answers `-14` from now on,
@@ -331,7 +331,7 @@ impl Account {
     ///
     /// # Errors
     ///
-    /// [`SimError::UnknownAccount`] once the account was deleted.
+    /// [`SimError::is_unknown_account`] once the account was deleted.
     pub fn expire(&self) -> Result<(), SimError> {
         if self.shared().state().bot(self.id).is_none() {
             return Err(self.unknown());
@@ -345,16 +345,16 @@ impl Account {
     ///
     /// # Errors
     ///
-    /// [`SimError::UnknownAccount`] when it is gone already,
-    /// [`SimError::InvalidInput`] for the last account.
+    /// [`SimError::is_unknown_account`] when it is gone already,
+    /// [`SimError::is_invalid_input`] for the last account.
     pub fn delete(&self) -> Result<(), SimError> {
         let mut st = self.shared().state();
         if st.bot(self.id).is_none() {
             return Err(self.unknown());
         }
         if st.bots.len() == 1 {
-            return Err(SimError::InvalidInput(
-                "the last account cannot be deleted".into(),
+            return Err(SimError::invalid_input(
+                "the last account cannot be deleted",
             ));
         }
         if let Some(bot) = st.delete_bot(self.id) {

@@ -215,7 +215,7 @@ impl Simulator {
     ///
     /// # Errors
     ///
-    /// [`SimError::InvalidInput`] for an unsupported kind or encoding.
+    /// [`SimError::is_invalid_input`] for an unsupported kind or encoding.
     pub fn media_item(
         &self,
         kind: MediaKind,
@@ -224,8 +224,8 @@ impl Simulator {
     ) -> Result<MessageItem, SimError> {
         let non_image_hex = kind != MediaKind::Image && encoding == KeyEncoding::Hex;
         if non_image_hex {
-            return Err(SimError::InvalidInput(
-                "only images carry a hex key (image_item.aeskey)".into(),
+            return Err(SimError::invalid_input(
+                "only images carry a hex key (image_item.aeskey)",
             ));
         }
         let mut st = self.shared.state();
@@ -306,7 +306,7 @@ impl Simulator {
                 ..Default::default()
             },
             other => {
-                return Err(SimError::InvalidInput(format!(
+                return Err(SimError::invalid_input(format!(
                     "unsupported media kind {}",
                     other.as_str()
                 )));
@@ -434,10 +434,10 @@ impl Simulator {
     ///
     /// # Errors
     ///
-    /// [`SimError::UnknownEndpoint`] for any other name.
+    /// [`SimError::is_unknown_endpoint`] for any other name.
     pub fn inject_fault(&self, endpoint: &str, fault: Fault, times: u32) -> Result<(), SimError> {
         if !FAULT_TARGETS.contains(&endpoint) {
-            return Err(SimError::UnknownEndpoint(endpoint.to_owned()));
+            return Err(SimError::unknown_endpoint(endpoint.to_owned()));
         }
         self.shared.state().faults.push(endpoint, fault, times);
         Ok(())
@@ -514,11 +514,11 @@ impl Simulator {
     ///
     /// # Errors
     ///
-    /// [`SimError::InvalidInput`] for a rule that is not usable (unknown
+    /// [`SimError::is_invalid_input`] for a rule that is not usable (unknown
     /// endpoint, probability outside 0.0 to 1.0, no faults).
     pub fn set_chaos(&self, chaos: Option<Chaos>) -> Result<(), SimError> {
         if let Some(c) = &chaos {
-            c.validate().map_err(SimError::InvalidInput)?;
+            c.validate().map_err(SimError::invalid_input)?;
         }
         self.shared.state().chaos = ChaosState::new(chaos);
         Ok(())
@@ -540,7 +540,7 @@ impl Simulator {
     ///
     /// # Errors
     ///
-    /// [`SimError::Timeout`] when `timeout` passes first.
+    /// [`SimError::is_timeout`] when `timeout` passes first.
     pub async fn wait_for_sent(
         &self,
         n: usize,
@@ -551,7 +551,7 @@ impl Simulator {
                 reached(st.sent.total(), n).then(|| st.sent.to_vec())
             })
             .await
-            .ok_or(SimError::Timeout)
+            .ok_or_else(SimError::timeout)
     }
 
     /// Waits until at least `n` typing calls have arrived in all and
@@ -559,7 +559,7 @@ impl Simulator {
     ///
     /// # Errors
     ///
-    /// [`SimError::Timeout`] when `timeout` passes first.
+    /// [`SimError::is_timeout`] when `timeout` passes first.
     pub async fn wait_for_typing(
         &self,
         n: usize,
@@ -570,7 +570,7 @@ impl Simulator {
                 reached(st.typing.total(), n).then(|| st.typing.to_vec())
             })
             .await
-            .ok_or(SimError::Timeout)
+            .ok_or_else(SimError::timeout)
     }
 
     /// Waits until at least `n` upload attempts have finished in all and
@@ -578,7 +578,7 @@ impl Simulator {
     ///
     /// # Errors
     ///
-    /// [`SimError::Timeout`] when `timeout` passes first.
+    /// [`SimError::is_timeout`] when `timeout` passes first.
     pub async fn wait_for_uploads(
         &self,
         n: usize,
@@ -589,7 +589,7 @@ impl Simulator {
                 reached(st.uploads.total(), n).then(|| st.uploads.to_vec())
             })
             .await
-            .ok_or(SimError::Timeout)
+            .ok_or_else(SimError::timeout)
     }
 
     /// Waits until at least `n` requests to `endpoint` have been answered in
@@ -597,7 +597,7 @@ impl Simulator {
     ///
     /// # Errors
     ///
-    /// [`SimError::Timeout`] when `timeout` passes first.
+    /// [`SimError::is_timeout`] when `timeout` passes first.
     pub async fn wait_for_requests(
         &self,
         endpoint: &str,
@@ -615,7 +615,7 @@ impl Simulator {
                 })
             })
             .await
-            .ok_or(SimError::Timeout)
+            .ok_or_else(SimError::timeout)
     }
 
     /// The directory spilled CDN uploads are written to, once one spilled.

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use common::{api_with, base_info, send};
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
-use wxlink_sim::{Fidelity, SimError, Simulator};
+use wxlink_sim::{Fidelity, Simulator};
 
 async fn sim_with(accounts: usize, fidelity: Fidelity) -> Simulator {
     Simulator::builder()
@@ -177,10 +177,11 @@ async fn records_counts_and_waits_are_per_account() {
     let sent = b.wait_for_sent(1, Duration::from_secs(2)).await.unwrap();
     assert_eq!(sent[0].bot_id, b.bot_id());
     assert!(a.sent_messages().is_empty());
-    assert!(matches!(
-        a.wait_for_sent(1, Duration::from_millis(50)).await,
-        Err(SimError::Timeout)
-    ));
+    assert!(
+        a.wait_for_sent(1, Duration::from_millis(50))
+            .await
+            .is_err_and(|e| e.is_timeout())
+    );
     assert_eq!(b.record_counts().sent.total, 1);
     assert_eq!(a.record_counts().sent.total, 0);
     assert_eq!(
@@ -231,10 +232,10 @@ async fn accounts_can_be_created_expired_and_deleted() {
             .json()["errcode"],
         -14
     );
-    assert!(matches!(
-        y.inject_text("u", "x"),
-        Err(SimError::UnknownAccount(_))
-    ));
+    assert!(
+        y.inject_text("u", "x")
+            .is_err_and(|e| e.is_unknown_account())
+    );
     assert!(sim.account(y.bot_id()).is_none());
     assert_eq!(sim.pending_messages(), 0);
     // A held poll ends with -14 the moment its account expires.
@@ -251,10 +252,11 @@ async fn accounts_can_be_created_expired_and_deleted() {
     sim.reset();
     assert_eq!(sim.accounts().len(), 1);
     assert!(sim.default_account().is_valid());
-    assert!(matches!(
-        sim.default_account().delete(),
-        Err(SimError::InvalidInput(_))
-    ));
+    assert!(
+        sim.default_account()
+            .delete()
+            .is_err_and(|e| e.is_invalid_input())
+    );
 }
 
 #[tokio::test]

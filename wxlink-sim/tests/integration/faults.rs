@@ -10,7 +10,7 @@ use common::{api, base_info, send, text_reply};
 use http::{Method, StatusCode};
 use serde_json::json;
 use wxlink_proto::{ApiResponse as _, GetUpdatesResponse, StatusKind};
-use wxlink_sim::{Fault, SimError};
+use wxlink_sim::Fault;
 
 #[tokio::test]
 async fn http_status_faults_hit_the_next_n_calls_only() {
@@ -347,7 +347,8 @@ async fn unknown_fault_targets_are_an_error() {
     let err = sim
         .inject_fault("sendmesage", Fault::InvalidJson, 1)
         .unwrap_err();
-    assert!(matches!(err, SimError::UnknownEndpoint(name) if name == "sendmesage"));
+    assert!(err.is_unknown_endpoint());
+    assert_eq!(err.name(), Some("sendmesage"));
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use common::{api, base_info, get, send, text_reply};
 use http::{Method, StatusCode};
 use serde_json::json;
-use wxlink_sim::{RecordCounts, SimError, Simulator};
+use wxlink_sim::{RecordCounts, Simulator};
 
 /// A test simulator keeping `records` entries per record log and
 /// `requests` request-log entries.
@@ -110,10 +110,11 @@ async fn the_sent_log_keeps_the_newest_messages_and_counts_them_all() {
     assert!(started.elapsed() < Duration::from_secs(1));
     assert_eq!(waited.len(), 5);
     assert_eq!(waited[0].text(), Some("message 3"));
-    assert!(matches!(
-        sim.wait_for_sent(9, Duration::from_millis(100)).await,
-        Err(SimError::Timeout)
-    ));
+    assert!(
+        sim.wait_for_sent(9, Duration::from_millis(100))
+            .await
+            .is_err_and(|e| e.is_timeout())
+    );
 
     // The request log has its own limit and per-endpoint totals.
     assert_eq!(sim.request_log().len(), 4);
@@ -193,10 +194,11 @@ async fn reset_clears_the_counts_and_waits_start_again_from_zero() {
     assert_eq!(sim.record_counts(), RecordCounts::default());
     assert!(sim.sent_messages().is_empty());
     assert!(sim.request_log().is_empty());
-    assert!(matches!(
-        sim.wait_for_sent(1, Duration::from_millis(100)).await,
-        Err(SimError::Timeout)
-    ));
+    assert!(
+        sim.wait_for_sent(1, Duration::from_millis(100))
+            .await
+            .is_err_and(|e| e.is_timeout())
+    );
 
     send_texts(&sim, &["after reset".to_owned()]).await;
     let sent = sim.wait_for_sent(1, Duration::from_secs(5)).await.unwrap();

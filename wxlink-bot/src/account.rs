@@ -163,7 +163,7 @@ impl Shared {
             .read()
             .ok()
             .and_then(|l| l.clone())
-            .ok_or_else(|| Error::from(crate::store::StoreError::fenced("write without a lease")))
+            .ok_or_else(|| Error::fenced("write without a lease"))
     }
 
     fn set_lease(&self, lease: Option<Lease>) {
@@ -333,19 +333,16 @@ async fn claim_when_free(shared: &Shared) -> Option<Lease> {
         {
             Ok(lease) => return Some(lease),
             Err(err) => {
-                let wait = match err.kind() {
-                    crate::store::StoreErrorKind::Leased {
-                        owner,
-                        expires_at_ms,
-                    } => {
+                let wait = match err.leased_by() {
+                    Some((owner, expires_at_ms)) => {
                         if !announced {
                             shared.emit(EventKind::Leased {
-                                owner: owner.clone(),
-                                until: system_time(*expires_at_ms),
+                                owner: owner.to_owned(),
+                                until: system_time(expires_at_ms),
                             });
                             announced = true;
                         }
-                        let left = (*expires_at_ms - now_ms()).max(1).unsigned_abs();
+                        let left = (expires_at_ms - now_ms()).max(1).unsigned_abs();
                         Duration::from_millis(left).min(shared.options.lease_ttl / 2)
                             + Duration::from_millis(5)
                     }

@@ -397,7 +397,7 @@ impl Host {
         {
             Ok(lease) => Some(lease),
             Err(err) if err.is_leased() && options.wait_for_lease => None,
-            Err(err) => return Err(err.into()),
+            Err(err) => return Err(err),
         };
         let (stop, stop_rx) = watch::channel(false);
         let shared = Arc::new(Shared::new(
@@ -471,7 +471,7 @@ impl Host {
         id: &AccountId,
         limit: usize,
     ) -> Result<Vec<DeadLetter>, Error> {
-        Ok(self.inner.store.dead_letters(id, limit).await?)
+        self.inner.store.dead_letters(id, limit).await
     }
 
     /// Moves a dead letter back into the journal with its attempts reset.

@@ -58,7 +58,11 @@
 //! One opaque [`Error`] with predicates: [`Error::is_session_expired`],
 //! [`Error::is_throttled`], [`Error::is_leased`], [`Error::is_fenced`],
 //! [`Error::is_budget_exhausted`], [`Error::may_have_been_sent`],
-//! [`Error::is_retryable`] and more.
+//! [`Error::is_retryable`] and more. The [`Store`](store::Store) trait and
+//! every store fail with it too ([`Error::is_store`],
+//! [`Error::leased_by`], [`Error::is_newer_schema`]); a store of your own
+//! builds its failures with [`Error::store_with`] and the constructors
+//! beside it.
 //!
 //! # Features
 //!

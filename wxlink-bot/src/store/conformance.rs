@@ -95,16 +95,11 @@ pub async fn a_live_lease_refuses_other_runners_until_it_expires(store: Arc<dyn 
         .await
         .expect_err("leased by runner-a");
     assert!(err.is_leased(), "{err}");
-    match err.kind() {
-        super::StoreErrorKind::Leased {
-            owner,
-            expires_at_ms,
-        } => assert_eq!(
-            (owner.as_str(), *expires_at_ms),
-            ("runner-a", a.expires_at_ms)
-        ),
-        other => panic!("expected Leased, got {other:?}"),
-    }
+    assert_eq!(
+        err.leased_by(),
+        Some(("runner-a", a.expires_at_ms)),
+        "expected leased, got {err:?}"
+    );
     let b = claim(store, "a@im.bot", "runner-b", T0 + TTL).await;
     assert_eq!(b.epoch, a.epoch + 1);
     // The old holder coming back is a new claim too: it cannot reuse epoch 1.

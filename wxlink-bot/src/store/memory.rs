@@ -7,10 +7,12 @@
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 
+use crate::error::Error;
+
 use super::{
     AccountCredentials, AccountId, AccountSummary, BudgetKind, BudgetOutcome, CommitOutcome,
     ContextRecord, DeadLetter, FailureOutcome, InboundBatch, JournalEntry, JournalKey, Lease,
-    Store, StoreError, StoreFuture, ThrottleRecord,
+    Store, StoreFuture, ThrottleRecord,
 };
 
 /// The lease columns of one account.
@@ -60,10 +62,10 @@ impl MemoryStore {
     }
 
     /// The locked map; a poisoned lock is a store failure, never a panic.
-    fn lock(&self) -> Result<MutexGuard<'_, HashMap<AccountId, AccountState>>, StoreError> {
+    fn lock(&self) -> Result<MutexGuard<'_, HashMap<AccountId, AccountState>>, Error> {
         self.accounts
             .lock()
-            .map_err(|_| StoreError::new("lock the in-memory store"))
+            .map_err(|_| Error::store("lock the in-memory store"))
     }
 
     /// Runs `f` on the account of `lease` if the lease is current.
@@ -72,15 +74,15 @@ impl MemoryStore {
         lease: &Lease,
         operation: &'static str,
         f: impl FnOnce(&mut AccountState) -> T,
-    ) -> Result<T, StoreError> {
+    ) -> Result<T, Error> {
         let mut map = self.lock()?;
         let state = map
             .get_mut(&lease.account)
-            .ok_or_else(|| StoreError::fenced(operation))?;
+            .ok_or_else(|| Error::fenced(operation))?;
         if state.lease.owner.as_deref() != Some(lease.owner.as_str())
             || state.lease.epoch != lease.epoch
         {
-            return Err(StoreError::fenced(operation));
+            return Err(Error::fenced(operation));
         }
         Ok(f(state))
     }
@@ -90,14 +92,14 @@ impl MemoryStore {
         &self,
         account: &AccountId,
         f: impl FnOnce(Option<&AccountState>) -> T,
-    ) -> Result<T, StoreError> {
+    ) -> Result<T, Error> {
         let map = self.lock()?;
         Ok(f(map.get(account)))
     }
 }
 
 /// Wraps a ready result in the trait's future.
-fn ready<'a, T: Send + 'a>(result: Result<T, StoreError>) -> StoreFuture<'a, T> {
+fn ready<'a, T: Send + 'a>(result: Result<T, Error>) -> StoreFuture<'a, T> {
     Box::pin(std::future::ready(result))
 }
 
@@ -109,11 +111,11 @@ fn claim_lease(
     owner: &str,
     ttl_ms: i64,
     now_ms: i64,
-) -> Result<Lease, StoreError> {
+) -> Result<Lease, Error> {
     let live = state.expires_at_ms > now_ms;
     match &state.owner {
         Some(current) if live && current != owner => {
-            return Err(StoreError::leased(current.clone(), state.expires_at_ms));
+            return Err(Error::leased(current.clone(), state.expires_at_ms));
         }
         Some(current) if live && current == owner => {}
         _ => state.epoch += 1,
@@ -451,7 +453,7 @@ impl Store for MemoryStore {
                 .as_ref()
                 .filter(|_| lease.expires_at_ms > now_ms)
             {
-                return Err(StoreError::leased(owner.clone(), lease.expires_at_ms));
+                return Err(Error::leased(owner.clone(), lease.expires_at_ms));
             }
             map.remove(account);
             Ok(true)

@@ -21,7 +21,8 @@
 //! lease still has this owner and this epoch, in the same transaction as
 //! the write. A runner that lost its lease (it was frozen past the expiry
 //! and another runner claimed the account) therefore writes nothing; its
-//! writes fail with [`StoreError::is_fenced`]. Reads are not fenced.
+//! writes fail with an error whose [`is_fenced`](Error::is_fenced) is
+//! true. Reads are not fenced.
 //!
 //! # The one write that matters most
 //!
@@ -39,13 +40,22 @@
 //! may call them concurrently from many tasks. Times are milliseconds since
 //! the Unix epoch, passed in by the caller, so that a store never reads a
 //! clock of its own and tests can drive time.
+//!
+//! Methods fail with the crate's one [`Error`], built with the
+//! constructors for what the contract below names: [`Error::store`] or
+//! [`Error::store_with`] for a backend failure (the only retryable kind),
+//! [`Error::leased`] for a live lease of another owner, [`Error::fenced`]
+//! for a write the fence refused, [`Error::invalid_store_argument`] for an
+//! unusable argument or a call the store does not support, and
+//! [`Error::newer_schema`] for a store written by a newer version.
 
-use std::error::Error as StdError;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 
 use wxlink_proto::ContextToken;
+
+use crate::error::Error;
 
 #[cfg(feature = "test-util")]
 pub mod conformance;
@@ -62,10 +72,7 @@ pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// The future every [`Store`] method returns.
-pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
-
-/// The boxed cause carried by a [`StoreError`].
-pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, Error>> + Send + 'a>>;
 
 /// The name under which a store keeps one bot account.
 ///
@@ -76,10 +83,10 @@ pub struct AccountId(String);
 
 impl AccountId {
     /// Checks and wraps `id`.
-    pub fn new(id: impl Into<String>) -> Result<Self, StoreError> {
+    pub fn new(id: impl Into<String>) -> Result<Self, Error> {
         let id = id.into();
         if id.is_empty() || id.len() > 200 || id.chars().any(char::is_control) {
-            return Err(StoreError::invalid(
+            return Err(Error::invalid_store_argument(
                 "use an account id that is 1 to 200 bytes without control characters",
             ));
         }
@@ -95,157 +102,6 @@ impl AccountId {
 impl fmt::Display for AccountId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
-    }
-}
-
-/// What kind of failure a [`StoreError`] is.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum StoreErrorKind {
-    /// The backend failed (I/O, SQL, a lost connection); the cause is the
-    /// error's `source`.
-    Backend,
-    /// The account is leased by another runner whose lease has not expired.
-    Leased {
-        /// The other runner's owner name.
-        owner: String,
-        /// When its lease expires, in ms since the Unix epoch.
-        expires_at_ms: i64,
-    },
-    /// The write was refused because the caller's lease is no longer the
-    /// account's current one (another runner claimed it, or it was
-    /// released).
-    Fenced,
-    /// An argument was unusable (an empty account id, a bad key).
-    Invalid(&'static str),
-    /// The store was written by a newer version of this crate.
-    NewerSchema,
-}
-
-/// A failed store operation.
-///
-/// The message names the operation; the cause (for example the SQLite
-/// error) is reachable through [`std::error::Error::source`]. Predicates
-/// say what happened: [`is_leased`](Self::is_leased),
-/// [`is_fenced`](Self::is_fenced).
-pub struct StoreError {
-    operation: &'static str,
-    kind: StoreErrorKind,
-    source: Option<BoxError>,
-}
-
-impl StoreError {
-    /// A backend failure of `operation` (a short lowercase phrase such as
-    /// `"commit batch"`), with no further cause.
-    pub fn new(operation: &'static str) -> Self {
-        Self {
-            operation,
-            kind: StoreErrorKind::Backend,
-            source: None,
-        }
-    }
-
-    /// A backend failure of `operation` caused by `source`.
-    pub fn with_source(operation: &'static str, source: impl Into<BoxError>) -> Self {
-        Self {
-            operation,
-            kind: StoreErrorKind::Backend,
-            source: Some(source.into()),
-        }
-    }
-
-    /// The account is leased by `owner` until `expires_at_ms`.
-    pub fn leased(owner: impl Into<String>, expires_at_ms: i64) -> Self {
-        Self {
-            operation: "claim the account",
-            kind: StoreErrorKind::Leased {
-                owner: owner.into(),
-                expires_at_ms,
-            },
-            source: None,
-        }
-    }
-
-    /// A write of `operation` refused by the lease fence.
-    pub fn fenced(operation: &'static str) -> Self {
-        Self {
-            operation,
-            kind: StoreErrorKind::Fenced,
-            source: None,
-        }
-    }
-
-    /// An unusable argument; `what` says what to do instead.
-    pub fn invalid(what: &'static str) -> Self {
-        Self {
-            operation: "accept the argument",
-            kind: StoreErrorKind::Invalid(what),
-            source: None,
-        }
-    }
-
-    /// The store's schema is newer than this code.
-    pub fn newer_schema() -> Self {
-        Self {
-            operation: "open a store written by a newer version",
-            kind: StoreErrorKind::NewerSchema,
-            source: None,
-        }
-    }
-
-    /// The operation that failed.
-    pub fn operation(&self) -> &'static str {
-        self.operation
-    }
-
-    /// What kind of failure this is.
-    pub fn kind(&self) -> &StoreErrorKind {
-        &self.kind
-    }
-
-    /// True when the account is leased by another runner.
-    pub fn is_leased(&self) -> bool {
-        matches!(self.kind, StoreErrorKind::Leased { .. })
-    }
-
-    /// True when a write was refused because the lease was lost.
-    pub fn is_fenced(&self) -> bool {
-        matches!(self.kind, StoreErrorKind::Fenced)
-    }
-}
-
-impl fmt::Debug for StoreError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Store causes (SQL, I/O) never carry a context token: tokens are
-        // bound as query parameters, never formatted into statements.
-        f.debug_struct("StoreError")
-            .field("operation", &self.operation)
-            .field("kind", &self.kind)
-            .field("source", &self.source)
-            .finish()
-    }
-}
-
-impl fmt::Display for StoreError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.kind {
-            StoreErrorKind::Leased { owner, .. } => {
-                write!(f, "account is leased by another runner ({owner})")
-            }
-            StoreErrorKind::Fenced => {
-                write!(f, "store refused to {}: the lease was lost", self.operation)
-            }
-            StoreErrorKind::Invalid(what) => write!(f, "invalid store argument: {what}"),
-            _ => write!(f, "store failed to {}", self.operation),
-        }
-    }
-}
-
-impl StdError for StoreError {
-    fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        self.source
-            .as_ref()
-            .map(|e| e.as_ref() as &(dyn StdError + 'static))
     }
 }
 
@@ -529,7 +385,7 @@ impl fmt::Debug for DeadLetter {
 /// "Fenced" below means: the write happens only if `lease` is still the
 /// account's current lease (same owner, same epoch), checked in the same
 /// transaction; otherwise nothing is written and the method fails with
-/// [`StoreError::fenced`]. A fenced write does **not** check the expiry
+/// [`Error::fenced`]. A fenced write does **not** check the expiry
 /// time: a lease that expired but was not claimed by anyone else is still
 /// the current one, and its holder may go on (and renew).
 pub trait Store: Send + Sync + 'static {
@@ -542,7 +398,7 @@ pub trait Store: Send + Sync + 'static {
     /// (`expires_at_ms <= now_ms`), was released, or is already held by
     /// `owner`. The epoch grows by one unless `owner` still holds an
     /// unexpired lease (then the claim is a renewal). Fails with
-    /// [`StoreError::leased`] when another owner's lease is still valid.
+    /// [`Error::leased`] when another owner's lease is still valid.
     fn claim<'a>(
         &'a self,
         account: &'a AccountId,
@@ -556,7 +412,7 @@ pub trait Store: Send + Sync + 'static {
 
     /// Gives `lease` up, so that another runner may claim the account at
     /// once (its expiry becomes 0). Fenced; releasing a lease already lost
-    /// fails with [`StoreError::fenced`] and changes nothing.
+    /// fails with [`Error::fenced`] and changes nothing.
     fn release<'a>(&'a self, lease: &'a Lease) -> StoreFuture<'a, ()>;
 
     /// Every account the store knows, with its lease and counts, ordered by
@@ -671,14 +527,18 @@ pub trait Store: Send + Sync + 'static {
     /// Stores the account file of `account`, registering the account if
     /// it is new, so that runners sharing the store can start it. Not
     /// fenced (an operator action). Stores that keep no account records
-    /// fail with [`StoreError::invalid`].
+    /// fail with [`Error::invalid_store_argument`].
     fn put_credentials<'a>(
         &'a self,
         account: &'a AccountId,
         credentials: &'a AccountCredentials,
     ) -> StoreFuture<'a, ()> {
         let _ = (account, credentials);
-        Box::pin(async { Err(StoreError::invalid("this store keeps no account records")) })
+        Box::pin(async {
+            Err(Error::invalid_store_argument(
+                "this store keeps no account records",
+            ))
+        })
     }
 
     /// The account file stored for `account`, if any.
@@ -687,20 +547,30 @@ pub trait Store: Send + Sync + 'static {
         account: &'a AccountId,
     ) -> StoreFuture<'a, Option<AccountCredentials>> {
         let _ = account;
-        Box::pin(async { Err(StoreError::invalid("this store keeps no account records")) })
+        Box::pin(async {
+            Err(Error::invalid_store_argument(
+                "this store keeps no account records",
+            ))
+        })
     }
 
     /// Removes `account` and everything kept for it. Refused with
-    /// [`StoreError::leased`] while a runner holds a lease on it that is
+    /// [`Error::leased`] while a runner holds a lease on it that is
     /// live at `now_ms`. Returns `false` when there was no such account.
     fn remove_account<'a>(&'a self, account: &'a AccountId, now_ms: i64) -> StoreFuture<'a, bool> {
         let _ = (account, now_ms);
-        Box::pin(async { Err(StoreError::invalid("this store keeps no account records")) })
+        Box::pin(async {
+            Err(Error::invalid_store_argument(
+                "this store keeps no account records",
+            ))
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::error::Error as _;
+
     use super::*;
 
     #[test]
@@ -742,13 +612,13 @@ mod tests {
 
     #[test]
     fn store_errors_say_what_happened() {
-        let err = StoreError::with_source("commit batch", std::io::Error::other("disk full"));
+        let err = Error::store_with("commit batch", std::io::Error::other("disk full"));
         assert_eq!(err.to_string(), "store failed to commit batch");
         assert!(err.source().is_some());
-        let leased = StoreError::leased("runner-2", 10);
+        let leased = Error::leased("runner-2", 10);
         assert!(leased.is_leased() && !leased.is_fenced());
         assert!(leased.to_string().contains("leased by another runner"));
-        let fenced = StoreError::fenced("acknowledge");
+        let fenced = Error::fenced("acknowledge");
         assert!(fenced.is_fenced() && !fenced.is_leased());
     }
 }

@@ -10,7 +10,7 @@
 //!
 //! A fenced write starts by locking the account's row with `SELECT … FOR
 //! UPDATE … WHERE account = $1 AND owner = $2 AND epoch = $3`. No row means
-//! the lease was lost, and the method fails with [`StoreError::is_fenced`]
+//! the lease was lost, and the method fails with [`Error::is_fenced`]
 //! having written nothing. A row means the lease is current and stays so
 //! until the transaction ends: a claim by another runner updates that same
 //! row, so it waits for the commit and bumps the epoch only afterwards.
@@ -42,10 +42,12 @@ use tokio_postgres::NoTls;
 use tokio_postgres::types::ToSql;
 use wxlink_proto::ContextToken;
 
+use crate::error::Error;
+
 use super::{
     AccountCredentials, AccountId, AccountSummary, BudgetKind, BudgetOutcome, CommitOutcome,
     ContextRecord, DeadLetter, FailureOutcome, InboundBatch, JournalEntry, JournalKey, Lease,
-    Store, StoreError, StoreFuture, ThrottleRecord,
+    Store, StoreFuture, ThrottleRecord,
 };
 
 /// How a [`PostgresStore`] connects.
@@ -150,12 +152,12 @@ impl fmt::Debug for PostgresStore {
     }
 }
 
-/// Maps a driver or pool error into a [`StoreError`] for `operation`.
-fn db<E>(operation: &'static str) -> impl Fn(E) -> StoreError
+/// Maps a driver or pool error into an [`Error`] for `operation`.
+fn db<E>(operation: &'static str) -> impl Fn(E) -> Error
 where
     E: std::error::Error + Send + Sync + 'static,
 {
-    move |err| StoreError::with_source(operation, err)
+    move |err| Error::store_with(operation, err)
 }
 
 /// A message id as PostgreSQL stores it (bit-cast, see the module docs).
@@ -204,16 +206,16 @@ impl PostgresStore {
     /// Connects to the database at `url` (`postgres://user:password@host:
     /// port/database`, or the key-value form), with default
     /// [`PostgresOptions`], and brings its schema up to date.
-    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+    pub async fn connect(url: &str) -> Result<Self, Error> {
         Self::connect_with(url, PostgresOptions::default()).await
     }
 
     /// Connects with explicit options; see [`connect`](Self::connect).
-    pub async fn connect_with(url: &str, options: PostgresOptions) -> Result<Self, StoreError> {
+    pub async fn connect_with(url: &str, options: PostgresOptions) -> Result<Self, Error> {
         // The parser's own error may quote the URL, password included, so
         // it is replaced by one that does not.
         let mut config = tokio_postgres::Config::from_str(url)
-            .map_err(|_| StoreError::with_source("parse the PostgreSQL URL", BadUrl))?;
+            .map_err(|_| Error::store_with("parse the PostgreSQL URL", BadUrl))?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(options.connect_timeout);
         }
@@ -251,12 +253,12 @@ impl PostgresStore {
     }
 
     /// A pooled connection.
-    async fn client(&self, operation: &'static str) -> Result<Object, StoreError> {
+    async fn client(&self, operation: &'static str) -> Result<Object, Error> {
         self.pool.get().await.map_err(db(operation))
     }
 
     /// The schema version of the connected database.
-    pub async fn schema_version(&self) -> Result<i32, StoreError> {
+    pub async fn schema_version(&self) -> Result<i32, Error> {
         let op = "read the schema version";
         let client = self.client(op).await?;
         let row = client
@@ -272,7 +274,7 @@ impl PostgresStore {
     /// Records that runner `owner` is alive at `now_ms` (first call: that it
     /// started). Runners call this at least every lease period;
     /// [`claim_share`](Self::claim_share) does it too.
-    pub async fn heartbeat(&self, owner: &str, now_ms: i64) -> Result<(), StoreError> {
+    pub async fn heartbeat(&self, owner: &str, now_ms: i64) -> Result<(), Error> {
         let op = "record a heartbeat";
         let client = self.client(op).await?;
         client
@@ -288,7 +290,7 @@ impl PostgresStore {
 
     /// Removes runner `owner` from the live runners (a clean stop), so that
     /// the others' shares grow at once.
-    pub async fn retire_runner(&self, owner: &str) -> Result<(), StoreError> {
+    pub async fn retire_runner(&self, owner: &str) -> Result<(), Error> {
         let op = "retire a runner";
         let client = self.client(op).await?;
         client
@@ -299,7 +301,7 @@ impl PostgresStore {
     }
 
     /// Runners whose heartbeat is newer than `now_ms - stale_after_ms`.
-    pub async fn live_runners(&self, now_ms: i64, stale_after_ms: i64) -> Result<u64, StoreError> {
+    pub async fn live_runners(&self, now_ms: i64, stale_after_ms: i64) -> Result<u64, Error> {
         let op = "count live runners";
         let client = self.client(op).await?;
         let row = client
@@ -327,7 +329,7 @@ impl PostgresStore {
         ttl_ms: i64,
         stale_after_ms: i64,
         now_ms: i64,
-    ) -> Result<ShareOutcome, StoreError> {
+    ) -> Result<ShareOutcome, Error> {
         let op = "claim a share of the accounts";
         let mut client = self.client(op).await?;
         let tx = client.transaction().await.map_err(db(op))?;
@@ -412,9 +414,9 @@ async fn fence(
     tx: &deadpool_postgres::Transaction<'_>,
     lease: &Lease,
     operation: &'static str,
-) -> Result<tokio_postgres::Row, StoreError> {
+) -> Result<tokio_postgres::Row, Error> {
     let Ok(epoch) = i64::try_from(lease.epoch) else {
-        return Err(StoreError::fenced(operation));
+        return Err(Error::fenced(operation));
     };
     let stmt = tx
         .prepare_cached(
@@ -426,7 +428,7 @@ async fn fence(
     tx.query_opt(&stmt, &[&lease.account.as_str(), &lease.owner, &epoch])
         .await
         .map_err(db(operation))?
-        .ok_or_else(|| StoreError::fenced(operation))
+        .ok_or_else(|| Error::fenced(operation))
 }
 
 /// The journal columns in the order [`journal_row`] reads them.
@@ -605,7 +607,7 @@ impl PostgresStore {
             &deadpool_postgres::Transaction<'_>,
             &tokio_postgres::Row,
         ) -> Result<T, tokio_postgres::Error>,
-    ) -> Result<T, StoreError> {
+    ) -> Result<T, Error> {
         let mut client = self.client(operation).await?;
         let tx = client.transaction().await.map_err(db(operation))?;
         let row = fence(&tx, lease, operation).await?;
@@ -648,7 +650,7 @@ impl Store for PostgresStore {
             let live = expires > now_ms;
             let epoch = match current {
                 Some(current) if live && current != owner => {
-                    return Err(StoreError::leased(current, expires));
+                    return Err(Error::leased(current, expires));
                 }
                 Some(current) if live && current == owner => epoch,
                 _ => epoch + 1,
@@ -1177,7 +1179,7 @@ impl Store for PostgresStore {
             let owner: Option<String> = row.try_get(0).map_err(db(op))?;
             let expires: i64 = row.try_get(1).map_err(db(op))?;
             if let Some(owner) = owner.filter(|_| expires > now_ms) {
-                return Err(StoreError::leased(owner, expires));
+                return Err(Error::leased(owner, expires));
             }
             tx.execute(
                 "DELETE FROM wxlink_accounts WHERE account = $1",

@@ -23,10 +23,12 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use wxlink_proto::ContextToken;
 
+use crate::error::Error;
+
 use super::{
     AccountCredentials, AccountId, AccountSummary, BudgetKind, BudgetOutcome, CommitOutcome,
     ContextRecord, DeadLetter, FailureOutcome, InboundBatch, JournalEntry, JournalKey, Lease,
-    Store, StoreError, StoreFuture, ThrottleRecord,
+    Store, StoreFuture, ThrottleRecord,
 };
 
 /// The schema version this code writes and reads.
@@ -103,9 +105,9 @@ pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
 }
 
-/// Maps a rusqlite error into a [`StoreError`] for `operation`.
-fn db(operation: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
-    move |err| StoreError::with_source(operation, err)
+/// Maps a rusqlite error into an [`Error`] for `operation`.
+fn db(operation: &'static str) -> impl Fn(rusqlite::Error) -> Error {
+    move |err| Error::store_with(operation, err)
 }
 
 /// A message id as SQLite stores it (bit-cast, see the module docs).
@@ -145,7 +147,7 @@ fn replies_from_sql(text: &str) -> Vec<u32> {
 
 /// Creates `path` with mode 0600 if it does not exist, and takes group and
 /// world access away if it does.
-fn prepare_file(path: &Path) -> Result<(), StoreError> {
+fn prepare_file(path: &Path) -> Result<(), Error> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -154,13 +156,13 @@ fn prepare_file(path: &Path) -> Result<(), StoreError> {
             .append(true)
             .mode(0o600)
             .open(path)
-            .map_err(|e| StoreError::with_source("create the database file", e))?;
+            .map_err(|e| Error::store_with("create the database file", e))?;
         let meta = file
             .metadata()
-            .map_err(|e| StoreError::with_source("read the database file mode", e))?;
+            .map_err(|e| Error::store_with("read the database file mode", e))?;
         if meta.permissions().mode() & 0o077 != 0 {
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-                .map_err(|e| StoreError::with_source("restrict the database file mode", e))?;
+                .map_err(|e| Error::store_with("restrict the database file mode", e))?;
         }
     }
     #[cfg(not(unix))]
@@ -171,7 +173,7 @@ fn prepare_file(path: &Path) -> Result<(), StoreError> {
 impl SqliteStore {
     /// Opens (or creates, mode 0600) the store at `path`, creating or
     /// checking the schema.
-    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, Error> {
         let path = path.as_ref();
         prepare_file(path)?;
         let conn = Connection::open(path).map_err(db("open the database"))?;
@@ -179,14 +181,14 @@ impl SqliteStore {
     }
 
     /// A store in a private in-memory database (lost on drop); for tests.
-    pub fn open_in_memory() -> Result<Self, StoreError> {
+    pub fn open_in_memory() -> Result<Self, Error> {
         let conn = Connection::open_in_memory().map_err(db("open the database"))?;
         Self::from_connection(conn)
     }
 
     /// Configures the connection and brings the schema to the current
     /// version.
-    fn from_connection(mut conn: Connection) -> Result<Self, StoreError> {
+    fn from_connection(mut conn: Connection) -> Result<Self, Error> {
         // WAL keeps readers off the writer's back and makes each commit one
         // append; FULL syncs the WAL on every commit, so a commit that
         // returned is on disk.
@@ -203,7 +205,7 @@ impl SqliteStore {
             .pragma_query_value(None, "user_version", |row| row.get(0))
             .map_err(db("read the schema version"))?;
         if !(0..=SCHEMA_VERSION).contains(&version) {
-            return Err(StoreError::newer_schema());
+            return Err(Error::newer_schema());
         }
         for step in MIGRATIONS
             .iter()
@@ -225,18 +227,18 @@ impl SqliteStore {
     fn run<T, F>(&self, operation: &'static str, f: F) -> StoreFuture<'static, T>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, Error> + Send + 'static,
     {
         let conn = Arc::clone(&self.conn);
         Box::pin(async move {
             tokio::task::spawn_blocking(move || {
                 let mut conn = conn
                     .lock()
-                    .map_err(|_| StoreError::new("lock the database connection"))?;
+                    .map_err(|_| Error::store("lock the database connection"))?;
                 f(&mut conn)
             })
             .await
-            .map_err(|e| StoreError::with_source(operation, e))?
+            .map_err(|e| Error::store_with(operation, e))?
         })
     }
 
@@ -244,7 +246,7 @@ impl SqliteStore {
     fn fenced<T, F>(&self, lease: &Lease, operation: &'static str, f: F) -> StoreFuture<'static, T>
     where
         T: Send + 'static,
-        F: FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T, Error> + Send + 'static,
     {
         let lease = lease.clone();
         self.run(operation, move |conn| {
@@ -260,11 +262,7 @@ impl SqliteStore {
 }
 
 /// Fails with a fenced error unless `lease` is the account's current lease.
-fn check_fence(
-    tx: &Transaction<'_>,
-    lease: &Lease,
-    operation: &'static str,
-) -> Result<(), StoreError> {
+fn check_fence(tx: &Transaction<'_>, lease: &Lease, operation: &'static str) -> Result<(), Error> {
     let row: Option<(Option<String>, i64)> = tx
         .query_row(
             "SELECT owner, epoch FROM accounts WHERE account = ?1",
@@ -275,7 +273,7 @@ fn check_fence(
         .map_err(db(operation))?;
     match row {
         Some((Some(owner), epoch)) if owner == lease.owner && epoch as u64 == lease.epoch => Ok(()),
-        _ => Err(StoreError::fenced(operation)),
+        _ => Err(Error::fenced(operation)),
     }
 }
 
@@ -404,7 +402,7 @@ impl Store for SqliteStore {
             let live = expires > now_ms;
             let epoch = match current {
                 Some(current) if live && current != owner => {
-                    return Err(StoreError::leased(current, expires));
+                    return Err(Error::leased(current, expires));
                 }
                 Some(current) if live && current == owner => epoch,
                 _ => epoch + 1,
@@ -904,7 +902,7 @@ impl Store for SqliteStore {
                 return Ok(false);
             };
             if let Some(owner) = owner.filter(|_| expires > now_ms) {
-                return Err(StoreError::leased(owner, expires));
+                return Err(Error::leased(owner, expires));
             }
             for table in [
                 "journal",
@@ -987,10 +985,7 @@ mod tests {
             .expect("version");
         drop(conn);
         let err = SqliteStore::open(&path).expect_err("refused");
-        assert!(
-            matches!(err.kind(), crate::store::StoreErrorKind::NewerSchema),
-            "{err}"
-        );
+        assert!(err.is_newer_schema(), "{err}");
     }
 
     #[tokio::test]

@@ -6,9 +6,7 @@ use std::time::Duration;
 
 use tokio_postgres::NoTls;
 use wxlink_bot::store::postgres::{PostgresOptions, migrate};
-use wxlink_bot::store::{
-    AccountCredentials, AccountId, InboundBatch, PostgresStore, Store, StoreErrorKind,
-};
+use wxlink_bot::store::{AccountCredentials, AccountId, InboundBatch, PostgresStore, Store};
 use wxlink_pgtest::PgDatabase;
 
 /// A fresh database on the shared server, or `None` (reported) without
@@ -101,7 +99,7 @@ async fn a_database_ahead_of_this_code_is_refused() {
     let err = PostgresStore::connect(db.url().expose())
         .await
         .expect_err("a newer schema is refused");
-    assert_eq!(err.kind(), &StoreErrorKind::NewerSchema, "{err}");
+    assert!(err.is_newer_schema(), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

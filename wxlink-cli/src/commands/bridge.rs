@@ -32,7 +32,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use wxlink_bot::runner::Runner;
 use wxlink_bot::store::postgres::PostgresOptions;
-use wxlink_bot::store::{AccountId, PostgresStore, SqliteStore, Store, StoreErrorKind};
+use wxlink_bot::store::{AccountId, PostgresStore, SqliteStore, Store};
 use wxlink_bot::{AccountConfig, AccountOptions, EventKind, Host};
 use wxlink_bridge::config::{AgentConfig, BridgeConfig};
 use wxlink_bridge::runtime::Bridge;
@@ -312,7 +312,7 @@ async fn stored_accounts(store: &dyn Store) -> Result<Vec<(AccountId, AccountRec
             // A store without account records refuses the call as an
             // invalid argument; any other failure is the store's and ends
             // the start-up.
-            Err(err) if matches!(err.kind(), StoreErrorKind::Invalid(_)) => {
+            Err(err) if err.is_invalid() => {
                 tracing::debug!(error = %err, "the store keeps no account records");
                 return Ok(Vec::new());
             }

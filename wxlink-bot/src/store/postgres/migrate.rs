@@ -15,7 +15,7 @@
 
 use tokio_postgres::Client;
 
-use crate::store::StoreError;
+use crate::error::Error;
 
 /// One embedded migration.
 #[derive(Debug, Clone, Copy)]
@@ -55,10 +55,10 @@ pub fn latest_version() -> i32 {
 /// Brings the database behind `client` to [`latest_version`], applying the
 /// missing migrations in one transaction. Returns the versions it applied
 /// (empty when the schema was current). Fails with
-/// [`StoreError::newer_schema`] when the database is ahead of this code.
-pub async fn migrate(client: &mut Client) -> Result<Vec<i32>, StoreError> {
+/// [`Error::newer_schema`] when the database is ahead of this code.
+pub async fn migrate(client: &mut Client) -> Result<Vec<i32>, Error> {
     let op = "migrate the schema";
-    let db = |e| StoreError::with_source(op, e);
+    let db = |e| Error::store_with(op, e);
     let tx = client.transaction().await.map_err(db)?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_KEY])
         .await
@@ -81,7 +81,7 @@ pub async fn migrate(client: &mut Client) -> Result<Vec<i32>, StoreError> {
         .map_err(db)?;
     let current: i32 = row.try_get(0).map_err(db)?;
     if current > latest_version() {
-        return Err(StoreError::newer_schema());
+        return Err(Error::newer_schema());
     }
     let mut applied = Vec::new();
     for migration in MIGRATIONS.iter().filter(|m| m.version > current) {

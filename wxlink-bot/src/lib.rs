@@ -76,6 +76,7 @@ mod limits;
 mod options;
 #[cfg(feature = "postgres")]
 pub mod runner;
+mod send;
 pub mod store;
 mod typing;
 

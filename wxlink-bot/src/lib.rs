@@ -77,6 +77,7 @@ mod options;
 #[cfg(feature = "postgres")]
 pub mod runner;
 mod send;
+mod shared;
 pub mod store;
 mod typing;
 

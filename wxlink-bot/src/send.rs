@@ -17,11 +17,11 @@ use std::time::Duration;
 use tokio::time::Instant;
 use wxlink_client::WxLinkClient;
 
-use crate::account::Shared;
 use crate::error::{Error, Kind};
 use crate::events::EventKind;
 use crate::limits::{is_throttle, rejection, throttled};
 use crate::options::{OnRefusal, ms, now_ms, system_time};
+use crate::shared::Shared;
 use crate::store::{BudgetKind, BudgetOutcome, ThrottleRecord};
 
 /// A place in the refusal queue; leaves it on drop.

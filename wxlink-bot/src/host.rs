@@ -33,11 +33,12 @@ use wxlink_client::{AccountRecord, ClientBuilder, WxLinkClient};
 use wxlink_proto::BotToken;
 use wxlink_transport::BoxHttpService;
 
-use crate::account::{Shared, supervise};
+use crate::account::supervise;
 use crate::error::{Error, Kind};
 use crate::events::Event;
 use crate::handler::Handler;
 use crate::options::{AccountOptions, ms, now_ms};
+use crate::shared::Shared;
 use crate::store::{AccountId, DeadLetter, JournalKey, Store};
 
 /// One account to run: its id in the store, how to reach the server, and

@@ -26,8 +26,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use wxlink_client::WxLinkClient;
 use wxlink_proto::{ContextToken, WeixinMessage};
 
-use crate::account::{Shared, message_text};
 use crate::error::{Error, Kind};
+use crate::shared::{Shared, message_text};
 use crate::store::{AccountId, BudgetKind, JournalEntry, JournalKey};
 use crate::typing::TypingGuard;
 

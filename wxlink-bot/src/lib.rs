@@ -80,6 +80,8 @@ mod limits;
 mod options;
 #[cfg(feature = "postgres")]
 pub mod runner;
+mod send;
+mod shared;
 pub mod store;
 mod typing;
 

@@ -14,8 +14,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use wxlink_proto::TypingTicket;
 
-use crate::account::Shared;
 use crate::config_cache::Lookup;
+use crate::shared::Shared;
 
 /// Keeps the typing indicator on for one user while it lives.
 pub struct TypingGuard {

@@ -195,12 +195,10 @@ fn describe(config: &tokio_postgres::Config) -> String {
     format!("{host}:{port}/{database}")
 }
 
-/// A driver error without the URL it may have been parsed from.
-#[derive(Debug, thiserror::Error)]
-#[error(
-    "the PostgreSQL URL is not valid (check its form: postgres://user:password@host:port/database)"
-)]
-struct BadUrl;
+/// What a URL the driver cannot parse is reported as: the parser's own
+/// error may quote the URL, password included, so it is not kept.
+const BAD_URL: &str =
+    "the PostgreSQL URL is not valid (check its form: postgres://user:password@host:port/database)";
 
 impl PostgresStore {
     /// Connects to the database at `url` (`postgres://user:password@host:
@@ -212,10 +210,9 @@ impl PostgresStore {
 
     /// Connects with explicit options; see [`connect`](Self::connect).
     pub async fn connect_with(url: &str, options: PostgresOptions) -> Result<Self, Error> {
-        // The parser's own error may quote the URL, password included, so
-        // it is replaced by one that does not.
+        // A bad URL is the caller's to fix, not a store failure to retry.
         let mut config = tokio_postgres::Config::from_str(url)
-            .map_err(|_| Error::store_with("parse the PostgreSQL URL", BadUrl))?;
+            .map_err(|_| Error::invalid_store_argument(BAD_URL))?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(options.connect_timeout);
         }
@@ -1190,5 +1187,21 @@ impl Store for PostgresStore {
             tx.commit().await.map_err(db(op))?;
             Ok(true)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_url_that_does_not_parse_is_a_bad_argument_that_hides_the_password() {
+        let err = PostgresStore::connect("postgres://bot:hunter2@127.0.0.1:notaport/db")
+            .await
+            .expect_err("the port does not parse");
+        assert!(err.is_invalid() && err.is_store() && !err.is_retryable());
+        let shown = format!("{err} {err:?}");
+        assert!(shown.contains("PostgreSQL URL is not valid"), "{shown}");
+        assert!(!shown.contains("hunter2"), "{shown}");
     }
 }

@@ -9,6 +9,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use crate::error::Error;
 
+use super::rules::{self, ClaimEpoch, PushWindow};
 use super::{
     AccountCredentials, AccountId, AccountSummary, BudgetKind, BudgetOutcome, CommitOutcome,
     ContextRecord, DeadLetter, FailureOutcome, InboundBatch, JournalEntry, JournalKey, Lease,
@@ -21,13 +22,6 @@ struct LeaseState {
     owner: Option<String>,
     epoch: u64,
     expires_at_ms: i64,
-}
-
-/// A push window: when it started and how many pushes it holds.
-#[derive(Debug, Default, Clone, Copy)]
-struct Window {
-    started_at_ms: i64,
-    used: u32,
 }
 
 /// Everything the store keeps for one account.
@@ -43,7 +37,7 @@ struct AccountState {
     contexts: HashMap<String, ContextRecord>,
     /// Replies used per journal entry.
     replies: HashMap<JournalKey, u32>,
-    push: Window,
+    push: PushWindow,
     throttle: Option<ThrottleRecord>,
     /// The account file `wxlink accounts add` keeps, if any.
     credentials: Option<AccountCredentials>,
@@ -103,8 +97,8 @@ fn ready<'a, T: Send + 'a>(result: Result<T, Error>) -> StoreFuture<'a, T> {
     Box::pin(std::future::ready(result))
 }
 
-/// The claim rule of the trait, on one account's lease columns; shared with
-/// the SQLite store's tests through identical behaviour.
+/// The claim rule of the trait ([`rules::claim_epoch`]), applied to one
+/// account's lease columns.
 fn claim_lease(
     state: &mut LeaseState,
     account: &AccountId,
@@ -112,13 +106,9 @@ fn claim_lease(
     ttl_ms: i64,
     now_ms: i64,
 ) -> Result<Lease, Error> {
-    let live = state.expires_at_ms > now_ms;
-    match &state.owner {
-        Some(current) if live && current != owner => {
-            return Err(Error::leased(current.clone(), state.expires_at_ms));
-        }
-        Some(current) if live && current == owner => {}
-        _ => state.epoch += 1,
+    let step = rules::claim_epoch(state.owner.as_deref(), state.expires_at_ms, owner, now_ms)?;
+    if step == ClaimEpoch::Bump {
+        state.epoch += 1;
     }
     state.owner = Some(owner.to_owned());
     state.expires_at_ms = now_ms.saturating_add(ttl_ms);
@@ -200,16 +190,7 @@ impl Store for MemoryStore {
                     state.seen_order.push_back(id);
                 }
                 state.next_key += 1;
-                let entry = JournalEntry {
-                    key: JournalKey(state.next_key),
-                    message_id: message.message_id,
-                    sender: message.sender.clone(),
-                    json: message.json.clone(),
-                    received_at_ms: batch.now_ms,
-                    attempts: 0,
-                    last_error: None,
-                    accepted_replies: Vec::new(),
-                };
+                let entry = rules::new_entry(JournalKey(state.next_key), message, batch.now_ms);
                 state.journal.insert(entry.key, entry.clone());
                 if let Some(token) = message.context_token.clone().filter(|t| !t.is_empty()) {
                     state.contexts.insert(
@@ -273,8 +254,9 @@ impl Store for MemoryStore {
             entry.attempts = entry.attempts.saturating_add(1);
             entry.last_error = Some(error.to_owned());
             let attempts = entry.attempts;
-            if attempts < max_attempts.max(1) {
-                return FailureOutcome::Retry { attempts };
+            let outcome = rules::after_failure(attempts, max_attempts);
+            if let FailureOutcome::Retry { .. } = outcome {
+                return outcome;
             }
             state.replies.remove(&key);
             if let Some(entry) = state.journal.remove(&key) {
@@ -292,7 +274,7 @@ impl Store for MemoryStore {
                     },
                 );
             }
-            FailureOutcome::DeadLettered { attempts }
+            outcome
         }))
     }
 
@@ -370,43 +352,24 @@ impl Store for MemoryStore {
     ) -> StoreFuture<'a, BudgetOutcome> {
         ready(self.fenced(lease, "spend budget", |state| match kind {
             BudgetKind::Reply { key } => {
-                if !state.journal.contains_key(key) {
-                    return BudgetOutcome::Exhausted {
-                        used: 0,
-                        resets_at_ms: None,
-                    };
+                // A key no longer journaled has no budget left.
+                let used = state
+                    .journal
+                    .contains_key(key)
+                    .then(|| state.replies.get(key).copied().unwrap_or(0));
+                let (outcome, save) = rules::spend_reply(used, count, limit);
+                if let Some(n) = save {
+                    state.replies.insert(*key, n);
                 }
-                let used = state.replies.get(key).copied().unwrap_or(0);
-                match used.checked_add(count).filter(|n| *n <= limit) {
-                    Some(n) => {
-                        state.replies.insert(*key, n);
-                        BudgetOutcome::Granted { used: n }
-                    }
-                    None => BudgetOutcome::Exhausted {
-                        used,
-                        resets_at_ms: None,
-                    },
-                }
+                outcome
             }
             BudgetKind::Push { window_ms } => {
-                let mut window = state.push;
-                if now_ms >= window.started_at_ms.saturating_add(*window_ms) {
-                    window = Window {
-                        started_at_ms: now_ms,
-                        used: 0,
-                    };
+                let (outcome, save) =
+                    rules::spend_push(state.push, *window_ms, count, limit, now_ms);
+                if let Some(window) = save {
+                    state.push = window;
                 }
-                match window.used.checked_add(count).filter(|n| *n <= limit) {
-                    Some(n) => {
-                        window.used = n;
-                        state.push = window;
-                        BudgetOutcome::Granted { used: n }
-                    }
-                    None => BudgetOutcome::Exhausted {
-                        used: window.used,
-                        resets_at_ms: Some(window.started_at_ms.saturating_add(*window_ms)),
-                    },
-                }
+                outcome
             }
         }))
     }
@@ -447,14 +410,11 @@ impl Store for MemoryStore {
             let Some(state) = map.get(account) else {
                 return Ok(false);
             };
-            let lease = &state.lease;
-            if let Some(owner) = lease
-                .owner
-                .as_ref()
-                .filter(|_| lease.expires_at_ms > now_ms)
-            {
-                return Err(Error::leased(owner.clone(), lease.expires_at_ms));
-            }
+            rules::check_removable(
+                state.lease.owner.as_deref(),
+                state.lease.expires_at_ms,
+                now_ms,
+            )?;
             map.remove(account);
             Ok(true)
         }))

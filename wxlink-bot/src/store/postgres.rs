@@ -44,6 +44,11 @@ use wxlink_proto::ContextToken;
 
 use crate::error::Error;
 
+use super::rules::{self, ClaimEpoch, PushWindow};
+use super::sql::{
+    JOURNAL_COLUMNS, count, db, evict_through, id_from_sql, id_to_sql, key_from_sql, key_to_sql,
+    limit_to_sql,
+};
 use super::{
     AccountCredentials, AccountId, AccountSummary, BudgetKind, BudgetOutcome, CommitOutcome,
     ContextRecord, DeadLetter, FailureOutcome, InboundBatch, JournalEntry, JournalKey, Lease,
@@ -150,34 +155,6 @@ impl fmt::Debug for PostgresStore {
             .field("target", &self.target)
             .finish_non_exhaustive()
     }
-}
-
-/// Maps a driver or pool error into an [`Error`] for `operation`.
-fn db<E>(operation: &'static str) -> impl Fn(E) -> Error
-where
-    E: std::error::Error + Send + Sync + 'static,
-{
-    move |err| Error::store_with(operation, err)
-}
-
-/// A message id as PostgreSQL stores it (bit-cast, see the module docs).
-fn id_to_sql(id: u64) -> i64 {
-    id as i64
-}
-
-/// A message id read back.
-fn id_from_sql(id: i64) -> u64 {
-    id as u64
-}
-
-/// A journal key as stored.
-fn key_to_sql(key: JournalKey) -> i64 {
-    i64::try_from(key.0).unwrap_or(i64::MAX)
-}
-
-/// A stored count read back as `u32`.
-fn count(value: i64) -> u32 {
-    value.clamp(0, i64::from(u32::MAX)) as u32
 }
 
 /// `host:port/database` of a parsed configuration.
@@ -428,10 +405,6 @@ async fn fence(
         .ok_or_else(|| Error::fenced(operation))
 }
 
-/// The journal columns in the order [`journal_row`] reads them.
-const JOURNAL_COLUMNS: &str =
-    "key, message_id, sender, json, received_at, attempts, last_error, replies";
-
 /// Reads a journal row.
 fn journal_row(row: &tokio_postgres::Row) -> Result<JournalEntry, tokio_postgres::Error> {
     let replies: Vec<i64> = row.try_get(7)?;
@@ -451,6 +424,25 @@ fn journal_row(row: &tokio_postgres::Row) -> Result<JournalEntry, tokio_postgres
         last_error: row.try_get(6)?,
         accepted_replies: accepted,
     })
+}
+
+/// Reads the one nullable text column that `sql` selects from the row of
+/// `account`: `None` when the account is unknown or the value is NULL.
+async fn account_text(
+    client: &Object,
+    sql: &str,
+    account: &AccountId,
+    operation: &'static str,
+) -> Result<Option<String>, Error> {
+    let stmt = client.prepare_cached(sql).await.map_err(db(operation))?;
+    let row = client
+        .query_opt(&stmt, &[&account.as_str()])
+        .await
+        .map_err(db(operation))?;
+    match row {
+        Some(row) => row.try_get(0).map_err(db(operation)),
+        None => Ok(None),
+    }
 }
 
 /// Runs `sql` with `params` through the connection's statement cache.
@@ -519,19 +511,13 @@ async fn commit_in(
         if let Some(token) = message.context_token.as_ref().filter(|t| !t.is_empty()) {
             tokens.insert(message.sender.as_str(), token.expose_secret());
         }
-        outcome.accepted.push(JournalEntry {
-            key: JournalKey(next_key as u64),
-            message_id: message.message_id,
-            sender: message.sender.clone(),
-            json: message.json.clone(),
-            received_at_ms: batch.now_ms,
-            attempts: 0,
-            last_error: None,
-            accepted_replies: Vec::new(),
-        });
+        outcome.accepted.push(rules::new_entry(
+            key_from_sql(next_key),
+            message,
+            batch.now_ms,
+        ));
     }
     let (token_users, token_values): (Vec<&str>, Vec<&str>) = tokens.into_iter().unzip();
-    let window = i64::try_from(batch.id_window).unwrap_or(i64::MAX);
     let cursor = batch.cursor.as_deref().filter(|c| !c.is_empty());
     // The statements below are independent; tokio-postgres pipelines them
     // on the one connection, in this order, in one round trip's time.
@@ -576,7 +562,7 @@ async fn commit_in(
         exec(
             tx,
             "DELETE FROM wxlink_seen_ids WHERE account = $1 AND seq <= $2",
-            &[&account, &next_seen.saturating_sub(window)],
+            &[&account, &evict_through(next_seen, batch.id_window)],
         )
         .await
     };
@@ -644,13 +630,9 @@ impl Store for PostgresStore {
             let current: Option<String> = row.try_get(0).map_err(db(op))?;
             let epoch: i64 = row.try_get(1).map_err(db(op))?;
             let expires: i64 = row.try_get(2).map_err(db(op))?;
-            let live = expires > now_ms;
-            let epoch = match current {
-                Some(current) if live && current != owner => {
-                    return Err(Error::leased(current, expires));
-                }
-                Some(current) if live && current == owner => epoch,
-                _ => epoch + 1,
+            let epoch = match rules::claim_epoch(current.as_deref(), expires, owner, now_ms)? {
+                ClaimEpoch::Keep => epoch,
+                ClaimEpoch::Bump => epoch + 1,
             };
             let expires_at_ms = now_ms.saturating_add(ttl_ms);
             exec(
@@ -739,18 +721,13 @@ impl Store for PostgresStore {
         Box::pin(async move {
             let op = "read the cursor";
             let client = self.client(op).await?;
-            let stmt = client
-                .prepare_cached("SELECT cursor FROM wxlink_accounts WHERE account = $1")
-                .await
-                .map_err(db(op))?;
-            let row = client
-                .query_opt(&stmt, &[&account.as_str()])
-                .await
-                .map_err(db(op))?;
-            let cursor: Option<String> = match row {
-                Some(row) => row.try_get(0).map_err(db(op))?,
-                None => None,
-            };
+            let cursor = account_text(
+                &client,
+                "SELECT cursor FROM wxlink_accounts WHERE account = $1",
+                account,
+                op,
+            )
+            .await?;
             Ok(cursor.filter(|c| !c.is_empty()))
         })
     }
@@ -785,7 +762,7 @@ impl Store for PostgresStore {
                 .await
                 .map_err(db(op))?;
             let after = after.map_or(0, key_to_sql);
-            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            let limit = limit_to_sql(limit);
             let rows = client
                 .query(&stmt, &[&account.as_str(), &after, &limit])
                 .await
@@ -834,9 +811,9 @@ impl Store for PostgresStore {
                 let Some(row) = tx.query_opt(&stmt, &[&account, &key, &error]).await? else {
                     return Ok(FailureOutcome::Missing);
                 };
-                let attempts = count(row.try_get(0)?);
-                if attempts < max_attempts.max(1) {
-                    return Ok(FailureOutcome::Retry { attempts });
+                let outcome = rules::after_failure(count(row.try_get(0)?), max_attempts);
+                if let FailureOutcome::Retry { .. } = outcome {
+                    return Ok(outcome);
                 }
                 exec(
                     tx,
@@ -857,7 +834,7 @@ impl Store for PostgresStore {
                     &[&account, &key],
                 )
                 .await?;
-                Ok(FailureOutcome::DeadLettered { attempts })
+                Ok(outcome)
             })
             .await
         })
@@ -1010,54 +987,41 @@ impl Store for PostgresStore {
                         )
                         .await?;
                     let key = key_to_sql(*key);
-                    // A message no longer journaled has no budget left.
-                    let Some(r) = tx.query_opt(&stmt, &[&account, &key]).await? else {
-                        return Ok(BudgetOutcome::Exhausted {
-                            used: 0,
-                            resets_at_ms: None,
-                        });
+                    // A message no longer journaled has no row, and no
+                    // budget left.
+                    let used = match tx.query_opt(&stmt, &[&account, &key]).await? {
+                        Some(r) => Some(count(r.try_get(0)?)),
+                        None => None,
                     };
-                    let used = count(r.try_get(0)?);
-                    match used.checked_add(count_wanted).filter(|n| *n <= limit) {
-                        Some(n) => {
-                            exec(
-                                tx,
-                                "UPDATE wxlink_journal SET budget_used = $3 \
-                                 WHERE account = $1 AND key = $2",
-                                &[&account, &key, &i64::from(n)],
-                            )
-                            .await?;
-                            Ok(BudgetOutcome::Granted { used: n })
-                        }
-                        None => Ok(BudgetOutcome::Exhausted {
-                            used,
-                            resets_at_ms: None,
-                        }),
+                    let (outcome, save) = rules::spend_reply(used, count_wanted, limit);
+                    if let Some(n) = save {
+                        exec(
+                            tx,
+                            "UPDATE wxlink_journal SET budget_used = $3 \
+                             WHERE account = $1 AND key = $2",
+                            &[&account, &key, &i64::from(n)],
+                        )
+                        .await?;
                     }
+                    Ok(outcome)
                 }
                 BudgetKind::Push { window_ms } => {
-                    let mut started: i64 = row.try_get(2)?;
-                    let mut used = count(row.try_get(3)?);
-                    if now_ms >= started.saturating_add(*window_ms) {
-                        started = now_ms;
-                        used = 0;
+                    let stored = PushWindow {
+                        started_at_ms: row.try_get(2)?,
+                        used: count(row.try_get(3)?),
+                    };
+                    let (outcome, save) =
+                        rules::spend_push(stored, *window_ms, count_wanted, limit, now_ms);
+                    if let Some(window) = save {
+                        exec(
+                            tx,
+                            "UPDATE wxlink_accounts SET push_started = $2, push_used = $3 \
+                             WHERE account = $1",
+                            &[&account, &window.started_at_ms, &i64::from(window.used)],
+                        )
+                        .await?;
                     }
-                    match used.checked_add(count_wanted).filter(|n| *n <= limit) {
-                        Some(n) => {
-                            exec(
-                                tx,
-                                "UPDATE wxlink_accounts SET push_started = $2, push_used = $3 \
-                                 WHERE account = $1",
-                                &[&account, &started, &i64::from(n)],
-                            )
-                            .await?;
-                            Ok(BudgetOutcome::Granted { used: n })
-                        }
-                        None => Ok(BudgetOutcome::Exhausted {
-                            used,
-                            resets_at_ms: Some(started.saturating_add(*window_ms)),
-                        }),
-                    }
+                    Ok(outcome)
                 }
             })
             .await
@@ -1143,17 +1107,13 @@ impl Store for PostgresStore {
         Box::pin(async move {
             let op = "read an account";
             let client = self.client(op).await?;
-            let row = client
-                .query_opt(
-                    "SELECT credentials FROM wxlink_accounts WHERE account = $1",
-                    &[&account.as_str()],
-                )
-                .await
-                .map_err(db(op))?;
-            let json: Option<String> = match row {
-                Some(row) => row.try_get(0).map_err(db(op))?,
-                None => None,
-            };
+            let json = account_text(
+                &client,
+                "SELECT credentials FROM wxlink_accounts WHERE account = $1",
+                account,
+                op,
+            )
+            .await?;
             Ok(json.map(AccountCredentials::new))
         })
     }
@@ -1175,9 +1135,7 @@ impl Store for PostgresStore {
             };
             let owner: Option<String> = row.try_get(0).map_err(db(op))?;
             let expires: i64 = row.try_get(1).map_err(db(op))?;
-            if let Some(owner) = owner.filter(|_| expires > now_ms) {
-                return Err(Error::leased(owner, expires));
-            }
+            rules::check_removable(owner.as_deref(), expires, now_ms)?;
             tx.execute(
                 "DELETE FROM wxlink_accounts WHERE account = $1",
                 &[&account.as_str()],

@@ -25,6 +25,11 @@ use wxlink_proto::ContextToken;
 
 use crate::error::Error;
 
+use super::rules::{self, ClaimEpoch, PushWindow};
+use super::sql::{
+    JOURNAL_COLUMNS, count, db, evict_through, id_from_sql, id_to_sql, key_from_sql, key_to_sql,
+    limit_to_sql,
+};
 use super::{
     AccountCredentials, AccountId, AccountSummary, BudgetKind, BudgetOutcome, CommitOutcome,
     ContextRecord, DeadLetter, FailureOutcome, InboundBatch, JournalEntry, JournalKey, Lease,
@@ -103,26 +108,6 @@ CREATE TABLE contexts (
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
-}
-
-/// Maps a rusqlite error into an [`Error`] for `operation`.
-fn db(operation: &'static str) -> impl Fn(rusqlite::Error) -> Error {
-    move |err| Error::store_with(operation, err)
-}
-
-/// A message id as SQLite stores it (bit-cast, see the module docs).
-fn id_to_sql(id: u64) -> i64 {
-    id as i64
-}
-
-/// A message id read back from SQLite.
-fn id_from_sql(id: i64) -> u64 {
-    id as u64
-}
-
-/// A journal key as SQLite stores it.
-fn key_to_sql(key: JournalKey) -> i64 {
-    i64::try_from(key.0).unwrap_or(i64::MAX)
 }
 
 /// Reply indexes as stored: ascending, comma-separated.
@@ -292,9 +277,20 @@ fn journal_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JournalEntry> {
     })
 }
 
-/// The journal columns in the order [`journal_row`] reads them.
-const JOURNAL_COLUMNS: &str =
-    "key, message_id, sender, json, received_at, attempts, last_error, replies";
+/// Reads the one nullable text column that `sql` selects from the row of
+/// `account`: `None` when the account is unknown or the value is NULL.
+fn account_text(
+    conn: &Connection,
+    sql: &str,
+    account: &AccountId,
+    operation: &'static str,
+) -> Result<Option<String>, Error> {
+    let value: Option<Option<String>> = conn
+        .query_row(sql, [account.as_str()], |r| r.get(0))
+        .optional()
+        .map_err(db(operation))?;
+    Ok(value.flatten())
+}
 
 /// The body of [`Store::commit_batch`], inside the fenced transaction.
 fn commit_in(
@@ -346,22 +342,16 @@ fn commit_in(
                     batch.now_ms
                 ])?;
             }
-            outcome.accepted.push(JournalEntry {
-                key: JournalKey(next_key as u64),
-                message_id: message.message_id,
-                sender: message.sender.clone(),
-                json: message.json.clone(),
-                received_at_ms: batch.now_ms,
-                attempts: 0,
-                last_error: None,
-                accepted_replies: Vec::new(),
-            });
+            outcome.accepted.push(rules::new_entry(
+                key_from_sql(next_key),
+                message,
+                batch.now_ms,
+            ));
         }
     }
-    let window = i64::try_from(batch.id_window).unwrap_or(i64::MAX);
     tx.execute(
         "DELETE FROM seen_ids WHERE account = ?1 AND seq <= ?2",
-        params![account, next_seen.saturating_sub(window)],
+        params![account, evict_through(next_seen, batch.id_window)],
     )?;
     let cursor = batch.cursor.as_deref().filter(|c| !c.is_empty());
     tx.execute(
@@ -399,13 +389,9 @@ impl Store for SqliteStore {
                     |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
                 )
                 .map_err(db(op))?;
-            let live = expires > now_ms;
-            let epoch = match current {
-                Some(current) if live && current != owner => {
-                    return Err(Error::leased(current, expires));
-                }
-                Some(current) if live && current == owner => epoch,
-                _ => epoch + 1,
+            let epoch = match rules::claim_epoch(current.as_deref(), expires, &owner, now_ms)? {
+                ClaimEpoch::Keep => epoch,
+                ClaimEpoch::Bump => epoch + 1,
             };
             let expires_at_ms = now_ms.saturating_add(ttl_ms);
             tx.execute(
@@ -492,15 +478,13 @@ impl Store for SqliteStore {
     fn cursor<'a>(&'a self, account: &'a AccountId) -> StoreFuture<'a, Option<String>> {
         let account = account.clone();
         self.run("read the cursor", move |conn| {
-            let cursor: Option<Option<String>> = conn
-                .query_row(
-                    "SELECT cursor FROM accounts WHERE account = ?1",
-                    [account.as_str()],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(db("read the cursor"))?;
-            Ok(cursor.flatten().filter(|c| !c.is_empty()))
+            let cursor = account_text(
+                conn,
+                "SELECT cursor FROM accounts WHERE account = ?1",
+                &account,
+                "read the cursor",
+            )?;
+            Ok(cursor.filter(|c| !c.is_empty()))
         })
     }
 
@@ -532,9 +516,11 @@ impl Store for SqliteStore {
                 ))
                 .map_err(db(op))?;
             let after = after.map_or(0, key_to_sql);
-            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
             let rows = stmt
-                .query_map(params![account.as_str(), after, limit], journal_row)
+                .query_map(
+                    params![account.as_str(), after, limit_to_sql(limit)],
+                    journal_row,
+                )
                 .map_err(db(op))?;
             rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db(op))
         })
@@ -577,9 +563,9 @@ impl Store for SqliteStore {
             let Some(attempts) = attempts else {
                 return Ok(FailureOutcome::Missing);
             };
-            let attempts = attempts.clamp(0, i64::from(u32::MAX)) as u32;
-            if attempts < max_attempts.max(1) {
-                return Ok(FailureOutcome::Retry { attempts });
+            let outcome = rules::after_failure(count(attempts), max_attempts);
+            if let FailureOutcome::Retry { .. } = outcome {
+                return Ok(outcome);
             }
             tx.execute(
                 "INSERT OR REPLACE INTO dead_letters \
@@ -594,7 +580,7 @@ impl Store for SqliteStore {
                 params![account.as_str(), key_to_sql(key)],
             )
             .map_err(db(op))?;
-            Ok(FailureOutcome::DeadLettered { attempts })
+            Ok(outcome)
         })
     }
 
@@ -729,7 +715,7 @@ impl Store for SqliteStore {
         &'a self,
         lease: &'a Lease,
         kind: &'a BudgetKind,
-        count: u32,
+        wanted: u32,
         limit: u32,
         now_ms: i64,
     ) -> StoreFuture<'a, BudgetOutcome> {
@@ -748,55 +734,39 @@ impl Store for SqliteStore {
                         )
                         .optional()
                         .map_err(db(op))?;
-                    let Some(used) = used else {
-                        return Ok(BudgetOutcome::Exhausted {
-                            used: 0,
-                            resets_at_ms: None,
-                        });
-                    };
-                    let used = used.clamp(0, i64::from(u32::MAX)) as u32;
-                    match used.checked_add(count).filter(|n| *n <= limit) {
-                        Some(n) => {
-                            tx.execute(
-                                "UPDATE journal SET budget_used = ?3 WHERE account = ?1 AND key = ?2",
-                                params![account, key_to_sql(key), n],
-                            )
-                            .map_err(db(op))?;
-                            Ok(BudgetOutcome::Granted { used: n })
-                        }
-                        None => Ok(BudgetOutcome::Exhausted {
-                            used,
-                            resets_at_ms: None,
-                        }),
+                    // A key no longer journaled has no row, and no budget left.
+                    let (outcome, save) = rules::spend_reply(used.map(count), wanted, limit);
+                    if let Some(n) = save {
+                        tx.execute(
+                            "UPDATE journal SET budget_used = ?3 WHERE account = ?1 AND key = ?2",
+                            params![account, key_to_sql(key), n],
+                        )
+                        .map_err(db(op))?;
                     }
+                    Ok(outcome)
                 }
                 BudgetKind::Push { window_ms } => {
-                    let (mut started, used): (i64, i64) = tx
+                    let stored = tx
                         .query_row(
                             "SELECT push_started, push_used FROM accounts WHERE account = ?1",
                             [account],
-                            |r| Ok((r.get(0)?, r.get(1)?)),
+                            |r| {
+                                Ok(PushWindow {
+                                    started_at_ms: r.get(0)?,
+                                    used: count(r.get(1)?),
+                                })
+                            },
                         )
                         .map_err(db(op))?;
-                    let mut used = used.clamp(0, i64::from(u32::MAX)) as u32;
-                    if now_ms >= started.saturating_add(window_ms) {
-                        started = now_ms;
-                        used = 0;
+                    let (outcome, save) = rules::spend_push(stored, window_ms, wanted, limit, now_ms);
+                    if let Some(window) = save {
+                        tx.execute(
+                            "UPDATE accounts SET push_started = ?2, push_used = ?3 WHERE account = ?1",
+                            params![account, window.started_at_ms, window.used],
+                        )
+                        .map_err(db(op))?;
                     }
-                    match used.checked_add(count).filter(|n| *n <= limit) {
-                        Some(n) => {
-                            tx.execute(
-                                "UPDATE accounts SET push_started = ?2, push_used = ?3 WHERE account = ?1",
-                                params![account, started, n],
-                            )
-                            .map_err(db(op))?;
-                            Ok(BudgetOutcome::Granted { used: n })
-                        }
-                        None => Ok(BudgetOutcome::Exhausted {
-                            used,
-                            resets_at_ms: Some(started.saturating_add(window_ms)),
-                        }),
-                    }
+                    Ok(outcome)
                 }
             }
         })
@@ -818,7 +788,7 @@ impl Store for SqliteStore {
                 Some((Some(since_ms), Some(next_probe_ms), failed)) => Some(ThrottleRecord {
                     since_ms,
                     next_probe_ms,
-                    failed_probes: failed.unwrap_or(0).clamp(0, i64::from(u32::MAX)) as u32,
+                    failed_probes: count(failed.unwrap_or(0)),
                 }),
                 _ => None,
             })
@@ -871,15 +841,13 @@ impl Store for SqliteStore {
     ) -> StoreFuture<'a, Option<AccountCredentials>> {
         let account = account.clone();
         self.run("read an account", move |conn| {
-            let json: Option<Option<String>> = conn
-                .query_row(
-                    "SELECT credentials FROM accounts WHERE account = ?1",
-                    [account.as_str()],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(db("read an account"))?;
-            Ok(json.flatten().map(AccountCredentials::new))
+            let json = account_text(
+                conn,
+                "SELECT credentials FROM accounts WHERE account = ?1",
+                &account,
+                "read an account",
+            )?;
+            Ok(json.map(AccountCredentials::new))
         })
     }
 
@@ -901,9 +869,7 @@ impl Store for SqliteStore {
             let Some((owner, expires)) = lease else {
                 return Ok(false);
             };
-            if let Some(owner) = owner.filter(|_| expires > now_ms) {
-                return Err(Error::leased(owner, expires));
-            }
+            rules::check_removable(owner.as_deref(), expires, now_ms)?;
             for table in [
                 "journal",
                 "dead_letters",

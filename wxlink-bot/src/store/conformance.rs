@@ -23,8 +23,8 @@ use std::sync::Arc;
 use wxlink_proto::ContextToken;
 
 use super::{
-    AccountCredentials, AccountId, BudgetKind, BudgetOutcome, FailureOutcome, InboundBatch,
-    InboundMessage, JournalKey, Lease, Store, ThrottleRecord,
+    AccountCredentials, AccountId, BudgetKind, BudgetOutcome, CommitOutcome, FailureOutcome,
+    InboundBatch, InboundMessage, JournalKey, Lease, Store, ThrottleRecord,
 };
 
 /// A lease period used throughout, in ms.
@@ -56,6 +56,15 @@ pub fn batch(cursor: Option<&str>, messages: Vec<InboundMessage>, now_ms: i64) -
         now_ms,
         id_window: 10_000,
     }
+}
+
+/// Commits `messages` under `lease` at [`T0`] without a cursor; the
+/// commit must succeed.
+async fn commit(store: &dyn Store, lease: &Lease, messages: Vec<InboundMessage>) -> CommitOutcome {
+    store
+        .commit_batch(lease, &batch(None, messages, T0))
+        .await
+        .expect("commit")
 }
 
 /// Claims `name` for `owner` at `now`.
@@ -270,34 +279,24 @@ pub async fn duplicate_ids_are_dropped_and_the_window_keeps_the_newest(store: Ar
     let store = &*store;
     let a = account("a@im.bot");
     let lease = claim(store, "a@im.bot", "runner-a", T0).await;
-    let out = store
-        .commit_batch(
-            &lease,
-            &batch(
-                None,
-                vec![
-                    message(Some(1), "u", None),
-                    message(Some(1), "u", None),
-                    message(None, "u", None),
-                    message(None, "u", None),
-                ],
-                T0,
-            ),
-        )
-        .await
-        .expect("commit");
+    let out = commit(
+        store,
+        &lease,
+        vec![
+            message(Some(1), "u", None),
+            message(Some(1), "u", None),
+            message(None, "u", None),
+            message(None, "u", None),
+        ],
+    )
+    .await;
     assert_eq!((out.accepted.len(), out.duplicates), (3, 1));
-    let out = store
-        .commit_batch(
-            &lease,
-            &batch(
-                None,
-                vec![message(Some(1), "u", None), message(Some(2), "u", None)],
-                T0,
-            ),
-        )
-        .await
-        .expect("commit");
+    let out = commit(
+        store,
+        &lease,
+        vec![message(Some(1), "u", None), message(Some(2), "u", None)],
+    )
+    .await;
     assert_eq!((out.accepted.len(), out.duplicates), (1, 1));
     assert!(store.is_seen(&a, 1).await.expect("seen") && store.is_seen(&a, 2).await.expect("seen"));
     assert!(!store.is_seen(&a, 3).await.expect("seen"));
@@ -311,10 +310,7 @@ pub async fn duplicate_ids_are_dropped_and_the_window_keeps_the_newest(store: Ar
     store.commit_batch(&lease, &small).await.expect("commit");
     assert!(!store.is_seen(&a, 1).await.expect("seen"));
     assert!(store.is_seen(&a, 4).await.expect("seen"));
-    let again = store
-        .commit_batch(&lease, &batch(None, vec![message(Some(1), "u", None)], T0))
-        .await
-        .expect("commit");
+    let again = commit(store, &lease, vec![message(Some(1), "u", None)]).await;
     assert_eq!(
         again.accepted.len(),
         1,
@@ -328,17 +324,12 @@ pub async fn the_largest_message_ids_round_trip(store: Arc<dyn Store>) {
     let a = account("a@im.bot");
     let lease = claim(store, "a@im.bot", "runner-a", T0).await;
     let ids = [u64::MAX, 1 << 63, (1 << 63) - 1];
-    let out = store
-        .commit_batch(
-            &lease,
-            &batch(
-                None,
-                ids.iter().map(|i| message(Some(*i), "u", None)).collect(),
-                T0,
-            ),
-        )
-        .await
-        .expect("commit");
+    let out = commit(
+        store,
+        &lease,
+        ids.iter().map(|i| message(Some(*i), "u", None)).collect(),
+    )
+    .await;
     assert_eq!(out.accepted.len(), 3);
     let pending = store.pending(&a, None, 10).await.expect("pending");
     let got: Vec<_> = pending.iter().map(|e| e.message_id).collect();
@@ -351,21 +342,16 @@ pub async fn the_newest_context_token_per_sender_is_kept(store: Arc<dyn Store>) 
     let store = &*store;
     let a = account("a@im.bot");
     let lease = claim(store, "a@im.bot", "runner-a", T0).await;
-    store
-        .commit_batch(
-            &lease,
-            &batch(
-                None,
-                vec![
-                    message(Some(1), "u1", Some("old")),
-                    message(Some(2), "u1", Some("new")),
-                    message(Some(3), "u2", Some("other")),
-                ],
-                T0,
-            ),
-        )
-        .await
-        .expect("commit");
+    commit(
+        store,
+        &lease,
+        vec![
+            message(Some(1), "u1", Some("old")),
+            message(Some(2), "u1", Some("new")),
+            message(Some(3), "u2", Some("other")),
+        ],
+    )
+    .await;
     store
         .commit_batch(
             &lease,
@@ -393,17 +379,12 @@ pub async fn the_backlog_pages_by_key_and_acknowledges_once(store: Arc<dyn Store
     let store = &*store;
     let a = account("a@im.bot");
     let lease = claim(store, "a@im.bot", "runner-a", T0).await;
-    let out = store
-        .commit_batch(
-            &lease,
-            &batch(
-                None,
-                (1..=5).map(|i| message(Some(i), "u", None)).collect(),
-                T0,
-            ),
-        )
-        .await
-        .expect("commit");
+    let out = commit(
+        store,
+        &lease,
+        (1..=5).map(|i| message(Some(i), "u", None)).collect(),
+    )
+    .await;
     let keys: Vec<_> = out.accepted.iter().map(|e| e.key).collect();
     let page = store.pending(&a, None, 2).await.expect("page");
     assert_eq!(page.iter().map(|e| e.key).collect::<Vec<_>>(), keys[..2]);
@@ -425,10 +406,7 @@ pub async fn failures_dead_letter_at_the_limit_and_requeue(store: Arc<dyn Store>
     let store = &*store;
     let a = account("a@im.bot");
     let lease = claim(store, "a@im.bot", "runner-a", T0).await;
-    let out = store
-        .commit_batch(&lease, &batch(None, vec![message(Some(7), "u", None)], T0))
-        .await
-        .expect("commit");
+    let out = commit(store, &lease, vec![message(Some(7), "u", None)]).await;
     let key = out.accepted[0].key;
     for n in 1..3 {
         let got = store
@@ -497,10 +475,7 @@ pub async fn accepted_replies_are_recorded_once_in_order(store: Arc<dyn Store>) 
     let store = &*store;
     let a = account("a@im.bot");
     let lease = claim(store, "a@im.bot", "runner-a", T0).await;
-    let out = store
-        .commit_batch(&lease, &batch(None, vec![message(Some(1), "u", None)], T0))
-        .await
-        .expect("commit");
+    let out = commit(store, &lease, vec![message(Some(1), "u", None)]).await;
     let key = out.accepted[0].key;
     for index in [2, 0, 2, 1] {
         store
@@ -523,18 +498,13 @@ pub async fn the_reply_budget_belongs_to_one_entry(store: Arc<dyn Store>) {
     let store = &*store;
     let a = account("a@im.bot");
     let lease = claim(store, "a@im.bot", "runner-a", T0).await;
-    let accepted = store
-        .commit_batch(
-            &lease,
-            &batch(
-                None,
-                vec![message(Some(1), "u", None), message(Some(2), "u", None)],
-                T0,
-            ),
-        )
-        .await
-        .expect("commit")
-        .accepted;
+    let accepted = commit(
+        store,
+        &lease,
+        vec![message(Some(1), "u", None), message(Some(2), "u", None)],
+    )
+    .await
+    .accepted;
     let (first, second) = (accepted[0].key, accepted[1].key);
     let reply = BudgetKind::Reply { key: first };
     let spend = |n| store.spend_budget(&lease, &reply, n, 3, T0);

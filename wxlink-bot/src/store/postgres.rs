@@ -47,7 +47,7 @@ use crate::error::Error;
 use super::rules::{self, ClaimEpoch, PushWindow};
 use super::sql::{
     JOURNAL_COLUMNS, count, db, evict_through, id_from_sql, id_to_sql, key_from_sql, key_to_sql,
-    limit_to_sql,
+    limit_to_sql, throttle_from_sql, throttle_to_sql,
 };
 use super::{
     AccountCredentials, AccountId, AccountSummary, BudgetKind, BudgetOutcome, CommitOutcome,
@@ -1046,14 +1046,7 @@ impl Store for PostgresStore {
             let since: Option<i64> = row.try_get(0).map_err(db(op))?;
             let probe: Option<i64> = row.try_get(1).map_err(db(op))?;
             let failed: Option<i64> = row.try_get(2).map_err(db(op))?;
-            Ok(match (since, probe) {
-                (Some(since_ms), Some(next_probe_ms)) => Some(ThrottleRecord {
-                    since_ms,
-                    next_probe_ms,
-                    failed_probes: count(failed.unwrap_or(0)),
-                }),
-                _ => None,
-            })
+            Ok(throttle_from_sql((since, probe, failed)))
         })
     }
 
@@ -1063,9 +1056,7 @@ impl Store for PostgresStore {
         record: Option<ThrottleRecord>,
     ) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            let since = record.map(|r| r.since_ms);
-            let probe = record.map(|r| r.next_probe_ms);
-            let failed = record.map(|r| i64::from(r.failed_probes));
+            let (since, probe, failed) = throttle_to_sql(record);
             self.fenced_write(lease, "save the throttle state", async |tx, _| {
                 exec(
                     tx,

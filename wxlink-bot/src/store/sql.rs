@@ -8,7 +8,7 @@
 
 use crate::error::Error;
 
-use super::JournalKey;
+use super::{JournalKey, ThrottleRecord};
 
 /// Maps a driver or pool error into an [`Error`] for `operation`, the
 /// driver's error kept as the source.
@@ -56,6 +56,32 @@ pub(super) fn evict_through(next_seen: i64, id_window: usize) -> i64 {
     next_seen.saturating_sub(limit_to_sql(id_window))
 }
 
+/// The throttle columns of an account as stored: since, next probe and
+/// failed probes, all NULL when the account is not throttled.
+pub(super) type ThrottleColumns = (Option<i64>, Option<i64>, Option<i64>);
+
+/// A throttle state (or none) as stored.
+pub(super) fn throttle_to_sql(record: Option<ThrottleRecord>) -> ThrottleColumns {
+    (
+        record.map(|r| r.since_ms),
+        record.map(|r| r.next_probe_ms),
+        record.map(|r| i64::from(r.failed_probes)),
+    )
+}
+
+/// A throttle state read back: the account is throttled only when both
+/// times are set; a missing failure count reads as 0.
+pub(super) fn throttle_from_sql((since, probe, failed): ThrottleColumns) -> Option<ThrottleRecord> {
+    match (since, probe) {
+        (Some(since_ms), Some(next_probe_ms)) => Some(ThrottleRecord {
+            since_ms,
+            next_probe_ms,
+            failed_probes: count(failed.unwrap_or(0)),
+        }),
+        _ => None,
+    }
+}
+
 /// The journal columns, in the order each backend's `journal_row` reads
 /// them.
 pub(super) const JOURNAL_COLUMNS: &str =
@@ -76,5 +102,20 @@ mod tests {
         assert_eq!(count(i64::MAX), u32::MAX);
         assert_eq!(evict_through(10, 3), 7);
         assert_eq!(evict_through(10, usize::MAX), 10 - i64::MAX);
+        let record = ThrottleRecord {
+            since_ms: 5,
+            next_probe_ms: 9,
+            failed_probes: 2,
+        };
+        assert_eq!(
+            throttle_from_sql(throttle_to_sql(Some(record))),
+            Some(record)
+        );
+        assert_eq!(throttle_to_sql(None), (None, None, None));
+        assert_eq!(throttle_from_sql((Some(5), None, Some(1))), None);
+        assert_eq!(
+            throttle_from_sql((Some(5), Some(9), None)).map(|r| r.failed_probes),
+            Some(0)
+        );
     }
 }

@@ -27,8 +27,8 @@ use crate::error::Error;
 
 use super::rules::{self, ClaimEpoch, PushWindow};
 use super::sql::{
-    JOURNAL_COLUMNS, count, db, evict_through, id_from_sql, id_to_sql, key_from_sql, key_to_sql,
-    limit_to_sql,
+    JOURNAL_COLUMNS, ThrottleColumns, count, db, evict_through, id_from_sql, id_to_sql,
+    key_from_sql, key_to_sql, limit_to_sql, throttle_from_sql, throttle_to_sql,
 };
 use super::{
     AccountCredentials, AccountId, AccountSummary, BudgetKind, BudgetOutcome, CommitOutcome,
@@ -775,7 +775,7 @@ impl Store for SqliteStore {
     fn throttle<'a>(&'a self, account: &'a AccountId) -> StoreFuture<'a, Option<ThrottleRecord>> {
         let account = account.clone();
         self.run("read the throttle state", move |conn| {
-            let row: Option<(Option<i64>, Option<i64>, Option<i64>)> = conn
+            let row: Option<ThrottleColumns> = conn
                 .query_row(
                     "SELECT throttle_since, throttle_probe, throttle_failed FROM accounts \
                      WHERE account = ?1",
@@ -784,14 +784,7 @@ impl Store for SqliteStore {
                 )
                 .optional()
                 .map_err(db("read the throttle state"))?;
-            Ok(match row {
-                Some((Some(since_ms), Some(next_probe_ms), failed)) => Some(ThrottleRecord {
-                    since_ms,
-                    next_probe_ms,
-                    failed_probes: count(failed.unwrap_or(0)),
-                }),
-                _ => None,
-            })
+            Ok(row.and_then(throttle_from_sql))
         })
     }
 
@@ -801,16 +794,12 @@ impl Store for SqliteStore {
         record: Option<ThrottleRecord>,
     ) -> StoreFuture<'a, ()> {
         let account = lease.account.clone();
+        let (since, probe, failed) = throttle_to_sql(record);
         self.fenced(lease, "save the throttle state", move |tx| {
             tx.execute(
                 "UPDATE accounts SET throttle_since = ?2, throttle_probe = ?3, throttle_failed = ?4 \
                  WHERE account = ?1",
-                params![
-                    account.as_str(),
-                    record.map(|r| r.since_ms),
-                    record.map(|r| r.next_probe_ms),
-                    record.map(|r| i64::from(r.failed_probes))
-                ],
+                params![account.as_str(), since, probe, failed],
             )
             .map_err(db("save the throttle state"))?;
             Ok(())

@@ -61,18 +61,18 @@ impl Agent for LocalAgent {
     fn respond<'a>(&'a self, turn: &'a Turn) -> BoxFuture<'a, Result<Reply, Error>> {
         Box::pin(async move {
             if let Some(image) = turn.media.iter().find(|m| m.kind == MediaKind::Image) {
-                let bytes = tokio::fs::read(&image.path).await.map_err(|err| {
-                    Error::other(wxlink_bridge::ErrorKind::Io, "cannot read the image", err)
-                })?;
+                let bytes = tokio::fs::read(&image.path)
+                    .await
+                    .map_err(|err| Error::io("cannot read the image", err))?;
                 let report = format!(
                     "image report\nsize: {} bytes\ntype: {}\n",
                     bytes.len(),
                     image.content_type.as_deref().unwrap_or("unknown")
                 );
                 let path = self.out_dir.join("image-report.txt");
-                tokio::fs::write(&path, report).await.map_err(|err| {
-                    Error::other(wxlink_bridge::ErrorKind::Io, "cannot write the report", err)
-                })?;
+                tokio::fs::write(&path, report)
+                    .await
+                    .map_err(|err| Error::io("cannot write the report", err))?;
                 return Ok(Reply::text(format!(
                     "I got your image ({} bytes). Here is my report.",
                     bytes.len()

@@ -44,10 +44,31 @@ pub async fn run(args: &DemoArgs) -> Result<ExitCode> {
     if args.bridge {
         return bridge::run(args).await;
     }
+    play(
+        args,
+        &[
+            "WxLink demo: an echo bot talking to a simulated WeChat user.",
+            "Everything runs in this process on 127.0.0.1: no account, no network.",
+        ],
+        converse,
+    )
+    .await
+}
+
+/// What both demos do around their conversation: prints `intro`, starts
+/// the simulator and shows its addresses, runs `converse` against it with
+/// the step timeout, and shuts the simulator down. The exit code is 0 only
+/// when every check passed and `converse` did not stop early.
+async fn play(
+    args: &DemoArgs,
+    intro: &[&str],
+    converse: impl AsyncFnOnce(&Simulator, &mut Transcript, Duration) -> Result<()>,
+) -> Result<ExitCode> {
     let step = Duration::from_secs(args.step_timeout.max(1));
     let mut t = Transcript::new();
-    t.line("WxLink demo: an echo bot talking to a simulated WeChat user.");
-    t.line("Everything runs in this process on 127.0.0.1: no account, no network.");
+    for line in intro {
+        t.line(line);
+    }
 
     t.section("simulator");
     let sim = Simulator::builder()

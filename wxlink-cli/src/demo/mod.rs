@@ -28,6 +28,7 @@ use tokio::sync::mpsc;
 use wxlink_client::{LoginCallbacks, LoginOptions, LoginOutcome, LoginState, WxLinkClient};
 use wxlink_media::{AesKey, KeyEncoding, MediaKind};
 use wxlink_proto::{MessageItem, MessageItemType};
+use wxlink_sim::harness::PlainClient;
 use wxlink_sim::{InboundMessage, InjectedMessage, LoginScript, SentMessage, Simulator};
 
 use self::bot::BotEvent;
@@ -135,7 +136,7 @@ async fn converse(sim: &Simulator, t: &mut Transcript, step: Duration) -> Result
     t.line("re-uploaded encrypted), then cancels \"typing…\".");
 
     t.section("conversation");
-    let cdn = crate::http::plain_client();
+    let cdn = PlainClient::new();
     let steps = [
         Inbound::Text("Hello, bot! 你好 👋".to_owned()),
         Inbound::Text(assets::long_text()),
@@ -186,7 +187,7 @@ async fn exchange(
     sim: &Simulator,
     t: &mut Transcript,
     events: &mut mpsc::UnboundedReceiver<BotEvent>,
-    cdn: &crate::http::PlainClient,
+    cdn: &PlainClient,
     user: &str,
     inbound: Inbound,
     step: Duration,
@@ -404,7 +405,7 @@ fn describe(sent: &SentMessage) -> String {
 /// it with the key in the item, without going through the bot's client.
 async fn fetch_and_decrypt(
     sim: &Simulator,
-    cdn: &crate::http::PlainClient,
+    cdn: &PlainClient,
     item: &MessageItem,
     kind: MediaKind,
 ) -> Result<Vec<u8>> {
@@ -437,7 +438,7 @@ async fn fetch_and_decrypt(
         media.aes_key.as_ref().map(|k| k.expose_secret()),
     )?
     .context("the item carries no key")?;
-    let ciphertext = crate::http::get(cdn, &url).await?;
+    let ciphertext = cdn.get(&url).await?;
     Ok(decrypt(&key, &ciphertext)?)
 }
 

@@ -414,7 +414,7 @@ async fn bare_post(server: &Server, args: &LoadArgs) -> Result<Value> {
     let url: http::Uri = format!("{base}/ilink/bot/sendmessage")
         .parse()
         .context("invalid base URL")?;
-    let client = crate::http::plain_client();
+    let client = wxlink_sim::harness::PlainClient::new();
     let auth = format!("Bearer {}", server.token);
     let client_version =
         wxlink_proto::encode_client_version(wxlink_proto::DEFAULT_CHANNEL_VERSION).to_string();
@@ -448,10 +448,8 @@ async fn bare_post(server: &Server, args: &LoadArgs) -> Result<Value> {
                 .header("ilink-app-id", wxlink_proto::consts::APP_ID)
                 .header("ilink-app-clientversion", client_version)
                 .header("authorization", auth)
-                .body(http_body_util::Full::new(bytes::Bytes::from(
-                    body.to_string(),
-                )))?;
-            let (status, body) = crate::http::send(&client, request).await?;
+                .body(bytes::Bytes::from(body.to_string()))?;
+            let (status, body) = client.send(request).await?;
             if !status.is_success() {
                 bail!("HTTP {status}");
             }
@@ -478,7 +476,7 @@ async fn bare_post(server: &Server, args: &LoadArgs) -> Result<Value> {
 /// `poll`: holds `--count` long polls at once and measures the memory
 /// they take.
 async fn poll(client: &WxLinkClient, args: &LoadArgs) -> Result<Value> {
-    let fd_limit = stats::raise_open_file_limit();
+    let fd_limit = wxlink_sim::harness::raise_open_file_limit();
     // A first poll sets up the connection pool, TLS and the runtime's
     // buffers, so that the baseline below includes them.
     let warm = client

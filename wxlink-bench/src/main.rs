@@ -27,7 +27,6 @@
 
 mod bridge;
 mod call_overhead;
-mod http;
 mod idle_accounts;
 mod load;
 mod media;

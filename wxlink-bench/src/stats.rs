@@ -3,8 +3,7 @@
 //! Peak and current RSS (Linux only) are `VmHWM` and `VmRSS` of
 //! `/proc/self/status`: the high-water mark of this process image and what
 //! it holds now; `poll` uses the latter to see how much memory a batch
-//! of idle long polls holds. Nothing here needs `unsafe`: the open-file limit
-//! goes through `rustix`'s safe `getrlimit`/`setrlimit`.
+//! of idle long polls holds.
 
 use std::time::Duration;
 
@@ -88,27 +87,6 @@ pub fn parse_status_bytes(status: &str, field: &str) -> Option<u64> {
     }
 }
 
-/// Raises this process's open-file limit to its hard maximum, so that
-/// thousands of concurrent connections do not fail with EMFILE. Returns the
-/// limit in force afterwards (`u64::MAX` when unlimited).
-pub fn raise_open_file_limit() -> Option<u64> {
-    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
-    let limit = getrlimit(Resource::Nofile);
-    // `None` is "unlimited".
-    let unlimited = |v: Option<u64>| v.unwrap_or(u64::MAX);
-    let mut current = limit.current;
-    if unlimited(limit.current) < unlimited(limit.maximum) {
-        let wanted = Rlimit {
-            current: limit.maximum,
-            maximum: limit.maximum,
-        };
-        if setrlimit(Resource::Nofile, wanted).is_ok() {
-            current = limit.maximum;
-        }
-    }
-    Some(unlimited(current))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,14 +128,6 @@ mod tests {
         assert_eq!(parse_status_bytes(status, "VmHWM:"), Some(10240 * 1024));
         assert_eq!(parse_status_bytes(status, "VmRSS:"), Some(2048 * 1024));
         assert_eq!(parse_status_bytes(status, "VmSwap:"), None);
-    }
-
-    #[cfg(target_os = "linux")]
-    #[test]
-    fn the_open_file_limit_is_at_least_what_it_was() {
-        let before = rustix::process::getrlimit(rustix::process::Resource::Nofile);
-        let after = raise_open_file_limit().unwrap();
-        assert!(after >= before.current.unwrap_or(u64::MAX), "{after}");
     }
 
     #[cfg(target_os = "linux")]

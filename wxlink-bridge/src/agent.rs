@@ -16,8 +16,10 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// The bridge calls [`respond`](Self::respond) for one user at a time, in
 /// order, and for different users concurrently, so an implementation must be
 /// `Send + Sync`. The bridge enforces the time limit and retries; an
-/// implementation only answers once or fails with an [`Error`] (use
-/// [`Error::unreadable`] for an answer it cannot use).
+/// implementation only answers once or fails with an [`Error`]:
+/// [`Error::agent`] when its backend cannot be reached or breaks off,
+/// [`Error::unreadable`] for an answer it cannot use, [`Error::io`] when a
+/// file of the turn cannot be read or written.
 ///
 /// ```
 /// use wxlink_bridge::{Agent, BoxFuture, Error, Reply, Turn};

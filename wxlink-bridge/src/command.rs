@@ -33,7 +33,7 @@ use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::oneshot;
 
 use crate::agent::{Agent, BoxFuture};
-use crate::error::{Error, ErrorKind};
+use crate::error::{Error, Kind};
 use crate::http::MAX_ANSWER_BYTES;
 use crate::turn::{Reply, Turn};
 
@@ -157,7 +157,7 @@ impl CommandAgent {
 
     fn spawn_error(&self, err: std::io::Error) -> Error {
         Error::with_source(
-            ErrorKind::Process,
+            Kind::Process,
             format!("cannot start {}", self.config.program.display()),
             err,
         )
@@ -165,7 +165,7 @@ impl CommandAgent {
 
     async fn per_turn(&self, turn: &Turn) -> Result<Reply, Error> {
         let mut input = serde_json::to_vec(turn)
-            .map_err(|err| Error::with_source(ErrorKind::Config, "cannot encode a turn", err))?;
+            .map_err(|err| Error::with_source(Kind::Config, "cannot encode a turn", err))?;
         input.push(b'\n');
         let mut child = self
             .config
@@ -175,10 +175,7 @@ impl CommandAgent {
         let (Some(mut stdin), Some(stdout), Some(stderr)) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take())
         else {
-            return Err(Error::new(
-                ErrorKind::Process,
-                "the agent's pipes are missing",
-            ));
+            return Err(Error::new(Kind::Process, "the agent's pipes are missing"));
         };
         tokio::spawn(log_stderr(stderr, self.config.program.clone()));
         let run = async {
@@ -192,7 +189,7 @@ impl CommandAgent {
                 .read_to_end(&mut out)
                 .await;
             read.map_err(|err| {
-                Error::with_source(ErrorKind::Process, "cannot read the agent's output", err)
+                Error::with_source(Kind::Process, "cannot read the agent's output", err)
             })?;
             if out.len() as u64 > MAX_ANSWER_BYTES {
                 return Err(Error::unreadable(format!(
@@ -200,11 +197,11 @@ impl CommandAgent {
                 )));
             }
             let status = child.wait().await.map_err(|err| {
-                Error::with_source(ErrorKind::Process, "cannot wait for the agent", err)
+                Error::with_source(Kind::Process, "cannot wait for the agent", err)
             })?;
             if !status.success() {
                 return Err(Error::new(
-                    ErrorKind::Process,
+                    Kind::Process,
                     format!("the agent exited with {status}"),
                 ));
             }
@@ -230,10 +227,7 @@ impl CommandAgent {
         let (Some(stdin), Some(stdout), Some(stderr)) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take())
         else {
-            return Err(Error::new(
-                ErrorKind::Process,
-                "the agent's pipes are missing",
-            ));
+            return Err(Error::new(Kind::Process, "the agent's pipes are missing"));
         };
         tokio::spawn(log_stderr(stderr, self.config.program.clone()));
         let running = Arc::new(Running {
@@ -250,7 +244,7 @@ impl CommandAgent {
     async fn long_lived(&self, turn: &Turn) -> Result<Reply, Error> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed).to_string();
         let mut line = serde_json::to_value(turn)
-            .map_err(|err| Error::with_source(ErrorKind::Config, "cannot encode a turn", err))?;
+            .map_err(|err| Error::with_source(Kind::Config, "cannot encode a turn", err))?;
         if let Value::Object(map) = &mut line {
             map.insert("id".into(), Value::String(id.clone()));
         }
@@ -272,14 +266,14 @@ impl CommandAgent {
                 running.alive.store(false, Ordering::Release);
                 running.pending_map()?.remove(&id);
                 return Err(Error::with_source(
-                    ErrorKind::Process,
+                    Kind::Process,
                     "cannot write to the agent",
                     err,
                 ));
             }
-            let reply = rx.await.map_err(|_| {
-                Error::new(ErrorKind::Process, "the agent exited before it answered")
-            })?;
+            let reply = rx
+                .await
+                .map_err(|_| Error::new(Kind::Process, "the agent exited before it answered"))?;
             Ok::<_, Error>((reply, running))
         };
         match tokio::time::timeout(timeout, run).await {
@@ -328,7 +322,7 @@ impl Running {
     fn pending_map(&self) -> Result<std::sync::MutexGuard<'_, Pending>, Error> {
         self.pending
             .lock()
-            .map_err(|_| Error::new(ErrorKind::Process, "the agent's lock is poisoned"))
+            .map_err(|_| Error::new(Kind::Process, "the agent's lock is poisoned"))
     }
 }
 
@@ -348,7 +342,7 @@ async fn read_replies(stdout: tokio::process::ChildStdout, running: std::sync::W
                 if let Ok(mut map) = running.pending_map() {
                     for (_, tx) in map.drain() {
                         let _ = tx.send(Err(Error::new(
-                            ErrorKind::Process,
+                            Kind::Process,
                             "the agent exited before it answered",
                         )));
                     }

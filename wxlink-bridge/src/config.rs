@@ -60,7 +60,7 @@ use serde::Deserialize;
 use crate::agent::Agent;
 use crate::command::{CommandAgent, CommandConfig, CommandMode};
 use crate::engine::EngineOptions;
-use crate::error::{Error, ErrorKind};
+use crate::error::{Error, Kind};
 use crate::history::HistoryLimits;
 use crate::openai::{OpenAiAgent, OpenAiConfig};
 use crate::runtime::BridgeOptions;
@@ -234,7 +234,7 @@ impl BridgeConfig {
     pub fn from_toml(text: &str) -> Result<Self, Error> {
         toml::from_str(text).map_err(|err| {
             Error::new(
-                ErrorKind::Config,
+                Kind::Config,
                 format!("the configuration is not valid: {}", err.message()),
             )
         })
@@ -244,11 +244,7 @@ impl BridgeConfig {
     /// file's directory.
     pub fn load(path: &Path) -> Result<Self, Error> {
         let text = std::fs::read_to_string(path).map_err(|err| {
-            Error::with_source(
-                ErrorKind::Io,
-                format!("cannot read {}", path.display()),
-                err,
-            )
+            Error::with_source(Kind::Io, format!("cannot read {}", path.display()), err)
         })?;
         let mut config = Self::from_toml(&text)?;
         let base = path.parent().unwrap_or(Path::new("."));
@@ -346,7 +342,7 @@ impl AgentConfig {
                 Some(var) => match env(var) {
                     Some(value) if !value.is_empty() => Ok(Some(Secret::new(value))),
                     _ => Err(Error::new(
-                        ErrorKind::Config,
+                        Kind::Config,
                         format!("the environment variable {var} is not set"),
                     )),
                 },

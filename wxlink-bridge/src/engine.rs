@@ -67,7 +67,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
 use crate::agent::{Agent, BoxFuture};
-use crate::error::{Error, ErrorKind};
+use crate::error::{Error, Kind};
 use crate::markdown::{DEFAULT_CHUNK_CHARS, chunk_markdown, filter_markdown};
 use crate::metrics::Metrics;
 use crate::turn::{Reply, ReplyMedia, Turn, TurnMedia};
@@ -215,6 +215,12 @@ pub trait Typing: Send + 'static {
 }
 
 /// Where replies go: the runtime, which paces, budgets and sends them.
+///
+/// A send that fails returns [`Error::send`]; one the runtime refuses by
+/// policy returns [`Error::refused`], and the engine holds the rest of the
+/// reply for `/more` instead of sending it again; a media file the outbox
+/// refuses returns [`Error::media_refused`], and the engine sends a notice
+/// in its place.
 pub trait Outbox: Send + Sync + 'static {
     /// Shows "typing…" to the user and keeps it alive until the returned
     /// guard is stopped. Failures are the outbox's to log: typing is
@@ -240,7 +246,7 @@ pub trait Outbox: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<(), Error>>;
 
     /// Sends one media file as message `index` or, when it is refused
-    /// ([`ErrorKind::MediaRefused`]), `notice` in its place as that same
+    /// ([`Error::is_media_refused`]), `notice` in its place as that same
     /// message. The default sends the notice after the refusal; an outbox
     /// whose runtime counts the refused attempt against a budget should
     /// send both under one permit, so that the refusal costs one message.
@@ -254,7 +260,7 @@ pub trait Outbox: Send + Sync + 'static {
         Box::pin(async move {
             match self.send_media(to, index, media).await {
                 Ok(()) => Ok(MediaOutcome::Sent),
-                Err(err) if err.kind() == ErrorKind::MediaRefused => {
+                Err(err) if err.is_media_refused() => {
                     if let Some(notice) = notice {
                         self.send_text(to, index, notice.to_owned()).await?;
                     }
@@ -524,7 +530,7 @@ impl ReplySink for Engine {
             let base = match to.message_id {
                 Some(id) => {
                     let mut map = self.shared.deferred_index.lock().map_err(|_| {
-                        Error::new(ErrorKind::Send, "the engine's index lock is poisoned")
+                        Error::new(Kind::Send, "the engine's index lock is poisoned")
                     })?;
                     let next = map
                         .entry((to.account.clone(), id))
@@ -630,7 +636,7 @@ async fn handle_batch(shared: &Shared, batch: Vec<Inbound>) {
                 };
                 let failure = match sent {
                     Ok(()) => None,
-                    Err(err) if err.kind() == ErrorKind::Refused => None,
+                    Err(err) if err.is_refused() => None,
                     Err(err) => {
                         shared.metrics.send_error();
                         tracing::warn!(%account, %user, error = %err, "cannot send the rest of an answer; it waits for the retry");
@@ -783,7 +789,7 @@ async fn handle_batch(shared: &Shared, batch: Vec<Inbound>) {
             shared.metrics.turn("answered");
             settle_all(settles, None).await;
         }
-        Err(err) if err.kind() == ErrorKind::Refused => {
+        Err(err) if err.is_refused() => {
             // The runtime's policy stops the rest of the answer; sending it
             // again would be refused again, so it waits for `/more`.
             shared.metrics.send_error();
@@ -872,7 +878,7 @@ async fn deliver(
     let mut index = base;
     while let Some(item) = items.pop_front() {
         if let Err(err) = send_item(shared, to, index, &item).await {
-            if err.kind() == ErrorKind::Refused {
+            if err.is_refused() {
                 items.push_front(item);
                 items.extend(rest);
                 hold(shared, to, items);
@@ -1024,13 +1030,13 @@ fn take_held(shared: &Shared, account: &str, user: &str) -> VecDeque<Item> {
 pub(crate) fn check_path(dir: Option<&Path>, path: &Path) -> Result<PathBuf, Error> {
     let Some(dir) = dir else {
         return Err(Error::new(
-            ErrorKind::MediaRefused,
+            Kind::MediaRefused,
             "reply files are off: no media directory is configured",
         ));
     };
-    let dir = dir.canonicalize().map_err(|err| {
-        Error::with_source(ErrorKind::Io, "the media directory cannot be read", err)
-    })?;
+    let dir = dir
+        .canonicalize()
+        .map_err(|err| Error::with_source(Kind::Io, "the media directory cannot be read", err))?;
     let joined = if path.is_absolute() {
         path.to_path_buf()
     } else {
@@ -1038,14 +1044,14 @@ pub(crate) fn check_path(dir: Option<&Path>, path: &Path) -> Result<PathBuf, Err
     };
     let real = joined.canonicalize().map_err(|err| {
         Error::with_source(
-            ErrorKind::MediaRefused,
+            Kind::MediaRefused,
             format!("the reply file {} cannot be read", path.display()),
             err,
         )
     })?;
     if !real.starts_with(&dir) {
         return Err(Error::new(
-            ErrorKind::MediaRefused,
+            Kind::MediaRefused,
             format!(
                 "the reply file {} lies outside the media directory",
                 path.display()

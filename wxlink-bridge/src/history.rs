@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 
 use crate::agent::BoxFuture;
-use crate::error::{Error, ErrorKind};
+use crate::error::{Error, Kind};
 
 /// Who said a history entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,7 +95,8 @@ impl HistoryLimits {
     }
 }
 
-/// Where conversation history lives, keyed by account and user.
+/// Where conversation history lives, keyed by account and user. A backend
+/// that fails returns [`Error::store`].
 pub trait HistoryStore: Send + Sync + 'static {
     /// The user's entries, oldest first.
     fn load<'a>(
@@ -136,7 +137,7 @@ impl MemoryHistory {
         let mut map = self
             .map
             .lock()
-            .map_err(|_| Error::new(ErrorKind::Store, "the history lock is poisoned"))?;
+            .map_err(|_| Error::new(Kind::Store, "the history lock is poisoned"))?;
         Ok(f(&mut map))
     }
 }

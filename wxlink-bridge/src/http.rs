@@ -9,7 +9,7 @@ use http::{Request, Response};
 use tower::ServiceExt as _;
 use wxlink_transport::{Body, BoxError, BoxHttpService, HttpsTransport};
 
-use crate::error::{Error, ErrorKind};
+use crate::error::{Error, Kind};
 use crate::secret::Secret;
 
 /// The most of an agent's answer the bridge reads (4 MiB).
@@ -52,8 +52,8 @@ impl HttpClient {
     }
 
     /// POSTs a JSON body with an optional bearer token and returns the
-    /// response head and streaming body; a failure to connect or send is an
-    /// [`ErrorKind::Transport`] error.
+    /// response head and streaming body; a failure to connect or send is a
+    /// transport error ([`Error::is_transport`]).
     pub(crate) async fn post_json(
         &self,
         url: &str,
@@ -69,21 +69,21 @@ impl HttpClient {
             let mut value = HeaderValue::try_from(format!("Bearer {}", token.expose_secret()))
                 .map_err(|_| {
                     Error::new(
-                        ErrorKind::Config,
+                        Kind::Config,
                         "the bearer token holds characters a header cannot",
                     )
                 })?;
             value.set_sensitive(true);
             builder = builder.header(AUTHORIZATION, value);
         }
-        let request = builder.body(Body::from(body)).map_err(|err| {
-            Error::with_source(ErrorKind::Config, "the agent URL is not valid", err)
-        })?;
+        let request = builder
+            .body(Body::from(body))
+            .map_err(|err| Error::with_source(Kind::Config, "the agent URL is not valid", err))?;
         self.service
             .clone()
             .oneshot(request)
             .await
-            .map_err(|err| Error::with_source(ErrorKind::Transport, "cannot reach the agent", err))
+            .map_err(|err| Error::with_source(Kind::Transport, "cannot reach the agent", err))
     }
 }
 
@@ -107,7 +107,7 @@ pub(crate) async fn read_body(body: Body) -> Result<Bytes, Error> {
                 "the agent's answer is larger than {MAX_ANSWER_BYTES} bytes"
             ))
         } else {
-            Error::with_source(ErrorKind::Transport, "the agent's answer broke off", err)
+            Error::with_source(Kind::Transport, "the agent's answer broke off", err)
         }
     })
 }

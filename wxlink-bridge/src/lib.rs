@@ -61,7 +61,7 @@ pub use config::{AgentConfig, BridgeConfig};
 pub use engine::{
     DeliveryAttempt, Engine, EngineOptions, Inbound, Outbox, ReplyTo, Settle, Typing,
 };
-pub use error::{Error, ErrorKind};
+pub use error::Error;
 pub use history::{HistoryEntry, HistoryLimits, HistoryStore, MemoryHistory, Role};
 pub use http::HttpClient;
 pub use markdown::{DEFAULT_CHUNK_CHARS, chunk_markdown, filter_markdown};

@@ -26,7 +26,7 @@ use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 
-use crate::error::{Error, ErrorKind};
+use crate::error::{Error, Kind};
 use crate::secret::Secret;
 use crate::server::LoopbackServer;
 
@@ -64,7 +64,7 @@ impl MediaEndpoint {
     pub async fn serve(addr: SocketAddr, token: Secret) -> Result<Self, Error> {
         if token.expose_secret().len() < 16 {
             return Err(Error::new(
-                ErrorKind::Config,
+                Kind::Config,
                 "the media endpoint's token must be at least 16 characters",
             ));
         }

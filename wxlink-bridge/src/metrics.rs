@@ -21,7 +21,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::error::ErrorKind;
+use crate::error::Kind;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabel {
@@ -133,14 +133,19 @@ impl Metrics {
         self.turns.get_or_create(&OutcomeLabel { outcome }).inc();
     }
 
-    pub(crate) fn agent_error(&self, kind: ErrorKind) {
+    pub(crate) fn agent_error(&self, kind: Kind) {
         let kind = match kind {
-            ErrorKind::Timeout => "timeout",
-            ErrorKind::Status => "status",
-            ErrorKind::Unreadable => "unreadable",
-            ErrorKind::Transport => "transport",
-            ErrorKind::Process => "process",
-            _ => "other",
+            Kind::Timeout => "timeout",
+            Kind::Status => "status",
+            Kind::Unreadable => "unreadable",
+            Kind::Transport => "transport",
+            Kind::Process => "process",
+            Kind::Config
+            | Kind::Io
+            | Kind::Store
+            | Kind::Send
+            | Kind::Refused
+            | Kind::MediaRefused => "other",
         };
         self.agent_errors.get_or_create(&KindLabel { kind }).inc();
     }
@@ -214,7 +219,7 @@ mod tests {
     fn the_text_format_names_every_metric() {
         let m = Metrics::new();
         m.turn("answered");
-        m.agent_error(ErrorKind::Timeout);
+        m.agent_error(Kind::Timeout);
         m.latency(Duration::from_millis(3));
         m.dead_letter();
         let text = m.encode();

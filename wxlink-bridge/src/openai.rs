@@ -23,7 +23,7 @@ use futures_util::StreamExt as _;
 use serde_json::{Value, json};
 
 use crate::agent::{Agent, BoxFuture};
-use crate::error::{Error, ErrorKind};
+use crate::error::{Error, Kind};
 use crate::history::{HistoryEntry, HistoryLimits, HistoryStore, MemoryHistory, Role};
 use crate::http::{HttpClient, MAX_ANSWER_BYTES, read_body, status_error};
 use crate::secret::Secret;
@@ -275,7 +275,7 @@ impl OpenAiAgent {
         let text = Self::user_text(turn);
         let body = self.request_body(turn, &history, &text).await;
         let bytes = serde_json::to_vec(&body)
-            .map_err(|err| Error::with_source(ErrorKind::Config, "cannot encode a request", err))?;
+            .map_err(|err| Error::with_source(Kind::Config, "cannot encode a request", err))?;
         let accept = if self.config.stream {
             "text/event-stream"
         } else {
@@ -379,7 +379,7 @@ async fn read_sse(body: wxlink_transport::Body) -> Result<String, Error> {
     let mut total: u64 = 0;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|err| {
-            Error::with_source(ErrorKind::Transport, "the model's stream broke off", err)
+            Error::with_source(Kind::Transport, "the model's stream broke off", err)
         })?;
         total += chunk.len() as u64;
         if total > MAX_ANSWER_BYTES {

@@ -53,7 +53,7 @@ use crate::agent::{Agent, BoxFuture};
 use crate::engine::{
     DeliveryAttempt, Engine, EngineOptions, Inbound, MediaOutcome, Outbox, ReplyTo, Settle, Typing,
 };
-use crate::error::{Error, ErrorKind};
+use crate::error::{Error, Kind};
 use crate::media_endpoint::MediaEndpoint;
 use crate::metrics::Metrics;
 use crate::turn::{MediaKind, ReplyMedia, TurnMedia};
@@ -277,7 +277,7 @@ impl Bridge {
             .add_account_arc(config, handler)
             .await
             .map_err(|err| {
-                Error::with_source(ErrorKind::Config, format!("cannot run account {id}"), err)
+                Error::with_source(Kind::Config, format!("cannot run account {id}"), err)
             })
     }
 
@@ -576,13 +576,11 @@ impl HostOutbox {
     /// The running account a push goes from.
     fn handle(&self, to: &ReplyTo) -> Result<AccountHandle, Error> {
         let account = wxlink_bot::store::AccountId::new(to.account.clone())
-            .map_err(|err| Error::with_source(ErrorKind::Send, "not an account id", err))?;
-        self.shared.host.account(&account).ok_or_else(|| {
-            Error::new(
-                ErrorKind::Send,
-                format!("account {} is not running", to.account),
-            )
-        })
+            .map_err(|err| Error::with_source(Kind::Send, "not an account id", err))?;
+        self.shared
+            .host
+            .account(&account)
+            .ok_or_else(|| Error::new(Kind::Send, format!("account {} is not running", to.account)))
     }
 
     fn incoming(&self, to: &ReplyTo) -> Option<Arc<Incoming>> {
@@ -617,11 +615,11 @@ fn is_media_refusal(err: &wxlink_client::Error) -> bool {
 
 fn send_error(err: wxlink_bot::Error) -> Error {
     let kind = if err.client_error().is_some_and(is_media_refusal) {
-        ErrorKind::MediaRefused
+        Kind::MediaRefused
     } else if err.is_budget_exhausted() || err.is_user_must_write_first() {
-        ErrorKind::Refused
+        Kind::Refused
     } else {
-        ErrorKind::Send
+        Kind::Send
     };
     Error::with_source(kind, "cannot send a reply", err)
 }
@@ -649,12 +647,9 @@ impl Outbox for HostOutbox {
                 return incoming.reply(&text).await.map_err(send_error);
             }
             let account = wxlink_bot::store::AccountId::new(to.account.clone())
-                .map_err(|err| Error::with_source(ErrorKind::Send, "not an account id", err))?;
+                .map_err(|err| Error::with_source(Kind::Send, "not an account id", err))?;
             let handle = self.shared.host.account(&account).ok_or_else(|| {
-                Error::new(
-                    ErrorKind::Send,
-                    format!("account {} is not running", to.account),
-                )
+                Error::new(Kind::Send, format!("account {} is not running", to.account))
             })?;
             handle.push_text(&to.user, &text).await.map_err(send_error)
         })
@@ -738,7 +733,7 @@ impl Outbox for HostOutbox {
             };
             match outcome.map_err(send_error)? {
                 Some(Some(refusal)) => Ok(MediaOutcome::Refused(Error::with_source(
-                    ErrorKind::MediaRefused,
+                    Kind::MediaRefused,
                     "the media cannot be sent",
                     refusal,
                 ))),

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::error::{Error, ErrorKind};
+use crate::error::{Error, Kind};
 
 /// An API key or bearer token. `Debug` and `Display` print
 /// `** redacted **`; [`expose_secret`](Self::expose_secret) is the only way
@@ -31,7 +31,7 @@ impl Secret {
         match std::env::var(name) {
             Ok(value) if !value.is_empty() => Ok(Self(value)),
             _ => Err(Error::new(
-                ErrorKind::Config,
+                Kind::Config,
                 format!("the environment variable {name} is not set"),
             )),
         }

@@ -11,7 +11,7 @@ use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
-use crate::error::{Error, ErrorKind};
+use crate::error::{Error, Kind};
 
 /// The largest request body the bridge's endpoints read (1 MiB).
 pub(crate) const MAX_REQUEST_BYTES: usize = 1 << 20;
@@ -41,16 +41,16 @@ impl LoopbackServer {
     {
         if !addr.ip().is_loopback() {
             return Err(Error::new(
-                ErrorKind::Config,
+                Kind::Config,
                 format!("{addr} is not a loopback address; the bridge serves on loopback only"),
             ));
         }
-        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|err| {
-            Error::with_source(ErrorKind::Io, format!("cannot listen on {addr}"), err)
-        })?;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|err| Error::with_source(Kind::Io, format!("cannot listen on {addr}"), err))?;
         let addr = listener
             .local_addr()
-            .map_err(|err| Error::with_source(ErrorKind::Io, "cannot read the address", err))?;
+            .map_err(|err| Error::with_source(Kind::Io, "cannot read the address", err))?;
         let handler = Arc::new(handler);
         let task = tokio::spawn(async move {
             loop {

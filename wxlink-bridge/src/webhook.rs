@@ -30,7 +30,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::agent::{Agent, BoxFuture};
-use crate::error::{Error, ErrorKind};
+use crate::error::{Error, Kind};
 use crate::http::{HttpClient, read_body, status_error};
 use crate::secret::Secret;
 use crate::server::{LoopbackServer, json as json_response};
@@ -88,7 +88,7 @@ impl WebhookAgent {
 
     async fn call(&self, turn: &Turn) -> Result<Reply, Error> {
         let body = serde_json::to_vec(turn)
-            .map_err(|err| Error::with_source(ErrorKind::Config, "cannot encode a turn", err))?;
+            .map_err(|err| Error::with_source(Kind::Config, "cannot encode a turn", err))?;
         let response = self
             .http
             .post_json(
@@ -205,7 +205,7 @@ impl SendEndpoint {
     ) -> Result<Self, Error> {
         if token.expose_secret().len() < 16 {
             return Err(Error::new(
-                ErrorKind::Config,
+                Kind::Config,
                 "the send endpoint's token must be at least 16 characters",
             ));
         }

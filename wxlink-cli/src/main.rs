@@ -15,8 +15,6 @@ mod cli;
 mod commands;
 mod cursor;
 mod demo;
-mod http;
-mod stats;
 mod ui;
 
 use std::io::IsTerminal;

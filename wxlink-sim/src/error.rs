@@ -15,6 +15,8 @@ enum Kind {
     UnknownAccount(String),
     InvalidInput(String),
     Tls,
+    Http,
+    Status { status: u16, body: String },
 }
 
 /// An error of the simulator's own API (never of the simulated protocol,
@@ -67,6 +69,24 @@ impl SimError {
         }
     }
 
+    /// A request of the [`PlainClient`](crate::harness::PlainClient) could
+    /// not be sent, or its answer broke off.
+    pub(crate) fn http(source: impl Into<Source>) -> Self {
+        Self {
+            kind: Kind::Http,
+            source: Some(source.into()),
+        }
+    }
+
+    /// A [`PlainClient::get`](crate::harness::PlainClient::get) was
+    /// answered with `status`, not a success; `body` is its answer as text.
+    pub(crate) fn status(status: u16, body: impl Into<String>) -> Self {
+        Self::new(Kind::Status {
+            status,
+            body: body.into(),
+        })
+    }
+
     /// True when a loopback listener could not be bound.
     pub fn is_bind(&self) -> bool {
         matches!(self.kind, Kind::Bind)
@@ -99,6 +119,24 @@ impl SimError {
         matches!(self.kind, Kind::Tls)
     }
 
+    /// True when a request of the
+    /// [`PlainClient`](crate::harness::PlainClient) could not be sent or
+    /// its answer broke off; the cause is in
+    /// [`source`](std::error::Error::source).
+    pub fn is_http(&self) -> bool {
+        matches!(self.kind, Kind::Http)
+    }
+
+    /// The HTTP status a
+    /// [`PlainClient::get`](crate::harness::PlainClient::get) was answered
+    /// with, when that is the failure.
+    pub fn http_status(&self) -> Option<u16> {
+        match self.kind {
+            Kind::Status { status, .. } => Some(status),
+            _ => None,
+        }
+    }
+
     /// The endpoint name or bot id that was not known, for those errors.
     pub fn name(&self) -> Option<&str> {
         match &self.kind {
@@ -117,6 +155,8 @@ impl fmt::Display for SimError {
             Kind::UnknownAccount(id) => write!(f, "unknown account {id:?}"),
             Kind::InvalidInput(what) => write!(f, "invalid input: {what}"),
             Kind::Tls => f.write_str("cannot set up tls for the redirect listener"),
+            Kind::Http => f.write_str("http request failed"),
+            Kind::Status { status, body } => write!(f, "http get answered {status}: {body}"),
         }
     }
 }
@@ -156,5 +196,13 @@ mod tests {
             "invalid input: count must be at least 1"
         );
         assert!(SimError::tls(std::io::Error::other("bad key")).is_tls());
+        let http = SimError::http(std::io::Error::other("connection refused"));
+        assert!(http.is_http() && http.http_status().is_none());
+        assert_eq!(http.to_string(), "http request failed");
+        assert_eq!(http.source().unwrap().to_string(), "connection refused");
+        let status = SimError::status(404, "not found");
+        assert!(!status.is_http() && status.source().is_none());
+        assert_eq!(status.http_status(), Some(404));
+        assert_eq!(status.to_string(), "http get answered 404: not found");
     }
 }

@@ -49,6 +49,9 @@
 //!   outside it (with a fake clock), outbound voice accepted but not shown,
 //!   `ret -3` for unknown recipients, the newer of two polls winning and one
 //!   binding per user.
+//! - **Harness** ([`harness`]): for a process that drives the simulator
+//!   from outside the SDK, a plain keep-alive HTTP client and the raise of
+//!   the open-file limit that thousands of long polls need.
 //!
 //! # Example: testing a bot
 //!
@@ -264,6 +267,7 @@ mod config;
 pub mod control;
 mod error;
 mod fault;
+pub mod harness;
 mod http;
 mod inbound;
 mod login;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use wxlink_bridge::{Agent, CommandAgent, CommandConfig, CommandMode, ErrorKind, Turn};
+use wxlink_bridge::{Agent, CommandAgent, CommandConfig, CommandMode, Turn};
 
 fn python(script: &str) -> CommandConfig {
     CommandConfig::new("python3").args(["-c", script])
@@ -83,7 +83,7 @@ sys.exit(0)
 "#;
     let agent = CommandAgent::new(python(script).mode(CommandMode::LongLived));
     let err = agent.respond(&turn(1, "die")).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Process, "{err:?}");
+    assert!(err.is_process(), "{err:?}");
     let first = agent.respond(&turn(2, "x")).await.unwrap().text.unwrap();
     // A turn that reaches the program before its exit was seen fails; a
     // later one starts a new process. Bounded, for a loaded machine.
@@ -95,7 +95,7 @@ sys.exit(0)
                 break;
             }
             Err(err) => {
-                assert_eq!(err.kind(), ErrorKind::Process, "{err:?}");
+                assert!(err.is_process(), "{err:?}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
@@ -156,13 +156,11 @@ async fn garbage_empty_answers_failures_and_missing_programs_are_typed() {
     );
     let failing = CommandAgent::new(python("import sys\nsys.exit(2)"));
     let err = failing.respond(&turn(1, "x")).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Process);
+    assert!(err.is_process(), "{err:?}");
     assert!(err.to_string().contains("exit"), "{err}");
     let missing = CommandAgent::new(CommandConfig::new("/nonexistent/agent-program"));
-    assert_eq!(
-        missing.respond(&turn(1, "x")).await.unwrap_err().kind(),
-        ErrorKind::Process
-    );
+    let err = missing.respond(&turn(1, "x")).await.unwrap_err();
+    assert!(err.is_process(), "{err:?}");
     let long_garbage = CommandAgent::new(
         python("import sys\nsys.stdin.readline()\nprint('garbage', flush=True)\nimport time\ntime.sleep(5)")
             .mode(CommandMode::LongLived),

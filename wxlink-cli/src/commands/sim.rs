@@ -11,13 +11,12 @@ use serde_json::json;
 use wxlink_sim::{CdnStorage, Simulator};
 
 use crate::cli::SimArgs;
-use crate::stats;
 
 /// Starts the simulator, prints its addresses as one JSON line and serves
 /// until Ctrl-C (or SIGTERM).
 pub async fn run(args: &SimArgs) -> Result<ExitCode> {
     // Load tests hold thousands of connections open at once.
-    stats::raise_open_file_limit();
+    wxlink_sim::harness::raise_open_file_limit();
     let mut builder = Simulator::builder()
         .port(args.port)
         .hold(Duration::from_millis(args.hold_ms))

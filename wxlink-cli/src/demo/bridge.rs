@@ -61,18 +61,18 @@ impl Agent for LocalAgent {
     fn respond<'a>(&'a self, turn: &'a Turn) -> BoxFuture<'a, Result<Reply, Error>> {
         Box::pin(async move {
             if let Some(image) = turn.media.iter().find(|m| m.kind == MediaKind::Image) {
-                let bytes = tokio::fs::read(&image.path).await.map_err(|err| {
-                    Error::other(wxlink_bridge::ErrorKind::Io, "cannot read the image", err)
-                })?;
+                let bytes = tokio::fs::read(&image.path)
+                    .await
+                    .map_err(|err| Error::io("cannot read the image", err))?;
                 let report = format!(
                     "image report\nsize: {} bytes\ntype: {}\n",
                     bytes.len(),
                     image.content_type.as_deref().unwrap_or("unknown")
                 );
                 let path = self.out_dir.join("image-report.txt");
-                tokio::fs::write(&path, report).await.map_err(|err| {
-                    Error::other(wxlink_bridge::ErrorKind::Io, "cannot write the report", err)
-                })?;
+                tokio::fs::write(&path, report)
+                    .await
+                    .map_err(|err| Error::io("cannot write the report", err))?;
                 return Ok(Reply::text(format!(
                     "I got your image ({} bytes). Here is my report.",
                     bytes.len()
@@ -93,30 +93,15 @@ impl Agent for LocalAgent {
 
 /// Runs the bridge demo; exit code 0 only when every check passed.
 pub async fn run(args: &DemoArgs) -> Result<ExitCode> {
-    let step = Duration::from_secs(args.step_timeout.max(1));
-    let mut t = Transcript::new();
-    t.line("WxLink bridge demo: a simulated WeChat user talks to an AI agent through the bridge.");
-    t.line("The agent is built in and answers from a script: no model, no account, no network.");
-
-    t.section("simulator");
-    let sim = Simulator::builder()
-        .hold(Duration::from_millis(500))
-        .start()
-        .await
-        .context("cannot start the simulator")?;
-    t.line(&format!("API  {}", sim.base_url()));
-    t.line(&format!("CDN  {}", sim.cdn_base_url()));
-
-    let outcome = converse(&sim, &mut t, step).await;
-    if let Err(e) = outcome {
-        t.fail("the demo stopped early", &e);
-    }
-    let _ = tokio::time::timeout(step, sim.shutdown()).await;
-    Ok(if t.finish() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    super::play(
+        args,
+        &[
+            "WxLink bridge demo: a simulated WeChat user talks to an AI agent through the bridge.",
+            "The agent is built in and answers from a script: no model, no account, no network.",
+        ],
+        converse,
+    )
+    .await
 }
 
 async fn converse(sim: &Simulator, t: &mut Transcript, step: Duration) -> Result<()> {

@@ -28,6 +28,7 @@ use tokio::sync::mpsc;
 use wxlink_client::{LoginCallbacks, LoginOptions, LoginOutcome, LoginState, WxLinkClient};
 use wxlink_media::{AesKey, KeyEncoding, MediaKind};
 use wxlink_proto::{MessageItem, MessageItemType};
+use wxlink_sim::harness::PlainClient;
 use wxlink_sim::{InboundMessage, InjectedMessage, LoginScript, SentMessage, Simulator};
 
 use self::bot::BotEvent;
@@ -44,10 +45,31 @@ pub async fn run(args: &DemoArgs) -> Result<ExitCode> {
     if args.bridge {
         return bridge::run(args).await;
     }
+    play(
+        args,
+        &[
+            "WxLink demo: an echo bot talking to a simulated WeChat user.",
+            "Everything runs in this process on 127.0.0.1: no account, no network.",
+        ],
+        converse,
+    )
+    .await
+}
+
+/// What both demos do around their conversation: prints `intro`, starts
+/// the simulator and shows its addresses, runs `converse` against it with
+/// the step timeout, and shuts the simulator down. The exit code is 0 only
+/// when every check passed and `converse` did not stop early.
+async fn play(
+    args: &DemoArgs,
+    intro: &[&str],
+    converse: impl AsyncFnOnce(&Simulator, &mut Transcript, Duration) -> Result<()>,
+) -> Result<ExitCode> {
     let step = Duration::from_secs(args.step_timeout.max(1));
     let mut t = Transcript::new();
-    t.line("WxLink demo: an echo bot talking to a simulated WeChat user.");
-    t.line("Everything runs in this process on 127.0.0.1: no account, no network.");
+    for line in intro {
+        t.line(line);
+    }
 
     t.section("simulator");
     let sim = Simulator::builder()
@@ -114,7 +136,7 @@ async fn converse(sim: &Simulator, t: &mut Transcript, step: Duration) -> Result
     t.line("re-uploaded encrypted), then cancels \"typing…\".");
 
     t.section("conversation");
-    let cdn = crate::http::plain_client();
+    let cdn = PlainClient::new();
     let steps = [
         Inbound::Text("Hello, bot! 你好 👋".to_owned()),
         Inbound::Text(assets::long_text()),
@@ -165,7 +187,7 @@ async fn exchange(
     sim: &Simulator,
     t: &mut Transcript,
     events: &mut mpsc::UnboundedReceiver<BotEvent>,
-    cdn: &crate::http::PlainClient,
+    cdn: &PlainClient,
     user: &str,
     inbound: Inbound,
     step: Duration,
@@ -383,7 +405,7 @@ fn describe(sent: &SentMessage) -> String {
 /// it with the key in the item, without going through the bot's client.
 async fn fetch_and_decrypt(
     sim: &Simulator,
-    cdn: &crate::http::PlainClient,
+    cdn: &PlainClient,
     item: &MessageItem,
     kind: MediaKind,
 ) -> Result<Vec<u8>> {
@@ -416,7 +438,7 @@ async fn fetch_and_decrypt(
         media.aes_key.as_ref().map(|k| k.expose_secret()),
     )?
     .context("the item carries no key")?;
-    let ciphertext = crate::http::get(cdn, &url).await?;
+    let ciphertext = cdn.get(&url).await?;
     Ok(decrypt(&key, &ciphertext)?)
 }
 

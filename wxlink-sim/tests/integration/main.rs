@@ -17,6 +17,7 @@ mod control;
 mod faults;
 mod fixtures;
 mod fuzz;
+mod harness;
 mod limits;
 mod login;
 mod records;

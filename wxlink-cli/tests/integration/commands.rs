@@ -102,6 +102,15 @@ impl SimCommand {
     }
 }
 
+/// Runs `cmd` with `send --to <the simulator's user> --text hi` appended,
+/// and checks that it succeeded and that this was the first message the
+/// simulator received.
+async fn sends_the_first_message(sim: &Simulator, cmd: &mut Command) {
+    let out = run(cmd.args(["send", "--to", &sim.user_id(), "--text", "hi"])).await;
+    assert_ok(&out);
+    assert_eq!(sim.sent_messages().len(), 1);
+}
+
 /// Runs a command to completion, at most 30 s.
 async fn run(cmd: &mut Command) -> Output {
     tokio::time::timeout(Duration::from_secs(30), cmd.output())
@@ -505,20 +514,13 @@ async fn flags_override_the_environment() {
     let sim = sim().await;
     let dir = tempfile::tempdir().unwrap();
     // The environment holds a wrong token; the flag wins.
-    let out = run(wxlink_at(&sim, dir.path())
-        .env("WXLINK_TOKEN", "not-a-valid-token")
-        .args([
-            "--token",
-            sim.token().expose_secret(),
-            "send",
-            "--to",
-            &sim.user_id(),
-            "--text",
-            "hi",
-        ]))
+    sends_the_first_message(
+        &sim,
+        wxlink_at(&sim, dir.path())
+            .env("WXLINK_TOKEN", "not-a-valid-token")
+            .args(["--token", sim.token().expose_secret()]),
+    )
     .await;
-    assert_ok(&out);
-    assert_eq!(sim.sent_messages().len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -558,18 +560,7 @@ async fn login_writes_a_private_account_file_that_send_can_use() {
     assert!(!stderr(&out).contains(sim.token().expose_secret()));
 
     // The file works as --account.
-    let out = run(wxlink(dir.path()).args([
-        "--account",
-        "bot.json",
-        "send",
-        "--to",
-        &sim.user_id(),
-        "--text",
-        "hi",
-    ]))
-    .await;
-    assert_ok(&out);
-    assert_eq!(sim.sent_messages().len(), 1);
+    sends_the_first_message(&sim, wxlink(dir.path()).args(["--account", "bot.json"])).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -686,9 +677,7 @@ async fn default_account_file_is_used_and_a_bound_bot_stays_connected() {
     let saved = std::fs::read(&path).unwrap();
 
     // No flags at all: ./wxlink-account.json is the account.
-    let out = run(wxlink(dir.path()).args(["send", "--to", &sim.user_id(), "--text", "hi"])).await;
-    assert_ok(&out);
-    assert_eq!(sim.sent_messages().len(), 1);
+    sends_the_first_message(&sim, &mut wxlink(dir.path())).await;
 
     // Logging in again offers the saved token in `local_token_list`; the
     // server recognises it and says the bot is already bound (no script

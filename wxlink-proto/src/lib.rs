@@ -20,7 +20,8 @@
 //!   redacting newtypes ([`secret`]);
 //! - CDN parameters and URLs (`encrypt_query_param`, `full_url`, `filekey`,
 //!   `upload_param`, `upload_full_url`, ...) stay plain `String`s, but the
-//!   `Debug` of the types holding them prints `<redacted, N bytes>` instead;
+//!   `Debug` of the types holding them prints `<redacted, N bytes>` instead
+//!   ([`redact::Redacted`]);
 //! - an optional hint whose loss is harmless, such as
 //!   `longpolling_timeout_ms`, reads as `None` when malformed, so it cannot
 //!   fail a whole `getupdates` batch.
@@ -64,12 +65,15 @@
 //! - [`version`]: the `iLink-App-ClientVersion` encoding;
 //! - [`uin`]: the `X-WECHAT-UIN` header value;
 //! - [`consts`]: default hosts, identifiers and timings;
-//! - [`ids`]: lenient `u64` serde and `client_id`s.
+//! - [`ids`]: lenient `u64` serde and `client_id`s;
+//! - [`redact`]: [`Redacted`](redact::Redacted), the `Debug` view of a CDN
+//!   credential.
 
 pub mod agent;
 pub mod consts;
 pub mod endpoint;
 pub mod ids;
+pub mod redact;
 pub mod secret;
 pub mod status;
 pub mod uin;

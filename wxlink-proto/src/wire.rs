@@ -4,8 +4,7 @@
 //! Lists marked `lenient` in the schema are read with [`lenient_list`], so
 //! that one malformed element field does not fail the whole response, and
 //! `lenient` scalars with [`lenient_i64`] or [`lenient_string`], so that a
-//! malformed value reads as absent. Fields marked `redact` are printed by the
-//! generated `Debug` impls through [`Redacted`].
+//! malformed value reads as absent.
 
 use std::fmt;
 
@@ -51,38 +50,6 @@ where
         Some(Value::String(s)) => Some(s),
         _ => None,
     })
-}
-
-/// The `Debug` view of a field marked `redact` in the schema: a CDN
-/// parameter or URL that grants access to a CDN object. The value is never
-/// printed; its length is, and so are absence (`None`) and emptiness (`""`),
-/// so a log still shows whether the server sent one.
-pub(crate) struct Redacted<'a, T: ?Sized>(pub(crate) &'a T);
-
-impl fmt::Debug for Redacted<'_, str> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0.is_empty() {
-            f.write_str("\"\"")
-        } else {
-            write!(f, "<redacted, {} bytes>", self.0.len())
-        }
-    }
-}
-
-impl fmt::Debug for Redacted<'_, String> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        Redacted(self.0.as_str()).fmt(f)
-    }
-}
-
-impl fmt::Debug for Redacted<'_, Option<String>> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            // The same shape as the derived output, `{:#?}` included.
-            Some(s) => f.debug_tuple("Some").field(&Redacted(s.as_str())).finish(),
-            None => f.write_str("None"),
-        }
-    }
 }
 
 /// Reads a JSON array of `T` where a malformed element does not fail the

@@ -14,8 +14,9 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 use wxlink_proto::WeixinMessage;
+use wxlink_proto::redact::Redacted;
 
-use crate::redact::{Redacted, redact_query};
+use crate::redact::redact_query;
 
 /// One message a bot sent through `sendmessage` and the simulator accepted.
 #[derive(Debug, Clone, Serialize)]

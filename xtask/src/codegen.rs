@@ -813,7 +813,7 @@ impl Wire {
 }
 
 /// A `Debug` impl printing what `#[derive(Debug)]` would, except that each
-/// field marked `redact` shows only its length (see `wxlink_proto::wire`).
+/// field marked `redact` shows only its length (see `wxlink_proto::redact`).
 fn rust_redacting_debug(s: &mut String, m: &Message) {
     let _ = writeln!(
         s,
@@ -825,7 +825,10 @@ fn rust_redacting_debug(s: &mut String, m: &Message) {
     for f in m.all_fields() {
         let name = f.rust_name();
         if f.redact {
-            let _ = writeln!(s, ".field({name:?}, &crate::wire::Redacted(&self.{name}))");
+            let _ = writeln!(
+                s,
+                ".field({name:?}, &crate::redact::Redacted(&self.{name}))"
+            );
         } else {
             let _ = writeln!(s, ".field({name:?}, &self.{name})");
         }
@@ -1025,7 +1028,7 @@ mod tests {
         assert!(code.contains("impl std::fmt::Debug for A"), "{code}");
         assert!(!code.contains("impl std::fmt::Debug for B"), "{code}");
         assert!(
-            code.contains(".field(\"param\", &crate::wire::Redacted(&self.param))"),
+            code.contains(".field(\"param\", &crate::redact::Redacted(&self.param))"),
             "{code}"
         );
         assert!(code.contains(".field(\"hint\", &self.hint)"), "{code}");

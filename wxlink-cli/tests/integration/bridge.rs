@@ -14,15 +14,9 @@ use tokio::process::{Child, Command};
 use wxlink_bridge::LoopbackServer;
 use wxlink_sim::Simulator;
 
-const WAIT: Duration = Duration::from_secs(30);
+use crate::support::{free_port, sim};
 
-async fn sim() -> Simulator {
-    Simulator::builder()
-        .hold(Duration::from_millis(300))
-        .start()
-        .await
-        .unwrap()
-}
+const WAIT: Duration = Duration::from_secs(30);
 
 /// `wxlink <args>` pointed at `sim`, in `dir`.
 fn wxlink(sim: &Simulator, dir: &Path, args: &[&str]) -> Command {
@@ -53,14 +47,6 @@ fn signal(child: &Child, sig: &str) {
             .unwrap()
             .success()
     );
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 async fn get(url: &str) -> (u16, String) {

@@ -11,35 +11,14 @@ use std::path::Path;
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::process::Command;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdout, Command};
 use wxlink_media::{AesKey, KeyEncoding, MediaKind};
 use wxlink_sim::{LoginScript, Simulator};
 
-/// A simulator whose idle long polls end after 300 ms.
-async fn sim() -> Simulator {
-    Simulator::builder()
-        .hold(Duration::from_millis(300))
-        .start()
-        .await
-        .unwrap()
-}
-
-/// The binary with no inherited account settings, run in `dir`.
-fn wxlink(dir: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wxlink"));
-    cmd.current_dir(dir)
-        .env_remove("WXLINK_TOKEN")
-        .env_remove("WXLINK_BASE_URL")
-        .env_remove("WXLINK_CDN_BASE_URL")
-        .env_remove("WXLINK_ACCOUNT")
-        .env_remove("WXLINK_CA_CERT")
-        .env_remove("WXLINK_H2C")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
-    cmd
-}
+use crate::support::{free_port, sim, stderr, stdout, wxlink};
+#[cfg(unix)]
+use crate::support::{interrupt, texts, wait_for_polls};
 
 /// The binary pointed at `sim` through the environment.
 fn wxlink_at(sim: &Simulator, dir: &Path) -> Command {
@@ -50,20 +29,94 @@ fn wxlink_at(sim: &Simulator, dir: &Path) -> Command {
     cmd
 }
 
+/// The binary pointed at `sim` by the `--base-url` and `--cdn-base-url`
+/// flags, with no token: how `wxlink login` is run.
+fn wxlink_by_flags(sim: &Simulator, dir: &Path) -> Command {
+    let mut cmd = wxlink(dir);
+    cmd.args([
+        "--base-url",
+        &sim.base_url(),
+        "--cdn-base-url",
+        &sim.cdn_base_url(),
+    ]);
+    cmd
+}
+
+/// A standalone `wxlink sim` child and the JSON line it printed first: its
+/// addresses, the first account's `token` and `user_id`, and `accounts`.
+struct SimCommand {
+    child: Child,
+    info: serde_json::Value,
+    /// The rest of its stdout, kept open so that it can go on writing.
+    _stdout: Lines<BufReader<ChildStdout>>,
+}
+
+impl SimCommand {
+    /// Spawns `cmd` (a `wxlink sim` command) and reads its first line, at
+    /// most 10 s.
+    async fn start(cmd: &mut Command) -> SimCommand {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let info = serde_json::from_str(&first).unwrap();
+        SimCommand {
+            child,
+            info,
+            _stdout: lines,
+        }
+    }
+
+    /// Runs `wxlink send --text <text>` in `dir` to the user of `account`
+    /// (an entry of `accounts`, or the first line itself for the first
+    /// account) on that account's token, pointed at this simulator by
+    /// flags alone.
+    async fn send(&self, dir: &Path, account: &serde_json::Value, text: &str) -> Output {
+        let field = |v: &serde_json::Value, key: &str| v[key].as_str().unwrap().to_owned();
+        run(wxlink(dir).args([
+            "--base-url",
+            &field(&self.info, "base_url"),
+            "--cdn-base-url",
+            &field(&self.info, "cdn_base_url"),
+            "--token",
+            &field(account, "token"),
+            "send",
+            "--to",
+            &field(account, "user_id"),
+            "--text",
+            text,
+        ]))
+        .await
+    }
+
+    /// Stops the simulator.
+    async fn kill(mut self) {
+        self.child.kill().await.unwrap();
+    }
+}
+
+/// Runs `cmd` with `send --to <the simulator's user> --text hi` appended,
+/// and checks that it succeeded and that this was the first message the
+/// simulator received.
+async fn sends_the_first_message(sim: &Simulator, cmd: &mut Command) {
+    let out = run(cmd.args(["send", "--to", &sim.user_id(), "--text", "hi"])).await;
+    assert_ok(&out);
+    assert_eq!(sim.sent_messages().len(), 1);
+}
+
 /// Runs a command to completion, at most 30 s.
 async fn run(cmd: &mut Command) -> Output {
     tokio::time::timeout(Duration::from_secs(30), cmd.output())
         .await
         .expect("wxlink did not finish within 30 s")
         .unwrap()
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 fn assert_ok(out: &Output) {
@@ -461,20 +514,13 @@ async fn flags_override_the_environment() {
     let sim = sim().await;
     let dir = tempfile::tempdir().unwrap();
     // The environment holds a wrong token; the flag wins.
-    let out = run(wxlink_at(&sim, dir.path())
-        .env("WXLINK_TOKEN", "not-a-valid-token")
-        .args([
-            "--token",
-            sim.token().expose_secret(),
-            "send",
-            "--to",
-            &sim.user_id(),
-            "--text",
-            "hi",
-        ]))
+    sends_the_first_message(
+        &sim,
+        wxlink_at(&sim, dir.path())
+            .env("WXLINK_TOKEN", "not-a-valid-token")
+            .args(["--token", sim.token().expose_secret()]),
+    )
     .await;
-    assert_ok(&out);
-    assert_eq!(sim.sent_messages().len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -482,16 +528,7 @@ async fn login_writes_a_private_account_file_that_send_can_use() {
     let sim = sim().await;
     let dir = tempfile::tempdir().unwrap();
     sim.script_login(LoginScript::confirm());
-    let out = run(wxlink(dir.path()).args([
-        "--base-url",
-        &sim.base_url(),
-        "--cdn-base-url",
-        &sim.cdn_base_url(),
-        "login",
-        "--out",
-        "bot.json",
-    ]))
-    .await;
+    let out = run(wxlink_by_flags(&sim, dir.path()).args(["login", "--out", "bot.json"])).await;
     assert_ok(&out);
     let printed = stdout(&out);
     assert!(
@@ -523,18 +560,7 @@ async fn login_writes_a_private_account_file_that_send_can_use() {
     assert!(!stderr(&out).contains(sim.token().expose_secret()));
 
     // The file works as --account.
-    let out = run(wxlink(dir.path()).args([
-        "--account",
-        "bot.json",
-        "send",
-        "--to",
-        &sim.user_id(),
-        "--text",
-        "hi",
-    ]))
-    .await;
-    assert_ok(&out);
-    assert_eq!(sim.sent_messages().len(), 1);
+    sends_the_first_message(&sim, wxlink(dir.path()).args(["--account", "bot.json"])).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -564,19 +590,8 @@ async fn login_asks_for_the_pairing_code_on_stdin() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sim_command_prints_its_addresses_and_serves_other_commands() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = wxlink(dir.path())
-        .args(["sim", "--hold-ms", "300"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    let info: serde_json::Value = serde_json::from_str(&first).unwrap();
+    let standalone = SimCommand::start(wxlink(dir.path()).args(["sim", "--hold-ms", "300"])).await;
+    let info = &standalone.info;
     // What a client needs to follow the https login redirect.
     assert!(
         info["redirect_base_url"]
@@ -592,28 +607,9 @@ async fn sim_command_prints_its_addresses_and_serves_other_commands() {
             .unwrap()
     };
     assert_eq!(root[0], 0x30, "a DER certificate starts with a SEQUENCE");
-    let (base, cdn, token, user) = (
-        info["base_url"].as_str().unwrap(),
-        info["cdn_base_url"].as_str().unwrap(),
-        info["token"].as_str().unwrap(),
-        info["user_id"].as_str().unwrap(),
-    );
-    let out = run(wxlink(dir.path()).args([
-        "--base-url",
-        base,
-        "--cdn-base-url",
-        cdn,
-        "--token",
-        token,
-        "send",
-        "--to",
-        user,
-        "--text",
-        "hello standalone",
-    ]))
-    .await;
+    let out = standalone.send(dir.path(), info, "hello standalone").await;
     assert_ok(&out);
-    child.kill().await.unwrap();
+    standalone.kill().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -651,40 +647,15 @@ async fn listen_keeps_polling_until_interrupted_then_exits_0() {
         .spawn()
         .unwrap();
     // Two messages in two separate polls.
-    sim.wait_for_requests("getupdates", 1, Duration::from_secs(10))
-        .await
-        .unwrap();
+    wait_for_polls(&sim, 1).await;
     sim.inject_text(sim.user_id(), "one");
-    sim.wait_for_requests("getupdates", 2, Duration::from_secs(10))
-        .await
-        .unwrap();
+    wait_for_polls(&sim, 2).await;
     sim.inject_text(sim.user_id(), "two");
     // A fourth poll starts only after the third one's batch was printed.
-    sim.wait_for_requests("getupdates", 4, Duration::from_secs(10))
-        .await
-        .unwrap();
-    let pid = child.id().unwrap().to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let out = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
+    wait_for_polls(&sim, 4).await;
+    let out = interrupt(child).await;
     assert_ok(&out);
-    let texts: Vec<String> = stdout(&out)
-        .lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            v["item_list"][0]["text_item"]["text"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
-    assert_eq!(texts, ["one", "two"]);
+    assert_eq!(texts(&out), ["one", "two"]);
     assert!(dir.path().join("c.json").exists());
     // notifystart before polling, notifystop on the way out.
     let notify: Vec<bool> = sim.notify_calls().iter().map(|c| c.start).collect();
@@ -697,14 +668,8 @@ async fn default_account_file_is_used_and_a_bound_bot_stays_connected() {
     let dir = tempfile::tempdir().unwrap();
     sim.script_login(LoginScript::confirm());
     let login = || {
-        let mut cmd = wxlink(dir.path());
-        cmd.args([
-            "--base-url",
-            &sim.base_url(),
-            "--cdn-base-url",
-            &sim.cdn_base_url(),
-            "login",
-        ]);
+        let mut cmd = wxlink_by_flags(&sim, dir.path());
+        cmd.arg("login");
         cmd
     };
     assert_ok(&run(&mut login()).await);
@@ -712,9 +677,7 @@ async fn default_account_file_is_used_and_a_bound_bot_stays_connected() {
     let saved = std::fs::read(&path).unwrap();
 
     // No flags at all: ./wxlink-account.json is the account.
-    let out = run(wxlink(dir.path()).args(["send", "--to", &sim.user_id(), "--text", "hi"])).await;
-    assert_ok(&out);
-    assert_eq!(sim.sent_messages().len(), 1);
+    sends_the_first_message(&sim, &mut wxlink(dir.path())).await;
 
     // Logging in again offers the saved token in `local_token_list`; the
     // server recognises it and says the bot is already bound (no script
@@ -900,78 +863,42 @@ async fn verbosity_flags_and_rust_log_put_logs_on_stderr_only_and_hide_secrets()
     }
 }
 
-/// A port that was free a moment ago on 127.0.0.1.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sim_command_listens_on_the_port_it_is_given() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port().to_string();
-    let mut child = wxlink(dir.path())
-        .args(["sim", "--port", &port, "--hold-ms", "300"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    let info: serde_json::Value = serde_json::from_str(&first).unwrap();
+    let standalone =
+        SimCommand::start(wxlink(dir.path()).args(["sim", "--port", &port, "--hold-ms", "300"]))
+            .await;
+    let info = &standalone.info;
     let base = info["base_url"].as_str().unwrap();
     assert!(base.ends_with(&format!(":{port}")), "{info}");
-    let out = run(wxlink(dir.path()).args([
-        "--base-url",
-        base,
-        "--cdn-base-url",
-        info["cdn_base_url"].as_str().unwrap(),
-        "--token",
-        info["token"].as_str().unwrap(),
-        "send",
-        "--to",
-        info["user_id"].as_str().unwrap(),
-        "--text",
-        "hello on a chosen port",
-    ]))
-    .await;
+    let out = standalone
+        .send(dir.path(), info, "hello on a chosen port")
+        .await;
     assert_ok(&out);
     assert_eq!(stdout(&out).lines().count(), 1, "{}", stdout(&out));
-    child.kill().await.unwrap();
+    standalone.kill().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sim_command_starts_many_accounts_and_writes_their_tokens() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("tokens.txt");
-    let mut child = wxlink(dir.path())
-        .args([
-            "sim",
-            "--hold-ms",
-            "300",
-            "--accounts",
-            "4",
-            "--tokens-file",
-        ])
-        .arg(&file)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    let info: serde_json::Value = serde_json::from_str(&first).unwrap();
+    let standalone = SimCommand::start(
+        wxlink(dir.path())
+            .args([
+                "sim",
+                "--hold-ms",
+                "300",
+                "--accounts",
+                "4",
+                "--tokens-file",
+            ])
+            .arg(&file),
+    )
+    .await;
+    let info = &standalone.info;
     let accounts = info["accounts"].as_array().unwrap();
     assert_eq!(accounts.len(), 4, "{info}");
     assert_eq!(accounts[0]["token"], info["token"]);
@@ -987,20 +914,9 @@ async fn sim_command_starts_many_accounts_and_writes_their_tokens() {
     assert_eq!(tokens, listed);
     // The last account sends on its own token.
     let last = &accounts[3];
-    let out = run(wxlink(dir.path()).args([
-        "--base-url",
-        info["base_url"].as_str().unwrap(),
-        "--cdn-base-url",
-        info["cdn_base_url"].as_str().unwrap(),
-        "--token",
-        last["token"].as_str().unwrap(),
-        "send",
-        "--to",
-        last["user_id"].as_str().unwrap(),
-        "--text",
-        "from the fourth bot",
-    ]))
-    .await;
+    let out = standalone
+        .send(dir.path(), last, "from the fourth bot")
+        .await;
     assert_ok(&out);
     let bot = last["bot_id"].as_str().unwrap();
     let sent: serde_json::Value = serde_json::from_slice(
@@ -1017,7 +933,7 @@ async fn sim_command_starts_many_accounts_and_writes_their_tokens() {
     );
     let zero = run(wxlink(dir.path()).args(["sim", "--accounts", "0"])).await;
     assert!(!zero.status.success());
-    child.kill().await.unwrap();
+    standalone.kill().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,4 +11,5 @@ mod commands;
 #[cfg(unix)]
 mod scale_out;
 mod store;
+mod support;
 mod usage;

@@ -230,6 +230,29 @@ impl Fleet {
         })
     }
 
+    /// A fleet of `n` accounts, every one of them in the store, and three
+    /// runners (`r1`, `r2`, `r3`) that share them evenly; `None` when no
+    /// PostgreSQL server is available (see `wxlink_pgtest::shared_or_skip`).
+    async fn with_three_runners(
+        test: &'static str,
+        n: usize,
+    ) -> Option<(Arc<Fleet>, Vec<RunnerProc>)> {
+        let fleet = Arc::new(Fleet::new(test, n).await?);
+        assert_eq!(fleet.leases().await.len(), n);
+        let runners: Vec<RunnerProc> = ["r1", "r2", "r3"]
+            .iter()
+            .map(|o| RunnerProc::start(&fleet.url, o, "wxlink_bot=warn"))
+            .collect();
+        balanced(
+            &runners,
+            n,
+            Duration::from_secs(60),
+            "three runners share the accounts",
+        )
+        .await;
+        Some((fleet, runners))
+    }
+
     /// One message to account `i`.
     fn inject(&self, i: usize) {
         let id = {
@@ -245,12 +268,9 @@ impl Fleet {
         self.injected.lock().unwrap()[i].push(id);
     }
 
-    /// Steady traffic until the returned flag is set: every 100 ms one
-    /// message to each of the next `per_tick` accounts, round robin.
-    fn traffic(
-        self: &Arc<Self>,
-        per_tick: usize,
-    ) -> (Arc<AtomicBool>, tokio::task::JoinHandle<()>) {
+    /// Steady traffic until [`Traffic::stop`]: every 100 ms one message to
+    /// each of the next `per_tick` accounts, round robin.
+    fn traffic(self: &Arc<Self>, per_tick: usize) -> Traffic {
         let stop = Arc::new(AtomicBool::new(false));
         let fleet = Arc::clone(self);
         let flag = Arc::clone(&stop);
@@ -265,7 +285,48 @@ impl Fleet {
                 }
             }
         });
-        (stop, task)
+        Traffic { stop, task }
+    }
+
+    /// The injected messages that no runner handled (`got`, from
+    /// [`handled`]), split by the poll records. First, with the poll that
+    /// carried each, those that the runner which held the `accounts` and
+    /// was killed or frozen at `at` received and never journaled: its last
+    /// poll of the account before `at` carried them, and the next poll
+    /// (another runner's, after `at`) came back with the cursor from before
+    /// that poll. Second, a description of every other one: lost.
+    fn unhandled(
+        &self,
+        got: &HashMap<u64, usize>,
+        accounts: &HashSet<String>,
+        at: SystemTime,
+    ) -> (Vec<(u64, PollRecord)>, Vec<String>) {
+        let injected = self.injected.lock().unwrap().clone();
+        let mut in_last_polls = Vec::new();
+        let mut lost_elsewhere = Vec::new();
+        for (i, ids) in injected.iter().enumerate() {
+            let (name, account) = &self.accounts[i];
+            let polls = account.polls();
+            for id in ids {
+                if got.contains_key(id) {
+                    continue;
+                }
+                match fate(&polls, *id) {
+                    Fate::NotJournaled {
+                        poll,
+                        next: Some(next),
+                    } if accounts.contains(name)
+                        && poll.started < at
+                        && next.started > at
+                        && next.cursor_sent == poll.cursor_sent =>
+                    {
+                        in_last_polls.push((*id, poll));
+                    }
+                    other => lost_elsewhere.push(format!("{name} id {id}: {other:?}")),
+                }
+            }
+        }
+        (in_last_polls, lost_elsewhere)
     }
 
     fn total_injected(&self) -> usize {
@@ -304,6 +365,20 @@ impl Fleet {
             .iter()
             .map(|(_, a)| a.concurrent_polls())
             .sum()
+    }
+}
+
+/// The traffic task of [`Fleet::traffic`].
+struct Traffic {
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Traffic {
+    /// Stops the traffic and waits for its last tick.
+    async fn stop(self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.task.await.unwrap();
     }
 }
 
@@ -383,26 +458,12 @@ async fn three_runners_share_300_accounts_and_a_sigkilled_runners_accounts_move_
     let test =
         "three_runners_share_300_accounts_and_a_sigkilled_runners_accounts_move_within_the_lease";
     let n = 300;
-    let Some(fleet) = Fleet::new(test, n).await else {
+    let Some((fleet, mut runners)) = Fleet::with_three_runners(test, n).await else {
         return;
     };
-    let fleet = Arc::new(fleet);
-    assert_eq!(fleet.leases().await.len(), n);
-
-    let mut runners: Vec<RunnerProc> = ["r1", "r2", "r3"]
-        .iter()
-        .map(|o| RunnerProc::start(&fleet.url, o, "wxlink_bot=warn"))
-        .collect();
-    balanced(
-        &runners,
-        n,
-        Duration::from_secs(60),
-        "three runners share the accounts",
-    )
-    .await;
 
     // Steady traffic: 100 messages a second, each account one every 3 s.
-    let (stop_traffic, traffic) = fleet.traffic(10);
+    let traffic = fleet.traffic(10);
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     let killed = runners.remove(0);
@@ -447,46 +508,24 @@ async fn three_runners_share_300_accounts_and_a_sigkilled_runners_accounts_move_
     let taken_over = killed_instant.elapsed();
     // A little more traffic on the new owners, then drain.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    stop_traffic.store(true, Ordering::SeqCst);
-    traffic.await.unwrap();
+    traffic.stop().await;
     let total = fleet.total_injected();
 
     let mut everyone: Vec<&RunnerProc> = runners.iter().collect();
     everyone.push(&killed);
     drain(&fleet, &everyone, Duration::from_secs(30)).await;
 
-    // Classify every message by the poll records.
+    // Classify every message by the poll records: one no runner handled
+    // is either in the killed runner's last poll of its account (the next
+    // poll came from another runner, after the kill, with the cursor from
+    // before it) or lost elsewhere.
     let got = handled(&everyone);
-    let injected = fleet.injected.lock().unwrap().clone();
-    let mut kill_window: Vec<u64> = Vec::new();
-    let mut lost_elsewhere: Vec<String> = Vec::new();
-    let mut window_end_ms: Vec<i64> = Vec::new();
-    for (i, ids) in injected.iter().enumerate() {
-        let (name, account) = &fleet.accounts[i];
-        let polls = account.polls();
-        for id in ids {
-            if got.contains_key(id) {
-                continue;
-            }
-            match fate(&polls, *id) {
-                Fate::NotJournaled {
-                    poll,
-                    next: Some(next),
-                } if orphans.contains(name)
-                    && poll.started < killed_at
-                    && next.started > killed_at
-                    && next.cursor_sent == poll.cursor_sent =>
-                {
-                    // The killed runner's last poll of the account: its
-                    // next poll came from another runner, after the kill,
-                    // with the cursor from before it.
-                    window_end_ms.push(unix_ms(poll.ended) - unix_ms(killed_at));
-                    kill_window.push(*id);
-                }
-                other => lost_elsewhere.push(format!("{name} id {id}: {other:?}")),
-            }
-        }
-    }
+    let (in_last_polls, lost_elsewhere) = fleet.unhandled(&got, &orphans, killed_at);
+    let kill_window: Vec<u64> = in_last_polls.iter().map(|(id, _)| *id).collect();
+    let mut window_end_ms: Vec<i64> = in_last_polls
+        .iter()
+        .map(|(_, poll)| unix_ms(poll.ended) - unix_ms(killed_at))
+        .collect();
     assert!(
         lost_elsewhere.is_empty(),
         "{} of {total} messages lost outside the killed runner's last polls: {:#?}",
@@ -628,22 +667,10 @@ async fn drain(fleet: &Fleet, runners: &[&RunnerProc], within: Duration) {
 async fn a_runner_frozen_past_its_lease_is_fenced_off_and_drops_the_accounts_it_lost() {
     let test = "a_runner_frozen_past_its_lease_is_fenced_off_and_drops_the_accounts_it_lost";
     let n = 30;
-    let Some(fleet) = Fleet::new(test, n).await else {
+    let Some((fleet, mut runners)) = Fleet::with_three_runners(test, n).await else {
         return;
     };
-    let fleet = Arc::new(fleet);
-    let mut runners: Vec<RunnerProc> = ["r1", "r2", "r3"]
-        .iter()
-        .map(|o| RunnerProc::start(&fleet.url, o, "wxlink_bot=warn"))
-        .collect();
-    balanced(
-        &runners,
-        n,
-        Duration::from_secs(60),
-        "three runners share the accounts",
-    )
-    .await;
-    let (stop_traffic, traffic) = fleet.traffic(5);
+    let traffic = fleet.traffic(5);
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     let frozen = runners.remove(0);
@@ -682,8 +709,7 @@ async fn a_runner_frozen_past_its_lease_is_fenced_off_and_drops_the_accounts_it_
     )
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    stop_traffic.store(true, Ordering::SeqCst);
-    traffic.await.unwrap();
+    traffic.stop().await;
     let total = fleet.total_injected();
     let mut everyone: Vec<&RunnerProc> = runners.iter().collect();
     everyone.push(&frozen);
@@ -713,31 +739,8 @@ async fn a_runner_frozen_past_its_lease_is_fenced_off_and_drops_the_accounts_it_
     // tried on waking was refused by the fence, and the next poll of the
     // account (another runner's) came back with the cursor from before.
     let got = handled(&everyone);
-    let injected = fleet.injected.lock().unwrap().clone();
-    let mut refused: Vec<u64> = Vec::new();
-    let mut lost_elsewhere = Vec::new();
-    for (i, ids) in injected.iter().enumerate() {
-        let (name, account) = &fleet.accounts[i];
-        let polls = account.polls();
-        for id in ids {
-            if got.contains_key(id) {
-                continue;
-            }
-            match fate(&polls, *id) {
-                Fate::NotJournaled {
-                    poll,
-                    next: Some(next),
-                } if its.contains(name)
-                    && poll.started < stopped_at
-                    && next.started > stopped_at
-                    && next.cursor_sent == poll.cursor_sent =>
-                {
-                    refused.push(*id);
-                }
-                other => lost_elsewhere.push(format!("{name} id {id}: {other:?}")),
-            }
-        }
-    }
+    let (in_held_polls, lost_elsewhere) = fleet.unhandled(&got, &its, stopped_at);
+    let refused: Vec<u64> = in_held_polls.iter().map(|(id, _)| *id).collect();
     assert!(lost_elsewhere.is_empty(), "{lost_elsewhere:#?}");
     assert!(
         !refused.is_empty(),
@@ -822,22 +825,10 @@ async fn a_runner_frozen_past_its_lease_is_fenced_off_and_drops_the_accounts_it_
 async fn a_fourth_runner_takes_its_share_within_one_lease_period_and_nothing_is_lost() {
     let test = "a_fourth_runner_takes_its_share_within_one_lease_period_and_nothing_is_lost";
     let n = 24;
-    let Some(fleet) = Fleet::new(test, n).await else {
+    let Some((fleet, mut runners)) = Fleet::with_three_runners(test, n).await else {
         return;
     };
-    let fleet = Arc::new(fleet);
-    let mut runners: Vec<RunnerProc> = ["r1", "r2", "r3"]
-        .iter()
-        .map(|o| RunnerProc::start(&fleet.url, o, "wxlink_bot=warn"))
-        .collect();
-    balanced(
-        &runners,
-        n,
-        Duration::from_secs(60),
-        "three runners share the accounts",
-    )
-    .await;
-    let (stop_traffic, traffic) = fleet.traffic(4);
+    let traffic = fleet.traffic(4);
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     let joined_at = Instant::now();
@@ -852,8 +843,7 @@ async fn a_fourth_runner_takes_its_share_within_one_lease_period_and_nothing_is_
     let joined_in = joined_at.elapsed();
     assert_eq!(runners[3].running().len(), n / 4);
     tokio::time::sleep(Duration::from_secs(2)).await;
-    stop_traffic.store(true, Ordering::SeqCst);
-    traffic.await.unwrap();
+    traffic.stop().await;
     let total = fleet.total_injected();
     let everyone: Vec<&RunnerProc> = runners.iter().collect();
     drain(&fleet, &everyone, Duration::from_secs(30)).await;

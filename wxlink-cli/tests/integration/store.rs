@@ -9,68 +9,36 @@ use tokio::process::Command;
 use wxlink_bot::store::{AccountId, InboundBatch, InboundMessage, SqliteStore, Store};
 use wxlink_sim::{InboundMessage as SimMessage, Simulator};
 
-async fn sim() -> Simulator {
-    Simulator::builder()
-        .hold(Duration::from_millis(300))
-        .start()
-        .await
-        .unwrap()
-}
+#[cfg(unix)]
+use crate::support::{interrupt, polls, texts, wait_for_polls};
+use crate::support::{sim, wxlink};
 
 /// `wxlink listen --store s.db` pointed at `sim`, in `dir`.
 fn listen(sim: &Simulator, dir: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wxlink"));
-    cmd.current_dir(dir)
-        .env_remove("WXLINK_ACCOUNT")
-        .env_remove("WXLINK_CA_CERT")
-        .env_remove("WXLINK_H2C")
-        .env_remove("RUST_LOG")
-        .env("WXLINK_TOKEN", sim.token().expose_secret())
+    let mut cmd = listen_without_account(dir);
+    cmd.env("WXLINK_TOKEN", sim.token().expose_secret())
         .env("WXLINK_BASE_URL", sim.base_url())
-        .env("WXLINK_CDN_BASE_URL", sim.cdn_base_url())
-        .args(["listen", "--store", "s.db"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+        .env("WXLINK_CDN_BASE_URL", sim.cdn_base_url());
     cmd
 }
 
-/// Interrupts a child with SIGINT and collects its output (at most 10 s).
-async fn interrupt(child: tokio::process::Child) -> Output {
-    let pid = child.id().unwrap().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-INT", &pid])
-            .status()
-            .unwrap()
-            .success()
+/// `wxlink listen --store s.db` in `dir` with no account named anywhere.
+fn listen_without_account(dir: &Path) -> Command {
+    let mut cmd = wxlink(dir);
+    cmd.args(["listen", "--store", "s.db"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// Asserts that a run exited with status 0, showing its stderr if not.
+fn assert_exit_0(out: &Output) {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
-    tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
-        .await
-        .expect("wxlink listen did not stop within 10 s after SIGINT")
-        .unwrap()
-}
-
-/// The texts of the JSON lines a run printed.
-fn texts(out: &Output) -> Vec<String> {
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            v["item_list"][0]["text_item"]["text"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect()
-}
-
-fn polls(sim: &Simulator) -> usize {
-    sim.request_log()
-        .iter()
-        .filter(|r| r.endpoint == Some("getupdates"))
-        .count()
 }
 
 #[cfg(unix)]
@@ -79,38 +47,22 @@ async fn listen_store_prints_each_message_once_across_restarts_even_when_the_ser
     let sim = sim().await;
     let dir = tempfile::tempdir().unwrap();
     let child = listen(&sim, dir.path()).spawn().unwrap();
-    sim.wait_for_requests("getupdates", 1, Duration::from_secs(10))
-        .await
-        .unwrap();
+    wait_for_polls(&sim, 1).await;
     sim.inject_message(SimMessage::text(sim.user_id(), "one").message_id(501));
     sim.inject_message(SimMessage::text(sim.user_id(), "two").message_id(502));
     // The server sends "one" again, as it is known to.
     sim.inject_message(SimMessage::text(sim.user_id(), "one").message_id(501));
-    let seen = polls(&sim);
-    sim.wait_for_requests("getupdates", seen + 2, Duration::from_secs(10))
-        .await
-        .unwrap();
+    wait_for_polls(&sim, polls(&sim) + 2).await;
     let first = interrupt(child).await;
-    assert_eq!(
-        first.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&first.stderr)
-    );
+    assert_exit_0(&first);
     assert_eq!(texts(&first), ["one", "two"]);
 
     // A restart resumes from the stored cursor and prints only what is new.
     let child = listen(&sim, dir.path()).spawn().unwrap();
-    let seen = polls(&sim);
-    sim.wait_for_requests("getupdates", seen + 1, Duration::from_secs(10))
-        .await
-        .unwrap();
+    wait_for_polls(&sim, polls(&sim) + 1).await;
     sim.inject_message(SimMessage::text(sim.user_id(), "three").message_id(503));
     sim.inject_message(SimMessage::text(sim.user_id(), "two").message_id(502));
-    let seen = polls(&sim);
-    sim.wait_for_requests("getupdates", seen + 2, Duration::from_secs(10))
-        .await
-        .unwrap();
+    wait_for_polls(&sim, polls(&sim) + 2).await;
     let second = interrupt(child).await;
     assert_eq!(second.status.code(), Some(0));
     assert_eq!(texts(&second), ["three"]);
@@ -179,34 +131,18 @@ async fn dead_letters_are_listed_without_the_token_and_a_requeued_one_is_printed
     assert_eq!(line["last_error"], "handler failed");
     let key = line["key"].as_u64().unwrap().to_string();
 
-    let missing = std::process::Command::new(bin)
-        .current_dir(dir.path())
-        .args([
-            "dead-letters",
-            "requeue",
-            "--store",
-            "s.db",
-            "--for",
-            "default",
-            "999",
-        ])
-        .output()
-        .unwrap();
+    let requeue = |key: &str| {
+        std::process::Command::new(bin)
+            .current_dir(dir.path())
+            .args(["dead-letters", "requeue", "--store", "s.db"])
+            .args(["--for", "default", key])
+            .output()
+            .unwrap()
+    };
+    let missing = requeue("999");
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no dead letter with key 999"));
-    let requeued = std::process::Command::new(bin)
-        .current_dir(dir.path())
-        .args([
-            "dead-letters",
-            "requeue",
-            "--store",
-            "s.db",
-            "--for",
-            "default",
-            &key,
-        ])
-        .output()
-        .unwrap();
+    let requeued = requeue(&key);
     assert!(
         requeued.status.success(),
         "{}",
@@ -216,24 +152,15 @@ async fn dead_letters_are_listed_without_the_token_and_a_requeued_one_is_printed
 
     // The next listener prints it first.
     let child = listen(&sim, dir.path()).spawn().unwrap();
-    sim.wait_for_requests("getupdates", 1, Duration::from_secs(10))
-        .await
-        .unwrap();
+    wait_for_polls(&sim, 1).await;
     let out = interrupt(child).await;
     assert_eq!(texts(&out), ["poison"]);
 }
 
 /// Runs `wxlink accounts ARGS…` in `dir` (at most 30 s).
 async fn accounts(dir: &Path, args: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wxlink"));
-    cmd.current_dir(dir)
-        .env_remove("WXLINK_ACCOUNT")
-        .env_remove("WXLINK_TOKEN")
-        .env_remove("RUST_LOG")
-        .arg("accounts")
-        .args(args)
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
+    let mut cmd = wxlink(dir);
+    cmd.arg("accounts").args(args);
     tokio::time::timeout(Duration::from_secs(30), cmd.output())
         .await
         .expect("wxlink accounts did not finish within 30 s")
@@ -323,25 +250,6 @@ fn now_ms() -> i64 {
         .as_millis() as i64
 }
 
-/// `wxlink listen --store s.db` in `dir` with no account named anywhere.
-fn listen_without_account(dir: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wxlink"));
-    cmd.current_dir(dir)
-        .env_remove("WXLINK_ACCOUNT")
-        .env_remove("WXLINK_TOKEN")
-        .env_remove("WXLINK_BASE_URL")
-        .env_remove("WXLINK_CDN_BASE_URL")
-        .env_remove("WXLINK_CA_CERT")
-        .env_remove("WXLINK_H2C")
-        .env_remove("RUST_LOG")
-        .args(["listen", "--store", "s.db"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    cmd
-}
-
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listen_store_with_no_account_runs_the_accounts_the_sqlite_file_keeps() {
@@ -380,21 +288,11 @@ async fn listen_store_with_no_account_runs_the_accounts_the_sqlite_file_keeps() 
     );
 
     let child = listen_without_account(dir.path()).spawn().unwrap();
-    sim.wait_for_requests("getupdates", 1, Duration::from_secs(10))
-        .await
-        .unwrap();
+    wait_for_polls(&sim, 1).await;
     sim.inject_message(SimMessage::text(sim.user_id(), "hello").message_id(601));
-    let seen = polls(&sim);
-    sim.wait_for_requests("getupdates", seen + 2, Duration::from_secs(10))
-        .await
-        .unwrap();
+    wait_for_polls(&sim, polls(&sim) + 2).await;
     let out = interrupt(child).await;
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit_0(&out);
     assert_eq!(texts(&out), ["hello"]);
     let line: serde_json::Value =
         serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().next().unwrap()).unwrap();

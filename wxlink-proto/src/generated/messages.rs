@@ -268,11 +268,11 @@ impl std::fmt::Debug for CdnMedia {
         f.debug_struct("CdnMedia")
             .field(
                 "encrypt_query_param",
-                &crate::wire::Redacted(&self.encrypt_query_param),
+                &crate::redact::Redacted(&self.encrypt_query_param),
             )
             .field("aes_key", &self.aes_key)
             .field("encrypt_type", &self.encrypt_type)
-            .field("full_url", &crate::wire::Redacted(&self.full_url))
+            .field("full_url", &crate::redact::Redacted(&self.full_url))
             .finish()
     }
 }
@@ -324,7 +324,7 @@ impl std::fmt::Debug for ImageItem {
             .field("media", &self.media)
             .field("thumb_media", &self.thumb_media)
             .field("aeskey", &self.aeskey)
-            .field("url", &crate::wire::Redacted(&self.url))
+            .field("url", &crate::redact::Redacted(&self.url))
             .field("mid_size", &self.mid_size)
             .field("thumb_size", &self.thumb_size)
             .field("thumb_height", &self.thumb_height)
@@ -332,7 +332,7 @@ impl std::fmt::Debug for ImageItem {
             .field("hd_size", &self.hd_size)
             .field("width", &self.width)
             .field("height", &self.height)
-            .field("cdn_url", &crate::wire::Redacted(&self.cdn_url))
+            .field("cdn_url", &crate::redact::Redacted(&self.cdn_url))
             .finish()
     }
 }
@@ -375,8 +375,8 @@ impl std::fmt::Debug for VoiceItem {
             .field("sample_rate", &self.sample_rate)
             .field("playtime", &self.playtime)
             .field("text", &self.text)
-            .field("url", &crate::wire::Redacted(&self.url))
-            .field("cdn_url", &crate::wire::Redacted(&self.cdn_url))
+            .field("url", &crate::redact::Redacted(&self.url))
+            .field("cdn_url", &crate::redact::Redacted(&self.cdn_url))
             .finish()
     }
 }
@@ -415,8 +415,8 @@ impl std::fmt::Debug for FileItem {
             .field("md5", &self.md5)
             .field("len", &self.len)
             .field("file_size", &self.file_size)
-            .field("url", &crate::wire::Redacted(&self.url))
-            .field("cdn_url", &crate::wire::Redacted(&self.cdn_url))
+            .field("url", &crate::redact::Redacted(&self.url))
+            .field("cdn_url", &crate::redact::Redacted(&self.cdn_url))
             .finish()
     }
 }
@@ -482,9 +482,9 @@ impl std::fmt::Debug for VideoItem {
             .field("width", &self.width)
             .field("height", &self.height)
             .field("duration", &self.duration)
-            .field("url", &crate::wire::Redacted(&self.url))
-            .field("cdn_url", &crate::wire::Redacted(&self.cdn_url))
-            .field("thumb_url", &crate::wire::Redacted(&self.thumb_url))
+            .field("url", &crate::redact::Redacted(&self.url))
+            .field("cdn_url", &crate::redact::Redacted(&self.cdn_url))
+            .field("thumb_url", &crate::redact::Redacted(&self.thumb_url))
             .finish()
     }
 }
@@ -813,7 +813,7 @@ pub struct GetUploadUrlRequest {
 impl std::fmt::Debug for GetUploadUrlRequest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GetUploadUrlRequest")
-            .field("filekey", &crate::wire::Redacted(&self.filekey))
+            .field("filekey", &crate::redact::Redacted(&self.filekey))
             .field("media_type", &self.media_type)
             .field("to_user_id", &self.to_user_id)
             .field("rawsize", &self.rawsize)
@@ -862,14 +862,14 @@ impl std::fmt::Debug for GetUploadUrlResponse {
             .field("ret", &self.ret)
             .field("errcode", &self.errcode)
             .field("errmsg", &self.errmsg)
-            .field("upload_param", &crate::wire::Redacted(&self.upload_param))
+            .field("upload_param", &crate::redact::Redacted(&self.upload_param))
             .field(
                 "thumb_upload_param",
-                &crate::wire::Redacted(&self.thumb_upload_param),
+                &crate::redact::Redacted(&self.thumb_upload_param),
             )
             .field(
                 "upload_full_url",
-                &crate::wire::Redacted(&self.upload_full_url),
+                &crate::redact::Redacted(&self.upload_full_url),
             )
             .finish()
     }

@@ -24,7 +24,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use md5::{Digest, Md5};
+use wxlink_media::Md5;
 use wxlink_media::{AesKey, Encryptor};
 
 use crate::report::Row;

@@ -42,6 +42,7 @@ mod error;
 #[cfg(feature = "transport")]
 mod fetch;
 pub mod guard;
+mod hash;
 #[cfg(feature = "transport")]
 mod http;
 pub mod item;
@@ -74,6 +75,7 @@ pub use upload::{UploadOptions, UploadSource, UploadUrlApi, upload};
 
 pub use crypto::{Decryptor, Encryptor, checked_ciphertext_len, ciphertext_len};
 pub use error::Error;
+pub use hash::Md5;
 pub use item::{UploadedMedia, VoiceMeta};
 pub use key::{AesKey, KeyEncoding, resolve_item_key};
 pub use kind::{Inferred, MediaKind, infer_kind};

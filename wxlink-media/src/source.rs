@@ -22,13 +22,13 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
-use md5::{Digest, Md5};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::mpsc;
 use wxlink_transport::{Body, BoxError};
 
 use crate::crypto::{Encryptor, ciphertext_len};
 use crate::error::{Error, ErrorKind};
+use crate::hash::Md5;
 use crate::key::AesKey;
 use crate::kind::{MediaKind, SNIFF_LEN};
 use crate::progress::{Phase, ProgressHook, report};

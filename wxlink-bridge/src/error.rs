@@ -116,7 +116,7 @@ impl Error {
 
     /// Reading or writing a local file failed, with its cause: for an
     /// [`Agent`](crate::Agent) that works on the turn's files.
-    pub fn io(message: impl Into<String>, source: std::io::Error) -> Self {
+    pub fn io(message: impl Into<String>, source: impl Into<Source>) -> Self {
         Self::with_source(Kind::Io, message, source)
     }
 

@@ -1,5 +1,5 @@
-//! [`Md5`]: the digest an upload declares (`rawfilemd5`, and the `filekey`
-//! request's checksum; docs/protocol.md, "Media upload").
+//! [`Md5`]: the digest an upload declares (`rawfilemd5` of the
+//! `getuploadurl` request; docs/protocol.md, "Media upload").
 //!
 //! MD5 is serial and every upload hashes the whole plaintext before it
 //! sends a byte, so its speed bounds an upload end to end. On x86 and

@@ -13,7 +13,8 @@
 //! here: the next poll comes back with the cursor from before that batch.
 //! The kill test counts those messages apart, and only when they were
 //! carried by the killed runner's last poll of the account before the
-//! kill; a message lost anywhere else fails it.
+//! kill (give or take `SIGNAL_SLACK`, as the simulator stamps a poll when
+//! it gets to it); a message lost anywhere else fails it.
 
 use std::collections::{HashMap, HashSet};
 use std::process::Stdio;
@@ -38,6 +39,15 @@ const POLL_LIMIT: Duration = Duration::from_secs(6);
 /// room for three renewals a period, and it is short enough to keep the
 /// suite fast.
 const TTL_MS: u64 = 10_000;
+
+/// How long after `kill` returns the simulator may still stamp the arrival
+/// of a poll that the killed or frozen runner sent before the signal took
+/// effect: the signal lands asynchronously, and the simulator stamps a
+/// request when its task gets to run on this busy test process. Well under
+/// what the runner's lease has left at the signal (at least two thirds of
+/// [`TTL_MS`], as it renews three times a period), so no other runner can
+/// have sent a poll of its accounts this soon.
+const SIGNAL_SLACK: Duration = Duration::from_secs(1);
 
 /// The one user who writes to every bot: each account's messages are
 /// handled one at a time, in order.
@@ -292,7 +302,8 @@ impl Fleet {
     /// [`handled`]), split by the poll records. First, with the poll that
     /// carried each, those that the runner which held the `accounts` and
     /// was killed or frozen at `at` received and never journaled: its last
-    /// poll of the account before `at` carried them, and the next poll
+    /// poll of the account, one that arrived before `at` (give or take
+    /// [`SIGNAL_SLACK`]), carried them, and the next poll
     /// (another runner's, after `at`) came back with the cursor from before
     /// that poll. Second, a description of every other one: lost.
     fn unhandled(
@@ -316,8 +327,8 @@ impl Fleet {
                         poll,
                         next: Some(next),
                     } if accounts.contains(name)
-                        && poll.started < at
-                        && next.started > at
+                        && poll.started < at + SIGNAL_SLACK
+                        && next.started > at + SIGNAL_SLACK
                         && next.cursor_sent == poll.cursor_sent =>
                     {
                         in_last_polls.push((*id, poll));

@@ -546,8 +546,8 @@ async fn three_runners_share_300_accounts_and_a_sigkilled_runners_accounts_move_
 
     // Each orphan is polled again by another runner within its lease's
     // expiry plus one poll (a claim at the expiry, the account's start and
-    // its first request); the first poll that starts after the kill is not
-    // the killed runner's.
+    // its first request); the first poll that starts after the kill (and
+    // its `SIGNAL_SLACK`) is not the killed runner's.
     let mut takeover_ms = Vec::new();
     for (name, account) in &fleet.accounts {
         if !orphans.contains(name) {
@@ -559,7 +559,7 @@ async fn three_runners_share_300_accounts_and_a_sigkilled_runners_accounts_move_
         let first = account
             .polls()
             .into_iter()
-            .find(|p| p.started > killed_at)
+            .find(|p| p.started > killed_at + SIGNAL_SLACK)
             .unwrap_or_else(|| panic!("{name} was never polled after the kill"));
         let started = unix_ms(first.started);
         takeover_ms.push(started - unix_ms(killed_at));

@@ -66,7 +66,7 @@ fn post(url: &str, token: Option<&str>, body: Value) -> Request<Full<Bytes>> {
 #[tokio::test]
 async fn a_stalled_api_body_sends_the_headers_at_once_and_the_body_late() {
     let sim = common::sim().await;
-    sim.inject_fault("getconfig", Fault::StallBody(Duration::from_millis(600)), 1)
+    sim.inject_fault("getconfig", Fault::StallBody(Duration::from_secs(2)), 1)
         .unwrap();
     let url = format!("{}/ilink/bot/getconfig", sim.base_url());
     let token = sim.token();
@@ -77,8 +77,8 @@ async fn a_stalled_api_body_sends_the_headers_at_once_and_the_body_late() {
     );
     let (status, headers_at, body_at, body) = timed(req).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(headers_at < Duration::from_millis(400), "{headers_at:?}");
-    assert!(body_at >= Duration::from_millis(590), "{body_at:?}");
+    assert!(headers_at < Duration::from_secs(1), "{headers_at:?}");
+    assert!(body_at >= Duration::from_millis(1990), "{body_at:?}");
     let value: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(value["ret"], 0);
     assert!(value["typing_ticket"].is_string());
@@ -112,12 +112,8 @@ async fn a_stalled_cdn_download_holds_the_ciphertext_back() {
         .and_then(|f| f.media.as_ref())
         .and_then(|m| m.encrypt_query_param.clone())
         .unwrap();
-    sim.inject_fault(
-        "cdn_download",
-        Fault::StallBody(Duration::from_millis(500)),
-        1,
-    )
-    .unwrap();
+    sim.inject_fault("cdn_download", Fault::StallBody(Duration::from_secs(2)), 1)
+        .unwrap();
     let url = format!(
         "{}/download?encrypted_query_param={}",
         sim.cdn_base_url(),
@@ -126,8 +122,8 @@ async fn a_stalled_cdn_download_holds_the_ciphertext_back() {
     let req = Request::get(&url).body(Full::new(Bytes::new())).unwrap();
     let (status, headers_at, body_at, body) = timed(req).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(headers_at < Duration::from_millis(300), "{headers_at:?}");
-    assert!(body_at >= Duration::from_millis(490), "{body_at:?}");
+    assert!(headers_at < Duration::from_secs(1), "{headers_at:?}");
+    assert!(body_at >= Duration::from_millis(1990), "{body_at:?}");
     assert_eq!(body.len(), 32, "the whole ciphertext after the stall");
 }
 

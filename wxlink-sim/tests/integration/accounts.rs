@@ -13,9 +13,16 @@ use http::{Method, StatusCode};
 use serde_json::{Value, json};
 use wxlink_sim::{Fidelity, Simulator};
 
+/// A simulator of `accounts` accounts that holds polls for 200 ms and
+/// always sends `ret`.
 async fn sim_with(accounts: usize, fidelity: Fidelity) -> Simulator {
+    sim_held(Duration::from_millis(200), accounts, fidelity).await
+}
+
+/// [`sim_with`] with polls held for up to `hold`.
+async fn sim_held(hold: Duration, accounts: usize, fidelity: Fidelity) -> Simulator {
     Simulator::builder()
-        .hold(Duration::from_millis(200))
+        .hold(hold)
         .omit_ret_probability(0.0)
         .accounts(accounts)
         .fidelity(fidelity)
@@ -128,13 +135,12 @@ async fn concurrent_polls_counts_overlapping_polls_on_one_token_only() {
 async fn with_newer_poll_wins_the_older_poll_answers_empty_at_once() {
     // Held for up to 10 s: answering at once is seconds apart from
     // answering at the end of the hold, whatever the machine's load.
-    let sim = Simulator::builder()
-        .hold(Duration::from_secs(10))
-        .omit_ret_probability(0.0)
-        .fidelity(Fidelity::default().with_newer_poll_wins(true))
-        .start()
-        .await
-        .unwrap();
+    let sim = sim_held(
+        Duration::from_secs(10),
+        1,
+        Fidelity::default().with_newer_poll_wins(true),
+    )
+    .await;
     let token = sim.token().expose_secret().to_owned();
     let older = {
         let sim = sim.clone();
